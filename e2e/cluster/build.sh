@@ -1,0 +1,132 @@
+#!/usr/bin/env bash
+# Builds the local control plane's binaries from the Go module proxy, once per version,
+# into a cache outside the repository: ${SPO_CACHE_DIR:-~/.cache/session-pool-operator}.
+#   <cache>/k8s-<ver>/bin/{kube-apiserver,kube-controller-manager,kube-scheduler,kubectl}
+#   <cache>/etcd-<ver>/bin/etcd
+#   <cache>/kwok-<ver>/bin/kwok and <cache>/kwok-<ver>/stages.yaml
+#   <cache>/helm-<ver>/bin/helm
+# A finished build leaves a .complete marker; a rerun skips it. Concurrent runs wait on a lock.
+set -euo pipefail
+here=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
+# shellcheck source=e2e/cluster/versions.env
+source "$here/versions.env"
+cache=${SPO_CACHE_DIR:-${XDG_CACHE_HOME:-$HOME/.cache}/session-pool-operator}
+mkdir -p "$cache"
+exec 9>"$cache/.build.lock"
+flock 9
+
+log() { printf '[build %(%H:%M:%S)T] %s\n' -1 "$*" >&2; }
+need_go() {
+  command -v go >/dev/null || { echo "go is required to build the control plane (apt-get install golang or see README)" >&2; exit 1; }
+}
+export GOFLAGS=-mod=mod CGO_ENABLED=0 GOTOOLCHAIN=local
+
+build_k8s() {
+  local out="$cache/k8s-$K8S_VERSION"
+  [ -f "$out/.complete" ] && return 0
+  need_go
+  log "building kube-apiserver, kube-controller-manager, kube-scheduler, kubectl $K8S_VERSION (about 6 min cold)"
+  local src="$out/src"; rm -rf "$src"; mkdir -p "$src" "$out/bin"
+  local gomod minor
+  gomod=$(cd "$src" && go mod download -json "k8s.io/kubernetes@$K8S_VERSION" | sed -n 's/.*"GoMod": "\(.*\)".*/\1/p')
+  minor=$(echo "$K8S_VERSION" | cut -d. -f2)
+  local goline godebug
+  goline=$(grep -m1 '^go ' "$gomod")
+  godebug=$(grep -m1 '^godebug' "$gomod" || true)
+  {
+    echo "module spo.local/k8sbin"
+    echo "$goline"
+    [ -n "$godebug" ] && echo "$godebug"
+    echo "require k8s.io/kubernetes $K8S_VERSION"
+    # Every staging module k8s.io/kubernetes pins at v0.0.0 maps to its published v0.<minor>.<patch>.
+    grep -E '^\s+k8s\.io/[^ ]+ v0\.0\.0\s*$' "$gomod" | awk -v v="v0.${K8S_VERSION#v1.}" '{print "replace " $1 " => " $1 " " v}' | sort -u
+  } >"$src/go.mod"
+  cat >"$src/tools.go" <<'GO'
+//go:build tools
+
+package tools
+
+import (
+	_ "k8s.io/kubernetes/cmd/kube-apiserver"
+	_ "k8s.io/kubernetes/cmd/kube-controller-manager"
+	_ "k8s.io/kubernetes/cmd/kube-scheduler"
+	_ "k8s.io/kubernetes/cmd/kubectl"
+)
+GO
+  (cd "$src" && go mod tidy >/dev/null 2>&1 || go mod tidy)
+  local ld="-s -w"
+  for pkg in k8s.io/component-base/version k8s.io/client-go/pkg/version; do
+    ld="$ld -X $pkg.gitVersion=$K8S_VERSION -X $pkg.gitMajor=1 -X $pkg.gitMinor=$minor -X $pkg.gitTreeState=clean"
+  done
+  (cd "$src" && go build -tags tools -trimpath -ldflags "$ld" -o "$out/bin/" \
+    k8s.io/kubernetes/cmd/kube-apiserver k8s.io/kubernetes/cmd/kube-controller-manager \
+    k8s.io/kubernetes/cmd/kube-scheduler k8s.io/kubernetes/cmd/kubectl)
+  "$out/bin/kube-apiserver" --version | grep -q "$K8S_VERSION"
+  touch "$out/.complete"
+}
+
+build_etcd() {
+  local out="$cache/etcd-$ETCD_VERSION"
+  [ -f "$out/.complete" ] && return 0
+  need_go
+  log "building etcd $ETCD_VERSION (about 30 s cold)"
+  local src="$out/src"; rm -rf "$src"; mkdir -p "$src" "$out/bin"
+  cat >"$src/go.mod" <<GOMOD
+module spo.local/etcdbin
+go 1.24
+require go.etcd.io/etcd/server/v3 $ETCD_VERSION
+GOMOD
+  cat >"$src/main.go" <<'GO'
+package main
+
+import (
+	"os"
+
+	"go.etcd.io/etcd/server/v3/etcdmain"
+)
+
+func main() { etcdmain.Main(os.Args) }
+GO
+  (cd "$src" && go mod tidy && go build -trimpath -ldflags "-s -w" -o "$out/bin/etcd" .)
+  touch "$out/.complete"
+}
+
+build_kwok() {
+  local out="$cache/kwok-$KWOK_VERSION"
+  [ -f "$out/.complete" ] && return 0
+  need_go
+  log "building kwok $KWOK_VERSION (about 80 s cold)"
+  mkdir -p "$out/bin"
+  GOBIN="$out/bin" go install -trimpath -ldflags "-s -w" "sigs.k8s.io/kwok/cmd/kwok@$KWOK_VERSION"
+  local stage
+  stage="$(go env GOMODCACHE)/sigs.k8s.io/kwok@$KWOK_VERSION/kustomize/stage"
+  # Documents joined with '---': without it YAML merges them and stages vanish silently.
+  local first=1
+  : >"$out/stages.yaml"
+  for f in node/fast/node-initialize node/heartbeat-with-lease/node-heartbeat-with-lease \
+    pod/general/pod-create pod/general/pod-init-container-running pod/general/pod-init-container-completed \
+    pod/general/pod-ready pod/general/pod-complete pod/general/pod-delete; do
+    [ -f "$stage/$f.yaml" ] || { echo "kwok stage $f missing in $stage" >&2; exit 1; }
+    [ $first -eq 1 ] || echo '---' >>"$out/stages.yaml"
+    first=0
+    cat "$stage/$f.yaml" >>"$out/stages.yaml"
+  done
+  touch "$out/.complete"
+}
+
+build_helm() {
+  local out="$cache/helm-$HELM_VERSION"
+  [ -f "$out/.complete" ] && return 0
+  need_go
+  log "building helm $HELM_VERSION (about 2 min cold)"
+  mkdir -p "$out/bin"
+  GOBIN="$out/bin" go install -trimpath -ldflags "-s -w -X helm.sh/helm/v3/internal/version.version=$HELM_VERSION" "helm.sh/helm/v3/cmd/helm@$HELM_VERSION"
+  touch "$out/.complete"
+}
+
+start=$(date +%s)
+build_etcd
+build_kwok
+build_k8s
+build_helm
+log "control plane binaries ready in $cache ($(( $(date +%s) - start )) s)"

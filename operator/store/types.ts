@@ -1,0 +1,143 @@
+// The session store's public contract, shared by the operator, the workers and the migration
+// engine. Implementations live beside this file (session-store.ts); consumers import types
+// from here and never reach into Redis themselves.
+
+export type JsonValue = null | boolean | number | string | JsonValue[] | { [key: string]: JsonValue };
+
+/** A session as stored. Timestamps are milliseconds since the epoch. */
+export interface SessionRecord {
+  /** At least 128 random bits, base64url; never guessable. */
+  id: string;
+  pool: string;
+  data: JsonValue;
+  /** Grows by one on every data write; the compare-and-swap key. */
+  version: number;
+  createdAt: number;
+  lastAccessedAt: number;
+  ttlSeconds: number;
+  anonymous: boolean;
+  /** The worker pod that holds the session, or null when unowned. */
+  owner: string | null;
+  /** Fencing epoch: grows on every owner change, never shrinks. */
+  epoch: number;
+  /** Set while a migration moves the session: workers start no new work on it. */
+  movingBy: string | null;
+  /** Checksum of the serialized data (sha-256, hex prefix); a mismatch means corruption. */
+  checksum: string;
+}
+
+export interface CreateSessionInput {
+  pool: string;
+  data?: JsonValue;
+  /** Defaults to the pool's session TTL (3600 s), or the anonymous TTL (300 s) when anonymous. */
+  ttlSeconds?: number;
+  anonymous?: boolean;
+  owner?: string;
+}
+
+/** What a writer holds: the epoch it read. A write whose epoch is stale is refused (fenced). */
+export interface Fence {
+  epoch: number;
+  /** When given, the write is also refused unless this is still the owner. */
+  owner?: string;
+}
+
+export interface UpdateOptions {
+  expectedVersion: number;
+  fence?: Fence;
+}
+
+export interface MutateOptions {
+  /** Attempts of read-modify-write on version conflict; default 10. */
+  maxAttempts?: number;
+  fence?: Fence;
+}
+
+export interface ListPage {
+  ids: string[];
+  /** Pass back to get the next page; null at the end. */
+  cursor: string | null;
+}
+
+export interface Lease {
+  sessionId: string;
+  owner: string;
+  epoch: number;
+  /** ms since epoch when the lease lapses unless renewed. */
+  expiresAt: number;
+}
+
+/** One owner change, checked against the owner and epoch the mover saw. */
+export interface OwnerMove {
+  sessionId: string;
+  fromOwner: string | null;
+  fromEpoch: number;
+  toOwner: string | null;
+}
+
+export type OwnerMoveOutcome =
+  | { sessionId: string; status: 'moved'; epoch: number }
+  | { sessionId: string; status: 'conflict'; owner: string | null; epoch: number }
+  | { sessionId: string; status: 'missing' };
+
+export interface SweepResult {
+  /** Index entries removed because their session had expired or was deleted. */
+  expired: number;
+  /** Sessions whose lease had lapsed and were released (owner cleared). */
+  leasesReleased: number;
+  durationMs: number;
+}
+
+export interface WorkerRegistration {
+  pool: string;
+  worker: string;
+  /** Where the worker's HTTP API listens (host:port). */
+  endpoint: string;
+  /** Set when the worker is told to drain (an evacuation or shutdown). */
+  draining: boolean;
+  heartbeatAt: number;
+}
+
+export interface SessionStoreStats {
+  degraded: boolean;
+  queuedWrites: number;
+  cachedSessions: number;
+}
+
+/** Durability of acknowledged writes: 'replica' waits (WAIT) for one replica to have it. */
+export type DurabilityLevel = 'leader' | 'replica';
+
+export interface SessionStore {
+  create(input: CreateSessionInput): Promise<SessionRecord>;
+  /** Reads a session, updates lastAccessedAt and slides its TTL. Null when absent. */
+  get(id: string, options?: { touch?: boolean }): Promise<SessionRecord | null>;
+  exists(id: string): Promise<boolean>;
+  update(id: string, data: JsonValue, options: UpdateOptions): Promise<SessionRecord>;
+  /** Read-modify-write that retries on version conflict. */
+  mutate(id: string, change: (data: JsonValue, record: SessionRecord) => JsonValue | Promise<JsonValue>, options?: MutateOptions): Promise<SessionRecord>;
+  delete(id: string): Promise<boolean>;
+  count(pool: string): Promise<number>;
+  list(pool: string, options?: { cursor?: string | null; limit?: number }): Promise<ListPage>;
+  /** Runs work in a fresh temporary session, deleted afterwards on success or failure. */
+  withAnonymousSession<T>(pool: string, work: (session: SessionRecord) => Promise<T>, options?: { ttlSeconds?: number; owner?: string }): Promise<T>;
+
+  claim(id: string, owner: string, leaseMs?: number): Promise<Lease>;
+  renew(lease: Lease, leaseMs?: number): Promise<Lease>;
+  release(lease: Lease): Promise<void>;
+  /** Moves owners in a batch; each move is a compare-and-swap on owner and epoch. */
+  moveOwners(moves: OwnerMove[]): Promise<OwnerMoveOutcome[]>;
+  /** Marks sessions as being moved (workers start no new work) or clears the mark. */
+  setMoving(sessionIds: string[], migration: string | null): Promise<void>;
+  listByOwner(pool: string, owner: string): Promise<string[]>;
+  /** Session counts per owner (unowned under ''), for status and planning. */
+  countByOwner(pool: string): Promise<Map<string, number>>;
+
+  registerWorker(registration: Omit<WorkerRegistration, 'heartbeatAt'>, ttlMs?: number): Promise<void>;
+  listWorkers(pool: string): Promise<WorkerRegistration[]>;
+  setWorkerDraining(pool: string, worker: string, draining: boolean): Promise<void>;
+  unregisterWorker(pool: string, worker: string): Promise<void>;
+
+  sweep(pool: string): Promise<SweepResult>;
+  stats(): SessionStoreStats;
+  close(): Promise<void>;
+}

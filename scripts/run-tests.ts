@@ -1,0 +1,80 @@
+// Runs the test tiers. Unit tests need nothing; integration and end-to-end tests get a real
+// Redis Cluster and a real control plane, started once here for the whole run and torn down
+// at the end (also on Ctrl-C). Usage: node scripts/run-tests.ts [unit] [integration] [e2e]
+//   [-- mocha options, e.g. --grep store]
+import { spawn } from 'node:child_process';
+import { mkdirSync } from 'node:fs';
+import path from 'node:path';
+import { repoRoot, runRoot } from '../e2e/harness/paths.ts';
+import { startEnvironment, type Environment } from '../e2e/harness/environment.ts';
+
+type Tier = 'unit' | 'integration' | 'e2e';
+const TIERS: Record<Tier, { specs: string[]; ignore: string[]; timeoutMs: number; needsServices: boolean }> = {
+  unit: { specs: ['operator/**/*.test.ts', 'e2e/**/*.test.ts', 'scripts/**/*.test.ts'], ignore: ['**/*.int.test.ts', '**/*.e2e.test.ts'], timeoutMs: 5_000, needsServices: false },
+  integration: { specs: ['operator/**/*.int.test.ts', 'e2e/**/*.int.test.ts'], ignore: [], timeoutMs: 60_000, needsServices: true },
+  e2e: { specs: ['e2e/**/*.e2e.test.ts'], ignore: [], timeoutMs: 180_000, needsServices: true },
+};
+
+const separator = process.argv.indexOf('--');
+const tierArgs = (separator === -1 ? process.argv.slice(2) : process.argv.slice(2, separator)) as Tier[];
+const mochaExtra = separator === -1 ? [] : process.argv.slice(separator + 1);
+const tiers: Tier[] = tierArgs.length > 0 ? tierArgs : ['unit', 'integration', 'e2e'];
+for (const tier of tiers) {
+  if (!(tier in TIERS)) {
+    console.error(`unknown tier '${tier}': expected unit, integration or e2e`);
+    process.exit(2);
+  }
+}
+
+function runMocha(tier: Tier, env: NodeJS.ProcessEnv): Promise<number> {
+  const config = TIERS[tier];
+  const args = [
+    path.join(repoRoot, 'node_modules/mocha/bin/mocha.js'),
+    '--extension', 'ts',
+    '--timeout', String(config.timeoutMs),
+    '--reporter', 'spec',
+    '--exit',
+    ...config.ignore.flatMap((glob) => ['--ignore', glob]),
+    ...mochaExtra,
+    ...config.specs,
+  ];
+  console.log(`\n=== ${tier} tests ===`);
+  return new Promise((resolve) => {
+    const child = spawn(process.execPath, args, { cwd: repoRoot, env, stdio: 'inherit' });
+    child.on('exit', (code, signal) => resolve(code ?? (signal ? 1 : 0)));
+  });
+}
+
+let environment: Environment | undefined;
+let stopping = false;
+async function shutdown(code: number): Promise<never> {
+  if (!stopping) {
+    stopping = true;
+    if (environment) await environment.stop();
+  }
+  process.exit(code);
+}
+process.on('SIGINT', () => void shutdown(130));
+process.on('SIGTERM', () => void shutdown(143));
+
+const failed: Tier[] = [];
+try {
+  for (const tier of tiers) {
+    let env: NodeJS.ProcessEnv = { ...process.env };
+    if (TIERS[tier].needsServices) {
+      if (!environment) {
+        const runDir = path.join(runRoot(), `test-${new Date().toISOString().replace(/[:.]/g, '-')}-${process.pid}`);
+        mkdirSync(runDir, { recursive: true });
+        environment = await startEnvironment(runDir, { log: (line) => console.log(`[env] ${line}`) });
+      }
+      env = { ...env, ...environment.variables() };
+    }
+    const code = await runMocha(tier, env);
+    if (code !== 0) failed.push(tier);
+  }
+} catch (error) {
+  console.error(error instanceof Error ? error.stack : error);
+  await shutdown(1);
+}
+if (failed.length > 0) console.error(`\nfailed tiers: ${failed.join(', ')}`);
+await shutdown(failed.length > 0 ? 1 : 0);
