@@ -3,7 +3,7 @@
 // at the end (also on Ctrl-C). Usage: node scripts/run-tests.ts [unit] [integration] [e2e]
 //   [-- mocha options, e.g. --grep store]
 import { spawn } from 'node:child_process';
-import { mkdirSync } from 'node:fs';
+import { mkdirSync, rmSync } from 'node:fs';
 import path from 'node:path';
 import { repoRoot, runRoot } from '../e2e/harness/paths.ts';
 import { startEnvironment, type Environment } from '../e2e/harness/environment.ts';
@@ -26,7 +26,15 @@ for (const tier of tiers) {
   }
 }
 
-function runMocha(tier: Tier, env: NodeJS.ProcessEnv): Promise<number> {
+interface TierResult {
+  code: number;
+  passed: number;
+  failed: number;
+  pending: number;
+}
+
+/** Runs mocha for one tier, echoing its output and reading its closing counts. */
+function runMocha(tier: Tier, env: NodeJS.ProcessEnv): Promise<TierResult> {
   const config = TIERS[tier];
   const args = [
     path.join(repoRoot, 'node_modules/mocha/bin/mocha.js'),
@@ -40,8 +48,16 @@ function runMocha(tier: Tier, env: NodeJS.ProcessEnv): Promise<number> {
   ];
   console.log(`\n=== ${tier} tests ===`);
   return new Promise((resolve) => {
-    const child = spawn(process.execPath, args, { cwd: repoRoot, env, stdio: 'inherit' });
-    child.on('exit', (code, signal) => resolve(code ?? (signal ? 1 : 0)));
+    const child = spawn(process.execPath, args, { cwd: repoRoot, env, stdio: ['ignore', 'pipe', 'inherit'] });
+    let tail = '';
+    child.stdout.on('data', (chunk: Buffer) => {
+      process.stdout.write(chunk);
+      tail = (tail + chunk.toString('utf8')).slice(-64 * 1024);
+    });
+    child.on('exit', (code, signal) => {
+      const count = (word: string) => Number(new RegExp(`(\\d+) ${word}`).exec(tail)?.[1] ?? 0);
+      resolve({ code: code ?? (signal ? 1 : 0), passed: count('passing'), failed: count('failing'), pending: count('pending') });
+    });
   });
 }
 
@@ -50,7 +66,12 @@ let stopping = false;
 async function shutdown(code: number): Promise<never> {
   if (!stopping) {
     stopping = true;
-    if (environment) await environment.stop();
+    if (environment) {
+      await environment.stop();
+      // Keep a failed run's logs for a look; a passing run leaves nothing behind.
+      if (code === 0 && !process.env.SPO_KEEP_RUN) rmSync(environment.runDir, { recursive: true, force: true });
+      else console.log(`run directory with logs kept: ${environment.runDir}`);
+    }
   }
   process.exit(code);
 }
@@ -58,6 +79,7 @@ process.on('SIGINT', () => void shutdown(130));
 process.on('SIGTERM', () => void shutdown(143));
 
 const failed: Tier[] = [];
+const totals = { passed: 0, failed: 0, pending: 0 };
 try {
   for (const tier of tiers) {
     let env: NodeJS.ProcessEnv = { ...process.env };
@@ -69,12 +91,17 @@ try {
       }
       env = { ...env, ...environment.variables() };
     }
-    const code = await runMocha(tier, env);
-    if (code !== 0) failed.push(tier);
+    const result = await runMocha(tier, env);
+    totals.passed += result.passed;
+    totals.failed += result.failed;
+    totals.pending += result.pending;
+    // A tier that ran no test is a broken glob or filter, not a pass.
+    if (result.code !== 0 || result.passed + result.failed === 0) failed.push(tier);
   }
 } catch (error) {
   console.error(error instanceof Error ? error.stack : error);
   await shutdown(1);
 }
 if (failed.length > 0) console.error(`\nfailed tiers: ${failed.join(', ')}`);
+console.log(`\ntests: ${totals.passed} passed, ${totals.failed} failed${totals.pending ? `, ${totals.pending} skipped` : ''}`);
 await shutdown(failed.length > 0 ? 1 : 0);

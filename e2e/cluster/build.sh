@@ -8,7 +8,7 @@
 # A finished build leaves a .complete marker; a rerun skips it. Concurrent runs wait on a lock.
 set -euo pipefail
 here=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
-# shellcheck source=e2e/cluster/versions.env
+# shellcheck source=versions.env
 source "$here/versions.env"
 cache=${SPO_CACHE_DIR:-${XDG_CACHE_HOME:-$HOME/.cache}/session-pool-operator}
 mkdir -p "$cache"
@@ -53,7 +53,7 @@ import (
 	_ "k8s.io/kubernetes/cmd/kubectl"
 )
 GO
-  (cd "$src" && go mod tidy >/dev/null 2>&1 || go mod tidy)
+  (cd "$src" && go mod tidy)
   local ld="-s -w"
   for pkg in k8s.io/component-base/version k8s.io/client-go/pkg/version; do
     ld="$ld -X $pkg.gitVersion=$K8S_VERSION -X $pkg.gitMajor=1 -X $pkg.gitMinor=$minor -X $pkg.gitTreeState=clean"

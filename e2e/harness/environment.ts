@@ -2,7 +2,38 @@
 // with kwok nodes. SPO_SERVICES=redis starts the Redis Cluster only (quick store work).
 import { startControlPlane, stopControlPlane, type ControlPlane } from './control-plane.ts';
 import { startRedisCluster, stopRedisCluster, redisEndpoints, type RedisClusterState } from './redis-cluster.ts';
-import { binaries } from './paths.ts';
+import { binaries, runRoot } from './paths.ts';
+import { existsSync, readFileSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
+import path from 'node:path';
+import { stopAllRecorded } from './processes.ts';
+
+const OWNER_FILE = 'owner.json';
+
+function ownerAlive(runDir: string): boolean {
+  try {
+    const { pid } = JSON.parse(readFileSync(path.join(runDir, OWNER_FILE), 'utf8')) as { pid: number };
+    process.kill(pid, 0);
+    return true;
+  } catch {
+    return false;
+  }
+}
+
+/**
+ * Stops what an earlier run left behind when its owner died without cleaning up (SIGKILL, a
+ * lost terminal): only the processes recorded in that run's pid files, then removes its dir.
+ */
+export async function reapStaleRuns(log: (line: string) => void = () => undefined): Promise<void> {
+  const root = runRoot();
+  if (!existsSync(root)) return;
+  for (const name of readdirSync(root)) {
+    const dir = path.join(root, name);
+    if (!existsSync(path.join(dir, OWNER_FILE)) || ownerAlive(dir)) continue;
+    log(`cleaning up stale run ${name}`);
+    await stopAllRecorded(dir, ['kwok', 'kube-scheduler', 'kube-controller-manager', 'kube-apiserver', 'etcd']);
+    rmSync(dir, { recursive: true, force: true });
+  }
+}
 
 export interface Environment {
   runDir: string;
@@ -26,7 +57,11 @@ export async function startEnvironment(runDir: string, options: EnvironmentOptio
   const stop = async () => {
     if (kube) await stopControlPlane(kube, log);
     if (redis) await stopRedisCluster(redis);
+    // Anything else a test or the sandbox recorded here (workers, the operator).
+    await stopAllRecorded(runDir);
   };
+  await reapStaleRuns(log);
+  writeFileSync(path.join(runDir, OWNER_FILE), JSON.stringify({ pid: process.pid }));
   try {
     let started = Date.now();
     log('starting Redis Cluster (3 masters, 3 replicas)');
