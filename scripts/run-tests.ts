@@ -83,7 +83,8 @@ const totals = { passed: 0, failed: 0, pending: 0 };
 try {
   for (const tier of tiers) {
     let env: NodeJS.ProcessEnv = { ...process.env };
-    if (TIERS[tier].needsServices) {
+    // On kind (e2e/kind/run.sh) the cluster and Redis already exist: use them as given.
+    if (TIERS[tier].needsServices && process.env.SPO_E2E_TARGET !== 'kind') {
       if (!environment) {
         const runDir = path.join(runRoot(), `test-${new Date().toISOString().replace(/[:.]/g, '-')}-${process.pid}`);
         mkdirSync(runDir, { recursive: true });
