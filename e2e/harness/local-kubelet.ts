@@ -1,15 +1,19 @@
-// Stands in for a kubelet on kwok nodes: kwok marks worker pods Running but runs nothing, so
-// this runs each pool worker pod as a local process named after the pod, with the pod's
-// environment. A pod that goes away (or starts terminating) gets SIGTERM, as a kubelet would,
-// and its process drains before it exits. Used by the end-to-end tests and the sandbox.
+// Stands in for a kubelet on kwok nodes: kwok marks pods Running but runs nothing, so this
+// runs every pod of the project's image (the operator's pods from the chart, the pools'
+// worker pods) as a local process named after the pod: the container's command with the
+// repository as the image's filesystem, the pod's environment, and a kubeconfig carrying a
+// token of the pod's ServiceAccount, so the operator runs with the chart's RBAC, as in a
+// cluster. A pod that goes away gets SIGTERM, as a kubelet would, and drains before it exits.
+// Used by the end-to-end tests and the sandbox.
 import { CoreV1Api, KubeConfig, makeInformer, type V1EnvVar, type V1Pod } from '@kubernetes/client-node';
+import { mkdirSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
 import { freePort } from './ports.ts';
 import { isRunning, startProcess, stopProcess, type ProcessRecord } from './processes.ts';
 import { repoRoot } from './paths.ts';
 
-/** Worker pods carry this label (set by the SessionPool reconciler). */
-export const WORKER_POD_SELECTOR = 'app.kubernetes.io/component=session-worker';
+/** Pods whose first container runs an image of this repository are run locally. */
+export const PROJECT_IMAGE_PATTERN = /(^|\/)session-pool-operator(:|@|$)/;
 
 export interface LocalWorker {
   pod: string;
@@ -22,8 +26,10 @@ export interface LocalWorker {
 export interface LocalKubeletOptions {
   kubeconfigPath: string;
   runDir: string;
-  /** Extra environment for every worker (e.g. SPO_LOG_LEVEL). */
+  /** Extra environment for every process (e.g. SPO_LOG_LEVEL). */
   env?: Record<string, string>;
+  /** Which images to run; defaults to PROJECT_IMAGE_PATTERN. */
+  image?: RegExp;
   log?: (line: string) => void;
 }
 
@@ -55,6 +61,9 @@ export class LocalKubelet {
   private informer: ReturnType<typeof makeInformer<V1Pod>> | undefined;
   private readonly options: LocalKubeletOptions;
   private stopped = false;
+  private core: CoreV1Api | undefined;
+  private server = '';
+  private caData = '';
 
   constructor(options: LocalKubeletOptions) {
     this.options = options;
@@ -68,11 +77,14 @@ export class LocalKubelet {
     const kc = new KubeConfig();
     kc.loadFromFile(this.options.kubeconfigPath);
     const core = kc.makeApiClient(CoreV1Api);
-    const informer = makeInformer<V1Pod>(kc, '/api/v1/pods', () => core.listPodForAllNamespaces({ labelSelector: WORKER_POD_SELECTOR }), WORKER_POD_SELECTOR);
+    this.core = core;
+    this.server = kc.getCurrentCluster()?.server ?? '';
+    this.caData = kc.getCurrentCluster()?.caData ?? '';
+    const informer = makeInformer<V1Pod>(kc, '/api/v1/pods', () => core.listPodForAllNamespaces());
     const sync = (pod: V1Pod) => void this.sync(core, pod).catch((error: unknown) => this.log(`pod ${pod.metadata?.name}: ${String(error)}`));
     informer.on('add', sync);
     informer.on('update', sync);
-    informer.on('delete', (pod) => void this.stopWorker(key(pod)));
+    informer.on('delete', (pod) => void this.stopWorker(key(pod), graceMs(pod)));
     informer.on('error', () => {
       if (!this.stopped) setTimeout(() => void informer.start().catch(() => undefined), 1000);
     });
@@ -82,23 +94,28 @@ export class LocalKubelet {
 
   private async sync(core: CoreV1Api, pod: V1Pod): Promise<void> {
     const id = key(pod);
+    const container = pod.spec?.containers[0];
+    if (!container?.image || !(this.options.image ?? PROJECT_IMAGE_PATTERN).test(container.image)) return;
     const running = pod.status?.phase === 'Running' && !pod.metadata?.deletionTimestamp;
     if (!running) {
-      if (pod.metadata?.deletionTimestamp) await this.stopWorker(id);
+      if (pod.metadata?.deletionTimestamp) await this.stopWorker(id, graceMs(pod));
       return;
     }
     const existing = this.workers.get(id);
     if ((existing && isRunning(existing.record)) || this.starting.has(id) || this.stopped) return;
     this.starting.add(id);
     try {
-      const container = pod.spec?.containers[0];
-      const env = await resolveEnv(core, pod, container?.env ?? []);
+      const name = pod.metadata?.name ?? 'pod';
+      const namespace = pod.metadata?.namespace ?? 'default';
+      const env = await resolveEnv(core, pod, container.env ?? []);
       const port = await freePort();
-      const name = pod.metadata?.name ?? 'worker';
+      const argv = [...(container.command ?? []), ...(container.args ?? [])];
+      if (argv[0] !== 'node' || !argv[1]) throw new Error(`pod ${id}: expected a command 'node <entry>', got ${JSON.stringify(argv)}`);
+      const kubeconfig = await this.serviceAccountKubeconfig(pod);
       const record = startProcess({
-        name: `worker-${pod.metadata?.namespace}-${name}`,
+        name: `pod-${namespace}-${name}`,
         bin: process.execPath,
-        args: [path.join(repoRoot, 'operator/cmd/worker.ts')],
+        args: [path.join(repoRoot, argv[1]), ...argv.slice(2)],
         runDir: this.options.runDir,
         cwd: repoRoot,
         env: {
@@ -106,17 +123,52 @@ export class LocalKubelet {
           ...env,
           ...this.options.env,
           POD_NAME: name,
-          POD_NAMESPACE: pod.metadata?.namespace ?? 'default',
+          POD_NAMESPACE: namespace,
           SPO_WORKER_NAME: name,
+          SPO_POD_NAME: name,
           SPO_PORT: String(port),
+          SPO_METRICS_PORT: '0',
           SPO_ADVERTISE_ADDRESS: `127.0.0.1:${port}`,
+          ...(kubeconfig ? { KUBECONFIG: kubeconfig } : {}),
         },
       });
-      this.workers.set(id, { pod: name, namespace: pod.metadata?.namespace ?? 'default', port, endpoint: `127.0.0.1:${port}`, record });
-      this.log(`started worker for pod ${id} on 127.0.0.1:${port} (pid ${record.pid})`);
+      this.workers.set(id, { pod: name, namespace, port, endpoint: `127.0.0.1:${port}`, record });
+      this.log(`started pod ${id} as pid ${record.pid} on 127.0.0.1:${port}`);
     } finally {
       this.starting.delete(id);
     }
+  }
+
+  /** A kubeconfig with a bound token of the pod's ServiceAccount (what a pod would mount). */
+  private async serviceAccountKubeconfig(pod: V1Pod): Promise<string | undefined> {
+    if (pod.spec?.automountServiceAccountToken === false || !this.core) return undefined;
+    const namespace = pod.metadata?.namespace ?? 'default';
+    const account = pod.spec?.serviceAccountName ?? 'default';
+    const request = await this.core.createNamespacedServiceAccountToken({
+      name: account,
+      namespace,
+      body: { spec: { audiences: [], expirationSeconds: 24 * 3600, boundObjectRef: { kind: 'Pod', apiVersion: 'v1', name: pod.metadata?.name ?? '', uid: pod.metadata?.uid ?? '' } } },
+    });
+    const file = path.join(this.options.runDir, 'pod-kubeconfigs', `${namespace}-${pod.metadata?.name}.yaml`);
+    mkdirSync(path.dirname(file), { recursive: true });
+    writeFileSync(
+      file,
+      `apiVersion: v1
+kind: Config
+clusters:
+- name: local
+  cluster: { server: "${this.server}", certificate-authority-data: "${this.caData}" }
+users:
+- name: ${account}
+  user: { token: "${request.status?.token ?? ''}" }
+contexts:
+- name: local
+  context: { cluster: local, user: ${account}, namespace: ${namespace} }
+current-context: local
+`,
+      { mode: 0o600 },
+    );
+    return file;
   }
 
   /** SIGTERM, the worker drains, then exits; SIGKILL after the grace period. */
@@ -147,6 +199,10 @@ export class LocalKubelet {
     await this.informer?.stop();
     await Promise.all([...this.workers.keys()].map((id) => this.stopWorker(id, 10_000)));
   }
+}
+
+function graceMs(pod: V1Pod): number {
+  return (pod.spec?.terminationGracePeriodSeconds ?? 30) * 1000;
 }
 
 function key(pod: V1Pod): string {
