@@ -1,0 +1,93 @@
+{{/* Chart name, at most 63 characters. */}}
+{{- define "spo.name" -}}
+{{- default .Chart.Name .Values.nameOverride | trunc 63 | trimSuffix "-" -}}
+{{- end -}}
+
+{{/* Full name: <release>-<chart>, or the release name when it already holds the chart name. */}}
+{{- define "spo.fullname" -}}
+{{- if .Values.fullnameOverride -}}
+{{- .Values.fullnameOverride | trunc 63 | trimSuffix "-" -}}
+{{- else -}}
+{{- $name := default .Chart.Name .Values.nameOverride -}}
+{{- if contains $name .Release.Name -}}
+{{- .Release.Name | trunc 63 | trimSuffix "-" -}}
+{{- else -}}
+{{- printf "%s-%s" .Release.Name $name | trunc 63 | trimSuffix "-" -}}
+{{- end -}}
+{{- end -}}
+{{- end -}}
+
+{{- define "spo.chart" -}}
+{{- printf "%s-%s" .Chart.Name .Chart.Version | replace "+" "_" | trunc 63 | trimSuffix "-" -}}
+{{- end -}}
+
+{{/* Labels that select the operator pods (never change them: a Deployment's selector is immutable). */}}
+{{- define "spo.selectorLabels" -}}
+app.kubernetes.io/name: {{ include "spo.name" . }}
+app.kubernetes.io/instance: {{ .Release.Name }}
+app.kubernetes.io/component: operator
+{{- end -}}
+
+{{/* Labels on every object of the chart. */}}
+{{- define "spo.labels" -}}
+{{ include "spo.selectorLabels" . }}
+helm.sh/chart: {{ include "spo.chart" . }}
+app.kubernetes.io/version: {{ .Chart.AppVersion | quote }}
+app.kubernetes.io/managed-by: {{ .Release.Service }}
+app.kubernetes.io/part-of: session-pool-operator
+{{- end -}}
+
+{{- define "spo.serviceAccountName" -}}
+{{- if .Values.serviceAccount.create -}}
+{{- default (include "spo.fullname" .) .Values.serviceAccount.name -}}
+{{- else -}}
+{{- default "default" .Values.serviceAccount.name -}}
+{{- end -}}
+{{- end -}}
+
+{{- define "spo.image" -}}
+{{- if .Values.image.digest -}}
+{{- printf "%s@%s" .Values.image.repository .Values.image.digest -}}
+{{- else -}}
+{{- printf "%s:%s" .Values.image.repository (default .Chart.AppVersion .Values.image.tag) -}}
+{{- end -}}
+{{- end -}}
+
+{{- define "spo.leaseName" -}}
+{{- default (include "spo.fullname" .) .Values.leaderElection.leaseName -}}
+{{- end -}}
+
+{{- define "spo.leaseNamespace" -}}
+{{- default .Release.Namespace .Values.leaderElection.namespace -}}
+{{- end -}}
+
+{{- define "spo.metricsServiceName" -}}
+{{- printf "%s-metrics" (include "spo.fullname" .) | trunc 63 | trimSuffix "-" -}}
+{{- end -}}
+
+{{/* Checks of combinations the schema cannot express. */}}
+{{- define "spo.validate" -}}
+{{- if and (gt (int .Values.replicaCount) 1) (not .Values.leaderElection.enabled) -}}
+{{- fail "replicaCount > 1 needs leaderElection.enabled=true: two active operators would fight over every SessionPool" -}}
+{{- end -}}
+{{- if and .Values.serviceMonitor.enabled (not .Values.metrics.service.enabled) -}}
+{{- fail "serviceMonitor.enabled=true needs metrics.service.enabled=true (the ServiceMonitor scrapes that Service)" -}}
+{{- end -}}
+{{- if and .Values.redis.tls.caSecret (not .Values.redis.tls.enabled) -}}
+{{- fail "redis.tls.caSecret is set but redis.tls.enabled=false" -}}
+{{- end -}}
+{{- if and .Values.redis.credentialsSecret.name (not .Values.redis.credentialsSecret.passwordKey) -}}
+{{- fail "redis.credentialsSecret.name is set: redis.credentialsSecret.passwordKey must name the password's key" -}}
+{{- end -}}
+{{- end -}}
+
+{{/* Labels on the CRDs (not selector labels of the operator pods). */}}
+{{- define "spo.crdLabels" -}}
+app.kubernetes.io/name: {{ include "spo.name" . }}
+app.kubernetes.io/instance: {{ .Release.Name }}
+app.kubernetes.io/component: crds
+helm.sh/chart: {{ include "spo.chart" . }}
+app.kubernetes.io/version: {{ .Chart.AppVersion | quote }}
+app.kubernetes.io/managed-by: {{ .Release.Service }}
+app.kubernetes.io/part-of: session-pool-operator
+{{- end -}}
