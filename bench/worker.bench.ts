@@ -1,0 +1,145 @@
+// Load benchmark of the worker: the same bounded mixed workload (create, execute, get) sent to
+// three Centralized workers (random routing, sessions in the Redis Cluster) and to one
+// WorkerLocal worker (sessions in memory), in one run on loopback. Prints req/s, p50 and p99
+// per operation and overall, and the ratio (what centralizing costs). Starts and stops its
+// own Redis Cluster (in a temp dir) and workers; stops only what it started, by pid.
+//   npm run bench:worker   [BENCH_REQUESTS=6000 BENCH_CONCURRENCY=32]
+import { spawn, type ChildProcess } from 'node:child_process';
+import { mkdtempSync, openSync, closeSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import path from 'node:path';
+import { repoRoot } from '../e2e/harness/paths.ts';
+import { freePort } from '../e2e/harness/ports.ts';
+import { redisEndpoints, startRedisCluster, stopRedisCluster, type RedisClusterState } from '../e2e/harness/redis-cluster.ts';
+import { WorkerClient } from '../operator/worker/client.ts';
+
+const REQUESTS = Number(process.env.BENCH_REQUESTS ?? 6000);
+const CONCURRENCY = Number(process.env.BENCH_CONCURRENCY ?? 32);
+const NODE = path.join(repoRoot, 'node_modules/.bin/node');
+const runDir = mkdtempSync(path.join(tmpdir(), 'spo-worker-bench-'));
+const children: ChildProcess[] = [];
+let redis: RedisClusterState | undefined;
+
+const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
+
+async function startWorker(name: string, mode: string, nodes: string): Promise<string> {
+  const port = await freePort();
+  const fd = openSync(path.join(runDir, `${name}.log`), 'a');
+  const child = spawn(NODE, ['operator/cmd/worker.ts'], {
+    cwd: repoRoot,
+    stdio: ['ignore', fd, fd],
+    env: {
+      ...process.env,
+      SPO_POOL: `bench-${mode.toLowerCase()}`,
+      SPO_WORKER_NAME: name,
+      SPO_HOST: '127.0.0.1',
+      SPO_PORT: String(port),
+      SPO_REDIS_NODES: nodes,
+      SPO_SESSION_MODE: mode,
+      SPO_LOG_LEVEL: 'warn',
+    },
+  });
+  closeSync(fd);
+  children.push(child);
+  const deadline = Date.now() + 20_000;
+  for (;;) {
+    try {
+      if ((await fetch(`http://127.0.0.1:${port}/readyz`)).ok) return `127.0.0.1:${port}`;
+    } catch {
+      /* starting */
+    }
+    if (Date.now() > deadline) throw new Error(`worker ${name} did not start (log ${runDir}/${name}.log)`);
+    await sleep(100);
+  }
+}
+
+interface Figures {
+  requests: number;
+  seconds: number;
+  byOp: Map<string, number[]>;
+}
+
+/** The workload: each step picks create (10%), execute incr (60%) or get (30%) on a known session. */
+async function workload(client: WorkerClient): Promise<Figures> {
+  const sessions: string[] = [];
+  for (let i = 0; i < CONCURRENCY; i++) sessions.push((await client.createSession({ seed: i })).id);
+  const byOp = new Map<string, number[]>([
+    ['create', []],
+    ['execute', []],
+    ['get', []],
+  ]);
+  let issued = 0;
+  let rng = 42;
+  const random = () => (rng = (rng * 1103515245 + 12345) % 2 ** 31) / 2 ** 31;
+  const started = performance.now();
+  await Promise.all(
+    Array.from({ length: CONCURRENCY }, async () => {
+      while (issued < REQUESTS) {
+        issued++;
+        const r = random();
+        const id = sessions[Math.floor(random() * sessions.length)] as string;
+        const t = performance.now();
+        let op: string;
+        if (r < 0.1) {
+          op = 'create';
+          sessions.push((await client.createSession({ n: 1 })).id);
+        } else if (r < 0.7) {
+          op = 'execute';
+          await client.execute(id, 'incr', { key: 'n' });
+        } else {
+          op = 'get';
+          await client.getSession(id);
+        }
+        byOp.get(op)?.push(performance.now() - t);
+      }
+    }),
+  );
+  return { requests: REQUESTS, seconds: (performance.now() - started) / 1000, byOp };
+}
+
+function pct(sorted: number[], p: number): number {
+  return sorted.length === 0 ? NaN : (sorted[Math.min(sorted.length - 1, Math.floor((p / 100) * sorted.length))] as number);
+}
+
+function summary(f: Figures): { rps: number; p50: number; p99: number; lines: string[] } {
+  const all = [...f.byOp.values()].flat().sort((a, b) => a - b);
+  const lines = [...f.byOp].map(([op, l]) => {
+    const s = [...l].sort((a, b) => a - b);
+    return `    ${op.padEnd(8)} n=${String(s.length).padStart(5)}  p50=${pct(s, 50).toFixed(2)} ms  p99=${pct(s, 99).toFixed(2)} ms`;
+  });
+  return { rps: f.requests / f.seconds, p50: pct(all, 50), p99: pct(all, 99), lines };
+}
+
+try {
+  redis = await startRedisCluster(runDir);
+  const nodes = redisEndpoints(redis).join(',');
+  const central = [
+    await startWorker('central-1', 'Centralized', nodes),
+    await startWorker('central-2', 'Centralized', nodes),
+    await startWorker('central-3', 'Centralized', nodes),
+  ];
+  const local = await startWorker('local-1', 'WorkerLocal', nodes);
+  // Warm-up (JIT, connections), not measured.
+  await workload(new WorkerClient({ endpoints: central }));
+  await workload(new WorkerClient({ endpoints: [local], routing: 'session' }));
+  const c = summary(await workload(new WorkerClient({ endpoints: central })));
+  const l = summary(await workload(new WorkerClient({ endpoints: [local], routing: 'session' })));
+  console.log(`worker benchmark: ${REQUESTS} requests, concurrency ${CONCURRENCY}, mix 10% create / 60% execute(incr) / 30% get, loopback`);
+  console.log(`  Centralized x3 (Redis Cluster 3+3): ${c.rps.toFixed(0)} req/s  p50=${c.p50.toFixed(2)} ms  p99=${c.p99.toFixed(2)} ms`);
+  for (const line of c.lines) console.log(line);
+  console.log(`  WorkerLocal x1 (memory):            ${l.rps.toFixed(0)} req/s  p50=${l.p50.toFixed(2)} ms  p99=${l.p99.toFixed(2)} ms`);
+  for (const line of l.lines) console.log(line);
+  console.log(
+    `  ratio Centralized x3 / WorkerLocal x1: throughput ${(c.rps / l.rps).toFixed(2)}, p50 ${(c.p50 / l.p50).toFixed(2)}x, p99 ${(c.p99 / l.p99).toFixed(2)}x`,
+  );
+} finally {
+  for (const child of children) {
+    if (child.pid !== undefined && child.exitCode === null) {
+      child.kill('SIGTERM');
+      await Promise.race([new Promise((resolve) => child.once('exit', resolve)), sleep(5_000)]);
+      if (child.exitCode === null && child.signalCode === null) child.kill('SIGKILL');
+    }
+  }
+  if (redis) await stopRedisCluster(redis);
+  rmSync(runDir, { recursive: true, force: true });
+}

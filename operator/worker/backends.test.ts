@@ -1,0 +1,147 @@
+import { expect } from 'chai';
+import { SessionModes, type SessionBackend, type SessionMode } from './backends.ts';
+import { WorkerError } from './errors.ts';
+import { builtinHandlers } from './handlers.ts';
+import { MemorySessionStore } from './testing/memory-store.ts';
+import type { JsonValue } from '../store/types.ts';
+
+const handlers = builtinHandlers();
+const incr =
+  (key = 'n') =>
+  (data: JsonValue, s: { id: string; anonymous: boolean }) =>
+    handlers.run('incr', { key }, data, { sessionId: s.id, anonymous: s.anonymous, pool: 'p', worker: 'w1' });
+
+function modes(store: MemorySessionStore, mode: SessionMode, worker = 'w1'): SessionModes {
+  return new SessionModes({ pool: 'p', worker, store, sessionTtlSeconds: 3600, anonTtlSeconds: 300, maxSessionBytes: 4096 }, mode);
+}
+
+async function codeOf(p: Promise<unknown>): Promise<string> {
+  try {
+    await p;
+  } catch (error) {
+    return error instanceof WorkerError ? error.code : `OTHER:${String(error)}`;
+  }
+  return 'NONE';
+}
+
+const value = (r: JsonValue) => (r as { value: number }).value;
+
+describe('worker session backends', () => {
+  for (const mode of ['WorkerLocal', 'Dual', 'Centralized'] as const) {
+    it(`${mode}: create, get, execute, delete with the same response shape`, async () => {
+      const m = modes(new MemorySessionStore(), mode);
+      const run = <T>(f: (b: SessionBackend) => Promise<T>) => m.run(f);
+      const s = await run((b) => b.create({ data: { vars: { n: 10 } } }));
+      expect(Object.keys(s).sort()).to.deep.equal(['createdAt', 'data', 'id', 'lastAccessedAt', 'ttlSeconds', 'version']);
+      expect(s.version).to.equal(1);
+      const r = await run((b) => b.execute(s.id, incr()));
+      expect(value(r.result)).to.equal(11);
+      expect(r.session.version).to.equal(2);
+      expect((await run((b) => b.get(s.id))).data).to.deep.equal({ vars: { n: 11 } });
+      await run((b) => b.delete(s.id));
+      expect(await codeOf(run((b) => b.get(s.id)))).to.match(/^SESSION_NOT_(FOUND|ON_WORKER)$/);
+      expect(await codeOf(run((b) => b.create({ data: { big: 'x'.repeat(5000) } })))).to.equal('SESSION_TOO_LARGE');
+    });
+  }
+
+  it('WorkerLocal answers an unknown session with SESSION_NOT_ON_WORKER', async () => {
+    const m = modes(new MemorySessionStore(), 'WorkerLocal');
+    expect(await codeOf(m.run((b) => b.get('AAAAAAAAAAAAAAAAAAAAAA')))).to.equal('SESSION_NOT_ON_WORKER');
+  });
+
+  it('Centralized retries version conflicts and refuses moving sessions', async () => {
+    const store = new MemorySessionStore();
+    const m = modes(store, 'Centralized');
+    const s = await m.run((b) => b.create({ data: {} }));
+    store.injectConflicts = 3;
+    const r = await m.run((b) => b.execute(s.id, incr()));
+    expect(value(r.result)).to.equal(1);
+    await store.setMoving([s.id], 'mig-1');
+    expect(await codeOf(m.run((b) => b.execute(s.id, incr())))).to.equal('SESSION_MOVING');
+  });
+
+  it('Centralized maps a fenced write (owner moved between read and write) to FENCED', async () => {
+    const store = new MemorySessionStore();
+    const m = modes(store, 'Centralized');
+    const s = await m.run((b) => b.create({ data: {} }));
+    const slow = async (data: JsonValue, meta: { id: string; anonymous: boolean }) => {
+      const rec = store.sessions.get(s.id);
+      if (rec) await store.moveOwners([{ sessionId: s.id, fromOwner: rec.owner, fromEpoch: rec.epoch, toOwner: 'w2' }]);
+      return incr()(data, meta);
+    };
+    expect(await codeOf(m.run((b) => b.execute(s.id, slow)))).to.equal('FENCED');
+    expect(store.sessions.get(s.id)?.version).to.equal(1);
+  });
+
+  it('anonymous runs leave no session behind, also on failure', async () => {
+    for (const mode of ['WorkerLocal', 'Centralized'] as const) {
+      const store = new MemorySessionStore();
+      const m = modes(store, mode);
+      const results = await Promise.all(Array.from({ length: 20 }, () => m.run((b) => b.executeAnonymous({}, incr()))));
+      expect(results.map(value)).to.deep.equal(Array(20).fill(1));
+      const failing = () => Promise.reject(new WorkerError('HANDLER_ERROR', 'boom'));
+      expect(await codeOf(m.run((b) => b.executeAnonymous({}, failing)))).to.equal('HANDLER_ERROR');
+      expect(store.sessions.size).to.equal(0);
+      expect(m.local.size).to.equal(0);
+    }
+  });
+
+  it('Dual reads fall back to the local copy when the store is unreachable', async () => {
+    const store = new MemorySessionStore();
+    const m = modes(store, 'Dual');
+    const s = await m.run((b) => b.create({ data: { a: 1 } }));
+    store.unreachable = true;
+    expect((await m.run((b) => b.get(s.id))).data).to.deep.equal({ a: 1 });
+    expect(await codeOf(m.run((b) => b.execute(s.id, incr())))).to.equal('STORE_UNAVAILABLE');
+  });
+
+  it('switches WorkerLocal -> Dual -> Centralized -> Dual -> WorkerLocal keeping every session and version', async () => {
+    const store = new MemorySessionStore();
+    const m = modes(store, 'WorkerLocal');
+    const ids: string[] = [];
+    for (let i = 0; i < 5; i++) ids.push((await m.run((b) => b.create({ data: {} }))).id);
+    let expected = 0;
+    const bumpAll = async () => {
+      expected++;
+      for (const id of ids) expect(value((await m.run((b) => b.execute(id, incr()))).result)).to.equal(expected);
+    };
+    await bumpAll();
+    const toDual = await m.switchTo('Dual');
+    expect(toDual.copiedToStore).to.equal(5);
+    await bumpAll();
+    const toCentral = await m.switchTo('Centralized');
+    expect(toCentral.steps).to.deep.equal(['Centralized']);
+    expect(m.local.size).to.equal(0);
+    await bumpAll();
+    const back = await m.switchTo('WorkerLocal');
+    expect(back.steps).to.deep.equal(['Dual', 'WorkerLocal']);
+    expect(back.pulledFromStore).to.equal(10);
+    await bumpAll();
+    for (const id of ids) {
+      const s = await m.run((b) => b.get(id));
+      expect(s.data).to.deep.equal({ vars: { n: 4 } });
+      expect(s.version).to.equal(5);
+    }
+  });
+
+  it('holds requests during a switch and runs them in the new mode', async () => {
+    const store = new MemorySessionStore();
+    const m = modes(store, 'WorkerLocal');
+    const s = await m.run((b) => b.create({ data: {} }));
+    let release!: () => void;
+    const blocked = new Promise<void>((resolve) => (release = resolve));
+    const slowIncr = async (data: JsonValue, meta: { id: string; anonymous: boolean }) => {
+      await blocked;
+      return incr()(data, meta);
+    };
+    const inFlight = m.run((b) => b.execute(s.id, slowIncr));
+    const switching = m.switchTo('Dual');
+    const held = m.run(async (b) => b.mode);
+    expect(await codeOf(m.switchTo('Centralized'))).to.equal('MODE_SWITCH_IN_PROGRESS');
+    release();
+    expect(value((await inFlight).result)).to.equal(1);
+    await switching;
+    expect(await held).to.equal('Dual');
+    expect(store.sessions.get(s.id)?.data).to.deep.equal({ vars: { n: 1 } });
+  });
+});

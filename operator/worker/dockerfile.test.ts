@@ -1,0 +1,75 @@
+// A check of the Dockerfile that needs no Docker engine: every COPY source from the build
+// context exists, the commands the image runs are files of the repository, and the rules the
+// image promises hold (multi-stage, Node 24, non-root, npm ci without dev dependencies).
+import { expect } from 'chai';
+import { existsSync, readFileSync } from 'node:fs';
+import path from 'node:path';
+import { repoRoot } from '../../e2e/harness/paths.ts';
+
+interface Instruction {
+  op: string;
+  args: string;
+}
+
+export function parseDockerfile(text: string): Instruction[] {
+  const joined = text.replace(/\\\r?\n/g, ' ');
+  return joined
+    .split(/\r?\n/)
+    .map((l) => l.trim())
+    .filter((l) => l && !l.startsWith('#'))
+    .map((l) => {
+      const m = /^(\S+)\s+(.*)$/.exec(l);
+      return { op: (m?.[1] ?? l).toUpperCase(), args: m?.[2] ?? '' };
+    });
+}
+
+const dockerfile = parseDockerfile(readFileSync(path.join(repoRoot, 'Dockerfile'), 'utf8'));
+const dockerignore = readFileSync(path.join(repoRoot, '.dockerignore'), 'utf8')
+  .split('\n')
+  .map((l) => l.trim())
+  .filter((l) => l && !l.startsWith('#'));
+
+function execForm(args: string): string[] {
+  return JSON.parse(args) as string[];
+}
+
+describe('Dockerfile', () => {
+  it('is multi-stage on Node 24 and runs as uid 10001', () => {
+    const froms = dockerfile.filter((i) => i.op === 'FROM');
+    expect(froms.length).to.be.at.least(2);
+    for (const f of froms) expect(f.args).to.match(/^node:24[-.\w]*(\s+AS\s+\w+)?$/i);
+    const users = dockerfile.filter((i) => i.op === 'USER');
+    expect(users.at(-1)?.args).to.match(/^10001(:10001)?$/);
+    expect(dockerfile.some((i) => i.op === 'RUN' && /npm ci\b.*--omit=dev/.test(i.args))).to.equal(true);
+  });
+
+  it('copies only files that exist in the build context and are not ignored', () => {
+    const copies = dockerfile.filter((i) => i.op === 'COPY' && !/--from=/.test(i.args));
+    expect(copies.length).to.be.at.least(2);
+    for (const c of copies) {
+      const parts = c.args.split(/\s+/).filter((p) => !p.startsWith('--'));
+      for (const source of parts.slice(0, -1)) {
+        expect(existsSync(path.join(repoRoot, source)), `COPY source ${source}`).to.equal(true);
+        expect(dockerignore, `COPY source ${source} is ignored`).to.not.include(source);
+      }
+    }
+  });
+
+  it('runs node on entry points that exist, the ones the tests run', () => {
+    const entry = dockerfile.filter((i) => i.op === 'ENTRYPOINT').at(-1);
+    expect(entry && execForm(entry.args)).to.deep.equal(['node']);
+    const cmd = dockerfile.filter((i) => i.op === 'CMD').at(-1);
+    const command = cmd ? execForm(cmd.args) : [];
+    expect(command).to.deep.equal(['operator/cmd/worker.ts']);
+    expect(existsSync(path.join(repoRoot, 'operator/cmd/worker.ts'))).to.equal(true);
+    // The operator command named in the Dockerfile header comment is the operator's entry point.
+    const text = readFileSync(path.join(repoRoot, 'Dockerfile'), 'utf8');
+    expect(text).to.include('operator/cmd/operator.ts');
+    const workerTest = readFileSync(path.join(repoRoot, 'operator/worker/worker.int.test.ts'), 'utf8');
+    expect(workerTest).to.include("'operator/cmd/worker.ts'");
+  });
+
+  it('ignores what the image must not carry', () => {
+    for (const p of ['.git', 'node_modules', '**/*.test.ts']) expect(dockerignore).to.include(p);
+  });
+});

@@ -1,0 +1,333 @@
+// The worker's HTTP JSON API (node:http). Routes, body validation, error mapping, metrics.
+// Session routes go through SessionModes (so a mode switch holds them briefly) and are
+// refused with 503 WORKER_DRAINING while the worker drains.
+import http, { type IncomingMessage, type ServerResponse } from 'node:http';
+import type { Registry } from 'prom-client';
+import type { Logger } from '../observability/logger.ts';
+import type { JsonValue } from '../store/types.ts';
+import type { SessionModes, SessionView } from './backends.ts';
+import { WorkerError, toWorkerError } from './errors.ts';
+import type { HandlerRegistry, JsonObject } from './handlers.ts';
+import type { WorkerMetrics } from './metrics.ts';
+import {
+  parseJsonBody,
+  readBody,
+  validateAnonymous,
+  validateCreate,
+  validateExecute,
+  validateMode,
+  validateSessionId,
+} from './validation.ts';
+
+export interface ServerContext {
+  pool: string;
+  worker: string;
+  maxBodyBytes: number;
+  adminToken: string | undefined;
+  modes: SessionModes;
+  handlers: HandlerRegistry;
+  metrics: WorkerMetrics;
+  registry: Registry;
+  logger: Logger;
+  /** Non-empty while the worker refuses new work (draining), with the reason. */
+  drainingReason(): string | undefined;
+  readiness(): { ready: boolean; reason: string };
+  /** Session-route requests being served; the drain waits for them. */
+  tracker: InFlight;
+  onSessionCreated?(view: SessionView): void;
+}
+
+/** Counts in-flight work and lets a drain wait until it is zero. */
+export class InFlight {
+  private count = 0;
+  private waiters: (() => void)[] = [];
+
+  get size(): number {
+    return this.count;
+  }
+
+  enter(): void {
+    this.count++;
+  }
+
+  leave(): void {
+    this.count--;
+    if (this.count === 0) {
+      for (const resolve of this.waiters.splice(0)) resolve();
+    }
+  }
+
+  /** Resolves true when idle, false when the deadline passed first. */
+  async idle(deadlineMs: number): Promise<boolean> {
+    if (this.count === 0) return true;
+    let timer: NodeJS.Timeout | undefined;
+    const done = await Promise.race([
+      new Promise<boolean>((resolve) => this.waiters.push(() => resolve(true))),
+      new Promise<boolean>((resolve) => (timer = setTimeout(() => resolve(false), Math.max(0, deadlineMs - Date.now())))),
+    ]);
+    clearTimeout(timer);
+    return done;
+  }
+}
+
+interface Route {
+  name: string;
+  method: string;
+  pattern: RegExp;
+  session: boolean;
+  run(ctx: ServerContext, req: IncomingMessage, params: string[]): Promise<Reply>;
+}
+
+interface Reply {
+  status: number;
+  body?: unknown;
+  text?: string;
+  contentType?: string;
+}
+
+async function jsonBody(ctx: ServerContext, req: IncomingMessage, emptyAs?: unknown): Promise<unknown> {
+  return parseJsonBody(await readBody(req, ctx.maxBodyBytes), emptyAs);
+}
+
+function sessionParam(params: string[]): string {
+  return validateSessionId(decodeURIComponent(params[0] ?? ''));
+}
+
+function checkAdmin(ctx: ServerContext, req: IncomingMessage): void {
+  if (ctx.adminToken && req.headers.authorization !== `Bearer ${ctx.adminToken}`)
+    throw new WorkerError('UNAUTHORIZED', 'admin routes need Authorization: Bearer <SPO_ADMIN_TOKEN>');
+}
+
+async function executeIn(
+  ctx: ServerContext,
+  sessionId: string | undefined,
+  handler: string,
+  args: JsonValue,
+  data: JsonObject | undefined,
+  ttlSeconds?: number,
+): Promise<Reply> {
+  ctx.handlers.validate(handler, args);
+  const mode = ctx.modes.mode;
+  try {
+    const reply = await ctx.modes.run(async (backend) => {
+      const step = (current: JsonValue, session: { id: string; anonymous: boolean }) =>
+        ctx.handlers.run(handler, args, current, {
+          sessionId: session.id,
+          anonymous: session.anonymous,
+          pool: ctx.pool,
+          worker: ctx.worker,
+        });
+      if (sessionId === undefined) {
+        const result = await backend.executeAnonymous(data ?? {}, step, ttlSeconds);
+        return { status: 200, body: { result } };
+      }
+      const { result, session } = await backend.execute(sessionId, step);
+      return { status: 200, body: { sessionId: session.id, version: session.version, result } };
+    });
+    ctx.metrics.executed.inc({ handler, mode, result: 'ok' });
+    return reply;
+  } catch (error) {
+    ctx.metrics.executed.inc({ handler, mode, result: toWorkerError(error).code });
+    throw error;
+  }
+}
+
+const ROUTES: Route[] = [
+  {
+    name: '/healthz',
+    method: 'GET',
+    pattern: /^\/healthz$/,
+    session: false,
+    run: async () => ({ status: 200, body: { status: 'ok' } }),
+  },
+  {
+    name: '/readyz',
+    method: 'GET',
+    pattern: /^\/readyz$/,
+    session: false,
+    run: async (ctx) => {
+      const r = ctx.readiness();
+      return { status: r.ready ? 200 : 503, body: { ready: r.ready, reason: r.reason, mode: ctx.modes.mode, worker: ctx.worker } };
+    },
+  },
+  {
+    name: '/metrics',
+    method: 'GET',
+    pattern: /^\/metrics$/,
+    session: false,
+    run: async (ctx) => ({ status: 200, text: await ctx.registry.metrics(), contentType: ctx.registry.contentType }),
+  },
+  {
+    name: '/v1/handlers',
+    method: 'GET',
+    pattern: /^\/v1\/handlers$/,
+    session: false,
+    run: async (ctx) => ({ status: 200, body: { handlers: ctx.handlers.describe() } }),
+  },
+  {
+    name: '/v1/sessions',
+    method: 'POST',
+    pattern: /^\/v1\/sessions$/,
+    session: true,
+    run: async (ctx, req) => {
+      const body = validateCreate(await jsonBody(ctx, req, {}));
+      const view = await ctx.modes.run((b) =>
+        b.create({ data: (body.data ?? {}) as JsonObject, ...(body.ttlSeconds ? { ttlSeconds: body.ttlSeconds } : {}) }),
+      );
+      ctx.onSessionCreated?.(view);
+      return { status: 201, body: { session: view } };
+    },
+  },
+  {
+    name: '/v1/sessions/:id',
+    method: 'GET',
+    pattern: /^\/v1\/sessions\/([^/]+)$/,
+    session: true,
+    run: async (ctx, _req, params) => {
+      const id = sessionParam(params);
+      return { status: 200, body: { session: await ctx.modes.run((b) => b.get(id)) } };
+    },
+  },
+  {
+    name: '/v1/sessions/:id',
+    method: 'DELETE',
+    pattern: /^\/v1\/sessions\/([^/]+)$/,
+    session: true,
+    run: async (ctx, _req, params) => {
+      const id = sessionParam(params);
+      await ctx.modes.run((b) => b.delete(id));
+      return { status: 200, body: { deleted: true, sessionId: id } };
+    },
+  },
+  {
+    name: '/v1/sessions/:id/execute',
+    method: 'POST',
+    pattern: /^\/v1\/sessions\/([^/]+)\/execute$/,
+    session: true,
+    run: async (ctx, req, params) => {
+      const id = sessionParam(params);
+      const body = validateExecute(await jsonBody(ctx, req));
+      return executeIn(ctx, id, body.handler, (body.args ?? null) as JsonValue, undefined);
+    },
+  },
+  {
+    name: '/v1/execute',
+    method: 'POST',
+    pattern: /^\/v1\/execute$/,
+    session: true,
+    run: async (ctx, req) => {
+      const body = validateAnonymous(await jsonBody(ctx, req));
+      return executeIn(ctx, undefined, body.handler, (body.args ?? null) as JsonValue, (body.data ?? {}) as JsonObject, body.ttlSeconds);
+    },
+  },
+  {
+    name: '/admin/mode',
+    method: 'GET',
+    pattern: /^\/admin\/mode$/,
+    session: false,
+    run: async (ctx, req) => {
+      checkAdmin(ctx, req);
+      return { status: 200, body: { mode: ctx.modes.mode, switching: ctx.modes.switchInProgress, localSessions: ctx.modes.local.size } };
+    },
+  },
+  {
+    name: '/admin/mode',
+    method: 'POST',
+    pattern: /^\/admin\/mode$/,
+    session: false,
+    run: async (ctx, req) => {
+      checkAdmin(ctx, req);
+      const { mode } = validateMode(await jsonBody(ctx, req));
+      const report = await ctx.modes.switchTo(mode);
+      let from = report.from;
+      for (const step of report.steps) {
+        ctx.metrics.modeSwitches.inc({ from, to: step });
+        from = step;
+      }
+      ctx.logger.info({ ...report }, 'session mode switched');
+      return { status: 200, body: { mode: ctx.modes.mode, report } };
+    },
+  },
+];
+
+function send(ctx: ServerContext, res: ServerResponse, reply: Reply, extraHeaders: Record<string, string> = {}): void {
+  const headers: Record<string, string> = { 'x-spo-worker': ctx.worker, 'x-spo-mode': ctx.modes.mode, ...extraHeaders };
+  if (reply.text !== undefined) {
+    res.writeHead(reply.status, { ...headers, 'content-type': reply.contentType ?? 'text/plain' });
+    res.end(reply.text);
+    return;
+  }
+  const payload = JSON.stringify(reply.body ?? {});
+  res.writeHead(reply.status, {
+    ...headers,
+    'content-type': 'application/json; charset=utf-8',
+    'content-length': String(Buffer.byteLength(payload)),
+  });
+  res.end(payload);
+}
+
+/** The request listener of the worker's HTTP server. */
+export function createRequestListener(ctx: ServerContext): (req: IncomingMessage, res: ServerResponse) => void {
+  return (req, res) => {
+    void handle(ctx, req, res);
+  };
+}
+
+async function handle(ctx: ServerContext, req: IncomingMessage, res: ServerResponse): Promise<void> {
+  const started = process.hrtime.bigint();
+  const method = req.method ?? 'GET';
+  const path = (req.url ?? '/').split('?')[0] ?? '/';
+  let routeName = 'unmatched';
+  let tracked = false;
+  ctx.metrics.inFlight.inc();
+  try {
+    const matches = ROUTES.filter((r) => r.pattern.test(path));
+    const route = matches.find((r) => r.method === method);
+    if (!route) {
+      if (matches.length > 0)
+        throw new WorkerError(
+          'METHOD_NOT_ALLOWED',
+          `${method} is not allowed on ${path}; allowed: ${matches.map((m) => m.method).join(', ')}`,
+        );
+      throw new WorkerError('NOT_FOUND', `no route ${method} ${path}`);
+    }
+    routeName = route.name;
+    if (route.session) {
+      const draining = ctx.drainingReason();
+      if (draining)
+        throw new WorkerError('WORKER_DRAINING', `worker ${ctx.worker} is draining (${draining}); retry on another worker`, {
+          retryAfterSeconds: 1,
+        });
+      ctx.tracker.enter();
+      tracked = true;
+    }
+    const params = route.pattern.exec(path)?.slice(1) ?? [];
+    const reply = await route.run(ctx, req, params);
+    send(ctx, res, reply);
+    record(ctx, routeName, method, reply.status, started);
+  } catch (error) {
+    const e = toWorkerError(error);
+    if (e.code === 'INTERNAL') ctx.logger.error({ err: e.cause ?? error, route: routeName }, 'request failed');
+    else ctx.logger.debug({ code: e.code, route: routeName }, 'request refused');
+    const headers: Record<string, string> = {};
+    if (e.retryAfterSeconds !== undefined) headers['retry-after'] = String(e.retryAfterSeconds);
+    // An unread (oversized) body: close the connection rather than read it all.
+    if (e.code === 'PAYLOAD_TOO_LARGE' || e.code === 'UNSUPPORTED_MEDIA_TYPE') headers.connection = 'close';
+    if (!res.headersSent) send(ctx, res, { status: e.status, body: e.toBody() }, headers);
+    else res.destroy();
+    record(ctx, routeName, method, e.status, started);
+  } finally {
+    ctx.metrics.inFlight.dec();
+    if (tracked) ctx.tracker.leave();
+  }
+}
+
+function record(ctx: ServerContext, route: string, method: string, status: number, started: bigint): void {
+  ctx.metrics.requests.inc({ route, method, status: String(status) });
+  ctx.metrics.duration.observe({ route, method }, Number(process.hrtime.bigint() - started) / 1e9);
+}
+
+export function createHttpServer(ctx: ServerContext): http.Server {
+  const server = http.createServer({ keepAliveTimeout: 5_000, requestTimeout: 60_000 }, createRequestListener(ctx));
+  return server;
+}
