@@ -86,6 +86,10 @@ export interface SweepResult {
   /** Sessions whose lease had lapsed and were released (owner cleared). */
   leasesReleased: number;
   durationMs: number;
+  /** Per-owner index entries removed because the session is gone or has another owner. */
+  ownerEntriesRemoved?: number;
+  /** Pool-index entries of live sessions whose expiry score was brought up to date. */
+  rescored?: number;
 }
 
 export interface WorkerRegistration {
@@ -102,6 +106,10 @@ export interface SessionStoreStats {
   degraded: boolean;
   queuedWrites: number;
   cachedSessions: number;
+  /** Degraded-mode journal entries replayed since start (applied or refused). */
+  replayedWrites?: number;
+  /** Journal entries refused on replay (version, fence, moving or missing): not applied. */
+  replayConflicts?: number;
 }
 
 /** Durability of acknowledged writes: 'replica' waits (WAIT) for one replica to have it. */
@@ -114,12 +122,20 @@ export interface SessionStore {
   exists(id: string): Promise<boolean>;
   update(id: string, data: JsonValue, options: UpdateOptions): Promise<SessionRecord>;
   /** Read-modify-write that retries on version conflict. */
-  mutate(id: string, change: (data: JsonValue, record: SessionRecord) => JsonValue | Promise<JsonValue>, options?: MutateOptions): Promise<SessionRecord>;
+  mutate(
+    id: string,
+    change: (data: JsonValue, record: SessionRecord) => JsonValue | Promise<JsonValue>,
+    options?: MutateOptions,
+  ): Promise<SessionRecord>;
   delete(id: string): Promise<boolean>;
   count(pool: string): Promise<number>;
   list(pool: string, options?: { cursor?: string | null; limit?: number }): Promise<ListPage>;
   /** Runs work in a fresh temporary session, deleted afterwards on success or failure. */
-  withAnonymousSession<T>(pool: string, work: (session: SessionRecord) => Promise<T>, options?: { ttlSeconds?: number; owner?: string }): Promise<T>;
+  withAnonymousSession<T>(
+    pool: string,
+    work: (session: SessionRecord) => Promise<T>,
+    options?: { ttlSeconds?: number; owner?: string },
+  ): Promise<T>;
 
   claim(id: string, owner: string, leaseMs?: number): Promise<Lease>;
   renew(lease: Lease, leaseMs?: number): Promise<Lease>;

@@ -1,0 +1,100 @@
+// Serialization, checksum and validation of session data and of the stored hash. Pure.
+import { createHash } from 'node:crypto';
+import { InvalidSessionDataError, InvalidTtlError, SessionTooLargeError } from './errors.ts';
+import type { JsonValue, SessionRecord } from './types.ts';
+
+/** Version of the stored hash's layout, in field `sv`. A reader refuses any other. */
+export const SCHEMA_VERSION = '1';
+
+/** Hash fields in the order every script returns them (HMGET). */
+export const RECORD_FIELDS = ['pool', 'data', 'v', 'ca', 'la', 'ttl', 'anon', 'own', 'ep', 'mov', 'lease', 'cs', 'sv'] as const;
+
+export const MAX_TTL_SECONDS = 365 * 24 * 3600;
+
+/** First 32 hex characters (128 bits) of the sha-256 of the serialized data. */
+export function checksum(serialized: string): string {
+  return createHash('sha256').update(serialized, 'utf8').digest('hex').slice(0, 32);
+}
+
+function assertJson(value: unknown, path: string, seen: Set<object>): void {
+  if (value === null || typeof value === 'string' || typeof value === 'boolean') return;
+  if (typeof value === 'number') {
+    if (!Number.isFinite(value)) throw new InvalidSessionDataError(`data${path} is a non-finite number`);
+    return;
+  }
+  if (typeof value !== 'object') throw new InvalidSessionDataError(`data${path} is a ${typeof value}, not JSON`);
+  if (seen.has(value)) throw new InvalidSessionDataError(`data${path} is a cycle`);
+  seen.add(value);
+  if (Array.isArray(value)) {
+    value.forEach((item, i) => assertJson(item, `${path}[${i}]`, seen));
+  } else {
+    const proto = Object.getPrototypeOf(value) as unknown;
+    if (proto !== Object.prototype && proto !== null) throw new InvalidSessionDataError(`data${path} is not a plain object`);
+    for (const [key, item] of Object.entries(value)) assertJson(item, `${path}.${key}`, seen);
+  }
+  seen.delete(value);
+}
+
+/** Validates and serializes data; throws a typed error for non-JSON data or data over maxBytes. */
+export function encodeData(data: unknown, maxBytes: number): { serialized: string; checksum: string } {
+  assertJson(data, '', new Set());
+  const serialized = JSON.stringify(data);
+  const bytes = Buffer.byteLength(serialized, 'utf8');
+  if (bytes > maxBytes) throw new SessionTooLargeError(bytes, maxBytes);
+  return { serialized, checksum: checksum(serialized) };
+}
+
+export function assertTtl(ttlSeconds: unknown): asserts ttlSeconds is number {
+  if (typeof ttlSeconds !== 'number' || !Number.isInteger(ttlSeconds) || ttlSeconds < 1 || ttlSeconds > MAX_TTL_SECONDS) {
+    throw new InvalidTtlError(`invalid TTL ${String(ttlSeconds)}: an integer number of seconds from 1 to ${MAX_TTL_SECONDS}`);
+  }
+}
+
+/** Why a stored hash is refused; the reader quarantines it. */
+export class CorruptRecord extends Error {}
+
+const INT = /^-?\d{1,16}$/;
+
+function int(reply: (string | null)[], index: number, name: string): number {
+  const value = reply[index];
+  if (value == null || !INT.test(value)) throw new CorruptRecord(`field ${name} is ${value == null ? 'missing' : 'not an integer'}`);
+  return Number(value);
+}
+
+/** Decodes an HMGET reply in RECORD_FIELDS order; throws CorruptRecord on any mismatch. */
+export function decodeRecord(id: string, reply: (string | null)[], alreadyVerified?: (data: string, cs: string) => boolean): SessionRecord {
+  const [pool, data, , , , , anon, owner, , moving, , cs, sv] = reply;
+  if (sv !== SCHEMA_VERSION) throw new CorruptRecord(`schema version ${sv ?? 'missing'}`);
+  if (!pool) throw new CorruptRecord('field pool is missing');
+  if (data == null) throw new CorruptRecord('field data is missing');
+  if (cs == null) throw new CorruptRecord('field cs is missing');
+  if (anon !== '0' && anon !== '1') throw new CorruptRecord('field anon is not 0 or 1');
+  // A byte-identical data string with the same checksum was hashed and checked before: skip the hash.
+  if (!alreadyVerified?.(data, cs) && checksum(data) !== cs) throw new CorruptRecord('checksum mismatch');
+  let parsed: JsonValue;
+  try {
+    parsed = JSON.parse(data) as JsonValue;
+  } catch {
+    throw new CorruptRecord('data is not JSON');
+  }
+  return {
+    id,
+    pool,
+    data: parsed,
+    version: int(reply, 2, 'v'),
+    createdAt: int(reply, 3, 'ca'),
+    lastAccessedAt: int(reply, 4, 'la'),
+    ttlSeconds: int(reply, 5, 'ttl'),
+    anonymous: anon === '1',
+    owner: owner ? owner : null,
+    epoch: int(reply, 8, 'ep'),
+    movingBy: moving ? moving : null,
+    checksum: cs,
+  };
+}
+
+/** Lease expiry (ms) from the same reply; 0 when unowned. */
+export function leaseOf(reply: (string | null)[]): number {
+  const value = reply[10];
+  return value && INT.test(value) ? Number(value) : 0;
+}

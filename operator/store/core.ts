@@ -1,0 +1,168 @@
+// What every part of the store shares: the cluster client, the key layout, resolved options,
+// metrics and logger, and the one path every Redis call takes (retry, durability, metrics).
+import { Cluster, type ClusterOptions } from 'ioredis';
+import type { Logger } from '../observability/logger.ts';
+import { createLogger } from '../observability/logger.ts';
+import { defaultRegistry } from '../observability/metrics.ts';
+import { DegradedState } from './degraded.ts';
+import { ReplicaAckTimeoutError, SessionStoreError, StoreClosedError, StoreUnavailableError } from './errors.ts';
+import { keyLayout, keySlot, type KeyLayout } from './keys.ts';
+import type { LuaReply, LuaScript } from './lua.ts';
+import { storeMetrics, type StoreMetrics } from './metrics.ts';
+import type { SessionStoreOptions } from './options.ts';
+import { DEFAULT_RETRY_POLICY, isTransient, withRetry, type RetryPolicy } from './retry.ts';
+import { InvalidArgumentError } from './errors.ts';
+import { assertTtl } from './codec.ts';
+
+export interface ResolvedSettings {
+  defaultTtlSeconds: number;
+  anonymousTtlSeconds: number;
+  pools: NonNullable<SessionStoreOptions['pools']>;
+  maxDataBytes: number;
+  defaultLeaseMs: number;
+  durability: 'leader' | 'replica';
+  replicaAckTimeoutMs: number;
+  retry: RetryPolicy;
+  degradedEnabled: boolean;
+  probeIntervalMs: number;
+  quarantineKeepMs: number;
+  sweepBatchSize: number;
+  sweepAuditSize: number;
+}
+
+function positiveInt(name: string, value: number): number {
+  if (!Number.isInteger(value) || value < 0) throw new InvalidArgumentError(`option ${name} must be a non-negative integer, got ${value}`);
+  return value;
+}
+
+export function resolveSettings(options: SessionStoreOptions): ResolvedSettings {
+  const settings: ResolvedSettings = {
+    defaultTtlSeconds: options.defaultTtlSeconds ?? 3600,
+    anonymousTtlSeconds: options.anonymousTtlSeconds ?? 300,
+    pools: options.pools ?? {},
+    maxDataBytes: positiveInt('maxDataBytes', options.maxDataBytes ?? 1024 * 1024),
+    defaultLeaseMs: positiveInt('defaultLeaseMs', options.defaultLeaseMs ?? 30_000),
+    durability: options.durability ?? 'leader',
+    replicaAckTimeoutMs: positiveInt('replicaAckTimeoutMs', options.replicaAckTimeoutMs ?? 1000),
+    retry: { ...DEFAULT_RETRY_POLICY, ...options.retry },
+    degradedEnabled: options.degraded?.enabled ?? true,
+    probeIntervalMs: positiveInt('degraded.probeIntervalMs', options.degraded?.probeIntervalMs ?? 500),
+    quarantineKeepMs: positiveInt('quarantineKeepMs', options.quarantineKeepMs ?? 7 * 24 * 3600 * 1000),
+    sweepBatchSize: positiveInt('sweepBatchSize', options.sweepBatchSize ?? 500) || 500,
+    sweepAuditSize: positiveInt('sweepAuditSize', options.sweepAuditSize ?? 200),
+  };
+  assertTtl(settings.defaultTtlSeconds);
+  assertTtl(settings.anonymousTtlSeconds);
+  for (const pool of Object.values(settings.pools)) {
+    if (pool.ttlSeconds !== undefined) assertTtl(pool.ttlSeconds);
+    if (pool.anonymousTtlSeconds !== undefined) assertTtl(pool.anonymousTtlSeconds);
+  }
+  if (settings.durability !== 'leader' && settings.durability !== 'replica')
+    throw new InvalidArgumentError(`unknown durability ${String(settings.durability)}`);
+  return settings;
+}
+
+function parseNode(node: string): { host: string; port: number } {
+  const index = node.lastIndexOf(':');
+  const port = Number(node.slice(index + 1));
+  if (index <= 0 || !Number.isInteger(port)) throw new InvalidArgumentError(`node ${JSON.stringify(node)} is not host:port`);
+  return { host: node.slice(0, index), port };
+}
+
+export function buildCluster(options: SessionStoreOptions): Cluster {
+  if (!options.nodes || options.nodes.length === 0) throw new InvalidArgumentError('createSessionStore needs `nodes` or `redis`');
+  const commandTimeout = options.commandTimeoutMs ?? 2000;
+  const defaults: ClusterOptions = {
+    enableAutoPipelining: true,
+    maxRedirections: 8,
+    retryDelayOnFailover: 100,
+    retryDelayOnClusterDown: 100,
+    retryDelayOnTryAgain: 100,
+    retryDelayOnMoved: 20,
+    slotsRefreshTimeout: 1000,
+    slotsRefreshInterval: 2000,
+    clusterRetryStrategy: (times) => Math.min(100 * times, 1000),
+    redisOptions: { connectTimeout: 1000, commandTimeout, maxRetriesPerRequest: 1 },
+  };
+  const cluster = new Cluster(options.nodes.map(parseNode), { ...defaults, ...options.clusterOptions });
+  return cluster;
+}
+
+export class StoreCore {
+  readonly redis: Cluster;
+  readonly ownsClient: boolean;
+  readonly keys: KeyLayout;
+  readonly settings: ResolvedSettings;
+  readonly metrics: StoreMetrics;
+  readonly logger: Logger;
+  readonly degraded: DegradedState;
+  closed = false;
+  /** Called when a transient error outlived its retries (the store enters degraded mode). */
+  onUnreachable: (error: unknown) => void = () => undefined;
+
+  constructor(options: SessionStoreOptions) {
+    this.settings = resolveSettings(options);
+    this.keys = keyLayout(options.keyPrefix ?? 'spo');
+    this.ownsClient = !options.redis;
+    this.redis = options.redis ?? buildCluster(options);
+    this.redis.on('error', (error: Error) => this.logger.debug({ err: error.message }, 'redis client error'));
+    this.metrics = storeMetrics(options.registry ?? defaultRegistry());
+    this.logger = options.logger ?? createLogger('session-store');
+    this.degraded = new DegradedState(options.degraded?.cacheSize ?? 10_000, options.degraded?.journalSize ?? 1_000);
+  }
+
+  /** Runs one Redis step with retries; a transient error that persists becomes StoreUnavailableError. */
+  async exec<T>(op: string, fn: () => Promise<T>, retry: RetryPolicy = this.settings.retry): Promise<T> {
+    if (this.closed) throw new StoreClosedError('the session store is closed');
+    try {
+      return await withRetry(fn, retry, {
+        onRetry: (error, attempt, delayMs) => {
+          this.metrics.retries.inc({ op });
+          this.logger.debug(
+            { op, attempt, delayMs, err: error instanceof Error ? error.message : String(error) },
+            'retrying after a transient Redis error',
+          );
+        },
+      });
+    } catch (error) {
+      if (error instanceof SessionStoreError) throw error;
+      if (isTransient(error)) {
+        this.onUnreachable(error);
+        throw new StoreUnavailableError(`${op}: Redis is unreachable (${error instanceof Error ? error.message : String(error)})`, {
+          cause: error,
+        });
+      }
+      throw error;
+    }
+  }
+
+  script(op: string, script: LuaScript, keys: string[], args: (string | number)[], retry?: RetryPolicy): Promise<LuaReply> {
+    return this.exec(op, () => script.run(this.redis, keys, args), retry);
+  }
+
+  /** Durability 'replica': WAIT 1 on the master that owns the key's slot (the connection that wrote). */
+  async afterWrite(key: string, sessionId: string): Promise<void> {
+    if (this.settings.durability !== 'replica') return;
+    const nodeKey = this.redis.slots[keySlot(key)]?.[0];
+    const node = this.redis.nodes('master').find((n) => `${n.options.host}:${n.options.port}` === nodeKey);
+    if (!node) throw new ReplicaAckTimeoutError(sessionId, this.settings.replicaAckTimeoutMs);
+    let acks: unknown;
+    try {
+      acks = await node.call('WAIT', '1', String(this.settings.replicaAckTimeoutMs));
+    } catch (error) {
+      throw new ReplicaAckTimeoutError(sessionId, this.settings.replicaAckTimeoutMs, { cause: error });
+    }
+    if (typeof acks !== 'number' || acks < 1) throw new ReplicaAckTimeoutError(sessionId, this.settings.replicaAckTimeoutMs);
+  }
+
+  ttlFor(pool: string, anonymous: boolean, explicit: number | undefined): number {
+    if (explicit !== undefined) {
+      assertTtl(explicit);
+      return explicit;
+    }
+    const poolSettings = this.settings.pools[pool];
+    return anonymous
+      ? (poolSettings?.anonymousTtlSeconds ?? this.settings.anonymousTtlSeconds)
+      : (poolSettings?.ttlSeconds ?? this.settings.defaultTtlSeconds);
+  }
+}

@@ -1,0 +1,62 @@
+// Degraded mode: while Redis is unreachable, reads come from a bounded cache of the sessions
+// this process last saw, and writes go to a bounded in-memory journal replayed, with the
+// same version and fence checks, when Redis answers again. See docs/store.md for the
+// guarantees (fewer than normal: stale reads, writes lost if this process dies).
+import { LruCache } from './lru.ts';
+import { JournalFullError } from './errors.ts';
+import type { Fence, JsonValue, SessionRecord } from './types.ts';
+
+/** A session as cached: its record with the data kept serialized (callers get fresh copies). */
+export interface CachedSession {
+  record: Omit<SessionRecord, 'data'>;
+  serialized: string;
+  /** Lease expiry (ms) as last seen; the store keeps it for completeness. */
+  leaseExpiresAt: number;
+}
+
+export type JournalEntry =
+  | {
+      kind: 'create';
+      id: string;
+      pool: string;
+      serialized: string;
+      checksum: string;
+      ttlSeconds: number;
+      anonymous: boolean;
+      owner: string;
+      wid: string;
+      at: number;
+    }
+  | { kind: 'update'; id: string; serialized: string; checksum: string; expectedVersion: number; fence?: Fence; wid: string; at: number }
+  | { kind: 'delete'; id: string; at: number };
+
+export function materialize(cached: CachedSession): SessionRecord {
+  return { ...cached.record, data: JSON.parse(cached.serialized) as JsonValue };
+}
+
+export class DegradedState {
+  active = false;
+  since = 0;
+  readonly cache: LruCache<string, CachedSession>;
+  readonly journal: JournalEntry[] = [];
+  readonly journalSize: number;
+  replayed = 0;
+  replayConflicts = 0;
+
+  constructor(cacheSize: number, journalSize: number) {
+    this.cache = new LruCache(cacheSize);
+    this.journalSize = journalSize;
+  }
+
+  enqueue(entry: JournalEntry): void {
+    if (this.journal.length >= this.journalSize) {
+      throw new JournalFullError(`degraded mode: the write journal is full (${this.journalSize} entries); retry when the store is back`);
+    }
+    this.journal.push(entry);
+  }
+
+  /** Entries of one session still waiting, oldest first. */
+  pendingFor(id: string): JournalEntry[] {
+    return this.journal.filter((entry) => entry.id === id);
+  }
+}

@@ -1,0 +1,80 @@
+// Key layout and names. Every key that one Lua script touches shares a hash tag, so the
+// script runs on one slot: a session's hash and its quarantine copy share `{<id>}`; a pool's
+// index, lease index, owner list and worker registry share `{pool:<pool>}`; each owner's
+// index has its own slot `{pool:<pool>:owner:<owner>}`. See docs/store.md.
+import { randomBytes } from 'node:crypto';
+import { InvalidNameError, InvalidSessionIdError } from './errors.ts';
+
+/** 24 random bytes (192 bits), base64url without padding: 32 characters. */
+export function newSessionId(): string {
+  return randomBytes(24).toString('base64url');
+}
+
+const ID_PATTERN = /^[A-Za-z0-9_-]{22,64}$/;
+const NAME_PATTERN = /^[A-Za-z0-9][A-Za-z0-9._:-]{0,252}$/;
+
+export function assertSessionId(id: unknown): asserts id is string {
+  if (typeof id !== 'string' || !ID_PATTERN.test(id)) {
+    throw new InvalidSessionIdError(`invalid session id ${JSON.stringify(typeof id === 'string' ? id.slice(0, 80) : typeof id)}`);
+  }
+}
+
+/** Pool, owner, worker and migration names: no braces (hash tags), no spaces, 1 to 253 chars. */
+export function assertName(kind: string, name: unknown): asserts name is string {
+  if (typeof name !== 'string' || !NAME_PATTERN.test(name)) {
+    throw new InvalidNameError(`invalid ${kind} name ${JSON.stringify(typeof name === 'string' ? name.slice(0, 80) : typeof name)}`);
+  }
+}
+
+export interface KeyLayout {
+  prefix: string;
+  session(id: string): string;
+  quarantine(id: string): string;
+  poolIndex(pool: string): string;
+  leaseIndex(pool: string): string;
+  owners(pool: string): string;
+  ownerIndex(pool: string, owner: string): string;
+  workers(pool: string): string;
+}
+
+export function keyLayout(prefix = 'spo'): KeyLayout {
+  if (!/^[A-Za-z0-9._:-]{1,64}$/.test(prefix)) throw new InvalidNameError(`invalid key prefix ${JSON.stringify(prefix)}`);
+  return {
+    prefix,
+    session: (id) => `${prefix}:s:{${id}}`,
+    quarantine: (id) => `${prefix}:q:{${id}}`,
+    poolIndex: (pool) => `${prefix}:{pool:${pool}}:sessions`,
+    leaseIndex: (pool) => `${prefix}:{pool:${pool}}:leases`,
+    owners: (pool) => `${prefix}:{pool:${pool}}:owners`,
+    ownerIndex: (pool, owner) => `${prefix}:{pool:${pool}:owner:${owner}}:sessions`,
+    workers: (pool) => `${prefix}:{pool:${pool}}:workers`,
+  };
+}
+
+// CRC16/XMODEM, the Redis Cluster key hash.
+const CRC_TABLE = (() => {
+  const table = new Uint16Array(256);
+  for (let i = 0; i < 256; i++) {
+    let crc = i << 8;
+    for (let bit = 0; bit < 8; bit++) crc = crc & 0x8000 ? ((crc << 1) ^ 0x1021) & 0xffff : (crc << 1) & 0xffff;
+    table[i] = crc;
+  }
+  return table;
+})();
+
+function crc16(bytes: Uint8Array): number {
+  let crc = 0;
+  for (const byte of bytes) crc = ((crc << 8) & 0xffff) ^ (CRC_TABLE[((crc >> 8) ^ byte) & 0xff] ?? 0);
+  return crc;
+}
+
+/** The cluster slot of a key: the hash tag's content when the key has a non-empty `{...}`. */
+export function keySlot(key: string): number {
+  let hashed = key;
+  const open = key.indexOf('{');
+  if (open !== -1) {
+    const close = key.indexOf('}', open + 1);
+    if (close > open + 1) hashed = key.slice(open + 1, close);
+  }
+  return crc16(Buffer.from(hashed, 'utf8')) % 16384;
+}

@@ -1,0 +1,222 @@
+// The Lua scripts. Each touches the keys of one slot only (KEYS share one hash tag) and uses
+// the master's clock (TIME), so leases and timestamps agree whichever client writes.
+// docs/store.md specifies each one (arguments, effects, replies) for other implementations.
+import { createHash } from 'node:crypto';
+import type { Cluster } from 'ioredis';
+
+const PRELUDE = `
+local F = {'pool','data','v','ca','la','ttl','anon','own','ep','mov','lease','cs','sv'}
+local function now_ms()
+  local t = redis.call('TIME')
+  return tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
+end
+local function record(key)
+  return redis.call('HMGET', key, unpack(F))
+end
+`;
+
+/** KEYS[1] session. ARGV pool, data, cs, ttlSeconds, anon, owner, wid, leaseMs, schema.
+ *  Reply {1, record} created (or this wid's create already applied) | {0} id taken. */
+export const CREATE = `
+if redis.call('EXISTS', KEYS[1]) == 1 then
+  if redis.call('HGET', KEYS[1], 'wid') == ARGV[7] then return {1, record(KEYS[1])} end
+  return {0}
+end
+local now = now_ms()
+local owned = ARGV[6] ~= ''
+redis.call('HSET', KEYS[1], 'pool', ARGV[1], 'data', ARGV[2], 'v', 1, 'ca', now, 'la', now, 'ttl', ARGV[4],
+  'anon', ARGV[5], 'own', ARGV[6], 'ep', owned and 1 or 0, 'mov', '', 'lease', owned and (now + tonumber(ARGV[8])) or 0,
+  'cs', ARGV[3], 'sv', ARGV[9], 'wid', ARGV[7])
+redis.call('PEXPIRE', KEYS[1], tonumber(ARGV[4]) * 1000)
+return {1, record(KEYS[1])}
+`;
+
+/** KEYS[1] session. ARGV touch ('1' or '0').
+ *  Reply record (with la = now when touched) | false when absent. Touch sets la and slides the TTL. */
+export const GET = `
+local r = record(KEYS[1])
+if not r[1] and not r[2] and not r[13] then
+  if redis.call('EXISTS', KEYS[1]) == 0 then return false end
+  return r
+end
+if ARGV[1] == '1' then
+  local ttl = tonumber(r[6])
+  if ttl then
+    local now = now_ms()
+    redis.call('HSET', KEYS[1], 'la', now)
+    redis.call('PEXPIRE', KEYS[1], ttl * 1000)
+    r[5] = tostring(now)
+  end
+end
+return r
+`;
+
+/** KEYS[1] session. ARGV expectedVersion, data, cs, wid, fenced ('1'/'0'), fenceEpoch, hasFenceOwner ('1'/'0'), fenceOwner.
+ *  Reply {1, record} | {-1} missing | {-2, version} conflict | {-3, owner, epoch} fenced | {-4, movingBy} moving. */
+export const UPDATE = `
+local cur = redis.call('HMGET', KEYS[1], 'v', 'ep', 'own', 'mov', 'wid', 'ttl')
+if not cur[1] then return {-1} end
+local v = tonumber(cur[1])
+if cur[5] == ARGV[4] and v == tonumber(ARGV[1]) + 1 then return {1, record(KEYS[1])} end
+if ARGV[5] == '1' then
+  if tonumber(cur[2]) ~= tonumber(ARGV[6]) then return {-3, cur[3], cur[2]} end
+  if ARGV[7] == '1' and cur[3] ~= ARGV[8] then return {-3, cur[3], cur[2]} end
+  if cur[4] and cur[4] ~= '' then return {-4, cur[4]} end
+end
+if v ~= tonumber(ARGV[1]) then return {-2, cur[1]} end
+redis.call('HSET', KEYS[1], 'data', ARGV[2], 'cs', ARGV[3], 'v', v + 1, 'la', now_ms(), 'wid', ARGV[4])
+redis.call('PEXPIRE', KEYS[1], tonumber(cur[6]) * 1000)
+return {1, record(KEYS[1])}
+`;
+
+/** KEYS[1] session. Reply {1, pool, owner} deleted | {0}. */
+export const DELETE = `
+local r = redis.call('HMGET', KEYS[1], 'pool', 'own')
+if redis.call('DEL', KEYS[1]) == 0 then return {0} end
+return {1, r[1] or '', r[2] or ''}
+`;
+
+/** KEYS[1] session. ARGV owner, leaseMs.
+ *  Reply {1, epoch, leaseExpiresAt, previousOwner, pool} | {-1} | {-2, owner, epoch, lease} owned | {-4, movingBy}. */
+export const CLAIM = `
+local r = redis.call('HMGET', KEYS[1], 'own', 'ep', 'lease', 'mov', 'pool')
+if not r[2] then return {-1} end
+local now = now_ms()
+local own, ep, lease = r[1] or '', tonumber(r[2]), tonumber(r[3]) or 0
+local expires = now + tonumber(ARGV[2])
+if own == ARGV[1] then
+  redis.call('HSET', KEYS[1], 'lease', expires)
+  return {1, ep, expires, own, r[5]}
+end
+if r[4] and r[4] ~= '' then return {-4, r[4]} end
+if own ~= '' and lease > now then return {-2, own, ep, lease} end
+redis.call('HSET', KEYS[1], 'own', ARGV[1], 'ep', ep + 1, 'lease', expires)
+return {1, ep + 1, expires, own, r[5]}
+`;
+
+/** KEYS[1] session. ARGV owner, epoch, leaseMs. Reply {1, leaseExpiresAt, pool} | {-1} | {-2, owner, epoch}. */
+export const RENEW = `
+local r = redis.call('HMGET', KEYS[1], 'own', 'ep', 'pool')
+if not r[2] then return {-1} end
+if r[1] ~= ARGV[1] or tonumber(r[2]) ~= tonumber(ARGV[2]) then return {-2, r[1] or '', r[2]} end
+local expires = now_ms() + tonumber(ARGV[3])
+redis.call('HSET', KEYS[1], 'lease', expires)
+return {1, expires, r[3]}
+`;
+
+/** KEYS[1] session. ARGV owner, epoch. Reply {1, newEpoch, pool} released | {-1} | {-2, owner, epoch}. */
+export const RELEASE = `
+local r = redis.call('HMGET', KEYS[1], 'own', 'ep', 'pool')
+if not r[2] then return {-1} end
+if r[1] ~= ARGV[1] or tonumber(r[2]) ~= tonumber(ARGV[2]) then return {-2, r[1] or '', r[2]} end
+redis.call('HSET', KEYS[1], 'own', '', 'ep', tonumber(r[2]) + 1, 'lease', 0)
+return {1, tonumber(r[2]) + 1, r[3]}
+`;
+
+/** KEYS[1] session. ARGV fromOwner ('' = none), fromEpoch, toOwner ('' = none), leaseMs.
+ *  Reply {1, newEpoch, pool, leaseExpiresAt} | {-1} | {-2, owner, epoch}. Ignores movingBy: the mover moves. */
+export const MOVE = `
+local r = redis.call('HMGET', KEYS[1], 'own', 'ep', 'pool')
+if not r[2] then return {-1} end
+local own = r[1] or ''
+if own ~= ARGV[1] or tonumber(r[2]) ~= tonumber(ARGV[2]) then return {-2, own, r[2]} end
+local ep = tonumber(r[2]) + 1
+local lease = 0
+if ARGV[3] ~= '' then lease = now_ms() + tonumber(ARGV[4]) end
+redis.call('HSET', KEYS[1], 'own', ARGV[3], 'ep', ep, 'lease', lease)
+return {1, ep, r[3], lease}
+`;
+
+/** KEYS[1] session. ARGV migration ('' clears). Reply 1 set | 0 absent. */
+export const SET_MOVING = `
+if redis.call('EXISTS', KEYS[1]) == 0 then return 0 end
+redis.call('HSET', KEYS[1], 'mov', ARGV[1])
+return 1
+`;
+
+/** KEYS[1] session. Reply {1, previousOwner, newEpoch} released | {0, leaseExpiresAt} still held or unowned | {-1} absent. */
+export const RELEASE_IF_LAPSED = `
+local r = redis.call('HMGET', KEYS[1], 'own', 'ep', 'lease')
+if not r[2] then return {-1} end
+local own = r[1] or ''
+local lease = tonumber(r[3]) or 0
+if own == '' then return {0, 0} end
+if lease > now_ms() then return {0, lease} end
+redis.call('HSET', KEYS[1], 'own', '', 'ep', tonumber(r[2]) + 1, 'lease', 0)
+return {1, own, tonumber(r[2]) + 1}
+`;
+
+/** KEYS[1] session, KEYS[2] quarantine. ARGV keepMs. Reply 1 moved | 0 absent. Any key type. */
+export const QUARANTINE = `
+if redis.call('EXISTS', KEYS[1]) == 0 then return 0 end
+redis.call('RENAME', KEYS[1], KEYS[2])
+redis.call('PEXPIRE', KEYS[2], tonumber(ARGV[1]))
+return 1
+`;
+
+/** KEYS[1] workers hash. ARGV worker, draining ('1'/'0'). Reply 1 | 0 absent. */
+export const SET_WORKER_DRAINING = `
+local raw = redis.call('HGET', KEYS[1], ARGV[1])
+if not raw then return 0 end
+local w = cjson.decode(raw)
+w['draining'] = ARGV[2] == '1'
+redis.call('HSET', KEYS[1], ARGV[1], cjson.encode(w))
+return 1
+`;
+
+/** KEYS[1] workers hash. ARGV now, worker... Deletes each named worker whose registration is still expired. Reply count. */
+export const PRUNE_WORKERS = `
+local n = 0
+local now = tonumber(ARGV[1])
+for i = 2, #ARGV do
+  local raw = redis.call('HGET', KEYS[1], ARGV[i])
+  if raw then
+    local ok, w = pcall(cjson.decode, raw)
+    if not ok or type(w) ~= 'table' or type(w['expiresAt']) ~= 'number' or w['expiresAt'] <= now then
+      n = n + redis.call('HDEL', KEYS[1], ARGV[i])
+    end
+  end
+end
+return n
+`;
+
+export type LuaReply = null | number | string | LuaReply[];
+
+/** One script: EVALSHA, and EVAL once when the node does not have it yet (NOSCRIPT). */
+export class LuaScript {
+  readonly source: string;
+  readonly sha: string;
+  readonly name: string;
+  constructor(name: string, body: string) {
+    this.name = name;
+    this.source = PRELUDE + body;
+    this.sha = createHash('sha1').update(this.source).digest('hex');
+  }
+
+  async run(redis: Cluster, keys: string[], args: (string | number)[]): Promise<LuaReply> {
+    try {
+      return (await redis.evalsha(this.sha, keys.length, ...keys, ...args)) as LuaReply;
+    } catch (error) {
+      if (error instanceof Error && error.message.startsWith('NOSCRIPT')) {
+        return (await redis.eval(this.source, keys.length, ...keys, ...args)) as LuaReply;
+      }
+      throw error;
+    }
+  }
+}
+
+export const scripts = {
+  create: new LuaScript('create', CREATE),
+  get: new LuaScript('get', GET),
+  update: new LuaScript('update', UPDATE),
+  delete: new LuaScript('delete', DELETE),
+  claim: new LuaScript('claim', CLAIM),
+  renew: new LuaScript('renew', RENEW),
+  release: new LuaScript('release', RELEASE),
+  move: new LuaScript('move', MOVE),
+  setMoving: new LuaScript('setMoving', SET_MOVING),
+  releaseIfLapsed: new LuaScript('releaseIfLapsed', RELEASE_IF_LAPSED),
+  quarantine: new LuaScript('quarantine', QUARANTINE),
+  setWorkerDraining: new LuaScript('setWorkerDraining', SET_WORKER_DRAINING),
+  pruneWorkers: new LuaScript('pruneWorkers', PRUNE_WORKERS),
+};

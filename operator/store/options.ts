@@ -1,0 +1,61 @@
+// Options of createSessionStore and their defaults.
+import type { Cluster, ClusterOptions } from 'ioredis';
+import type { Logger } from '../observability/logger.ts';
+import type { Registry } from 'prom-client';
+import type { RetryPolicy } from './retry.ts';
+import type { DurabilityLevel } from './types.ts';
+import type { JournalEntry } from './degraded.ts';
+
+export interface PoolSettings {
+  /** Default TTL of this pool's sessions, seconds. */
+  ttlSeconds?: number;
+  /** Default TTL of this pool's anonymous sessions, seconds. */
+  anonymousTtlSeconds?: number;
+}
+
+export interface ReplayConflict {
+  entry: JournalEntry;
+  /** 'version', 'fenced', 'moving', 'missing', 'exists', or an error code. */
+  reason: string;
+}
+
+export interface SessionStoreOptions {
+  /** "host:port" of one or more cluster nodes. Either this or `redis`. */
+  nodes?: string[];
+  /** A Cluster client to use instead of one built from `nodes`; close() leaves it open. */
+  redis?: Cluster;
+  /** Extra ioredis Cluster options (merged over the store's defaults). */
+  clusterOptions?: ClusterOptions;
+  /** Prefix of every key. Default 'spo'. */
+  keyPrefix?: string;
+  /** Default 3600. */
+  defaultTtlSeconds?: number;
+  /** Default 300. */
+  anonymousTtlSeconds?: number;
+  /** Per-pool TTL defaults. */
+  pools?: Record<string, PoolSettings>;
+  /** Largest serialized data, bytes. Default 1 MiB. */
+  maxDataBytes?: number;
+  /** Default lease length for claim, renew and moveOwners. Default 30 000 ms. */
+  defaultLeaseMs?: number;
+  /** 'leader' (default) or 'replica': WAIT 1 after every write. */
+  durability?: DurabilityLevel;
+  /** WAIT timeout with durability 'replica'. Default 1000 ms. */
+  replicaAckTimeoutMs?: number;
+  /** Retry policy for transient errors. */
+  retry?: Partial<RetryPolicy>;
+  /** Degraded mode (default enabled): local read cache and write journal while Redis is unreachable. */
+  degraded?: { enabled?: boolean; cacheSize?: number; journalSize?: number; probeIntervalMs?: number };
+  /** Called for each journal entry refused on replay (the write was not applied). */
+  onReplayConflict?: (conflict: ReplayConflict) => void;
+  /** How long quarantined hashes are kept. Default 7 days. */
+  quarantineKeepMs?: number;
+  /** Index entries handled per sweep step. Default 500. */
+  sweepBatchSize?: number;
+  /** Owner-index entries audited per owner per sweep. Default 200. */
+  sweepAuditSize?: number;
+  /** Per-command timeout, ms. Default 2000. */
+  commandTimeoutMs?: number;
+  registry?: Registry;
+  logger?: Logger;
+}

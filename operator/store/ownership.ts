@@ -1,0 +1,242 @@
+// Leases and owner moves. The session hash holds owner, epoch and lease expiry, changed only
+// by the scripts in lua.ts; the per-owner index ({pool:P:owner:O}) and the pool's lease
+// index are updated around them: added to before the session step, removed from after, so
+// a crash leaves an index naming too much (which the sweep repairs), never too little.
+import type { StoreCore } from './core.ts';
+import {
+  InternalStoreError,
+  InvalidArgumentError,
+  LeaseLostError,
+  SessionMovingError,
+  SessionNotFoundError,
+  SessionOwnedError,
+} from './errors.ts';
+import { assertName, assertSessionId } from './keys.ts';
+import { scripts } from './lua.ts';
+import type { Lease, OwnerMove, OwnerMoveOutcome } from './types.ts';
+
+function leaseLength(core: StoreCore, leaseMs: number | undefined): number {
+  const ms = leaseMs ?? core.settings.defaultLeaseMs;
+  if (!Number.isInteger(ms) || ms < 1 || ms > 24 * 3600 * 1000)
+    throw new InvalidArgumentError(`lease length must be 1 ms to 24 h, got ${ms}`);
+  return ms;
+}
+
+async function poolOf(core: StoreCore, op: string, id: string): Promise<string | null> {
+  return core.exec(op, () => core.redis.hget(core.keys.session(id), 'pool'));
+}
+
+export async function claim(core: StoreCore, id: string, owner: string, leaseMs?: number): Promise<Lease> {
+  assertSessionId(id);
+  assertName('owner', owner);
+  const ms = leaseLength(core, leaseMs);
+  const { keys, redis } = core;
+  const pool = await poolOf(core, 'claim', id);
+  if (!pool) throw new SessionNotFoundError(id);
+  await core.exec('claim', () => Promise.all([redis.sadd(keys.ownerIndex(pool, owner), id), redis.sadd(keys.owners(pool), owner)]));
+  const reply = await core.script('claim', scripts.claim, [keys.session(id)], [owner, ms]);
+  const r = Array.isArray(reply) ? reply : [];
+  if (r[0] !== 1) {
+    await core.exec('claim', () => redis.srem(keys.ownerIndex(pool, owner), id));
+    core.metrics.conflicts.inc({ op: 'claim', kind: r[0] === -1 ? 'missing' : r[0] === -4 ? 'moving' : 'owned' });
+    if (r[0] === -1) throw new SessionNotFoundError(id);
+    if (r[0] === -4) throw new SessionMovingError(id, String(r[1]));
+    if (r[0] === -2) throw new SessionOwnedError(id, String(r[1]), Number(r[2]), Number(r[3]));
+    throw new InternalStoreError(`claim: unexpected reply ${JSON.stringify(reply)}`);
+  }
+  const epoch = Number(r[1]);
+  const expiresAt = Number(r[2]);
+  const previous = String(r[3] ?? '');
+  await core.afterWrite(keys.session(id), id);
+  await core.exec('claim', () =>
+    Promise.all([
+      redis.zadd(keys.leaseIndex(pool), expiresAt, id),
+      ...(previous && previous !== owner ? [redis.srem(keys.ownerIndex(pool, previous), id)] : []),
+    ]),
+  );
+  if (previous !== owner) core.logger.debug({ sessionId: id, owner, previousOwner: previous || null, epoch }, 'session claimed');
+  return { sessionId: id, owner, epoch, expiresAt };
+}
+
+function assertLease(lease: Lease): void {
+  if (typeof lease !== 'object' || lease === null) throw new InvalidArgumentError('a lease object is required');
+  assertSessionId(lease.sessionId);
+  assertName('owner', lease.owner);
+  if (!Number.isInteger(lease.epoch) || lease.epoch < 0) throw new InvalidArgumentError('lease.epoch must be a non-negative integer');
+}
+
+export async function renew(core: StoreCore, lease: Lease, leaseMs?: number): Promise<Lease> {
+  assertLease(lease);
+  const ms = leaseLength(core, leaseMs);
+  const { keys, redis } = core;
+  const reply = await core.script('renew', scripts.renew, [keys.session(lease.sessionId)], [lease.owner, lease.epoch, ms]);
+  const r = Array.isArray(reply) ? reply : [];
+  if (r[0] === -1) throw new SessionNotFoundError(lease.sessionId);
+  if (r[0] === -2) {
+    core.metrics.conflicts.inc({ op: 'renew', kind: 'lease_lost' });
+    throw new LeaseLostError(lease.sessionId, r[1] ? String(r[1]) : null, Number(r[2]));
+  }
+  const expiresAt = Number(r[1]);
+  await core.afterWrite(keys.session(lease.sessionId), lease.sessionId);
+  await core.exec('renew', () => redis.zadd(keys.leaseIndex(String(r[2])), expiresAt, lease.sessionId));
+  return { ...lease, expiresAt };
+}
+
+/** Gives the session up (owner cleared, epoch + 1). A lease already lost or a session gone is a no-op. */
+export async function release(core: StoreCore, lease: Lease): Promise<void> {
+  assertLease(lease);
+  const { keys, redis } = core;
+  const reply = await core.script('release', scripts.release, [keys.session(lease.sessionId)], [lease.owner, lease.epoch]);
+  const r = Array.isArray(reply) ? reply : [];
+  if (r[0] !== 1) {
+    core.logger.debug({ sessionId: lease.sessionId, owner: lease.owner }, 'release of a lease no longer held: nothing to do');
+    return;
+  }
+  const pool = String(r[2]);
+  await core.afterWrite(keys.session(lease.sessionId), lease.sessionId);
+  await core.exec('release', () =>
+    Promise.all([redis.srem(keys.ownerIndex(pool, lease.owner), lease.sessionId), redis.zrem(keys.leaseIndex(pool), lease.sessionId)]),
+  );
+  core.logger.debug({ sessionId: lease.sessionId, owner: lease.owner, epoch: Number(r[1]) }, 'lease released');
+}
+
+function group<T>(items: T[], key: (item: T) => string | null): Map<string, T[]> {
+  const groups = new Map<string, T[]>();
+  for (const item of items) {
+    const k = key(item);
+    if (k === null) continue;
+    const list = groups.get(k) ?? [];
+    list.push(item);
+    groups.set(k, list);
+  }
+  return groups;
+}
+
+const SEP = '\u0000';
+
+/**
+ * Each move is one CAS script on its session's slot (owner and epoch as the mover saw them);
+ * the scripts are sent together (ioredis pipelines them per node). Index steps: add to the
+ * target owners' indexes before, remove from the source owners' after.
+ */
+export async function moveOwners(core: StoreCore, moves: OwnerMove[]): Promise<OwnerMoveOutcome[]> {
+  if (!Array.isArray(moves)) throw new InvalidArgumentError('moves must be an array');
+  for (const move of moves) {
+    assertSessionId(move.sessionId);
+    if (move.fromOwner !== null) assertName('owner', move.fromOwner);
+    if (move.toOwner !== null) assertName('owner', move.toOwner);
+    if (!Number.isInteger(move.fromEpoch) || move.fromEpoch < 0) throw new InvalidArgumentError('fromEpoch must be a non-negative integer');
+  }
+  if (moves.length === 0) return [];
+  const { keys, redis, settings } = core;
+  const pools = await core.exec('moveOwners', () => Promise.all(moves.map((m) => redis.hget(keys.session(m.sessionId), 'pool'))));
+  const planned = moves.map((move, i) => ({ move, pool: pools[i] ?? null }));
+  const targets = group(planned, (p) => (p.pool && p.move.toOwner ? `${p.pool}${SEP}${p.move.toOwner}` : null));
+  await core.exec('moveOwners', () =>
+    Promise.all(
+      [...targets].flatMap(([k, items]) => {
+        const [pool = '', owner = ''] = k.split(SEP);
+        return [redis.sadd(keys.ownerIndex(pool, owner), ...items.map((p) => p.move.sessionId)), redis.sadd(keys.owners(pool), owner)];
+      }),
+    ),
+  );
+  // Each script retries on its own; a retry of a move that did apply sees the target state
+  // (toOwner at fromEpoch + 1) and counts as moved.
+  const replies = await Promise.all(
+    planned.map((p) =>
+      core.script(
+        'moveOwners',
+        scripts.move,
+        [keys.session(p.move.sessionId)],
+        [p.move.fromOwner ?? '', p.move.fromEpoch, p.move.toOwner ?? '', settings.defaultLeaseMs],
+      ),
+    ),
+  );
+  const outcomes: OwnerMoveOutcome[] = [];
+  const moved: { pool: string; move: OwnerMove; lease: number }[] = [];
+  const undo: { pool: string; move: OwnerMove }[] = [];
+  replies.forEach((reply, i) => {
+    const p = planned[i]!;
+    const r = Array.isArray(reply) ? reply : [];
+    const sessionId = p.move.sessionId;
+    if (r[0] === 1) {
+      outcomes.push({ sessionId, status: 'moved', epoch: Number(r[1]) });
+      moved.push({ pool: String(r[2]), move: p.move, lease: Number(r[3]) });
+    } else if (r[0] === -2 && (r[1] ? String(r[1]) : null) === p.move.toOwner && Number(r[2]) === p.move.fromEpoch + 1 && p.pool) {
+      outcomes.push({ sessionId, status: 'moved', epoch: Number(r[2]) });
+      moved.push({ pool: p.pool, move: p.move, lease: Date.now() + settings.defaultLeaseMs });
+    } else if (r[0] === -2) {
+      const owner = r[1] ? String(r[1]) : null;
+      outcomes.push({ sessionId, status: 'conflict', owner, epoch: Number(r[2]) });
+      core.metrics.conflicts.inc({ op: 'moveOwners', kind: 'owner_epoch' });
+      if (p.pool && p.move.toOwner && owner !== p.move.toOwner) undo.push({ pool: p.pool, move: p.move });
+    } else {
+      outcomes.push({ sessionId, status: 'missing' });
+      if (p.pool && p.move.toOwner) undo.push({ pool: p.pool, move: p.move });
+    }
+  });
+  if (settings.durability === 'replica') {
+    await Promise.all(moved.map((m) => core.afterWrite(keys.session(m.move.sessionId), m.move.sessionId)));
+  }
+  const sources = group(moved, (m) => (m.move.fromOwner ? `${m.pool}${SEP}${m.move.fromOwner}` : null));
+  const undone = group(undo, (u) => `${u.pool}${SEP}${u.move.toOwner ?? ''}`);
+  const leaseByPool = group(moved, (m) => m.pool);
+  await core.exec('moveOwners', () =>
+    Promise.all([
+      ...[...sources, ...undone].map(([k, items]) => {
+        const [pool = '', owner = ''] = k.split(SEP);
+        return redis.srem(keys.ownerIndex(pool, owner), ...items.map((m) => m.move.sessionId));
+      }),
+      ...[...leaseByPool].flatMap(([pool, items]) => {
+        const held = items.filter((m) => m.move.toOwner);
+        const freed = items.filter((m) => !m.move.toOwner);
+        return [
+          ...(held.length > 0 ? [redis.zadd(keys.leaseIndex(pool), ...held.flatMap((m) => [m.lease, m.move.sessionId]))] : []),
+          ...(freed.length > 0 ? [redis.zrem(keys.leaseIndex(pool), ...freed.map((m) => m.move.sessionId))] : []),
+        ];
+      }),
+    ]),
+  );
+  core.logger.debug(
+    { moves: moves.length, moved: moved.length, conflicts: outcomes.filter((o) => o.status === 'conflict').length },
+    'owners moved',
+  );
+  return outcomes;
+}
+
+export async function setMoving(core: StoreCore, sessionIds: string[], migration: string | null): Promise<void> {
+  if (!Array.isArray(sessionIds)) throw new InvalidArgumentError('sessionIds must be an array');
+  sessionIds.forEach((id) => assertSessionId(id));
+  if (migration !== null) assertName('migration', migration);
+  const { keys, redis } = core;
+  await core.exec('setMoving', () =>
+    Promise.all(sessionIds.map((id) => scripts.setMoving.run(redis, [keys.session(id)], [migration ?? '']))),
+  );
+  if (core.settings.durability === 'replica') await Promise.all(sessionIds.map((id) => core.afterWrite(keys.session(id), id)));
+  core.logger.debug({ sessions: sessionIds.length, migration }, migration ? 'sessions marked moving' : 'moving mark cleared');
+}
+
+export async function listByOwner(core: StoreCore, pool: string, owner: string): Promise<string[]> {
+  assertName('pool', pool);
+  assertName('owner', owner);
+  return core.exec('listByOwner', () => core.redis.smembers(core.keys.ownerIndex(pool, owner)));
+}
+
+/** Counts per owner from the owner indexes; unowned ('') is the pool count less the owned. */
+export async function countByOwner(core: StoreCore, pool: string): Promise<Map<string, number>> {
+  assertName('pool', pool);
+  const { keys, redis } = core;
+  const owners = await core.exec('countByOwner', () => redis.smembers(keys.owners(pool)));
+  const [total, ...counts] = await core.exec('countByOwner', () =>
+    Promise.all([redis.zcard(keys.poolIndex(pool)), ...owners.map((o) => redis.scard(keys.ownerIndex(pool, o)))]),
+  );
+  const result = new Map<string, number>();
+  let owned = 0;
+  owners.forEach((owner, i) => {
+    const n = counts[i] ?? 0;
+    if (n > 0) result.set(owner, n);
+    owned += n;
+  });
+  result.set('', Math.max(0, (total ?? 0) - owned));
+  return result;
+}

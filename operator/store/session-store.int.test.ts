@@ -1,0 +1,279 @@
+import { expect } from 'chai';
+import {
+  AnonymousSessionError,
+  FencedError,
+  InvalidSessionDataError,
+  InvalidSessionIdError,
+  InvalidTtlError,
+  SessionMovingError,
+  SessionNotFoundError,
+  SessionOwnedError,
+  SessionTooLargeError,
+  VersionConflictError,
+  LeaseLostError,
+  type RedisSessionStore,
+} from './index.ts';
+import type { JsonValue } from './types.ts';
+import { expectRejected, metricValue, testStore, uniquePrefix } from './test-helpers.int.ts';
+import type { Registry } from 'prom-client';
+
+describe('store: sessions on the real Redis Cluster', () => {
+  const prefix = uniquePrefix('core');
+  const pool = 'pool-core';
+  let store: RedisSessionStore;
+  let registry: Registry;
+
+  before(() => {
+    ({ store, registry } = testStore(prefix, { pools: { 'pool-short': { ttlSeconds: 120, anonymousTtlSeconds: 30 } } }));
+  });
+  after(() => store.close());
+
+  it('creates, gets (touching), checks existence and deletes a session', async () => {
+    const created = await store.create({ pool, data: { cart: [1, 2] } });
+    expect(created.id).to.match(/^[A-Za-z0-9_-]{32}$/);
+    expect(created).to.include({ pool, version: 1, ttlSeconds: 3600, anonymous: false, owner: null, epoch: 0, movingBy: null });
+    expect(created.data).to.deep.equal({ cart: [1, 2] });
+    expect(created.checksum).to.match(/^[0-9a-f]{32}$/);
+    await new Promise((r) => setTimeout(r, 5));
+    const read = await store.get(created.id);
+    expect(read?.data).to.deep.equal({ cart: [1, 2] });
+    expect(read!.lastAccessedAt).to.be.greaterThan(created.lastAccessedAt);
+    const pttl = await store.core.redis.pttl(store.core.keys.session(created.id));
+    expect(pttl).to.be.greaterThan(3_590_000);
+    expect(await store.exists(created.id)).to.equal(true);
+    expect(await store.delete(created.id)).to.equal(true);
+    expect(await store.delete(created.id)).to.equal(false);
+    expect(await store.get(created.id)).to.equal(null);
+    expect(await store.exists(created.id)).to.equal(false);
+  });
+
+  it('applies TTL defaults per store, per pool and per session', async () => {
+    const anon = await store.create({ pool, anonymous: true });
+    expect(anon.ttlSeconds).to.equal(300);
+    const short = await store.create({ pool: 'pool-short' });
+    expect(short.ttlSeconds).to.equal(120);
+    const shortAnon = await store.create({ pool: 'pool-short', anonymous: true });
+    expect(shortAnon.ttlSeconds).to.equal(30);
+    const explicit = await store.create({ pool, ttlSeconds: 42 });
+    expect(explicit.ttlSeconds).to.equal(42);
+    const pttl = await store.core.redis.pttl(store.core.keys.session(explicit.id));
+    expect(pttl).to.be.within(40_000, 42_000);
+  });
+
+  it('updates with a version check, and mutate retries', async () => {
+    const s = await store.create({ pool, data: { n: 0 } });
+    const u = await store.update(s.id, { n: 1 }, { expectedVersion: 1 });
+    expect(u.version).to.equal(2);
+    expect(u.data).to.deep.equal({ n: 1 });
+    let conflict: unknown;
+    try {
+      await store.update(s.id, { n: 99 }, { expectedVersion: 1 });
+    } catch (e) {
+      conflict = e;
+    }
+    expect(conflict).to.be.instanceOf(VersionConflictError);
+    expect((conflict as VersionConflictError).actualVersion).to.equal(2);
+    expect(await metricValue(registry, 'spo_store_conflicts_total', { kind: 'version' })).to.be.greaterThan(0);
+    const m = await store.mutate(s.id, (data) => ({ n: ((data as { n: number }).n ?? 0) + 1 }));
+    expect(m.data).to.deep.equal({ n: 2 });
+    expect(m.version).to.equal(3);
+    await expectRejected(store.update('nope'.padEnd(32, 'x'), {}, { expectedVersion: 1 }), SessionNotFoundError);
+  });
+
+  it('loses no increment with 20 concurrent clients mutating one session', async () => {
+    const clients = Array.from({ length: 20 }, () => testStore(prefix).store);
+    try {
+      const s = await store.create({ pool, data: { n: 0 } });
+      const perClient = 10;
+      await Promise.all(
+        clients.map(async (client) => {
+          for (let i = 0; i < perClient; i++) {
+            await client.mutate(s.id, (data) => ({ n: (data as { n: number }).n + 1 }), { maxAttempts: 500 });
+          }
+        }),
+      );
+      const final = await store.get(s.id);
+      expect(final?.data).to.deep.equal({ n: 20 * perClient });
+      expect(final?.version).to.equal(1 + 20 * perClient);
+    } finally {
+      await Promise.all(clients.map((c) => c.close()));
+    }
+  });
+
+  it('counts and lists a pool from its index, across slots, in pages', async () => {
+    const listPool = 'pool-list';
+    const ids = new Set<string>();
+    for (let i = 0; i < 250; i++) ids.add((await store.create({ pool: listPool, data: i })).id);
+    expect(await store.count(listPool)).to.equal(250);
+    const seen = new Set<string>();
+    let cursor: string | null = null;
+    let pages = 0;
+    do {
+      const page = await store.list(listPool, { cursor, limit: 50 });
+      page.ids.forEach((id) => seen.add(id));
+      cursor = page.cursor;
+      pages++;
+    } while (cursor !== null && pages < 100);
+    expect(seen).to.deep.equal(ids);
+    expect(pages).to.be.greaterThan(1);
+    const [first] = ids;
+    await store.delete(first!);
+    expect(await store.count(listPool)).to.equal(249);
+  });
+
+  it('refuses bad input with typed errors and writes nothing', async () => {
+    const before = await store.count(pool);
+    await expectRejected(store.get('short'), InvalidSessionIdError);
+    await expectRejected(store.get('../../etc/passwd-aaaaaaaaaaaaaaaaaaaa'), InvalidSessionIdError);
+    await expectRejected(store.create({ pool, data: { f: (() => 1) as unknown as JsonValue } }), InvalidSessionDataError);
+    await expectRejected(store.create({ pool, data: { n: NaN } }), InvalidSessionDataError);
+    const cyclic: Record<string, unknown> = {};
+    cyclic.self = cyclic;
+    await expectRejected(store.create({ pool, data: cyclic as JsonValue }), InvalidSessionDataError);
+    await expectRejected(store.create({ pool, data: 'x'.repeat(1024 * 1024 + 1) }), SessionTooLargeError);
+    await expectRejected(store.create({ pool, ttlSeconds: 0 }), InvalidTtlError);
+    await expectRejected(store.create({ pool, ttlSeconds: 1.5 }), InvalidTtlError);
+    await expectRejected(store.create({ pool, ttlSeconds: -3 }), InvalidTtlError);
+    const s = await store.create({ pool });
+    await expectRejected(store.update(s.id, { big: 'x'.repeat(1024 * 1024) }, { expectedVersion: 1 }), SessionTooLargeError);
+    expect((await store.get(s.id))?.version).to.equal(1);
+    expect(await store.count(pool)).to.equal(before + 1);
+  });
+
+  it('runs anonymous sessions: never shared under concurrency, always deleted', async () => {
+    const anonPool = 'pool-anon';
+    const seen = new Set<string>();
+    const results = await Promise.allSettled(
+      Array.from({ length: 50 }, (_, i) =>
+        store.withAnonymousSession(anonPool, async (session) => {
+          expect(seen.has(session.id)).to.equal(false);
+          seen.add(session.id);
+          expect(session.anonymous).to.equal(true);
+          expect(session.ttlSeconds).to.equal(300);
+          await store.update(session.id, { i }, { expectedVersion: 1 });
+          await new Promise((r) => setTimeout(r, Math.random() * 10));
+          expect((await store.get(session.id))?.data).to.deep.equal({ i });
+          if (i % 5 === 0) throw new Error(`work ${i} failed`);
+          return i;
+        }),
+      ),
+    );
+    expect(seen.size).to.equal(50);
+    expect(results.filter((r) => r.status === 'rejected')).to.have.length(10);
+    expect(results.flatMap((r) => (r.status === 'fulfilled' ? [r.value] : []))).to.have.length(40);
+    for (const id of seen) expect(await store.exists(id)).to.equal(false);
+    expect(await store.count(anonPool)).to.equal(0);
+    const failing = testStore(prefix, {
+      nodes: ['127.0.0.1:1'],
+      retry: { maxAttempts: 1 },
+      degraded: { enabled: false },
+      clusterOptions: { clusterRetryStrategy: () => null },
+    });
+    try {
+      await expectRejected(
+        failing.store.withAnonymousSession(anonPool, async () => 1),
+        AnonymousSessionError,
+      );
+    } finally {
+      await failing.store.close();
+    }
+  });
+
+  it('claims, renews and releases leases; each owner change grows the epoch', async () => {
+    const s = await store.create({ pool });
+    const lease = await store.claim(s.id, 'worker-a', 5_000);
+    expect(lease).to.include({ sessionId: s.id, owner: 'worker-a', epoch: 1 });
+    expect(await store.listByOwner(pool, 'worker-a')).to.include(s.id);
+    const again = await store.claim(s.id, 'worker-a', 5_000);
+    expect(again.epoch).to.equal(1);
+    await expectRejected(store.claim(s.id, 'worker-b'), SessionOwnedError);
+    expect(await store.listByOwner(pool, 'worker-b')).to.not.include(s.id);
+    const renewed = await store.renew(lease, 10_000);
+    expect(renewed.expiresAt).to.be.greaterThan(lease.expiresAt);
+    // fenced writes: right epoch passes, wrong epoch or owner is refused
+    const u = await store.update(s.id, { ok: 1 }, { expectedVersion: 1, fence: { epoch: 1, owner: 'worker-a' } });
+    expect(u.version).to.equal(2);
+    await expectRejected(store.update(s.id, { late: 1 }, { expectedVersion: 2, fence: { epoch: 0 } }), FencedError);
+    await expectRejected(store.update(s.id, { late: 1 }, { expectedVersion: 2, fence: { epoch: 1, owner: 'worker-b' } }), FencedError);
+    await store.release(renewed);
+    const after = await store.get(s.id);
+    expect(after).to.include({ owner: null, epoch: 2 });
+    expect(await store.listByOwner(pool, 'worker-a')).to.not.include(s.id);
+    await expectRejected(store.renew(renewed), LeaseLostError);
+    // lapsed lease: another owner may claim
+    const short = await store.claim(s.id, 'worker-a', 50);
+    await new Promise((r) => setTimeout(r, 80));
+    const taken = await store.claim(s.id, 'worker-b');
+    expect(taken.epoch).to.equal(short.epoch + 1);
+    expect(await store.listByOwner(pool, 'worker-a')).to.not.include(s.id);
+    expect(await store.listByOwner(pool, 'worker-b')).to.include(s.id);
+    // the old owner's late write is fenced
+    await expectRejected(
+      store.update(s.id, { late: 2 }, { expectedVersion: 2, fence: { epoch: short.epoch, owner: 'worker-a' } }),
+      FencedError,
+    );
+  });
+
+  it('moves owners in a batch with a CAS on owner and epoch, and keeps the owner indexes', async () => {
+    const movePool = 'pool-move';
+    const sessions = await Promise.all(Array.from({ length: 30 }, () => store.create({ pool: movePool, owner: 'pod-1' })));
+    expect(sessions[0]).to.include({ owner: 'pod-1', epoch: 1 });
+    expect((await store.listByOwner(movePool, 'pod-1')).length).to.equal(30);
+    const stale = sessions[0]!;
+    await store.claim(stale.id, 'pod-1'); // same owner: epoch unchanged
+    const moves = sessions.map((s, i) => ({ sessionId: s.id, fromOwner: 'pod-1', fromEpoch: i === 1 ? 7 : 1, toOwner: 'pod-2' }));
+    moves.push({ sessionId: 'gone'.padEnd(32, 'g'), fromOwner: 'pod-1', fromEpoch: 1, toOwner: 'pod-2' });
+    const outcomes = await store.moveOwners(moves);
+    expect(outcomes.filter((o) => o.status === 'moved')).to.have.length(29);
+    expect(outcomes[1]).to.deep.equal({ sessionId: sessions[1]!.id, status: 'conflict', owner: 'pod-1', epoch: 1 });
+    expect(outcomes[30]).to.deep.include({ status: 'missing' });
+    expect(outcomes[0]).to.deep.equal({ sessionId: stale.id, status: 'moved', epoch: 2 });
+    expect((await store.listByOwner(movePool, 'pod-2')).length).to.equal(29);
+    expect(await store.listByOwner(movePool, 'pod-1')).to.deep.equal([sessions[1]!.id]);
+    const counts = await store.countByOwner(movePool);
+    expect(counts.get('pod-2')).to.equal(29);
+    expect(counts.get('pod-1')).to.equal(1);
+    expect(counts.get('')).to.equal(0);
+    // the old owner's late write (epoch 1) is refused after the move
+    await expectRejected(store.update(stale.id, { late: true }, { expectedVersion: 1, fence: { epoch: 1, owner: 'pod-1' } }), FencedError);
+    // moving to nobody
+    const [toNone] = await store.moveOwners([{ sessionId: stale.id, fromOwner: 'pod-2', fromEpoch: 2, toOwner: null }]);
+    expect(toNone).to.deep.equal({ sessionId: stale.id, status: 'moved', epoch: 3 });
+    expect((await store.countByOwner(movePool)).get('')).to.equal(1);
+  });
+
+  it('marks sessions moving: fenced writes and foreign claims are refused, unfenced writes pass', async () => {
+    const s = await store.create({ pool, owner: 'pod-x' });
+    await store.setMoving([s.id], 'mig-1');
+    expect((await store.get(s.id))?.movingBy).to.equal('mig-1');
+    await expectRejected(store.update(s.id, { w: 1 }, { expectedVersion: 1, fence: { epoch: 1, owner: 'pod-x' } }), SessionMovingError);
+    await expectRejected(store.claim(s.id, 'pod-y', 10), SessionMovingError);
+    const unfenced = await store.update(s.id, { op: 1 }, { expectedVersion: 1 });
+    expect(unfenced.version).to.equal(2);
+    await store.setMoving([s.id], null);
+    expect((await store.get(s.id))?.movingBy).to.equal(null);
+    const fenced = await store.update(s.id, { w: 2 }, { expectedVersion: 2, fence: { epoch: 1 } });
+    expect(fenced.version).to.equal(3);
+  });
+
+  it('registers workers with a heartbeat TTL, marks them draining and unregisters them', async () => {
+    const wpool = 'pool-workers';
+    await store.registerWorker({ pool: wpool, worker: 'w-1', endpoint: '10.0.0.1:8080', draining: false }, 10_000);
+    await store.registerWorker({ pool: wpool, worker: 'w-2', endpoint: '10.0.0.2:8080', draining: false }, 50);
+    expect((await store.listWorkers(wpool)).map((w) => w.worker)).to.deep.equal(['w-1', 'w-2']);
+    await new Promise((r) => setTimeout(r, 80));
+    const live = await store.listWorkers(wpool);
+    expect(live.map((w) => w.worker)).to.deep.equal(['w-1']);
+    await store.setWorkerDraining(wpool, 'w-1', true);
+    expect((await store.listWorkers(wpool))[0]).to.include({ worker: 'w-1', endpoint: '10.0.0.1:8080', draining: true });
+    await store.unregisterWorker(wpool, 'w-1');
+    expect(await store.listWorkers(wpool)).to.deep.equal([]);
+  });
+
+  it('counts operations and latencies in prom-client metrics', async () => {
+    expect(await metricValue(registry, 'spo_store_operations_total', { op: 'create', result: 'ok' })).to.be.greaterThan(0);
+    expect(await metricValue(registry, 'spo_store_operations_total', { op: 'get', result: 'INVALID_SESSION_ID' })).to.be.greaterThan(0);
+    const text = await registry.metrics();
+    expect(text).to.include('spo_store_operation_duration_seconds_bucket');
+  });
+});

@@ -1,0 +1,715 @@
+// The session store: composes the key layout, scripts, codec, retries, degraded mode,
+// ownership, worker registry and sweep into the SessionStore contract of types.ts.
+import { randomBytes } from 'node:crypto';
+import { setTimeout as sleep } from 'node:timers/promises';
+import { CorruptRecord, RECORD_FIELDS, SCHEMA_VERSION, decodeRecord, encodeData, leaseOf } from './codec.ts';
+import { StoreCore } from './core.ts';
+import { materialize, type CachedSession, type JournalEntry } from './degraded.ts';
+import {
+  AnonymousSessionError,
+  FencedError,
+  InternalStoreError,
+  InvalidArgumentError,
+  InvalidNameError,
+  InvalidTtlError,
+  SessionCorruptedError,
+  SessionMovingError,
+  SessionNotFoundError,
+  SessionStoreError,
+  StoreUnavailableError,
+  TooManyConflictsError,
+  VersionConflictError,
+  InvalidSessionDataError,
+  InvalidSessionIdError,
+  SessionTooLargeError,
+} from './errors.ts';
+import { assertName, assertSessionId, newSessionId } from './keys.ts';
+import { scripts, type LuaReply } from './lua.ts';
+import type { SessionStoreOptions } from './options.ts';
+import * as ownership from './ownership.ts';
+import { sweepPool } from './sweep.ts';
+import * as workers from './workers.ts';
+import type {
+  CreateSessionInput,
+  Fence,
+  JsonValue,
+  Lease,
+  ListPage,
+  MutateOptions,
+  OwnerMove,
+  OwnerMoveOutcome,
+  SessionRecord,
+  SessionStore,
+  SessionStoreStats,
+  SweepResult,
+  UpdateOptions,
+  WorkerRegistration,
+} from './types.ts';
+
+/** A provisional pool-index score: the sweep re-scores live sessions, so a crash between the
+ *  index step and the session step leaves a phantom entry for at most this long. */
+const PROVISIONAL_INDEX_MS = 60_000;
+const INPUT_ERRORS = [
+  InvalidTtlError,
+  InvalidNameError,
+  InvalidSessionDataError,
+  SessionTooLargeError,
+  InvalidArgumentError,
+  InvalidSessionIdError,
+];
+
+const newWriteId = () => randomBytes(9).toString('base64url');
+
+function assertFence(fence: Fence | undefined): void {
+  if (fence === undefined) return;
+  if (!Number.isInteger(fence.epoch) || fence.epoch < 0) throw new InvalidArgumentError(`fence.epoch must be a non-negative integer`);
+  if (fence.owner !== undefined) assertName('owner', fence.owner);
+}
+
+export class RedisSessionStore implements SessionStore {
+  readonly core: StoreCore;
+  private probeTimer: NodeJS.Timeout | undefined;
+  private probing = false;
+  private readonly onReplayConflict: SessionStoreOptions['onReplayConflict'];
+
+  constructor(options: SessionStoreOptions) {
+    this.core = new StoreCore(options);
+    this.onReplayConflict = options.onReplayConflict;
+    this.core.onUnreachable = (error) => this.enterDegraded(error);
+  }
+
+  // ---- instrumentation -------------------------------------------------------------------
+
+  private async op<T>(op: string, fn: () => Promise<T>): Promise<T> {
+    const { metrics } = this.core;
+    const end = metrics.duration.startTimer({ op });
+    try {
+      const result = await fn();
+      metrics.operations.inc({ op, result: 'ok' });
+      return result;
+    } catch (error) {
+      metrics.operations.inc({ op, result: error instanceof SessionStoreError ? error.code : 'ERROR' });
+      throw error;
+    } finally {
+      end();
+    }
+  }
+
+  // ---- decoding, cache, corruption ---------------------------------------------------------
+
+  private remember(record: SessionRecord | Omit<SessionRecord, 'data'>, serialized: string, leaseExpiresAt: number): void {
+    if (!this.core.settings.degradedEnabled) return;
+    const { data: _data, ...rest } = record as SessionRecord;
+    this.core.degraded.cache.set(record.id, { record: rest, serialized, leaseExpiresAt });
+  }
+
+  /** Decodes a record reply; a corrupted one is quarantined and never returned. */
+  async decode(id: string, reply: LuaReply): Promise<SessionRecord> {
+    const fields = Array.isArray(reply) ? reply.map((v) => (v == null ? null : String(v))) : [];
+    try {
+      if (fields.length !== RECORD_FIELDS.length) throw new CorruptRecord('reply has the wrong shape');
+      const cached = this.core.degraded.cache.get(id);
+      const record = decodeRecord(
+        id,
+        fields,
+        cached ? (data, cs) => cached.record.checksum === cs && cached.serialized === data : undefined,
+      );
+      this.remember(record, fields[1] ?? 'null', leaseOf(fields));
+      return record;
+    } catch (error) {
+      if (error instanceof CorruptRecord) await this.quarantine(id, error.message, fields[0] ?? null);
+      throw error;
+    }
+  }
+
+  private async quarantine(id: string, reason: string, pool: string | null): Promise<never> {
+    const { keys, metrics, logger, settings } = this.core;
+    const qkey = keys.quarantine(id);
+    await this.core.script('quarantine', scripts.quarantine, [keys.session(id), qkey], [settings.quarantineKeepMs]);
+    this.core.degraded.cache.delete(id);
+    metrics.corruptions.inc();
+    logger.warn({ sessionId: id, reason, quarantineKey: qkey }, 'corrupted session quarantined');
+    if (pool && /^[A-Za-z0-9][A-Za-z0-9._:-]{0,252}$/.test(pool)) {
+      await this.core.exec('quarantine', () => this.core.redis.zrem(keys.poolIndex(pool), id)).catch(() => undefined);
+    }
+    throw new SessionCorruptedError(id, reason, qkey);
+  }
+
+  // ---- degraded mode ---------------------------------------------------------------------------
+
+  private enterDegraded(error: unknown): void {
+    const { degraded, settings, metrics, logger } = this.core;
+    if (!settings.degradedEnabled || degraded.active || this.core.closed) return;
+    degraded.active = true;
+    degraded.since = Date.now();
+    metrics.degraded.set(1);
+    logger.warn({ err: error instanceof Error ? error.message : String(error) }, 'Redis unreachable: entering degraded mode');
+    this.scheduleProbe();
+  }
+
+  private scheduleProbe(): void {
+    if (this.probeTimer || this.core.closed) return;
+    this.probeTimer = setTimeout(() => {
+      this.probeTimer = undefined;
+      void this.probe().finally(() => {
+        if (this.core.degraded.active) this.scheduleProbe();
+      });
+    }, this.core.settings.probeIntervalMs);
+    this.probeTimer.unref();
+  }
+
+  private readonly once = { maxAttempts: 1, baseDelayMs: 0, maxDelayMs: 0, maxElapsedMs: 0 };
+
+  /** Replays the journal, then checks every master; leaves degraded mode when all of it worked. */
+  async probe(): Promise<boolean> {
+    const { degraded, redis, metrics, logger } = this.core;
+    if (this.probing || !degraded.active) return !degraded.active;
+    this.probing = true;
+    try {
+      while (degraded.journal.length > 0) {
+        const entry = degraded.journal[0] as JournalEntry;
+        const reason = await this.replay(entry);
+        degraded.journal.shift();
+        degraded.replayed++;
+        if (reason) {
+          degraded.replayConflicts++;
+          degraded.cache.delete(entry.id);
+          metrics.journalReplays.inc({ result: 'conflict' });
+          logger.warn({ sessionId: entry.id, kind: entry.kind, reason }, 'journaled write refused on replay');
+          this.onReplayConflict?.({ entry, reason });
+        } else {
+          metrics.journalReplays.inc({ result: 'applied' });
+        }
+      }
+      const masters = redis.nodes('master');
+      if (masters.length === 0) return false;
+      const info = (await withTimeout(masters[0]!.call('CLUSTER', 'INFO'), 1000)) as string;
+      if (!info.includes('cluster_state:ok')) return false;
+      await Promise.all(masters.map((node) => withTimeout(node.ping(), 1000)));
+      degraded.active = false;
+      metrics.degraded.set(0);
+      logger.info(
+        { degradedForMs: Date.now() - degraded.since, replayed: degraded.replayed },
+        'Redis reachable again: leaving degraded mode',
+      );
+      return true;
+    } catch (error) {
+      logger.debug({ err: error instanceof Error ? error.message : String(error) }, 'degraded-mode probe failed');
+      return false;
+    } finally {
+      this.probing = false;
+    }
+  }
+
+  /** Applies one journal entry with its checks; returns a refusal reason, or null when applied. Transient errors propagate. */
+  private async replay(entry: JournalEntry): Promise<string | null> {
+    try {
+      if (entry.kind === 'create') {
+        await this.createInRedis(
+          entry.id,
+          entry.pool,
+          entry.serialized,
+          entry.checksum,
+          entry.ttlSeconds,
+          entry.anonymous,
+          entry.owner,
+          entry.wid,
+          this.once,
+        );
+      } else if (entry.kind === 'update') {
+        await this.updateInRedis(entry.id, entry.serialized, entry.checksum, entry.expectedVersion, entry.fence, entry.wid, this.once);
+      } else {
+        await this.deleteInRedis(entry.id, this.once);
+      }
+      return null;
+    } catch (error) {
+      if (error instanceof StoreUnavailableError) throw error;
+      if (error instanceof VersionConflictError) return 'version';
+      if (error instanceof FencedError) return 'fenced';
+      if (error instanceof SessionMovingError) return 'moving';
+      if (error instanceof SessionNotFoundError) return 'missing';
+      if (error instanceof SessionStoreError) return error.code;
+      throw error;
+    }
+  }
+
+  private cachedOrUnavailable(id: string, op: string): CachedSession {
+    const cached = this.core.degraded.cache.get(id);
+    if (!cached) throw new StoreUnavailableError(`${op}: Redis is unreachable and session ${id} is not in the local cache`);
+    return cached;
+  }
+
+  // ---- sessions --------------------------------------------------------------------------------
+
+  create(input: CreateSessionInput): Promise<SessionRecord> {
+    return this.op('create', async () => {
+      if (typeof input !== 'object' || input === null) throw new InvalidArgumentError('create needs an input object');
+      assertName('pool', input.pool);
+      if (input.owner !== undefined) assertName('owner', input.owner);
+      const anonymous = input.anonymous ?? false;
+      if (typeof anonymous !== 'boolean') throw new InvalidArgumentError('anonymous must be a boolean');
+      const ttlSeconds = this.core.ttlFor(input.pool, anonymous, input.ttlSeconds);
+      const { serialized, checksum } = encodeData(input.data === undefined ? {} : input.data, this.core.settings.maxDataBytes);
+      const id = newSessionId();
+      const wid = newWriteId();
+      const owner = input.owner ?? '';
+      if (this.core.degraded.active)
+        return this.createDegraded({
+          kind: 'create',
+          id,
+          pool: input.pool,
+          serialized,
+          checksum,
+          ttlSeconds,
+          anonymous,
+          owner,
+          wid,
+          at: Date.now(),
+        });
+      try {
+        return await this.createInRedis(id, input.pool, serialized, checksum, ttlSeconds, anonymous, owner, wid);
+      } catch (error) {
+        if (error instanceof StoreUnavailableError && this.core.degraded.active) {
+          return this.createDegraded({
+            kind: 'create',
+            id,
+            pool: input.pool,
+            serialized,
+            checksum,
+            ttlSeconds,
+            anonymous,
+            owner,
+            wid,
+            at: Date.now(),
+          });
+        }
+        throw error;
+      }
+    });
+  }
+
+  private createDegraded(entry: Extract<JournalEntry, { kind: 'create' }>): SessionRecord {
+    this.core.degraded.enqueue(entry);
+    const record: SessionRecord = {
+      id: entry.id,
+      pool: entry.pool,
+      data: JSON.parse(entry.serialized) as JsonValue,
+      version: 1,
+      createdAt: entry.at,
+      lastAccessedAt: entry.at,
+      ttlSeconds: entry.ttlSeconds,
+      anonymous: entry.anonymous,
+      owner: entry.owner || null,
+      epoch: entry.owner ? 1 : 0,
+      movingBy: null,
+      checksum: entry.checksum,
+    };
+    this.remember(record, entry.serialized, entry.owner ? entry.at + this.core.settings.defaultLeaseMs : 0);
+    return record;
+  }
+
+  private async createInRedis(
+    id: string,
+    pool: string,
+    serialized: string,
+    checksum: string,
+    ttlSeconds: number,
+    anonymous: boolean,
+    owner: string,
+    wid: string,
+    retry?: typeof this.once,
+  ): Promise<SessionRecord> {
+    const { keys, redis, settings } = this.core;
+    // Index first: a crash after this step leaves an entry the sweep removes, never a session no index names.
+    const score = Date.now() + Math.min(ttlSeconds * 1000, PROVISIONAL_INDEX_MS);
+    await this.core.exec(
+      'create',
+      () =>
+        Promise.all([
+          redis.zadd(keys.poolIndex(pool), score, id),
+          ...(owner ? [redis.sadd(keys.ownerIndex(pool, owner), id), redis.sadd(keys.owners(pool), owner)] : []),
+        ]),
+      retry,
+    );
+    const reply = await this.core.script(
+      'create',
+      scripts.create,
+      [keys.session(id)],
+      [pool, serialized, checksum, ttlSeconds, anonymous ? '1' : '0', owner, wid, settings.defaultLeaseMs, SCHEMA_VERSION],
+      retry,
+    );
+    if (!Array.isArray(reply) || reply[0] !== 1) throw new InternalStoreError(`create: session id ${id} already taken`);
+    const record = await this.decode(id, reply[1] ?? null);
+    if (owner) {
+      await this.core.exec('create', () => redis.zadd(keys.leaseIndex(pool), Date.now() + settings.defaultLeaseMs, id), retry);
+    }
+    await this.core.afterWrite(keys.session(id), id);
+    this.core.logger.debug({ sessionId: id, pool, anonymous, ttlSeconds, owner: owner || null }, 'session created');
+    return record;
+  }
+
+  get(id: string, options: { touch?: boolean } = {}): Promise<SessionRecord | null> {
+    return this.op('get', async () => {
+      assertSessionId(id);
+      const { degraded } = this.core;
+      if (degraded.active) {
+        const cached = degraded.cache.get(id);
+        if (cached) return materialize(cached);
+      }
+      try {
+        const reply = await this.core.script(
+          'get',
+          scripts.get,
+          [this.core.keys.session(id)],
+          [options.touch === false ? '0' : '1'],
+          degraded.active ? this.once : undefined,
+        );
+        if (reply === null) {
+          degraded.cache.delete(id);
+          return null;
+        }
+        return await this.decode(id, reply);
+      } catch (error) {
+        if (error instanceof StoreUnavailableError && degraded.active) return materialize(this.cachedOrUnavailable(id, 'get'));
+        if (error instanceof Error && error.message.startsWith('WRONGTYPE')) return this.quarantine(id, 'not a hash', null);
+        throw error;
+      }
+    });
+  }
+
+  exists(id: string): Promise<boolean> {
+    return this.op('exists', async () => {
+      assertSessionId(id);
+      const { degraded } = this.core;
+      if (degraded.active && degraded.cache.get(id)) return true;
+      try {
+        return (
+          (await this.core.exec(
+            'exists',
+            () => this.core.redis.exists(this.core.keys.session(id)),
+            degraded.active ? this.once : undefined,
+          )) === 1
+        );
+      } catch (error) {
+        if (error instanceof StoreUnavailableError && degraded.active) return this.cachedOrUnavailable(id, 'exists') !== undefined;
+        throw error;
+      }
+    });
+  }
+
+  update(id: string, data: JsonValue, options: UpdateOptions): Promise<SessionRecord> {
+    return this.op('update', async () => {
+      assertSessionId(id);
+      if (typeof options !== 'object' || options === null) throw new InvalidArgumentError('update needs options with expectedVersion');
+      if (!Number.isInteger(options.expectedVersion) || options.expectedVersion < 1)
+        throw new InvalidArgumentError('expectedVersion must be a positive integer');
+      assertFence(options.fence);
+      const { serialized, checksum } = encodeData(data, this.core.settings.maxDataBytes);
+      const wid = newWriteId();
+      const entry: Extract<JournalEntry, { kind: 'update' }> = {
+        kind: 'update',
+        id,
+        serialized,
+        checksum,
+        expectedVersion: options.expectedVersion,
+        wid,
+        at: Date.now(),
+        ...(options.fence ? { fence: options.fence } : {}),
+      };
+      if (this.core.degraded.active) return this.updateDegraded(entry);
+      try {
+        return await this.updateInRedis(id, serialized, checksum, options.expectedVersion, options.fence, wid);
+      } catch (error) {
+        // The outcome is unknown; the journal replays it with the same write id, so it applies at most once.
+        if (error instanceof StoreUnavailableError && this.core.degraded.active) return this.updateDegraded(entry);
+        throw error;
+      }
+    });
+  }
+
+  private updateDegraded(entry: Extract<JournalEntry, { kind: 'update' }>): SessionRecord {
+    const cached = this.cachedOrUnavailable(entry.id, 'update');
+    const current = cached.record;
+    const refuse = (error: SessionStoreError) => {
+      this.core.metrics.conflicts.inc({ op: 'update', kind: error.code });
+      return error;
+    };
+    if (entry.fence) {
+      if (entry.fence.epoch !== current.epoch || (entry.fence.owner !== undefined && entry.fence.owner !== current.owner)) {
+        throw refuse(new FencedError(entry.id, current.owner, current.epoch));
+      }
+      if (current.movingBy) throw refuse(new SessionMovingError(entry.id, current.movingBy));
+    }
+    if (entry.expectedVersion !== current.version) throw refuse(new VersionConflictError(entry.id, entry.expectedVersion, current.version));
+    this.core.degraded.enqueue(entry);
+    const record: SessionRecord = {
+      ...current,
+      data: JSON.parse(entry.serialized) as JsonValue,
+      version: current.version + 1,
+      lastAccessedAt: entry.at,
+      checksum: entry.checksum,
+    };
+    this.remember(record, entry.serialized, cached.leaseExpiresAt);
+    return record;
+  }
+
+  private async updateInRedis(
+    id: string,
+    serialized: string,
+    checksum: string,
+    expectedVersion: number,
+    fence: Fence | undefined,
+    wid: string,
+    retry?: typeof this.once,
+  ): Promise<SessionRecord> {
+    const key = this.core.keys.session(id);
+    const reply = await this.core.script(
+      'update',
+      scripts.update,
+      [key],
+      [
+        expectedVersion,
+        serialized,
+        checksum,
+        wid,
+        fence ? '1' : '0',
+        fence?.epoch ?? 0,
+        fence?.owner !== undefined ? '1' : '0',
+        fence?.owner ?? '',
+      ],
+      retry,
+    );
+    const [status, a, b] = Array.isArray(reply) ? reply : [];
+    const conflict = (kind: string) => this.core.metrics.conflicts.inc({ op: 'update', kind });
+    switch (status) {
+      case 1: {
+        const record = await this.decode(id, a ?? null);
+        await this.core.afterWrite(key, id);
+        return record;
+      }
+      case -1:
+        throw new SessionNotFoundError(id);
+      case -2:
+        conflict('version');
+        throw new VersionConflictError(id, expectedVersion, Number(a));
+      case -3:
+        conflict('fenced');
+        this.core.logger.debug({ sessionId: id, fenceEpoch: fence?.epoch, epoch: Number(b) }, 'fenced write refused');
+        throw new FencedError(id, a ? String(a) : null, Number(b));
+      case -4:
+        conflict('moving');
+        throw new SessionMovingError(id, String(a));
+      default:
+        throw new Error(`update: unexpected reply ${JSON.stringify(reply)}`);
+    }
+  }
+
+  mutate(
+    id: string,
+    change: (data: JsonValue, record: SessionRecord) => JsonValue | Promise<JsonValue>,
+    options: MutateOptions = {},
+  ): Promise<SessionRecord> {
+    return this.op('mutate', async () => {
+      const maxAttempts = options.maxAttempts ?? 10;
+      if (!Number.isInteger(maxAttempts) || maxAttempts < 1) throw new InvalidArgumentError('maxAttempts must be a positive integer');
+      for (let attempt = 1; attempt <= maxAttempts; attempt++) {
+        const record = await this.get(id, { touch: false });
+        if (!record) throw new SessionNotFoundError(id);
+        const next = await change(record.data, record);
+        try {
+          return await this.update(id, next, { expectedVersion: record.version, ...(options.fence ? { fence: options.fence } : {}) });
+        } catch (error) {
+          if (!(error instanceof VersionConflictError)) throw error;
+          await sleep(Math.floor(Math.random() * Math.min(50, 2 ** attempt)));
+        }
+      }
+      throw new TooManyConflictsError(id, maxAttempts);
+    });
+  }
+
+  delete(id: string): Promise<boolean> {
+    return this.op('delete', async () => {
+      assertSessionId(id);
+      const { degraded } = this.core;
+      if (degraded.active) return this.deleteDegraded(id);
+      try {
+        return await this.deleteInRedis(id);
+      } catch (error) {
+        if (error instanceof StoreUnavailableError && degraded.active) return this.deleteDegraded(id);
+        throw error;
+      }
+    });
+  }
+
+  private deleteDegraded(id: string): boolean {
+    const { degraded } = this.core;
+    const known = degraded.cache.get(id) !== undefined;
+    degraded.enqueue({ kind: 'delete', id, at: Date.now() });
+    degraded.cache.delete(id);
+    return known;
+  }
+
+  private async deleteInRedis(id: string, retry?: typeof this.once): Promise<boolean> {
+    const { keys, redis } = this.core;
+    const reply = await this.core.script('delete', scripts.delete, [keys.session(id)], [], retry);
+    this.core.degraded.cache.delete(id);
+    if (!Array.isArray(reply) || reply[0] !== 1) return false;
+    const pool = String(reply[1] ?? '');
+    const owner = String(reply[2] ?? '');
+    await this.core.afterWrite(keys.session(id), id);
+    // Session first, then indexes: a crash in between leaves an entry the sweep removes.
+    if (pool) {
+      await this.core.exec(
+        'delete',
+        () =>
+          Promise.all([
+            redis.zrem(keys.poolIndex(pool), id),
+            ...(owner ? [redis.srem(keys.ownerIndex(pool, owner), id), redis.zrem(keys.leaseIndex(pool), id)] : []),
+          ]),
+        retry,
+      );
+    }
+    this.core.logger.debug({ sessionId: id, pool }, 'session deleted');
+    return true;
+  }
+
+  count(pool: string): Promise<number> {
+    return this.op('count', async () => {
+      assertName('pool', pool);
+      const n = await this.core.exec('count', () => this.core.redis.zcard(this.core.keys.poolIndex(pool)));
+      this.core.metrics.sessions.set({ pool }, n);
+      return n;
+    });
+  }
+
+  list(pool: string, options: { cursor?: string | null; limit?: number } = {}): Promise<ListPage> {
+    return this.op('list', async () => {
+      assertName('pool', pool);
+      const limit = options.limit ?? 100;
+      if (!Number.isInteger(limit) || limit < 1 || limit > 10_000)
+        throw new InvalidArgumentError('limit must be an integer from 1 to 10000');
+      const cursor = options.cursor ?? '0';
+      if (!/^\d{1,20}$/.test(cursor)) throw new InvalidArgumentError('invalid list cursor');
+      const [next, flat] = await this.core.exec('list', () =>
+        this.core.redis.zscan(this.core.keys.poolIndex(pool), cursor, 'COUNT', limit),
+      );
+      const ids = [...new Set(flat.filter((_, i) => i % 2 === 0))];
+      return { ids, cursor: next === '0' ? null : next };
+    });
+  }
+
+  async withAnonymousSession<T>(
+    pool: string,
+    work: (session: SessionRecord) => Promise<T>,
+    options: { ttlSeconds?: number; owner?: string } = {},
+  ): Promise<T> {
+    let session: SessionRecord;
+    try {
+      session = await this.create({ pool, anonymous: true, ...options });
+    } catch (error) {
+      if (INPUT_ERRORS.some((type) => error instanceof type)) throw error;
+      throw new AnonymousSessionError(
+        `could not create an anonymous session in pool ${pool}: ${error instanceof Error ? error.message : String(error)}`,
+        {
+          cause: error,
+        },
+      );
+    }
+    try {
+      return await work(session);
+    } finally {
+      try {
+        await this.delete(session.id);
+      } catch (error) {
+        // Its TTL (anonymous: short) and the sweep remove it anyway.
+        this.core.logger.warn(
+          { sessionId: session.id, err: error instanceof Error ? error.message : String(error) },
+          'anonymous session not deleted; left to its TTL',
+        );
+      }
+    }
+  }
+
+  // ---- ownership, workers, sweep ---------------------------------------------------------------
+
+  claim(id: string, owner: string, leaseMs?: number): Promise<Lease> {
+    return this.op('claim', () => ownership.claim(this.core, id, owner, leaseMs));
+  }
+  renew(lease: Lease, leaseMs?: number): Promise<Lease> {
+    return this.op('renew', () => ownership.renew(this.core, lease, leaseMs));
+  }
+  release(lease: Lease): Promise<void> {
+    return this.op('release', () => ownership.release(this.core, lease));
+  }
+  moveOwners(moves: OwnerMove[]): Promise<OwnerMoveOutcome[]> {
+    return this.op('moveOwners', () => ownership.moveOwners(this.core, moves));
+  }
+  setMoving(sessionIds: string[], migration: string | null): Promise<void> {
+    return this.op('setMoving', () => ownership.setMoving(this.core, sessionIds, migration));
+  }
+  listByOwner(pool: string, owner: string): Promise<string[]> {
+    return this.op('listByOwner', () => ownership.listByOwner(this.core, pool, owner));
+  }
+  countByOwner(pool: string): Promise<Map<string, number>> {
+    return this.op('countByOwner', () => ownership.countByOwner(this.core, pool));
+  }
+  registerWorker(registration: Omit<WorkerRegistration, 'heartbeatAt'>, ttlMs?: number): Promise<void> {
+    return this.op('registerWorker', () => workers.registerWorker(this.core, registration, ttlMs));
+  }
+  listWorkers(pool: string): Promise<WorkerRegistration[]> {
+    return this.op('listWorkers', () => workers.listWorkers(this.core, pool));
+  }
+  setWorkerDraining(pool: string, worker: string, draining: boolean): Promise<void> {
+    return this.op('setWorkerDraining', () => workers.setWorkerDraining(this.core, pool, worker, draining));
+  }
+  unregisterWorker(pool: string, worker: string): Promise<void> {
+    return this.op('unregisterWorker', () => workers.unregisterWorker(this.core, pool, worker));
+  }
+  sweep(pool: string): Promise<SweepResult> {
+    return this.op('sweep', () => sweepPool(this.core, pool));
+  }
+
+  stats(): SessionStoreStats {
+    const { degraded } = this.core;
+    return {
+      degraded: degraded.active,
+      queuedWrites: degraded.journal.length,
+      cachedSessions: degraded.cache.size,
+      replayedWrites: degraded.replayed,
+      replayConflicts: degraded.replayConflicts,
+    };
+  }
+
+  async close(): Promise<void> {
+    if (this.core.closed) return;
+    this.core.closed = true;
+    if (this.probeTimer) clearTimeout(this.probeTimer);
+    if (this.core.degraded.journal.length > 0) {
+      this.core.logger.warn(
+        { queuedWrites: this.core.degraded.journal.length },
+        'closing with unreplayed degraded-mode writes: they are lost',
+      );
+    }
+    if (this.core.ownsClient) {
+      try {
+        await this.core.redis.quit();
+      } catch {
+        this.core.redis.disconnect();
+      }
+    }
+  }
+}
+
+async function withTimeout<T>(promise: Promise<T>, ms: number): Promise<T> {
+  let timer: NodeJS.Timeout | undefined;
+  try {
+    return await Promise.race([
+      promise,
+      new Promise<never>((_, reject) => {
+        timer = setTimeout(() => reject(new Error('probe timed out')), ms);
+      }),
+    ]);
+  } finally {
+    clearTimeout(timer);
+  }
+}

@@ -1,0 +1,99 @@
+import { expect } from 'chai';
+import type { Registry } from 'prom-client';
+import { SessionCorruptedError, type RedisSessionStore } from './index.ts';
+import { expectRejected, metricValue, testStore, uniquePrefix } from './test-helpers.int.ts';
+
+describe('store: expiry, sweep and corruption', () => {
+  const prefix = uniquePrefix('sweep');
+  let store: RedisSessionStore;
+  let registry: Registry;
+  before(() => {
+    ({ store, registry } = testStore(prefix));
+  });
+  after(() => store.close());
+
+  it('sweeps expired sessions out of the pool and owner indexes, and releases lapsed leases', async function () {
+    this.timeout(20_000);
+    const pool = 'pool-expiry';
+    const shortLived = await Promise.all(
+      Array.from({ length: 20 }, (_, i) => store.create({ pool, ttlSeconds: 1, ...(i < 5 ? { owner: 'pod-a' } : {}) })),
+    );
+    const longLived = await Promise.all(Array.from({ length: 10 }, () => store.create({ pool, ttlSeconds: 60 })));
+    const leased = longLived[0]!;
+    await store.claim(leased.id, 'pod-b', 100);
+    expect(await store.count(pool)).to.equal(30);
+    await new Promise((r) => setTimeout(r, 1300));
+    expect(await store.get(shortLived[0]!.id)).to.equal(null);
+    // The index still names them until the sweep runs (Redis expired the hashes itself).
+    expect(await store.count(pool)).to.equal(30);
+    const result = await store.sweep(pool);
+    expect(result.expired).to.equal(20);
+    expect(result.leasesReleased).to.equal(1);
+    expect(await store.count(pool)).to.equal(10);
+    expect(await store.listByOwner(pool, 'pod-a')).to.deep.equal([]);
+    expect(await store.listByOwner(pool, 'pod-b')).to.deep.equal([]);
+    expect(await store.get(leased.id)).to.include({ owner: null, epoch: 2 });
+    expect(await metricValue(registry, 'spo_store_expiries_total', { pool })).to.equal(20);
+    expect(await metricValue(registry, 'spo_store_sessions', { pool })).to.equal(10);
+    const again = await store.sweep(pool);
+    expect(again).to.include({ expired: 0, leasesReleased: 0 });
+  });
+
+  it('keeps touched sessions: their index score is brought up to their sliding expiry', async function () {
+    this.timeout(20_000);
+    const pool = 'pool-touch';
+    const s = await store.create({ pool, ttlSeconds: 2 });
+    for (let i = 0; i < 4; i++) {
+      await new Promise((r) => setTimeout(r, 700));
+      expect(await store.get(s.id)).to.not.equal(null);
+      await store.sweep(pool);
+    }
+    expect(await store.count(pool)).to.equal(1);
+    const r = await store.sweep(pool);
+    expect(r.expired).to.equal(0);
+  });
+
+  it('repairs an owner index naming a session it no longer owns', async () => {
+    const pool = 'pool-repair';
+    const s = await store.create({ pool, owner: 'pod-c' });
+    await store.core.redis.sadd(store.core.keys.ownerIndex(pool, 'pod-d'), s.id);
+    await store.core.redis.sadd(store.core.keys.owners(pool), 'pod-d');
+    const r = await store.sweep(pool);
+    expect(r.ownerEntriesRemoved).to.equal(1);
+    expect(await store.listByOwner(pool, 'pod-d')).to.deep.equal([]);
+    expect(await store.listByOwner(pool, 'pod-c')).to.deep.equal([s.id]);
+  });
+
+  it('detects corruption (checksum, schema, type), quarantines it and counts it', async () => {
+    const pool = 'pool-corrupt';
+    const { redis, keys } = store.core;
+    const a = await store.create({ pool, data: { secret: 'x' } });
+    await redis.hset(keys.session(a.id), 'data', JSON.stringify({ secret: 'tampered' }));
+    const error = (await expectRejected(store.get(a.id), SessionCorruptedError)) as SessionCorruptedError;
+    expect(error.reason).to.equal('checksum mismatch');
+    expect(error.message).to.not.include('tampered');
+    expect(await redis.exists(keys.session(a.id))).to.equal(0);
+    expect(await redis.hget(keys.quarantine(a.id), 'data')).to.equal(JSON.stringify({ secret: 'tampered' }));
+    expect(await redis.pttl(keys.quarantine(a.id))).to.be.greaterThan(0);
+    expect(await store.get(a.id)).to.equal(null);
+
+    const b = await store.create({ pool });
+    await redis.hset(keys.session(b.id), 'sv', '99');
+    expect(((await expectRejected(store.get(b.id), SessionCorruptedError)) as SessionCorruptedError).reason).to.match(/schema/);
+
+    const c = await store.create({ pool });
+    await redis.hdel(keys.session(c.id), 'v');
+    await expectRejected(
+      store.mutate(c.id, () => 1),
+      SessionCorruptedError,
+    );
+
+    const d = 'corrupt'.padEnd(32, 'd');
+    await redis.set(keys.session(d), 'not a hash');
+    await expectRejected(store.get(d), SessionCorruptedError);
+    expect(await redis.get(keys.quarantine(d))).to.equal('not a hash');
+
+    expect(await metricValue(registry, 'spo_store_corruptions_total')).to.equal(4);
+    expect(await store.count(pool)).to.equal(0);
+  });
+});

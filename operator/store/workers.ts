@@ -1,0 +1,84 @@
+// The worker registry: one hash per pool ({pool:P}), a field per worker holding its
+// registration as JSON with an expiry. Registering again is the heartbeat; a registration
+// not renewed within its TTL is dropped from listings (and deleted lazily).
+import type { StoreCore } from './core.ts';
+import { InvalidArgumentError, WorkerNotFoundError } from './errors.ts';
+import { assertName } from './keys.ts';
+import { scripts } from './lua.ts';
+import type { WorkerRegistration } from './types.ts';
+
+interface StoredWorker {
+  endpoint: string;
+  draining: boolean;
+  heartbeatAt: number;
+  expiresAt: number;
+}
+
+export async function registerWorker(
+  core: StoreCore,
+  registration: Omit<WorkerRegistration, 'heartbeatAt'>,
+  ttlMs = 30_000,
+): Promise<void> {
+  assertName('pool', registration.pool);
+  assertName('worker', registration.worker);
+  if (typeof registration.endpoint !== 'string' || !/^[^\s]{1,300}$/.test(registration.endpoint))
+    throw new InvalidArgumentError('invalid worker endpoint');
+  if (!Number.isInteger(ttlMs) || ttlMs < 1) throw new InvalidArgumentError('heartbeat TTL must be a positive integer (ms)');
+  const now = Date.now();
+  const stored: StoredWorker = {
+    endpoint: registration.endpoint,
+    draining: registration.draining === true,
+    heartbeatAt: now,
+    expiresAt: now + ttlMs,
+  };
+  await core.exec('registerWorker', () =>
+    core.redis.hset(core.keys.workers(registration.pool), registration.worker, JSON.stringify(stored)),
+  );
+}
+
+export async function listWorkers(core: StoreCore, pool: string): Promise<WorkerRegistration[]> {
+  assertName('pool', pool);
+  const key = core.keys.workers(pool);
+  const all = await core.exec('listWorkers', () => core.redis.hgetall(key));
+  const now = Date.now();
+  const live: WorkerRegistration[] = [];
+  const stale: string[] = [];
+  for (const [worker, raw] of Object.entries(all)) {
+    let stored: StoredWorker | undefined;
+    try {
+      stored = JSON.parse(raw) as StoredWorker;
+    } catch {
+      stored = undefined;
+    }
+    if (!stored || typeof stored.expiresAt !== 'number' || stored.expiresAt <= now) {
+      stale.push(worker);
+      continue;
+    }
+    live.push({ pool, worker, endpoint: stored.endpoint, draining: stored.draining === true, heartbeatAt: stored.heartbeatAt });
+  }
+  if (stale.length > 0) {
+    // Only fields still stale are removed: a worker that re-registered meanwhile keeps its entry.
+    await core.script('listWorkers', scripts.pruneWorkers, [key], [now, ...stale]);
+    core.logger.debug({ pool, workers: stale }, 'expired worker registrations removed');
+  }
+  return live.sort((a, b) => a.worker.localeCompare(b.worker));
+}
+
+export async function setWorkerDraining(core: StoreCore, pool: string, worker: string, draining: boolean): Promise<void> {
+  assertName('pool', pool);
+  assertName('worker', worker);
+  const found = await core.script(
+    'setWorkerDraining',
+    scripts.setWorkerDraining,
+    [core.keys.workers(pool)],
+    [worker, draining ? '1' : '0'],
+  );
+  if (found !== 1) throw new WorkerNotFoundError(`worker ${worker} is not registered in pool ${pool}`);
+  core.logger.debug({ pool, worker, draining }, 'worker draining flag set');
+}
+
+export async function unregisterWorker(core: StoreCore, pool: string, worker: string): Promise<void> {
+  assertName('pool', pool);
+  assertName('worker', worker);
+  await core.exec('unregisterWorker', () => core.redis.hdel(core.keys.workers(pool), worker));
+}
