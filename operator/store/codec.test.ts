@@ -1,5 +1,6 @@
 import { expect } from 'chai';
-import { CorruptRecord, RECORD_FIELDS, SCHEMA_VERSION, assertTtl, checksum, decodeRecord, encodeData } from './codec.ts';
+import { createHash } from 'node:crypto';
+import { CorruptRecord, RECORD_FIELDS, SCHEMA_VERSION, assertTtl, checksum, decodeRecord, encodeData, unpackRecord } from './codec.ts';
 import { InvalidSessionDataError, InvalidTtlError, SessionTooLargeError } from './errors.ts';
 import type { JsonValue } from './types.ts';
 
@@ -71,5 +72,24 @@ describe('store codec', () => {
     expect(() => decodeRecord('id', reply({ ep: null }))).to.throw(CorruptRecord, /ep/);
     expect(() => decodeRecord('id', reply({ anon: 'yes' }))).to.throw(CorruptRecord, /anon/);
     expect(() => decodeRecord('id', reply({ data: '{bad', cs: checksum('{bad') }))).to.throw(CorruptRecord, /JSON/);
+  });
+
+  it('unpacks the {header, data} record reply of the scripts, refusing other shapes', () => {
+    const data = '{"a":1}';
+    const header = ['pool-a', '3', '10', '11', '60', '0', 'pod-a', '2', '', '99', checksum(data), SCHEMA_VERSION].join('\n');
+    const fields = unpackRecord([header, data]);
+    expect(fields).to.deep.equal(['pool-a', data, '3', '10', '11', '60', '0', 'pod-a', '2', null, '99', checksum(data), SCHEMA_VERSION]);
+    expect(decodeRecord('id', fields!)).to.include({ pool: 'pool-a', version: 3, owner: 'pod-a', epoch: 2, movingBy: null });
+    expect(unpackRecord([header, null])?.[1]).to.equal(null);
+    expect(unpackRecord([`${header}\nextra`, data])).to.equal(null);
+    expect(unpackRecord(['a\nb', data])).to.equal(null);
+    expect(unpackRecord([1, data])).to.equal(null);
+    expect(unpackRecord('x')).to.equal(null);
+  });
+
+  it('checksums with the one-shot hash exactly as sha-256 hex prefixes', () => {
+    for (const text of ['', '{}', 'é'.repeat(300), JSON.stringify({ blob: 'x'.repeat(5000) })]) {
+      expect(checksum(text)).to.equal(createHash('sha256').update(text, 'utf8').digest('hex').slice(0, 32));
+    }
   });
 });

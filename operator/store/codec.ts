@@ -1,5 +1,5 @@
 // Serialization, checksum and validation of session data and of the stored hash. Pure.
-import { createHash } from 'node:crypto';
+import { hash } from 'node:crypto';
 import { InvalidSessionDataError, InvalidTtlError, SessionTooLargeError } from './errors.ts';
 import type { JsonValue, SessionRecord } from './types.ts';
 
@@ -13,9 +13,39 @@ export const MAX_TTL_SECONDS = 365 * 24 * 3600;
 
 /** First 32 hex characters (128 bits) of the sha-256 of the serialized data. */
 export function checksum(serialized: string): string {
-  return createHash('sha256').update(serialized, 'utf8').digest('hex').slice(0, 32);
+  // One-shot hash: no Hash object per call (the same digest as createHash('sha256')).
+  return hash('sha256', serialized, 'hex').slice(0, 32);
 }
 
+/** True when value is plain JSON data (the hot path: no allocation per node). */
+function isJson(value: unknown, depth: number, stack: object[]): boolean {
+  if (value === null || typeof value === 'string' || typeof value === 'boolean') return true;
+  if (typeof value === 'number') return Number.isFinite(value);
+  if (typeof value !== 'object') return false;
+  if (stack.includes(value)) return false;
+  if (depth > 256) return false; // deep nesting: let the path-naming walk decide
+  stack.push(value);
+  let ok = true;
+  if (Array.isArray(value)) {
+    for (let i = 0; ok && i < value.length; i++) ok = isJson(value[i], depth + 1, stack);
+  } else {
+    const proto = Object.getPrototypeOf(value) as unknown;
+    if (proto !== Object.prototype && proto !== null) ok = false;
+    else {
+      const record = value as Record<string, unknown>;
+      for (const key of Object.keys(record)) {
+        if (!isJson(record[key], depth + 1, stack)) {
+          ok = false;
+          break;
+        }
+      }
+    }
+  }
+  stack.pop();
+  return ok;
+}
+
+/** The slow walk that names the offending path; run only when isJson said no. */
 function assertJson(value: unknown, path: string, seen: Set<object>): void {
   if (value === null || typeof value === 'string' || typeof value === 'boolean') return;
   if (typeof value === 'number') {
@@ -37,10 +67,13 @@ function assertJson(value: unknown, path: string, seen: Set<object>): void {
 
 /** Validates and serializes data; throws a typed error for non-JSON data or data over maxBytes. */
 export function encodeData(data: unknown, maxBytes: number): { serialized: string; checksum: string } {
-  assertJson(data, '', new Set());
+  if (!isJson(data, 0, [])) assertJson(data, '', new Set());
   const serialized = JSON.stringify(data);
-  const bytes = Buffer.byteLength(serialized, 'utf8');
-  if (bytes > maxBytes) throw new SessionTooLargeError(bytes, maxBytes);
+  // A UTF-16 code unit is at most 3 UTF-8 bytes: count exactly only when that bound is over the limit.
+  if (serialized.length * 3 > maxBytes) {
+    const bytes = Buffer.byteLength(serialized, 'utf8');
+    if (bytes > maxBytes) throw new SessionTooLargeError(bytes, maxBytes);
+  }
   return { serialized, checksum: checksum(serialized) };
 }
 
@@ -91,6 +124,21 @@ export function decodeRecord(id: string, reply: (string | null)[], alreadyVerifi
     movingBy: moving ? moving : null,
     checksum: cs,
   };
+}
+
+/** The fields (RECORD_FIELDS order) of a script's record reply `{header, data}`: header holds the other
+ *  twelve fields joined by '\n', a missing one as ''. Null when the reply does not have that shape. */
+export function unpackRecord(reply: unknown): (string | null)[] | null {
+  if (!Array.isArray(reply) || reply.length < 1 || reply.length > 2) return null;
+  const [header, data] = reply as unknown[];
+  if (typeof header !== 'string' || (data != null && typeof data !== 'string')) return null;
+  const parts = header.split('\n');
+  if (parts.length !== RECORD_FIELDS.length - 1) return null;
+  const fields: (string | null)[] = new Array<string | null>(RECORD_FIELDS.length);
+  fields[0] = parts[0] || null;
+  fields[1] = data == null ? null : data;
+  for (let i = 1; i < parts.length; i++) fields[i + 1] = parts[i] || null;
+  return fields;
 }
 
 /** Lease expiry (ms) from the same reply; 0 when unowned. */

@@ -10,7 +10,7 @@ import { keyLayout, keySlot, type KeyLayout } from './keys.ts';
 import type { LuaReply, LuaScript } from './lua.ts';
 import { storeMetrics, type StoreMetrics } from './metrics.ts';
 import type { SessionStoreOptions } from './options.ts';
-import { DEFAULT_RETRY_POLICY, isTransient, withRetry, type RetryPolicy } from './retry.ts';
+import { DEFAULT_RETRY_POLICY, isTransient, rejected, retryAfter, type RetryPolicy } from './retry.ts';
 import { InvalidArgumentError } from './errors.ts';
 import { assertTtl } from './codec.ts';
 
@@ -111,33 +111,52 @@ export class StoreCore {
     this.degraded = new DegradedState(options.degraded?.cacheSize ?? 10_000, options.degraded?.journalSize ?? 1_000);
   }
 
-  /** Runs one Redis step with retries; a transient error that persists becomes StoreUnavailableError. */
-  async exec<T>(op: string, fn: () => Promise<T>, retry: RetryPolicy = this.settings.retry): Promise<T> {
-    if (this.closed) throw new StoreClosedError('the session store is closed');
+  /** Runs one Redis step with retries; a transient error that persists becomes StoreUnavailableError.
+   *  The first attempt runs directly: the retry machinery is built only when it fails. */
+  exec<T>(op: string, fn: () => Promise<T>, retry: RetryPolicy = this.settings.retry): Promise<T> {
+    if (this.closed) return Promise.reject(new StoreClosedError('the session store is closed'));
+    const started = Date.now();
+    let first: Promise<T>;
     try {
-      return await withRetry(fn, retry, {
-        onRetry: (error, attempt, delayMs) => {
-          this.metrics.retries.inc({ op });
-          this.logger.debug(
-            { op, attempt, delayMs, err: error instanceof Error ? error.message : String(error) },
-            'retrying after a transient Redis error',
-          );
-        },
-      });
+      first = fn();
     } catch (error) {
-      if (error instanceof SessionStoreError) throw error;
-      if (isTransient(error)) {
-        this.onUnreachable(error);
-        throw new StoreUnavailableError(`${op}: Redis is unreachable (${error instanceof Error ? error.message : String(error)})`, {
-          cause: error,
-        });
-      }
-      throw error;
+      first = rejected(error);
     }
+    return first.then(undefined, (error: unknown) => this.recover(op, fn, retry, error, started));
   }
 
   script(op: string, script: LuaScript, keys: string[], args: (string | number)[], retry?: RetryPolicy): Promise<LuaReply> {
-    return this.exec(op, () => script.run(this.redis, keys, args), retry);
+    if (this.closed) return Promise.reject(new StoreClosedError('the session store is closed'));
+    const started = Date.now();
+    return script
+      .run(this.redis, keys, args)
+      .then(undefined, (error: unknown) =>
+        this.recover(op, () => script.run(this.redis, keys, args), retry ?? this.settings.retry, error, started),
+      );
+  }
+
+  /** After a failed first attempt: retries transient errors within the policy, then maps the outcome. */
+  private async recover<T>(op: string, fn: () => Promise<T>, retry: RetryPolicy, error: unknown, started: number): Promise<T> {
+    try {
+      return await retryAfter(fn, retry, { onRetry: (e, attempt, delayMs) => this.onRetry(op, e, attempt, delayMs) }, error, started);
+    } catch (failure) {
+      if (failure instanceof SessionStoreError) throw failure;
+      if (isTransient(failure)) {
+        this.onUnreachable(failure);
+        throw new StoreUnavailableError(`${op}: Redis is unreachable (${failure instanceof Error ? failure.message : String(failure)})`, {
+          cause: failure,
+        });
+      }
+      throw failure;
+    }
+  }
+
+  private onRetry(op: string, error: unknown, attempt: number, delayMs: number): void {
+    this.metrics.retries.inc({ op });
+    this.logger.debug(
+      { op, attempt, delayMs, err: error instanceof Error ? error.message : String(error) },
+      'retrying after a transient Redis error',
+    );
   }
 
   /** Durability 'replica': WAIT 1 on the master that owns the key's slot (the connection that wrote). */

@@ -16,10 +16,15 @@ export class LruCache<K, V> {
     }
     return value;
   }
+  /** Reads without making the entry the most recent. */
+  peek(key: K): V | undefined {
+    return this.map.get(key);
+  }
   set(key: K, value: V): void {
     if (this.capacity <= 0) return;
     this.map.delete(key);
     this.map.set(key, value);
+    if (this.map.size <= this.capacity) return;
     while (this.map.size > this.capacity) {
       const oldest = this.map.keys().next();
       if (oldest.done) break;

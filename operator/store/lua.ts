@@ -10,8 +10,17 @@ local function now_ms()
   local t = redis.call('TIME')
   return tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
 end
+-- A record travels as {header, data}: the other twelve fields of F in order joined by a newline
+-- (a missing field as ''), then data (nil when missing). Two bulk strings decode far cheaper than 13.
+local function pack(r)
+  local h = {}
+  for i = 1, 13 do
+    if i ~= 2 then h[#h + 1] = r[i] or '' end
+  end
+  return {table.concat(h, '\\n'), r[2]}
+end
 local function record(key)
-  return redis.call('HMGET', key, unpack(F))
+  return pack(redis.call('HMGET', key, unpack(F)))
 end
 `;
 
@@ -31,13 +40,30 @@ redis.call('PEXPIRE', KEYS[1], tonumber(ARGV[4]) * 1000)
 return {1, record(KEYS[1])}
 `;
 
+/** KEYS[1] session. ARGV pool, data, cs, ttlSeconds, anon, owner, wid, leaseMs, schema, version, createdAt.
+ *  Like CREATE but with the caller's version and createdAt (a session copied in from elsewhere).
+ *  Reply {1, record} imported (or this wid's import already applied) | {0, record} present already. */
+export const IMPORT = `
+if redis.call('EXISTS', KEYS[1]) == 1 then
+  if redis.call('HGET', KEYS[1], 'wid') == ARGV[7] then return {1, record(KEYS[1])} end
+  return {0, record(KEYS[1])}
+end
+local now = now_ms()
+local owned = ARGV[6] ~= ''
+redis.call('HSET', KEYS[1], 'pool', ARGV[1], 'data', ARGV[2], 'v', ARGV[10], 'ca', ARGV[11], 'la', now, 'ttl', ARGV[4],
+  'anon', ARGV[5], 'own', ARGV[6], 'ep', owned and 1 or 0, 'mov', '', 'lease', owned and (now + tonumber(ARGV[8])) or 0,
+  'cs', ARGV[3], 'sv', ARGV[9], 'wid', ARGV[7])
+redis.call('PEXPIRE', KEYS[1], tonumber(ARGV[4]) * 1000)
+return {1, record(KEYS[1])}
+`;
+
 /** KEYS[1] session. ARGV touch ('1' or '0').
  *  Reply record (with la = now when touched) | false when absent. Touch sets la and slides the TTL. */
 export const GET = `
-local r = record(KEYS[1])
+local r = redis.call('HMGET', KEYS[1], unpack(F))
 if not r[1] and not r[2] and not r[13] then
   if redis.call('EXISTS', KEYS[1]) == 0 then return false end
-  return r
+  return pack(r)
 end
 if ARGV[1] == '1' then
   local ttl = tonumber(r[6])
@@ -48,7 +74,7 @@ if ARGV[1] == '1' then
     r[5] = tostring(now)
   end
 end
-return r
+return pack(r)
 `;
 
 /** KEYS[1] session. ARGV expectedVersion, data, cs, wid, fenced ('1'/'0'), fenceEpoch, hasFenceOwner ('1'/'0'), fenceOwner.
@@ -164,6 +190,29 @@ redis.call('HSET', KEYS[1], ARGV[1], cjson.encode(w))
 return 1
 `;
 
+/** KEYS[1] workers hash. ARGV worker, now, registration JSON with draining false, the same with draining true,
+ *  setDraining ('1'/'0'). Writes the draining-true form when setDraining is '1' or when the current, unexpired
+ *  registration is draining (a flag set by someone else survives the heartbeat); else the draining-false form.
+ *  Reply 1 when the stored registration is draining, else 0. */
+export const REGISTER_WORKER = `
+local draining = ARGV[5] == '1'
+if not draining then
+  local raw = redis.call('HGET', KEYS[1], ARGV[1])
+  if raw then
+    local ok, w = pcall(cjson.decode, raw)
+    if ok and type(w) == 'table' and w['draining'] == true and type(w['expiresAt']) == 'number' and w['expiresAt'] > tonumber(ARGV[2]) then
+      draining = true
+    end
+  end
+end
+if draining then
+  redis.call('HSET', KEYS[1], ARGV[1], ARGV[4])
+  return 1
+end
+redis.call('HSET', KEYS[1], ARGV[1], ARGV[3])
+return 0
+`;
+
 /** KEYS[1] workers hash. ARGV now, worker... Deletes each named worker whose registration is still expired. Reply count. */
 export const PRUNE_WORKERS = `
 local n = 0
@@ -193,20 +242,22 @@ export class LuaScript {
     this.sha = createHash('sha1').update(this.source).digest('hex');
   }
 
-  async run(redis: Cluster, keys: string[], args: (string | number)[]): Promise<LuaReply> {
-    try {
-      return (await redis.evalsha(this.sha, keys.length, ...keys, ...args)) as LuaReply;
-    } catch (error) {
+  run(redis: Cluster, keys: string[], args: (string | number)[]): Promise<LuaReply> {
+    const sent = (
+      keys.length === 1 ? redis.evalsha(this.sha, 1, keys[0]!, ...args) : redis.evalsha(this.sha, keys.length, ...keys, ...args)
+    ) as Promise<LuaReply>;
+    return sent.catch((error: unknown) => {
       if (error instanceof Error && error.message.startsWith('NOSCRIPT')) {
-        return (await redis.eval(this.source, keys.length, ...keys, ...args)) as LuaReply;
+        return redis.eval(this.source, keys.length, ...keys, ...args) as Promise<LuaReply>;
       }
       throw error;
-    }
+    });
   }
 }
 
 export const scripts = {
   create: new LuaScript('create', CREATE),
+  import: new LuaScript('import', IMPORT),
   get: new LuaScript('get', GET),
   update: new LuaScript('update', UPDATE),
   delete: new LuaScript('delete', DELETE),
@@ -218,5 +269,6 @@ export const scripts = {
   releaseIfLapsed: new LuaScript('releaseIfLapsed', RELEASE_IF_LAPSED),
   quarantine: new LuaScript('quarantine', QUARANTINE),
   setWorkerDraining: new LuaScript('setWorkerDraining', SET_WORKER_DRAINING),
+  registerWorker: new LuaScript('registerWorker', REGISTER_WORKER),
   pruneWorkers: new LuaScript('pruneWorkers', PRUNE_WORKERS),
 };

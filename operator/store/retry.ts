@@ -67,18 +67,41 @@ const defaultSleep = (ms: number) => new Promise<void>((resolve) => setTimeout(r
 
 /** Runs fn; on a transient error waits and runs it again, within the policy's bounds. */
 export async function withRetry<T>(fn: (attempt: number) => Promise<T>, policy: RetryPolicy, hooks: RetryHooks = {}): Promise<T> {
+  const started = (hooks.now ?? Date.now)();
+  try {
+    return await fn(1);
+  } catch (error) {
+    return retryAfter(fn, policy, hooks, error, started);
+  }
+}
+
+/** The rest of withRetry once attempt 1 failed with `error` (attempt 1 started at `started`). Callers on a
+ *  hot path run attempt 1 themselves and come here only on failure, so success allocates nothing extra. */
+export async function retryAfter<T>(
+  fn: (attempt: number) => Promise<T>,
+  policy: RetryPolicy,
+  hooks: RetryHooks,
+  error: unknown,
+  started: number,
+): Promise<T> {
   const now = hooks.now ?? Date.now;
   const sleep = hooks.sleep ?? defaultSleep;
-  const started = now();
+  let last = error;
   for (let attempt = 1; ; attempt++) {
+    if (!isTransient(last) || attempt >= policy.maxAttempts) throw last;
+    const delay = backoffDelay(policy, attempt, hooks.random);
+    if (now() - started + delay > policy.maxElapsedMs) throw last;
+    hooks.onRetry?.(last, attempt, delay);
+    await sleep(delay);
     try {
-      return await fn(attempt);
-    } catch (error) {
-      if (!isTransient(error) || attempt >= policy.maxAttempts) throw error;
-      const delay = backoffDelay(policy, attempt, hooks.random);
-      if (now() - started + delay > policy.maxElapsedMs) throw error;
-      hooks.onRetry?.(error, attempt, delay);
-      await sleep(delay);
+      return await fn(attempt + 1);
+    } catch (next) {
+      last = next;
     }
   }
+}
+
+/** A promise rejected with exactly `error` (a synchronous throw turned into a rejection). */
+export async function rejected<T>(error: unknown): Promise<T> {
+  throw error;
 }

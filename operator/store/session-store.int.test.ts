@@ -11,6 +11,9 @@ import {
   SessionTooLargeError,
   VersionConflictError,
   LeaseLostError,
+  InvalidArgumentError,
+  InvalidNameError,
+  newSessionId,
   type RedisSessionStore,
 } from './index.ts';
 import type { JsonValue } from './types.ts';
@@ -268,6 +271,106 @@ describe('store: sessions on the real Redis Cluster', () => {
     expect((await store.listWorkers(wpool))[0]).to.include({ worker: 'w-1', endpoint: '10.0.0.1:8080', draining: true });
     await store.unregisterWorker(wpool, 'w-1');
     expect(await store.listWorkers(wpool)).to.deep.equal([]);
+  });
+
+  it('imports a session keeping its id, version and createdAt, only when absent, with indexes', async () => {
+    const ipool = 'pool-import';
+    const id = newSessionId();
+    const createdAt = Date.now() - 60_000;
+    const first = await store.importSession({ id, pool: ipool, data: { n: 7 }, version: 5, createdAt, ttlSeconds: 600, owner: 'pod-i' });
+    expect(first.created).to.equal(true);
+    expect(first.record).to.include({
+      id,
+      pool: ipool,
+      version: 5,
+      createdAt,
+      ttlSeconds: 600,
+      anonymous: false,
+      owner: 'pod-i',
+      epoch: 1,
+    });
+    expect(first.record.data).to.deep.equal({ n: 7 });
+    expect(first.record.lastAccessedAt).to.be.at.least(createdAt + 60_000 - 1000);
+    expect(await store.core.redis.pttl(store.core.keys.session(id))).to.be.within(590_000, 600_000);
+    expect(await store.count(ipool)).to.equal(1);
+    expect(await store.listByOwner(ipool, 'pod-i')).to.deep.equal([id]);
+    expect(await store.core.redis.zscore(store.core.keys.leaseIndex(ipool), id)).to.not.equal(null);
+    // Reads and versioned writes continue from the imported version; the lease is the owner's.
+    const read = await store.get(id);
+    expect(read).to.include({ version: 5, createdAt });
+    const written = await store.update(id, { n: 8 }, { expectedVersion: 5, fence: { epoch: 1, owner: 'pod-i' } });
+    expect(written.version).to.equal(6);
+
+    // Present already: nothing written, the existing record returned, no index entry added elsewhere.
+    const again = await store.importSession({ id, pool: 'pool-import-other', data: { n: 0 }, version: 1, createdAt: 1, owner: 'pod-j' });
+    expect(again.created).to.equal(false);
+    expect(again.record).to.include({ version: 6, pool: ipool, owner: 'pod-i' });
+    expect(again.record.data).to.deep.equal({ n: 8 });
+    expect(await store.count('pool-import-other')).to.equal(0);
+    expect(await store.listByOwner('pool-import-other', 'pod-j')).to.deep.equal([]);
+    const sameOwnerless = await store.importSession({ id, pool: ipool, data: {}, version: 1, createdAt: 1, owner: null });
+    expect(sameOwnerless.created).to.equal(false);
+    expect(await store.count(ipool)).to.equal(1);
+
+    // Unowned and anonymous imports; concurrent imports of one id: exactly one creates.
+    const id2 = newSessionId();
+    const racers = await Promise.all(
+      Array.from({ length: 8 }, (_, i) =>
+        store.importSession({ id: id2, pool: ipool, data: { i }, version: 3, createdAt, anonymous: true }),
+      ),
+    );
+    expect(racers.filter((r) => r.created)).to.have.length(1);
+    const winner = racers.find((r) => r.created)!.record;
+    expect(winner).to.include({ owner: null, epoch: 0, anonymous: true, ttlSeconds: 300, version: 3 });
+    for (const r of racers) expect(r.record.data).to.deep.equal(winner.data);
+    expect(await store.count(ipool)).to.equal(2);
+  });
+
+  it('validates imports like create and writes nothing for bad input', async () => {
+    const ipool = 'pool-import-bad';
+    const id = newSessionId();
+    const base = { id, pool: ipool, data: {}, version: 1, createdAt: Date.now() };
+    await expectRejected(store.importSession({ ...base, id: 'short' }), InvalidSessionIdError);
+    await expectRejected(store.importSession({ ...base, pool: 'bad pool' }), InvalidNameError);
+    await expectRejected(store.importSession({ ...base, owner: '{x}' }), InvalidNameError);
+    await expectRejected(store.importSession({ ...base, ttlSeconds: 0 }), InvalidTtlError);
+    await expectRejected(store.importSession({ ...base, ttlSeconds: 1.5 }), InvalidTtlError);
+    await expectRejected(store.importSession({ ...base, version: 0 }), InvalidArgumentError);
+    await expectRejected(store.importSession({ ...base, createdAt: -1 }), InvalidArgumentError);
+    await expectRejected(store.importSession({ ...base, data: { f: NaN } }), InvalidSessionDataError);
+    await expectRejected(store.importSession({ ...base, data: { big: 'x'.repeat(1024 * 1024) } }), SessionTooLargeError);
+    expect(await store.exists(id)).to.equal(false);
+    expect(await store.count(ipool)).to.equal(0);
+  });
+
+  it('keeps a draining flag set by the operator when the worker heartbeats with draining false', async () => {
+    const wpool = 'pool-workers-drain';
+    await store.registerWorker({ pool: wpool, worker: 'w-1', endpoint: '10.0.0.1:8080', draining: false }, 10_000);
+    // The worker reads (not draining), the operator sets draining, then the worker's heartbeat lands.
+    expect((await store.listWorkers(wpool))[0]?.draining).to.equal(false);
+    await store.setWorkerDraining(wpool, 'w-1', true);
+    await store.registerWorker({ pool: wpool, worker: 'w-1', endpoint: '10.0.0.9:8080', draining: false }, 10_000);
+    expect((await store.listWorkers(wpool))[0]).to.include({ worker: 'w-1', endpoint: '10.0.0.9:8080', draining: true });
+    // Heartbeats race with the operator's call: none of them clears it.
+    await Promise.all([
+      ...Array.from({ length: 10 }, () => store.registerWorker({ pool: wpool, worker: 'w-2', endpoint: 'e2:1', draining: false }, 10_000)),
+      store
+        .registerWorker({ pool: wpool, worker: 'w-2', endpoint: 'e2:1', draining: false }, 10_000)
+        .then(() => store.setWorkerDraining(wpool, 'w-2', true)),
+    ]);
+    await store.registerWorker({ pool: wpool, worker: 'w-2', endpoint: 'e2:1', draining: false }, 10_000);
+    expect((await store.listWorkers(wpool)).find((w) => w.worker === 'w-2')?.draining).to.equal(true);
+    // Only setWorkerDraining(false) clears it; a worker may still set it itself.
+    await store.setWorkerDraining(wpool, 'w-1', false);
+    await store.registerWorker({ pool: wpool, worker: 'w-1', endpoint: '10.0.0.9:8080', draining: false }, 10_000);
+    expect((await store.listWorkers(wpool))[0]?.draining).to.equal(false);
+    await store.registerWorker({ pool: wpool, worker: 'w-1', endpoint: '10.0.0.9:8080', draining: true }, 10_000);
+    expect((await store.listWorkers(wpool))[0]?.draining).to.equal(true);
+    // A lapsed registration's flag does not carry over to a new registration under the same name.
+    await store.registerWorker({ pool: wpool, worker: 'w-3', endpoint: 'e3:1', draining: true }, 30);
+    await new Promise((r) => setTimeout(r, 50));
+    await store.registerWorker({ pool: wpool, worker: 'w-3', endpoint: 'e3:1', draining: false }, 10_000);
+    expect((await store.listWorkers(wpool)).find((w) => w.worker === 'w-3')?.draining).to.equal(false);
   });
 
   it('counts operations and latencies in prom-client metrics', async () => {

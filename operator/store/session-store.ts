@@ -2,7 +2,7 @@
 // ownership, worker registry and sweep into the SessionStore contract of types.ts.
 import { randomBytes } from 'node:crypto';
 import { setTimeout as sleep } from 'node:timers/promises';
-import { CorruptRecord, RECORD_FIELDS, SCHEMA_VERSION, decodeRecord, encodeData, leaseOf } from './codec.ts';
+import { CorruptRecord, SCHEMA_VERSION, decodeRecord, encodeData, leaseOf, unpackRecord } from './codec.ts';
 import { StoreCore } from './core.ts';
 import { materialize, type CachedSession, type JournalEntry } from './degraded.ts';
 import {
@@ -27,11 +27,14 @@ import { assertName, assertSessionId, newSessionId } from './keys.ts';
 import { scripts, type LuaReply } from './lua.ts';
 import type { SessionStoreOptions } from './options.ts';
 import * as ownership from './ownership.ts';
+import { rejected } from './retry.ts';
 import { sweepPool } from './sweep.ts';
 import * as workers from './workers.ts';
 import type {
   CreateSessionInput,
   Fence,
+  ImportSessionInput,
+  ImportSessionResult,
   JsonValue,
   Lease,
   ListPage,
@@ -58,7 +61,11 @@ const INPUT_ERRORS = [
   InvalidSessionIdError,
 ];
 
-const newWriteId = () => randomBytes(9).toString('base64url');
+// Write ids only need to differ between writes of one session: a random per-process prefix (96 bits)
+// and a counter, instead of a random draw per write.
+const WRITE_ID_PREFIX = randomBytes(12).toString('base64url');
+let writeIdCounter = 0;
+const newWriteId = () => WRITE_ID_PREFIX + (writeIdCounter++).toString(36);
 
 function assertFence(fence: Fence | undefined): void {
   if (fence === undefined) return;
@@ -80,19 +87,36 @@ export class RedisSessionStore implements SessionStore {
 
   // ---- instrumentation -------------------------------------------------------------------
 
-  private async op<T>(op: string, fn: () => Promise<T>): Promise<T> {
-    const { metrics } = this.core;
-    const end = metrics.duration.startTimer({ op });
-    try {
-      const result = await fn();
-      metrics.operations.inc({ op, result: 'ok' });
-      return result;
-    } catch (error) {
-      metrics.operations.inc({ op, result: error instanceof SessionStoreError ? error.code : 'ERROR' });
-      throw error;
-    } finally {
-      end();
+  /** Per-op label objects, made once: the hot path allocates no label object. */
+  private readonly opLabels = new Map<string, { op: { op: string }; ok: { op: string; result: string } }>();
+
+  private op<T>(op: string, fn: () => Promise<T>): Promise<T> {
+    let labels = this.opLabels.get(op);
+    if (!labels) {
+      labels = { op: { op }, ok: { op, result: 'ok' } };
+      this.opLabels.set(op, labels);
     }
+    const { metrics } = this.core;
+    const started = process.hrtime.bigint();
+    let pending: Promise<T>;
+    try {
+      pending = fn();
+    } catch (error) {
+      pending = rejected(error);
+    }
+    const done = labels;
+    return pending.then(
+      (result) => {
+        metrics.duration.observe(done.op, Number(process.hrtime.bigint() - started) / 1e9);
+        metrics.operations.inc(done.ok);
+        return result;
+      },
+      (error: unknown) => {
+        metrics.duration.observe(done.op, Number(process.hrtime.bigint() - started) / 1e9);
+        metrics.operations.inc({ op, result: error instanceof SessionStoreError ? error.code : 'ERROR' });
+        throw error;
+      },
+    );
   }
 
   // ---- decoding, cache, corruption ---------------------------------------------------------
@@ -103,21 +127,26 @@ export class RedisSessionStore implements SessionStore {
     this.core.degraded.cache.set(record.id, { record: rest, serialized, leaseExpiresAt });
   }
 
-  /** Decodes a record reply; a corrupted one is quarantined and never returned. */
-  async decode(id: string, reply: LuaReply): Promise<SessionRecord> {
-    const fields = Array.isArray(reply) ? reply.map((v) => (v == null ? null : String(v))) : [];
+  /** Decodes a record reply; a corrupted one is quarantined and never returned. `written` is the data this
+   *  call just wrote: a reply carrying exactly those bytes and checksum needs no hashing. */
+  async decode(id: string, reply: LuaReply, written?: { serialized: string; checksum: string }): Promise<SessionRecord> {
+    const fields = unpackRecord(reply);
     try {
-      if (fields.length !== RECORD_FIELDS.length) throw new CorruptRecord('reply has the wrong shape');
-      const cached = this.core.degraded.cache.get(id);
+      if (fields === null) throw new CorruptRecord('reply has the wrong shape');
+      const cached = written ? undefined : this.core.degraded.cache.peek(id);
       const record = decodeRecord(
         id,
         fields,
-        cached ? (data, cs) => cached.record.checksum === cs && cached.serialized === data : undefined,
+        written
+          ? (data, cs) => cs === written.checksum && data === written.serialized
+          : cached
+            ? (data, cs) => cached.record.checksum === cs && cached.serialized === data
+            : undefined,
       );
       this.remember(record, fields[1] ?? 'null', leaseOf(fields));
       return record;
     } catch (error) {
-      if (error instanceof CorruptRecord) await this.quarantine(id, error.message, fields[0] ?? null);
+      if (error instanceof CorruptRecord) await this.quarantine(id, error.message, fields?.[0] ?? null);
       throw error;
     }
   }
@@ -288,6 +317,87 @@ export class RedisSessionStore implements SessionStore {
     });
   }
 
+  importSession(input: ImportSessionInput): Promise<ImportSessionResult> {
+    return this.op('import', async () => {
+      if (typeof input !== 'object' || input === null) throw new InvalidArgumentError('importSession needs an input object');
+      assertSessionId(input.id);
+      assertName('pool', input.pool);
+      const owner = input.owner ?? '';
+      if (owner !== '') assertName('owner', owner);
+      const anonymous = input.anonymous ?? false;
+      if (typeof anonymous !== 'boolean') throw new InvalidArgumentError('anonymous must be a boolean');
+      if (!Number.isSafeInteger(input.version) || input.version < 1) throw new InvalidArgumentError('version must be a positive integer');
+      if (!Number.isSafeInteger(input.createdAt) || input.createdAt < 0)
+        throw new InvalidArgumentError('createdAt must be a non-negative integer (ms since the epoch)');
+      const ttlSeconds = this.core.ttlFor(input.pool, anonymous, input.ttlSeconds);
+      const { serialized, checksum } = encodeData(input.data, this.core.settings.maxDataBytes);
+      // Not journaled in degraded mode: an import is a one-off copy its caller can retry.
+      if (this.core.degraded.active) throw new StoreUnavailableError(`importSession: Redis is unreachable`);
+      const { keys, redis, settings } = this.core;
+      const { id, pool } = input;
+      const score = Date.now() + Math.min(ttlSeconds * 1000, PROVISIONAL_INDEX_MS);
+      // Indexes first, as for create (NX: an entry the session already has keeps its score).
+      await this.core.exec('import', () =>
+        Promise.all([
+          redis.zadd(keys.poolIndex(pool), 'NX', score, id),
+          ...(owner ? [redis.sadd(keys.ownerIndex(pool, owner), id), redis.sadd(keys.owners(pool), owner)] : []),
+        ]),
+      );
+      const reply = await this.core.script(
+        'import',
+        scripts.import,
+        [keys.session(id)],
+        [
+          pool,
+          serialized,
+          checksum,
+          ttlSeconds,
+          anonymous ? '1' : '0',
+          owner,
+          newWriteId(),
+          settings.defaultLeaseMs,
+          SCHEMA_VERSION,
+          input.version,
+          input.createdAt,
+        ],
+      );
+      if (!Array.isArray(reply) || (reply[0] !== 1 && reply[0] !== 0)) throw new InternalStoreError(`import: unexpected reply`);
+      const created = reply[0] === 1;
+      let record: SessionRecord;
+      try {
+        record = await this.decode(id, reply[1] ?? null, created ? { serialized, checksum } : undefined);
+      } finally {
+        if (!created) await this.undoImportIndexes(id, pool, owner, reply[1] ?? null);
+      }
+      if (created) {
+        if (owner) await this.core.exec('import', () => redis.zadd(keys.leaseIndex(pool), Date.now() + settings.defaultLeaseMs, id));
+        await this.core.afterWrite(keys.session(id), id);
+        this.core.logger.debug({ sessionId: id, pool, version: input.version, owner: owner || null }, 'session imported');
+      }
+      return { created, record };
+    });
+  }
+
+  /** An import that found the session present removes the index entries it added that the session does not have. */
+  private async undoImportIndexes(id: string, pool: string, owner: string, reply: LuaReply): Promise<void> {
+    const fields = unpackRecord(reply) ?? [];
+    const existingPool = fields[0] ?? null;
+    const existingOwner = fields[7] ?? '';
+    const { keys, redis } = this.core;
+    const dropPool = existingPool !== pool;
+    const dropOwner = owner !== '' && (existingPool !== pool || existingOwner !== owner);
+    if (!dropPool && !dropOwner) return;
+    // Best effort: a failure here leaves an index naming too much, never too little.
+    await this.core
+      .exec('import', () =>
+        Promise.all([
+          ...(dropPool ? [redis.zrem(keys.poolIndex(pool), id)] : []),
+          ...(dropOwner ? [redis.srem(keys.ownerIndex(pool, owner), id)] : []),
+        ]),
+      )
+      .catch(() => undefined);
+  }
+
   private createDegraded(entry: Extract<JournalEntry, { kind: 'create' }>): SessionRecord {
     this.core.degraded.enqueue(entry);
     const record: SessionRecord = {
@@ -339,7 +449,7 @@ export class RedisSessionStore implements SessionStore {
       retry,
     );
     if (!Array.isArray(reply) || reply[0] !== 1) throw new InternalStoreError(`create: session id ${id} already taken`);
-    const record = await this.decode(id, reply[1] ?? null);
+    const record = await this.decode(id, reply[1] ?? null, { serialized, checksum });
     if (owner) {
       await this.core.exec('create', () => redis.zadd(keys.leaseIndex(pool), Date.now() + settings.defaultLeaseMs, id), retry);
     }
@@ -483,7 +593,7 @@ export class RedisSessionStore implements SessionStore {
     const conflict = (kind: string) => this.core.metrics.conflicts.inc({ op: 'update', kind });
     switch (status) {
       case 1: {
-        const record = await this.decode(id, a ?? null);
+        const record = await this.decode(id, a ?? null, { serialized, checksum });
         await this.core.afterWrite(key, id);
         return record;
       }

@@ -35,6 +35,30 @@ export interface CreateSessionInput {
   owner?: string;
 }
 
+/** A session copied in from elsewhere (a worker's memory) keeping its id, version and createdAt. */
+export interface ImportSessionInput {
+  /** The session's existing id (same format as the store's ids). */
+  id: string;
+  pool: string;
+  data: JsonValue;
+  /** Positive integer; the imported session starts at this version. */
+  version: number;
+  /** ms since the epoch, non-negative integer. */
+  createdAt: number;
+  /** Defaults as in create. */
+  ttlSeconds?: number;
+  /** The owner to give the session (a lease of the default length, epoch 1); none when null or absent. */
+  owner?: string | null;
+  anonymous?: boolean;
+}
+
+export interface ImportSessionResult {
+  /** False when a session with this id was present already: nothing was written. */
+  created: boolean;
+  /** The imported session, or the one already present. */
+  record: SessionRecord;
+}
+
 /** What a writer holds: the epoch it read. A write whose epoch is stale is refused (fenced). */
 export interface Fence {
   epoch: number;
@@ -117,6 +141,9 @@ export type DurabilityLevel = 'leader' | 'replica';
 
 export interface SessionStore {
   create(input: CreateSessionInput): Promise<SessionRecord>;
+  /** Creates a session with a given id, version and createdAt, atomically and only if absent.
+   *  Optional in the contract so test doubles need not implement it; RedisSessionStore does. */
+  importSession?(input: ImportSessionInput): Promise<ImportSessionResult>;
   /** Reads a session, updates lastAccessedAt and slides its TTL. Null when absent. */
   get(id: string, options?: { touch?: boolean }): Promise<SessionRecord | null>;
   exists(id: string): Promise<boolean>;
@@ -148,6 +175,8 @@ export interface SessionStore {
   /** Session counts per owner (unowned under ''), for status and planning. */
   countByOwner(pool: string): Promise<Map<string, number>>;
 
+  /** Registers or heartbeats a worker. `draining: true` sets the flag; `false` leaves a flag set by
+   *  setWorkerDraining on the live registration in place (only setWorkerDraining clears it). */
   registerWorker(registration: Omit<WorkerRegistration, 'heartbeatAt'>, ttlMs?: number): Promise<void>;
   listWorkers(pool: string): Promise<WorkerRegistration[]>;
   setWorkerDraining(pool: string, worker: string, draining: boolean): Promise<void>;

@@ -1,6 +1,7 @@
 // The worker registry: one hash per pool ({pool:P}), a field per worker holding its
 // registration as JSON with an expiry. Registering again is the heartbeat; a registration
-// not renewed within its TTL is dropped from listings (and deleted lazily).
+// not renewed within its TTL is dropped from listings (and deleted lazily). A heartbeat sets
+// the draining flag when asked to but never clears it: only setWorkerDraining(false) does.
 import type { StoreCore } from './core.ts';
 import { InvalidArgumentError, WorkerNotFoundError } from './errors.ts';
 import { assertName } from './keys.ts';
@@ -25,14 +26,17 @@ export async function registerWorker(
     throw new InvalidArgumentError('invalid worker endpoint');
   if (!Number.isInteger(ttlMs) || ttlMs < 1) throw new InvalidArgumentError('heartbeat TTL must be a positive integer (ms)');
   const now = Date.now();
-  const stored: StoredWorker = {
-    endpoint: registration.endpoint,
-    draining: registration.draining === true,
-    heartbeatAt: now,
-    expiresAt: now + ttlMs,
-  };
-  await core.exec('registerWorker', () =>
-    core.redis.hset(core.keys.workers(registration.pool), registration.worker, JSON.stringify(stored)),
+  const stored: StoredWorker = { endpoint: registration.endpoint, draining: false, heartbeatAt: now, expiresAt: now + ttlMs };
+  const idle = JSON.stringify(stored);
+  stored.draining = true;
+  const draining = JSON.stringify(stored);
+  // One script: `draining: false` never clears a flag another party (setWorkerDraining) set on the
+  // live registration between this worker's read and its heartbeat.
+  await core.script(
+    'registerWorker',
+    scripts.registerWorker,
+    [core.keys.workers(registration.pool)],
+    [registration.worker, now, idle, draining, registration.draining === true ? '1' : '0'],
   );
 }
 
