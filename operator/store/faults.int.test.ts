@@ -104,7 +104,7 @@ describe('store: faults on the real Redis Cluster', () => {
     await waitForReplicasInSync(state);
     const { store } = testStore(`${prefix}-dur`, {
       durability: 'replica',
-      replicaAckTimeoutMs: 500,
+      replicaAckTimeoutMs: 2000,
       retry: { maxAttempts: 50, baseDelayMs: 20, maxDelayMs: 300, maxElapsedMs: 20_000 },
       degraded: { enabled: false },
       commandTimeoutMs: 1000,
