@@ -1,0 +1,154 @@
+// SessionMigration under faults, with live traffic: the operator SIGKILLed mid-migration (the
+// restarted operator resumes from the journal), a target worker killed mid-migration (the round
+// rolls back and the evacuation re-plans onto the workers left), and a Redis master failover
+// mid-migration. After each: no session lost, no acknowledged write lost, no session with two
+// owners, no client request failed.
+import { expect } from 'chai';
+import { failOverMaster, redisRoles, restartRedisNode, waitForClusterOk } from '../harness/redis-cluster.ts';
+import { waitFor } from '../harness/processes.ts';
+import { redisTestEnv } from '../harness/test-env.ts';
+import {
+  Traffic,
+  checkInvariants,
+  createMigration,
+  createPool,
+  deletePool,
+  getMigration,
+  killOperator,
+  ownersCount,
+  setupMigrationEnv,
+  startOperator,
+  teardownMigrationEnv,
+  waitForPhase,
+  type MigrationEnv,
+  type TestPool,
+} from './support/migration-env.ts';
+
+const SESSIONS = 1000;
+const CLIENTS = 8;
+
+function log(line: string): void {
+  console.log(`      ${line}`);
+}
+
+describe('migration e2e faults: operator killed, target killed, Redis failover', function () {
+  this.timeout(180_000);
+  let env: MigrationEnv | undefined;
+  let pool: TestPool | undefined;
+  let traffic: Traffic | undefined;
+
+  before(async function () {
+    this.timeout(120_000);
+    env = await setupMigrationEnv();
+  });
+
+  after(async function () {
+    this.timeout(60_000);
+    await teardownMigrationEnv(env);
+  });
+
+  afterEach(async function () {
+    this.timeout(60_000);
+    await traffic?.stop();
+    traffic = undefined;
+    await deletePool(env!, pool);
+    pool = undefined;
+  });
+
+  async function expectInvariants(p: TestPool, t: Traffic) {
+    const stats = await t.stop();
+    const report = await checkInvariants(p, stats);
+    log(
+      `traffic: ${stats.requests} requests, ${t.totalAcked()} acknowledged, ${stats.failures.length} failed, longest request ${stats.maxLatencyMs} ms`,
+    );
+    expect(report.lost, 'sessions lost').to.deep.equal([]);
+    expect(report.lostWrites, 'acknowledged writes lost').to.deep.equal([]);
+    expect(report.twoOwners, 'sessions with two owners').to.deep.equal([]);
+    expect(stats.failures.slice(0, 5), 'client requests failed').to.deep.equal([]);
+    return report;
+  }
+
+  async function runningWithProgress(name: string, namespace: string, minMoved: number) {
+    return waitFor(
+      `${name} Running with progress`,
+      async () => {
+        const m = await getMigration(env!, namespace, name);
+        return m?.status?.phase === 'Running' && (m.status.progress?.moved ?? 0) >= minMoved ? m : undefined;
+      },
+      60_000,
+      50,
+    );
+  }
+
+  it('operator SIGKILLed mid-migration: the restarted operator resumes from the journal', async () => {
+    pool = await createPool(env!, { replicas: 3, prefix: 'fault-op' });
+    traffic = new Traffic(env!, pool);
+    await traffic.start(SESSIONS, CLIENTS);
+    const source = (await pool.store.listWorkers(pool.name)).map((w) => w.worker).sort()[0]!;
+    const before = (await pool.store.listByOwner(pool.name, source)).length;
+    const name = await createMigration(env!, pool, 'evac', { type: 'Evacuate', evacuate: { pods: [source] }, batchSize: 5 });
+    const mid = await runningWithProgress(name, pool.namespace, 20);
+    killOperator(env!);
+    const journalKey = mid.status?.journalKey;
+    log(`killed the operator at moved=${mid.status?.progress?.moved}/${before}, journal ${journalKey}`);
+    await new Promise((r) => setTimeout(r, 1_000));
+    startOperator(env!);
+    const m = await waitForPhase(env!, pool.namespace, name, ['Succeeded', 'Failed', 'RolledBack'], 150_000);
+    expect(m.status?.phase, m.status?.message).to.equal('Succeeded');
+    expect(m.status?.journalKey).to.equal(journalKey);
+    const report = await expectInvariants(pool, traffic);
+    expect(ownersCount(report).get(source) ?? 0).to.equal(0);
+    log(`resumed: ${m.status?.progress?.moved} moved in total (${before} on the source at the start)`);
+  });
+
+  it('a target worker killed mid-migration: the round rolls back and the evacuation re-plans', async () => {
+    pool = await createPool(env!, { replicas: 4, prefix: 'fault-tgt' });
+    traffic = new Traffic(env!, pool);
+    await traffic.start(SESSIONS, CLIENTS);
+    const workers = (await pool.store.listWorkers(pool.name)).map((w) => w.worker).sort();
+    const source = workers[0]!;
+    const victim = workers[1]!;
+    const name = await createMigration(env!, pool, 'evac', { type: 'Evacuate', evacuate: { pods: [source] }, batchSize: 5 });
+    await runningWithProgress(name, pool.namespace, 20);
+    await traffic.exclude(victim);
+    env!.kubelet.killWorker(victim);
+    log(`killed target worker ${victim}`);
+    const m = await waitForPhase(env!, pool.namespace, name, ['Succeeded', 'Failed', 'RolledBack'], 150_000);
+    log(`ended ${m.status?.phase} (${m.status?.reason}): ${m.status?.message}; journal ${m.status?.journalKey}`);
+    expect(m.status?.phase, m.status?.message).to.equal('Succeeded');
+    // The round that lost its target rolled back; a later round finished the evacuation.
+    expect(m.status?.journalKey).to.match(/-r\d+\}:h$/);
+    const report = await expectInvariants(pool, traffic);
+    expect(ownersCount(report).get(source) ?? 0, 'sessions left on the source').to.equal(0);
+  });
+
+  it('a Redis master failover mid-migration', async () => {
+    const redis = redisTestEnv().state;
+    pool = await createPool(env!, { replicas: 3, prefix: 'fault-redis' });
+    traffic = new Traffic(env!, pool);
+    await traffic.start(SESSIONS, CLIENTS);
+    const source = (await pool.store.listWorkers(pool.name)).map((w) => w.worker).sort()[0]!;
+    const name = await createMigration(env!, pool, 'evac', {
+      type: 'Evacuate',
+      evacuate: { pods: [source] },
+      batchSize: 5,
+      deadlineSeconds: 150,
+    });
+    await runningWithProgress(name, pool.namespace, 20);
+    const master = (await redisRoles(redis)).find((r) => r.role === 'master')!;
+    let promoted: number | undefined;
+    try {
+      const started = Date.now();
+      promoted = await failOverMaster(redis, master.index);
+      log(`failed over Redis master ${master.index} -> ${promoted} in ${Date.now() - started} ms`);
+      const m = await waitForPhase(env!, pool.namespace, name, ['Succeeded', 'Failed', 'RolledBack'], 150_000);
+      log(`ended ${m.status?.phase} (${m.status?.reason}); moved ${m.status?.progress?.moved}`);
+      expect(m.status?.phase, m.status?.message).to.equal('Succeeded');
+      const report = await expectInvariants(pool, traffic);
+      expect(ownersCount(report).get(source) ?? 0).to.equal(0);
+    } finally {
+      await restartRedisNode(redis, master.index);
+      await waitForClusterOk(redis);
+    }
+  });
+});

@@ -1,0 +1,173 @@
+// SessionMigration end to end, on the local control plane with the real operator process,
+// worker pods run by the LocalKubelet and live traffic: each kind of migration moves sessions
+// while clients keep incrementing them, and afterwards no session is lost, no acknowledged
+// increment is lost, no session has two owners, and no client request failed (retries allowed).
+import { expect } from 'chai';
+import {
+  Traffic,
+  checkInvariants,
+  createMigration,
+  createPool,
+  deletePool,
+  ownersCount,
+  poolPods,
+  setupMigrationEnv,
+  teardownMigrationEnv,
+  waitForPhase,
+  type MigrationEnv,
+  type TestPool,
+} from './support/migration-env.ts';
+
+const SESSIONS = 300;
+const CLIENTS = 8;
+
+function log(line: string): void {
+  console.log(`      ${line}`);
+}
+
+describe('migration e2e: every kind of SessionMigration under live traffic', function () {
+  this.timeout(180_000);
+  let env: MigrationEnv | undefined;
+  let pool: TestPool | undefined;
+  let traffic: Traffic | undefined;
+
+  before(async function () {
+    this.timeout(120_000);
+    env = await setupMigrationEnv();
+  });
+
+  after(async function () {
+    this.timeout(60_000);
+    await teardownMigrationEnv(env);
+  });
+
+  afterEach(async function () {
+    this.timeout(60_000);
+    await traffic?.stop();
+    traffic = undefined;
+    await deletePool(env!, pool);
+    pool = undefined;
+  });
+
+  async function expectInvariants(p: TestPool, t: Traffic) {
+    const stats = await t.stop();
+    const report = await checkInvariants(p, stats);
+    log(
+      `traffic: ${stats.requests} requests, ${t.totalAcked()} acknowledged increments, ${stats.failures.length} failed, longest request ${stats.maxLatencyMs} ms`,
+    );
+    expect(report.lost, 'sessions lost').to.deep.equal([]);
+    expect(report.lostWrites, 'acknowledged writes lost').to.deep.equal([]);
+    expect(report.twoOwners, 'sessions with two owners').to.deep.equal([]);
+    expect(stats.failures.slice(0, 5), 'client requests failed').to.deep.equal([]);
+    expect(t.totalAcked()).to.be.greaterThan(0);
+    return report;
+  }
+
+  it('Evacuate by pod: every session of the pod moves, under traffic', async () => {
+    pool = await createPool(env!, { replicas: 3, prefix: 'mig-pod' });
+    traffic = new Traffic(env!, pool);
+    await traffic.start(SESSIONS, CLIENTS);
+    const source = (await pool.store.listWorkers(pool.name)).map((w) => w.worker).sort()[0]!;
+    const before = (await pool.store.listByOwner(pool.name, source)).length;
+    await new Promise((r) => setTimeout(r, 500));
+    const started = Date.now();
+    const name = await createMigration(env!, pool, 'evac-pod', { type: 'Evacuate', evacuate: { pods: [source] }, batchSize: 50 });
+    const m = await waitForPhase(env!, pool.namespace, name, ['Succeeded', 'Failed', 'RolledBack']);
+    log(
+      `evacuated ${m.status?.progress?.moved} sessions of ${source} (${before} before) in ${Date.now() - started} ms (creation to Succeeded)`,
+    );
+    expect(m.status?.phase, m.status?.message).to.equal('Succeeded');
+    expect(m.status?.plan?.totalSessions).to.be.at.least(before);
+    expect(m.status?.journalKey).to.match(/:mig:/);
+    expect(m.status?.startTime).to.be.a('string');
+    expect(m.status?.completionTime).to.be.a('string');
+    expect(m.status?.conditions?.find((c) => c.type === 'Succeeded')?.status).to.equal('True');
+    await new Promise((r) => setTimeout(r, 500));
+    const report = await expectInvariants(pool, traffic);
+    expect(ownersCount(report).get(source) ?? 0, 'sessions left on the source').to.equal(0);
+    expect((await pool.store.listByOwner(pool.name, source)).length).to.equal(0);
+  });
+
+  it('Evacuate by node: the pool pods of one node are emptied, under traffic', async () => {
+    pool = await createPool(env!, { replicas: 4, prefix: 'mig-node' });
+    traffic = new Traffic(env!, pool);
+    await traffic.start(SESSIONS, CLIENTS);
+    const pods = await poolPods(env!, pool);
+    const byNode = new Map<string, string[]>();
+    for (const p of pods) byNode.set(p.spec?.nodeName ?? '', [...(byNode.get(p.spec?.nodeName ?? '') ?? []), p.metadata?.name ?? '']);
+    // A node with pool pods, leaving at least one pool pod elsewhere.
+    const [node, onNode] = [...byNode.entries()].find(([, names]) => names.length < pods.length)!;
+    const name = await createMigration(env!, pool, 'evac-node', { type: 'Evacuate', evacuate: { nodeName: node }, batchSize: 100 });
+    const m = await waitForPhase(env!, pool.namespace, name, ['Succeeded', 'Failed', 'RolledBack']);
+    expect(m.status?.phase, m.status?.message).to.equal('Succeeded');
+    log(`node ${node}: ${onNode.join(', ')} evacuated, ${m.status?.progress?.moved} sessions moved`);
+    const report = await expectInvariants(pool, traffic);
+    for (const podName of onNode) expect(ownersCount(report).get(podName) ?? 0, `sessions left on ${podName}`).to.equal(0);
+  });
+
+  it('Migrate: named sessions move to the named worker, under traffic', async () => {
+    pool = await createPool(env!, { replicas: 3, prefix: 'mig-migrate' });
+    traffic = new Traffic(env!, pool);
+    await traffic.start(SESSIONS, CLIENTS);
+    const target = (await pool.store.listWorkers(pool.name)).map((w) => w.worker).sort()[2]!;
+    const chosen = traffic.stats.sessions.slice(0, 120);
+    const name = await createMigration(env!, pool, 'migrate', {
+      type: 'Migrate',
+      migrate: { sessionIds: chosen, targetWorker: target },
+      batchSize: 40,
+    });
+    const m = await waitForPhase(env!, pool.namespace, name, ['Succeeded', 'Failed', 'RolledBack']);
+    expect(m.status?.phase, m.status?.message).to.equal('Succeeded');
+    const report = await expectInvariants(pool, traffic);
+    const onTarget = chosen.filter((id) => report.owners.get(id) === target).length;
+    log(`migrate: ${m.status?.progress?.moved} moved, ${onTarget}/${chosen.length} on ${target}`);
+    // A session may have been released by a lease lapse meanwhile; none may be on another worker.
+    for (const id of chosen) expect([target, null]).to.include(report.owners.get(id));
+  });
+
+  it('Rebalance: sessions spread evenly over the workers, under traffic', async () => {
+    pool = await createPool(env!, { replicas: 3, prefix: 'mig-rebal' });
+    traffic = new Traffic(env!, pool);
+    await traffic.start(SESSIONS, CLIENTS);
+    // Pile everything on one worker first, then rebalance.
+    const workers = (await pool.store.listWorkers(pool.name)).map((w) => w.worker).sort();
+    const pile = await createMigration(env!, pool, 'pile', {
+      type: 'Migrate',
+      migrate: { sessionIds: traffic.stats.sessions, targetWorker: workers[0]! },
+      batchSize: 100,
+    });
+    expect((await waitForPhase(env!, pool.namespace, pile, ['Succeeded', 'Failed', 'RolledBack'])).status?.phase).to.equal('Succeeded');
+    const name = await createMigration(env!, pool, 'rebalance', {
+      type: 'Rebalance',
+      rebalance: { maxMovesPerRound: 1000, tolerancePercent: 10 },
+      batchSize: 50,
+    });
+    const m = await waitForPhase(env!, pool.namespace, name, ['Succeeded', 'Failed', 'RolledBack']);
+    expect(m.status?.phase, m.status?.message).to.equal('Succeeded');
+    const counts = await pool.store.countByOwner(pool.name);
+    log(`rebalance: moved ${m.status?.progress?.moved}; per worker ${workers.map((w) => `${w}=${counts.get(w) ?? 0}`).join(' ')}`);
+    expect(m.status?.progress?.moved).to.be.greaterThan(SESSIONS / 3);
+    const owned = workers.map((w) => counts.get(w) ?? 0);
+    expect(Math.max(...owned) - Math.min(...owned)).to.be.at.most(Math.ceil(SESSIONS * 0.25));
+    await expectInvariants(pool, traffic);
+  });
+
+  it('dry run: the plan is written and nothing moves', async () => {
+    pool = await createPool(env!, { replicas: 3, prefix: 'mig-dry' });
+    traffic = new Traffic(env!, pool);
+    await traffic.start(SESSIONS, CLIENTS);
+    const source = (await pool.store.listWorkers(pool.name)).map((w) => w.worker).sort()[1]!;
+    const before = await pool.store.listByOwner(pool.name, source);
+    const name = await createMigration(env!, pool, 'dry', { type: 'Evacuate', evacuate: { pods: [source] }, dryRun: true });
+    const m = await waitForPhase(env!, pool.namespace, name, ['Succeeded', 'Failed', 'RolledBack']);
+    expect(m.status?.phase).to.equal('Succeeded');
+    expect(m.status?.reason).to.equal('DryRun');
+    expect(m.status?.plan?.totalSessions).to.equal(before.length);
+    expect(m.status?.progress?.moved).to.equal(0);
+    expect(m.status?.journalKey).to.equal(undefined);
+    const after = await pool.store.listByOwner(pool.name, source);
+    expect(after.sort()).to.deep.equal(before.sort());
+    expect((await pool.store.listWorkers(pool.name)).find((w) => w.worker === source)?.draining).to.equal(false);
+    await expectInvariants(pool, traffic);
+  });
+});

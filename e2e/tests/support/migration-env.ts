@@ -1,0 +1,439 @@
+// Shared pieces of the migration and drain end-to-end tests: the operator as a child process
+// (SIGKILL-able), the CRDs installed with the pinned kubectl, a LocalKubelet running the worker
+// pods, a SessionPool per test (own name and key prefix), live traffic from WorkerClients
+// counting acknowledged increments, and the invariant checks (no session lost, no acknowledged
+// write lost, no session with two owners).
+import path from 'node:path';
+import { CoreV1Api, CustomObjectsApi, KubeConfig, type V1Pod } from '@kubernetes/client-node';
+import {
+  API_VERSION,
+  GROUP,
+  SESSION_MIGRATION_PLURAL,
+  SESSION_POOL_KIND,
+  SESSION_POOL_PLURAL,
+  VERSION,
+  type DeepPartial,
+  type SessionMigration,
+  type SessionMigrationSpec,
+} from '../../../operator/api/index.ts';
+import { createSessionStore, type RedisSessionStore, type SessionStore } from '../../../operator/store/index.ts';
+import { WorkerClient } from '../../../operator/worker/client.ts';
+import { LocalKubelet } from '../../harness/local-kubelet.ts';
+import { binaries, repoRoot } from '../../harness/paths.ts';
+import { isRunning, readProcessRecord, run, startProcess, stopProcess, waitFor, type ProcessRecord } from '../../harness/processes.ts';
+import { kubeTestEnv, redisTestEnv } from '../../harness/test-env.ts';
+
+export const WORKER_IMAGE = 'ghcr.io/dspex/session-pool-operator:e2e';
+
+export interface MigrationEnv {
+  kc: KubeConfig;
+  core: CoreV1Api;
+  custom: CustomObjectsApi;
+  runDir: string;
+  kubeconfigPath: string;
+  redisEndpoints: string[];
+  kubelet: LocalKubelet;
+  operator: ProcessRecord | undefined;
+  reaper: NodeJS.Timeout | undefined;
+}
+
+/** kubectl (pinned) with the test's kubeconfig. */
+export async function kubectl(env: Pick<MigrationEnv, 'kubeconfigPath'>, args: string[], timeoutMs = 150_000): Promise<string> {
+  return run(binaries().kubectl, ['--kubeconfig', env.kubeconfigPath, ...args], {
+    timeoutMs,
+    env: { ...process.env, PATH: `${binaries().pathDirs.join(path.delimiter)}${path.delimiter}${process.env.PATH ?? ''}` },
+  });
+}
+
+export async function setupMigrationEnv(): Promise<MigrationEnv> {
+  const { kubeconfigPath, runDir } = kubeTestEnv();
+  const kc = new KubeConfig();
+  kc.loadFromFile(kubeconfigPath);
+  const env: MigrationEnv = {
+    kc,
+    core: kc.makeApiClient(CoreV1Api),
+    custom: kc.makeApiClient(CustomObjectsApi),
+    runDir,
+    kubeconfigPath,
+    redisEndpoints: redisTestEnv().endpoints,
+    kubelet: new LocalKubelet({
+      kubeconfigPath,
+      runDir,
+      env: { SPO_LOG_LEVEL: 'warn', SPO_HEARTBEAT_SECONDS: '1', SPO_HOST: '127.0.0.1' },
+    }),
+    operator: undefined,
+    reaper: undefined,
+  };
+  await kubectl(env, ['apply', '--server-side', '--force-conflicts', '-f', path.join(repoRoot, 'crds')]);
+  await kubectl(env, [
+    'wait',
+    '--for',
+    'condition=Established',
+    '--timeout=60s',
+    'crd/sessionpools.dspex.io',
+    'crd/sessionmigrations.dspex.io',
+  ]);
+  await env.kubelet.start();
+  env.reaper = startPodReaper(env);
+  startOperator(env);
+  return env;
+}
+
+/**
+ * What a kubelet does and kwok does not: once a terminating pod's process has exited, the pod
+ * object is removed (grace 0). Without it a drained worker pod stays Terminating for its whole
+ * terminationGracePeriodSeconds (the pool sets it above the worker's drain deadline), and
+ * `kubectl drain` waits that long for a process that ended long before.
+ */
+function startPodReaper(env: MigrationEnv): NodeJS.Timeout {
+  const busy = new Set<string>();
+  const timer = setInterval(() => {
+    void env.core.listPodForAllNamespaces({ labelSelector: 'dspex.io/pool' }).then(
+      async (list) => {
+        for (const pod of list.items) {
+          const name = pod.metadata?.name ?? '';
+          const namespace = pod.metadata?.namespace ?? 'default';
+          if (!pod.metadata?.deletionTimestamp || busy.has(name)) continue;
+          // The LocalKubelet forgets a worker as it signals it: read its pid file instead.
+          const record = readProcessRecord(env.runDir, `pod-${namespace}-${name}`);
+          if (record && isRunning(record)) continue;
+          busy.add(name);
+          await env.core.deleteNamespacedPod({ name, namespace, gracePeriodSeconds: 0 }).catch(() => undefined);
+          busy.delete(name);
+        }
+      },
+      () => undefined,
+    );
+  }, 500);
+  timer.unref();
+  return timer;
+}
+
+let operatorStarts = 0;
+
+/** Starts `node operator/cmd/operator.ts` (all controllers, no leader election). */
+export function startOperator(env: MigrationEnv): ProcessRecord {
+  operatorStarts += 1;
+  env.operator = startProcess({
+    name: `operator-migration-e2e-${operatorStarts}`,
+    bin: process.execPath,
+    args: [path.join(repoRoot, 'operator/cmd/operator.ts'), '--metrics-port=0', '--resync-seconds=30'],
+    runDir: env.runDir,
+    cwd: repoRoot,
+    env: { ...process.env, KUBECONFIG: env.kubeconfigPath, SPO_LOG_LEVEL: process.env.SPO_E2E_OPERATOR_LOG_LEVEL ?? 'info' },
+  });
+  return env.operator;
+}
+
+/** SIGKILL: no graceful stop, the journal is all that is left. */
+export function killOperator(env: MigrationEnv): void {
+  if (env.operator && isRunning(env.operator)) process.kill(env.operator.pid, 'SIGKILL');
+  env.operator = undefined;
+}
+
+export async function teardownMigrationEnv(env: MigrationEnv | undefined): Promise<void> {
+  if (!env) return;
+  clearInterval(env.reaper);
+  if (env.operator) await stopProcess(env.operator, 10_000);
+  await env.kubelet.stop();
+}
+
+export interface TestPool {
+  name: string;
+  namespace: string;
+  keyPrefix: string;
+  store: RedisSessionStore & SessionStore;
+}
+
+let poolCounter = 0;
+
+/** A SessionPool of `replicas` workers on the kwok nodes, its workers registered in the store. */
+export async function createPool(
+  env: MigrationEnv,
+  options: { replicas: number; prefix: string; maintenance?: Record<string, unknown>; nodeSelector?: Record<string, string> },
+): Promise<TestPool> {
+  poolCounter += 1;
+  const name = `${options.prefix}-${Date.now().toString(36)}-${poolCounter}`;
+  const namespace = 'default';
+  const keyPrefix = `e2e-${name}`;
+  await env.custom.createNamespacedCustomObject({
+    group: GROUP,
+    version: VERSION,
+    plural: SESSION_POOL_PLURAL,
+    namespace,
+    body: {
+      apiVersion: API_VERSION,
+      kind: SESSION_POOL_KIND,
+      metadata: { name },
+      spec: {
+        replicas: options.replicas,
+        worker: { image: WORKER_IMAGE },
+        store: { endpoints: env.redisEndpoints, keyPrefix },
+        maintenance: options.maintenance ?? {},
+        template: {
+          spec: {
+            terminationGracePeriodSeconds: 10,
+            tolerations: [{ key: 'kwok.x-k8s.io/node', operator: 'Exists', effect: 'NoSchedule' }],
+            ...(options.nodeSelector ? { nodeSelector: options.nodeSelector } : {}),
+          },
+        },
+      },
+    },
+  });
+  const store = createSessionStore({ nodes: env.redisEndpoints, keyPrefix, degraded: { enabled: false }, logger: undefined });
+  const pool: TestPool = { name, namespace, keyPrefix, store };
+  await waitForWorkers(env, pool, options.replicas);
+  return pool;
+}
+
+/** Waits until `count` pool pods run locally and are registered, not draining, in the store. */
+export async function waitForWorkers(env: MigrationEnv, pool: TestPool, count: number, timeoutMs = 60_000): Promise<string[]> {
+  return waitFor(
+    `${count} workers of ${pool.name} registered`,
+    async () => {
+      const pods = await poolPods(env, pool);
+      const running = new Set(
+        pods.filter((p) => p.status?.phase === 'Running' && !p.metadata?.deletionTimestamp).map((p) => p.metadata?.name ?? ''),
+      );
+      const registered = (await pool.store.listWorkers(pool.name)).filter((w) => !w.draining && running.has(w.worker)).map((w) => w.worker);
+      return registered.length >= count ? registered.sort() : undefined;
+    },
+    timeoutMs,
+    250,
+  );
+}
+
+export async function poolPods(env: MigrationEnv, pool: TestPool): Promise<V1Pod[]> {
+  return (await env.core.listNamespacedPod({ namespace: pool.namespace, labelSelector: `dspex.io/pool=${pool.name}` })).items;
+}
+
+/** Local endpoints of the pool's running workers (not draining). */
+export async function poolEndpoints(env: MigrationEnv, pool: TestPool): Promise<string[]> {
+  const names = new Set((await pool.store.listWorkers(pool.name)).filter((w) => !w.draining).map((w) => w.worker));
+  return [...env.kubelet.workers.values()]
+    .filter((w) => w.namespace === pool.namespace && names.has(w.pod) && isRunning(w.record))
+    .map((w) => w.endpoint);
+}
+
+export async function deletePool(env: MigrationEnv, pool: TestPool | undefined): Promise<void> {
+  if (!pool) return;
+  await env.custom
+    .deleteCollectionNamespacedCustomObject({
+      group: GROUP,
+      version: VERSION,
+      plural: SESSION_MIGRATION_PLURAL,
+      namespace: pool.namespace,
+      labelSelector: `dspex.io/pool=${pool.name}`,
+    })
+    .catch(() => undefined);
+  await env.custom
+    .deleteNamespacedCustomObject({
+      group: GROUP,
+      version: VERSION,
+      plural: SESSION_POOL_PLURAL,
+      namespace: pool.namespace,
+      name: pool.name,
+    })
+    .catch(() => undefined);
+  await pool.store.close().catch(() => undefined);
+}
+
+// ---- traffic ---------------------------------------------------------------------------
+
+export interface TrafficStats {
+  sessions: string[];
+  /** Acknowledged increments per session. */
+  acked: Map<string, number>;
+  requests: number;
+  failures: { code: string; message: string }[];
+  /** Longest single request (retries included), ms. */
+  maxLatencyMs: number;
+}
+
+/** Clients looping `incr` on many sessions through any worker of the pool, with retries. */
+export class Traffic {
+  readonly stats: TrafficStats = { sessions: [], acked: new Map(), requests: 0, failures: [], maxLatencyMs: 0 };
+  private running = false;
+  private loops: Promise<void>[] = [];
+  private refresher: NodeJS.Timeout | undefined;
+  private readonly env: MigrationEnv;
+  private readonly pool: TestPool;
+  private client: WorkerClient | undefined;
+  /** Endpoints the clients no longer use (a worker about to be killed: a Service stops routing to it). */
+  readonly excluded = new Set<string>();
+
+  constructor(env: MigrationEnv, pool: TestPool) {
+    this.env = env;
+    this.pool = pool;
+  }
+
+  /** Creates `sessions` sessions (spread over the workers), then starts `concurrency` loops. */
+  async start(sessions: number, concurrency: number): Promise<void> {
+    const endpoints = await poolEndpoints(this.env, this.pool);
+    this.client = new WorkerClient({ endpoints, maxAttempts: 40, baseDelayMs: 20, maxDelayMs: 500, budgetMs: 60_000, timeoutMs: 10_000 });
+    for (let i = 0; i < sessions; i += 50) {
+      const made = await Promise.all(
+        Array.from({ length: Math.min(50, sessions - i) }, () => this.client!.createSession({ vars: { n: 0 } })),
+      );
+      for (const s of made) {
+        this.stats.sessions.push(s.id);
+        this.stats.acked.set(s.id, 0);
+      }
+    }
+    this.refresher = setInterval(() => {
+      void poolEndpoints(this.env, this.pool).then(
+        (all) => {
+          const list = all.filter((e) => !this.excluded.has(e));
+          if (list.length > 0) this.client?.setEndpoints(list);
+        },
+        () => undefined,
+      );
+    }, 200);
+    this.running = true;
+    this.loops = Array.from({ length: concurrency }, () => this.loop());
+  }
+
+  private async loop(): Promise<void> {
+    while (this.running) {
+      const id = this.stats.sessions[Math.floor(Math.random() * this.stats.sessions.length)]!;
+      const started = Date.now();
+      this.stats.requests += 1;
+      try {
+        await this.client!.execute(id, 'incr', { key: 'n' });
+        this.stats.acked.set(id, (this.stats.acked.get(id) ?? 0) + 1);
+      } catch (error) {
+        this.stats.failures.push({
+          code: (error as { code?: string }).code ?? 'ERROR',
+          message: error instanceof Error ? error.message : String(error),
+        });
+      }
+      this.stats.maxLatencyMs = Math.max(this.stats.maxLatencyMs, Date.now() - started);
+    }
+  }
+
+  async stop(): Promise<TrafficStats> {
+    this.running = false;
+    await Promise.all(this.loops);
+    clearInterval(this.refresher);
+    return this.stats;
+  }
+
+  /** Stops sending to a worker (by pod name) and waits for its requests in flight to end. */
+  async exclude(podName: string): Promise<void> {
+    for (const w of this.env.kubelet.workers.values()) if (w.pod === podName) this.excluded.add(w.endpoint);
+    const list = (await poolEndpoints(this.env, this.pool)).filter((e) => !this.excluded.has(e));
+    if (list.length > 0) this.client?.setEndpoints(list);
+    await new Promise((resolve) => setTimeout(resolve, 1_500));
+  }
+
+  totalAcked(): number {
+    return [...this.stats.acked.values()].reduce((s, n) => s + n, 0);
+  }
+}
+
+export interface InvariantReport {
+  sessions: number;
+  lost: string[];
+  /** Sessions whose counter is below its acknowledged increments. */
+  lostWrites: { id: string; acked: number; stored: number }[];
+  /** Sessions named by two owners' indexes. */
+  twoOwners: string[];
+  /** Owner per session at the end. */
+  owners: Map<string, string | null>;
+}
+
+/** Reads every session back and checks the invariants. */
+export async function checkInvariants(pool: TestPool, stats: TrafficStats): Promise<InvariantReport> {
+  const report: InvariantReport = { sessions: stats.sessions.length, lost: [], lostWrites: [], twoOwners: [], owners: new Map() };
+  for (const id of stats.sessions) {
+    const record = await pool.store.get(id, { touch: false });
+    if (!record) {
+      report.lost.push(id);
+      continue;
+    }
+    report.owners.set(id, record.owner);
+    const stored = Number((record.data as { vars?: { n?: number } }).vars?.n ?? 0);
+    const acked = stats.acked.get(id) ?? 0;
+    if (stored < acked) report.lostWrites.push({ id, acked, stored });
+  }
+  // Owner indexes: a session may appear under one owner at most, and only under its owner.
+  const owners = new Set<string>([...(await pool.store.countByOwner(pool.name)).keys()].filter((o) => o !== ''));
+  for (const w of await pool.store.listWorkers(pool.name)) owners.add(w.worker);
+  for (const owner of report.owners.values()) if (owner) owners.add(owner);
+  const seen = new Map<string, string>();
+  const mine = new Set(stats.sessions);
+  for (const owner of owners) {
+    for (const id of await pool.store.listByOwner(pool.name, owner)) {
+      if (!mine.has(id)) continue;
+      const actual = report.owners.get(id);
+      if (actual !== owner) continue; // a stale index entry the sweep removes: not an owner
+      const other = seen.get(id);
+      if (other && other !== owner) report.twoOwners.push(id);
+      seen.set(id, owner);
+    }
+  }
+  return report;
+}
+
+// ---- migrations --------------------------------------------------------------------------
+
+export async function createMigration(
+  env: MigrationEnv,
+  pool: TestPool,
+  name: string,
+  spec: DeepPartial<SessionMigrationSpec>,
+): Promise<string> {
+  const full = `${pool.name}-${name}`;
+  await env.custom.createNamespacedCustomObject({
+    group: GROUP,
+    version: VERSION,
+    plural: SESSION_MIGRATION_PLURAL,
+    namespace: pool.namespace,
+    body: {
+      apiVersion: API_VERSION,
+      kind: 'SessionMigration',
+      metadata: { name: full, labels: { 'dspex.io/pool': pool.name } },
+      spec: { poolRef: { name: pool.name }, ...spec },
+    },
+  });
+  return full;
+}
+
+export async function getMigration(env: MigrationEnv, namespace: string, name: string): Promise<SessionMigration | undefined> {
+  try {
+    return (await env.custom.getNamespacedCustomObject({
+      group: GROUP,
+      version: VERSION,
+      plural: SESSION_MIGRATION_PLURAL,
+      namespace,
+      name,
+    })) as SessionMigration;
+  } catch {
+    return undefined;
+  }
+}
+
+export async function waitForPhase(
+  env: MigrationEnv,
+  namespace: string,
+  name: string,
+  phases: string[],
+  timeoutMs = 120_000,
+): Promise<SessionMigration> {
+  return waitFor(
+    `SessionMigration ${name} in ${phases.join('|')}`,
+    async () => {
+      const m = await getMigration(env, namespace, name);
+      return m?.status?.phase && phases.includes(m.status.phase) ? m : undefined;
+    },
+    timeoutMs,
+    100,
+  );
+}
+
+/** Sessions each worker owns (from the records). */
+export function ownersCount(report: InvariantReport): Map<string, number> {
+  const counts = new Map<string, number>();
+  for (const owner of report.owners.values()) counts.set(owner ?? '', (counts.get(owner ?? '') ?? 0) + 1);
+  return counts;
+}

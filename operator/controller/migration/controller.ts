@@ -1,0 +1,229 @@
+// The SessionMigration controller: informers on SessionMigrations, SessionPools, pool pods and
+// Nodes; a work queue of migration keys; reconcile starts one MigrationRunner per migration in
+// the background (a migration can run for minutes; the queue's workers stay free) and never a
+// second one for the same uid. Level-triggered: a restarted operator finds Running migrations
+// in the cache and resumes them from their journals.
+import { CoreV1Api, CustomObjectsApi, EventsV1Api, type KubeConfig, type V1Node, type V1Pod } from '@kubernetes/client-node';
+import type { Registry } from 'prom-client';
+import {
+  GROUP,
+  POOL_LABEL,
+  SESSION_MIGRATION_PLURAL,
+  SESSION_POOL_PLURAL,
+  VERSION,
+  type SessionMigration,
+  type SessionMigrationStatus,
+  type SessionPool,
+} from '../../api/index.ts';
+import { patchStatus } from '../../kube/apply.ts';
+import { runWorkers, type Workers } from '../../kube/controller.ts';
+import { errorMessage, isNotFound } from '../../kube/errors.ts';
+import { EventRecorder } from '../../kube/events.ts';
+import { Informer, enqueueKeys, objectKey } from '../../kube/informer.ts';
+import { WorkQueue } from '../../kube/workqueue.ts';
+import { createLogger, type Logger } from '../../observability/logger.ts';
+import { isTerminal, currentPhase } from './phases.ts';
+import { CONDITION_FORCED, MigrationRunner, isForced } from './runner.ts';
+import { StoreAccess } from './store-access.ts';
+import { nodeDrainState } from '../drain/detect.ts';
+import { startDrainController } from '../drain/controller.ts';
+import { customLister } from './lists.ts';
+
+export const MIGRATION_CONTROLLER = 'sessionmigration';
+
+export interface MigrationControllerOptions {
+  kubeConfig: KubeConfig;
+  registry?: Registry;
+  logger?: Logger;
+  /** Who records Events (the pod name). */
+  identity?: string;
+  /** Shared with other controllers; built here when absent. */
+  storeAccess?: StoreAccess;
+  concurrency?: number;
+  /** Executor grace between freezing a batch and swapping owners. */
+  graceMs?: number;
+  /** Also run the maintenance drain controller (default true): it creates the Evacuate migrations of draining nodes. */
+  drain?: boolean;
+}
+
+export interface RunningController {
+  stop(): Promise<void>;
+  /** Resolves once the caches have synced. */
+  ready: Promise<void>;
+}
+
+interface Active {
+  abort: AbortController;
+  done: Promise<void>;
+}
+
+export function startMigrationController(options: MigrationControllerOptions): RunningController {
+  const kc = options.kubeConfig;
+  const log = options.logger ?? createLogger('migration-controller');
+  const custom = kc.makeApiClient(CustomObjectsApi);
+  const core = kc.makeApiClient(CoreV1Api);
+  const registry = options.registry;
+  const storeAccess = options.storeAccess ?? new StoreAccess({ core, ...(registry ? { registry } : {}), logger: log });
+  const ownsStoreAccess = !options.storeAccess;
+  const events = new EventRecorder({
+    api: kc.makeApiClient(EventsV1Api),
+    reportingController: 'session-pool-operator',
+    reportingInstance: options.identity ?? 'session-pool-operator',
+    logger: log,
+  });
+  const common = { kubeConfig: kc, ...(registry ? { registry } : {}), logger: log };
+
+  const migrations = new Informer<SessionMigration>({
+    ...common,
+    resource: SESSION_MIGRATION_PLURAL,
+    path: `/apis/${GROUP}/${VERSION}/${SESSION_MIGRATION_PLURAL}`,
+    list: customLister<SessionMigration>(custom, SESSION_MIGRATION_PLURAL),
+    resyncMs: 30_000,
+  });
+  const pools = new Informer<SessionPool>({
+    ...common,
+    resource: SESSION_POOL_PLURAL,
+    path: `/apis/${GROUP}/${VERSION}/${SESSION_POOL_PLURAL}`,
+    list: customLister<SessionPool>(custom, SESSION_POOL_PLURAL),
+  });
+  const pods = new Informer<V1Pod>({
+    ...common,
+    resource: 'pods',
+    path: '/api/v1/pods',
+    labelSelector: POOL_LABEL,
+    list: (o) => core.listPodForAllNamespaces(o),
+  });
+  const nodes = new Informer<V1Node>({ ...common, resource: 'nodes', path: '/api/v1/nodes', list: (o) => core.listNode(o) });
+
+  const queue = new WorkQueue({ name: MIGRATION_CONTROLLER, ...(registry ? { registry } : {}) });
+  migrations.on(enqueueKeys(queue));
+  const active = new Map<string, Active>();
+  /** Uids this process saw end (the cache may still show an older phase for a moment). */
+  const ended = new Map<string, { forcedDone: boolean }>();
+
+  const writeStatus = async (m: SessionMigration, status: SessionMigrationStatus): Promise<void> => {
+    await patchStatus(
+      custom,
+      {
+        group: GROUP,
+        version: VERSION,
+        plural: SESSION_MIGRATION_PLURAL,
+        namespace: m.metadata.namespace ?? 'default',
+        name: m.metadata.name ?? '',
+      },
+      status,
+    );
+    if (isTerminal(status.phase))
+      ended.set(m.metadata.uid ?? '', {
+        forcedDone: (status.conditions ?? []).some((c) => c.type === CONDITION_FORCED && c.status === 'True'),
+      });
+  };
+
+  const runner = new MigrationRunner({
+    getPool: async (namespace, name) => {
+      const cached = pools.get(name, namespace);
+      if (cached) return cached;
+      try {
+        return (await custom.getNamespacedCustomObject({
+          group: GROUP,
+          version: VERSION,
+          plural: SESSION_POOL_PLURAL,
+          namespace,
+          name,
+        })) as SessionPool;
+      } catch (error) {
+        if (isNotFound(error)) return undefined;
+        throw error;
+      }
+    },
+    listPods: (namespace) => pods.list(namespace),
+    drainingNodes: () =>
+      new Set(
+        nodes
+          .list()
+          .filter((n) => nodeDrainState(n).draining)
+          .map((n) => n.metadata?.name ?? ''),
+      ),
+    storeFor: (pool) => storeAccess.forPool(pool),
+    latest: (m) => migrations.get(m.metadata.name ?? '', m.metadata.namespace),
+    writeStatus,
+    event: (m, type, reason, note) => events.record(m, type, reason, note),
+    eviction: core,
+    ...(registry ? { registry } : {}),
+    logger: log,
+    ...(options.graceMs !== undefined ? { graceMs: options.graceMs } : {}),
+  });
+
+  const reconcile = async (key: string): Promise<void> => {
+    const m = migrations.getByKey(key);
+    if (!m) return;
+    const uid = m.metadata.uid ?? key;
+    if (active.has(uid)) return;
+    const memo = ended.get(uid);
+    const forcedPending =
+      isForced(m) &&
+      m.spec.type === 'Evacuate' &&
+      !(m.status?.conditions ?? []).some((c) => c.type === CONDITION_FORCED && c.status === 'True');
+    if (memo && !(forcedPending && !memo.forcedDone)) return;
+    if (isTerminal(currentPhase(m)) && !forcedPending) return;
+    if (m.metadata.deletionTimestamp) return;
+    const abort = new AbortController();
+    const done = runner
+      .run(m, abort.signal)
+      .then(
+        () => queue.forget(key),
+        (error: unknown) => {
+          const retryInMs = queue.addRateLimited(key);
+          log.warn({ key, err: errorMessage(error), retryInMs }, 'migration run interrupted; will retry');
+        },
+      )
+      .finally(() => active.delete(uid));
+    active.set(uid, { abort, done });
+  };
+
+  let workers: Workers | undefined;
+  // Deleted migrations: forget the memo (a run in flight finishes; it is bounded by its deadline).
+  migrations.on((event, obj) => {
+    if (event === 'delete') ended.delete(obj.metadata?.uid ?? objectKey(obj));
+  });
+  pools.on((event, pool) => {
+    if (event === 'delete') void storeAccess.forget(pool.metadata?.namespace ?? 'default', pool.metadata?.name ?? '');
+  });
+
+  for (const informer of [pools, pods, nodes, migrations] as { start(): void }[]) informer.start();
+  const ready = (async () => {
+    await Promise.all([pools.waitForSync(), pods.waitForSync(), nodes.waitForSync()]);
+    await migrations.waitForSync();
+    for (const key of migrations.keys()) queue.add(key);
+    // Only now: a migration must never be judged against caches that have not synced (a pool
+    // missing from an empty cache is not a pool that does not exist).
+    workers = runWorkers(queue, reconcile, {
+      concurrency: options.concurrency ?? 4,
+      controller: MIGRATION_CONTROLLER,
+      ...(registry ? { registry } : {}),
+      logger: log,
+    });
+  })();
+
+  const drain =
+    options.drain === false
+      ? undefined
+      : startDrainController({
+          kubeConfig: kc,
+          ...(registry ? { registry } : {}),
+          logger: log.child({ controller: 'nodedrain' }),
+          ...(options.identity ? { identity: options.identity } : {}),
+        });
+  return {
+    ready: Promise.all([ready, drain?.ready]).then(() => undefined),
+    async stop(): Promise<void> {
+      await drain?.stop();
+      for (const run of active.values()) run.abort.abort();
+      await Promise.all([...active.values()].map((a) => a.done));
+      if (workers) await workers.stop(5_000);
+      else await queue.shutdown(0);
+      await Promise.all([migrations.stop(), pools.stop(), pods.stop(), nodes.stop()]);
+      if (ownsStoreAccess) await storeAccess.close();
+    },
+  };
+}

@@ -1,0 +1,114 @@
+// One session-store client (and migration journal) per SessionPool, for the migration and drain
+// controllers. The pool reconciler owns a per-pool client cache (controller/pool/
+// store-clients.ts); until that lands this is a small stand-in with the same key (the pool's
+// store settings and credentials), so a changed endpoint list or Secret builds a new client and
+// closes the old one. Degraded mode is off: a migration must see a store error, never queue.
+import { createHash } from 'node:crypto';
+import type { CoreV1Api } from '@kubernetes/client-node';
+import type { ClusterOptions } from 'ioredis';
+import type { Registry } from 'prom-client';
+import type { SessionPool } from '../../api/index.ts';
+import { MigrationJournal, type Journal } from '../../migration/journal.ts';
+import { createLogger, type Logger } from '../../observability/logger.ts';
+import { createSessionStore, type SessionStore } from '../../store/index.ts';
+
+export interface PoolStore {
+  store: SessionStore;
+  journal: Journal;
+  /** The pool name as the store knows it (the SessionPool's name). */
+  pool: string;
+  keyPrefix: string;
+}
+
+export interface StoreAccessOptions {
+  core: Pick<CoreV1Api, 'readNamespacedSecret'>;
+  registry?: Registry;
+  logger?: Logger;
+  /** Builds the client (tests pass an in-memory store). */
+  build?: (pool: SessionPool, options: { username?: string; password?: string; ca?: string }) => PoolStore;
+}
+
+interface Entry {
+  hash: string;
+  value: PoolStore;
+  close: () => Promise<void>;
+}
+
+async function secretValue(core: StoreAccessOptions['core'], namespace: string, name: string, key: string): Promise<string> {
+  const secret = await core.readNamespacedSecret({ name, namespace });
+  const raw = secret.data?.[key];
+  if (raw === undefined) throw new Error(`Secret ${namespace}/${name} has no key ${key}`);
+  return Buffer.from(raw, 'base64').toString('utf8');
+}
+
+export class StoreAccess {
+  private readonly entries = new Map<string, Entry>();
+  private readonly options: StoreAccessOptions;
+  private readonly log: Logger;
+
+  constructor(options: StoreAccessOptions) {
+    this.options = options;
+    this.log = options.logger ?? createLogger('store-access');
+  }
+
+  /** The store client of a pool, built (or rebuilt after a settings change) on demand. */
+  async forPool(pool: SessionPool): Promise<PoolStore> {
+    const namespace = pool.metadata.namespace ?? 'default';
+    const name = pool.metadata.name ?? '';
+    const store = pool.spec.store;
+    const credentials: { username?: string; password?: string; ca?: string } = {};
+    const ref = store.credentialsSecretRef;
+    if (ref) {
+      credentials.password = await secretValue(this.options.core, namespace, ref.name, ref.passwordKey ?? 'password');
+      if (ref.usernameKey) credentials.username = await secretValue(this.options.core, namespace, ref.name, ref.usernameKey);
+    }
+    if (store.tls.enabled && store.tls.caSecretRef)
+      credentials.ca = await secretValue(this.options.core, namespace, store.tls.caSecretRef.name, store.tls.caSecretRef.key ?? 'ca.crt');
+    const hash = createHash('sha256')
+      .update(JSON.stringify([store, credentials]))
+      .digest('hex');
+    const key = `${namespace}/${name}`;
+    const existing = this.entries.get(key);
+    if (existing && existing.hash === hash) return existing.value;
+    if (existing) {
+      this.entries.delete(key);
+      void existing.close().catch(() => undefined);
+    }
+    const value = this.options.build ? this.options.build(pool, credentials) : this.build(pool, credentials);
+    this.entries.set(key, { hash, value, close: () => value.store.close() });
+    return value;
+  }
+
+  private build(pool: SessionPool, credentials: { username?: string; password?: string; ca?: string }): PoolStore {
+    const store = pool.spec.store;
+    const redisOptions: NonNullable<ClusterOptions['redisOptions']> = {};
+    if (credentials.username) redisOptions.username = credentials.username;
+    if (credentials.password) redisOptions.password = credentials.password;
+    if (store.tls.enabled)
+      redisOptions.tls = { ...(credentials.ca ? { ca: credentials.ca } : {}), rejectUnauthorized: !store.tls.insecureSkipVerify };
+    const client = createSessionStore({
+      nodes: store.endpoints,
+      keyPrefix: store.keyPrefix,
+      durability: store.durability,
+      degraded: { enabled: false },
+      clusterOptions: { redisOptions },
+      ...(this.options.registry ? { registry: this.options.registry } : {}),
+      logger: this.log.child({ pool: pool.metadata.name }),
+    });
+    const journal = new MigrationJournal(client.core.redis, { prefix: store.keyPrefix });
+    return { store: client, journal, pool: pool.metadata.name ?? '', keyPrefix: store.keyPrefix };
+  }
+
+  /** Closes the client of a pool that is gone. */
+  async forget(namespace: string, name: string): Promise<void> {
+    const entry = this.entries.get(`${namespace}/${name}`);
+    this.entries.delete(`${namespace}/${name}`);
+    await entry?.close().catch(() => undefined);
+  }
+
+  async close(): Promise<void> {
+    const all = [...this.entries.values()];
+    this.entries.clear();
+    await Promise.all(all.map((e) => e.close().catch(() => undefined)));
+  }
+}
