@@ -58,6 +58,7 @@ async function resolveEnv(core: CoreV1Api, pod: V1Pod, vars: V1EnvVar[]): Promis
 export class LocalKubelet {
   readonly workers = new Map<string, LocalWorker>();
   private readonly starting = new Set<string>();
+  private readonly terminating = new Set<string>();
   private informer: ReturnType<typeof makeInformer<V1Pod>> | undefined;
   private readonly options: LocalKubeletOptions;
   private stopped = false;
@@ -98,7 +99,7 @@ export class LocalKubelet {
     if (!container?.image || !(this.options.image ?? PROJECT_IMAGE_PATTERN).test(container.image)) return;
     const running = pod.status?.phase === 'Running' && !pod.metadata?.deletionTimestamp;
     if (!running) {
-      if (pod.metadata?.deletionTimestamp) await this.stopWorker(id, graceMs(pod));
+      if (pod.metadata?.deletionTimestamp) await this.terminate(core, pod);
       return;
     }
     const existing = this.workers.get(id);
@@ -128,7 +129,7 @@ export class LocalKubelet {
           SPO_POD_NAME: name,
           SPO_PORT: String(port),
           SPO_METRICS_PORT: '0',
-          SPO_ADVERTISE_ADDRESS: `127.0.0.1:${port}`,
+          SPO_ADVERTISE_ENDPOINT: `127.0.0.1:${port}`,
           ...(kubeconfig ? { KUBECONFIG: kubeconfig } : {}),
         },
       });
@@ -169,6 +170,25 @@ current-context: local
       { mode: 0o600 },
     );
     return file;
+  }
+
+  /**
+   * What a kubelet does on a pod's deletion: SIGTERM, wait for the process (bounded by the
+   * grace period), then remove the pod object at once. kwok alone would keep a Terminating pod
+   * for its whole grace period, and `kubectl drain` would wait for a process long gone.
+   */
+  private async terminate(core: CoreV1Api, pod: V1Pod): Promise<void> {
+    const id = key(pod);
+    if (this.terminating.has(id)) return;
+    this.terminating.add(id);
+    try {
+      await this.stopWorker(id, graceMs(pod));
+      await core
+        .deleteNamespacedPod({ name: pod.metadata?.name ?? '', namespace: pod.metadata?.namespace ?? 'default', gracePeriodSeconds: 0 })
+        .catch(() => undefined);
+    } finally {
+      this.terminating.delete(id);
+    }
   }
 
   /** SIGTERM, the worker drains, then exits; SIGKILL after the grace period. */

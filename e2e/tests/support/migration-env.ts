@@ -20,7 +20,7 @@ import { createSessionStore, type RedisSessionStore, type SessionStore } from '.
 import { WorkerClient } from '../../../operator/worker/client.ts';
 import { LocalKubelet } from '../../harness/local-kubelet.ts';
 import { binaries, repoRoot } from '../../harness/paths.ts';
-import { isRunning, readProcessRecord, run, startProcess, stopProcess, waitFor, type ProcessRecord } from '../../harness/processes.ts';
+import { isRunning, run, startProcess, stopProcess, waitFor, type ProcessRecord } from '../../harness/processes.ts';
 import { kubeTestEnv, redisTestEnv } from '../../harness/test-env.ts';
 
 export const WORKER_IMAGE = 'ghcr.io/dspex/session-pool-operator:e2e';
@@ -34,7 +34,6 @@ export interface MigrationEnv {
   redisEndpoints: string[];
   kubelet: LocalKubelet;
   operator: ProcessRecord | undefined;
-  reaper: NodeJS.Timeout | undefined;
 }
 
 /** kubectl (pinned) with the test's kubeconfig. */
@@ -62,7 +61,6 @@ export async function setupMigrationEnv(): Promise<MigrationEnv> {
       env: { SPO_LOG_LEVEL: 'warn', SPO_HEARTBEAT_SECONDS: '1', SPO_HOST: '127.0.0.1' },
     }),
     operator: undefined,
-    reaper: undefined,
   };
   await kubectl(env, ['apply', '--server-side', '--force-conflicts', '-f', path.join(repoRoot, 'crds')]);
   await kubectl(env, [
@@ -74,39 +72,8 @@ export async function setupMigrationEnv(): Promise<MigrationEnv> {
     'crd/sessionmigrations.dspex.io',
   ]);
   await env.kubelet.start();
-  env.reaper = startPodReaper(env);
   startOperator(env);
   return env;
-}
-
-/**
- * What a kubelet does and kwok does not: once a terminating pod's process has exited, the pod
- * object is removed (grace 0). Without it a drained worker pod stays Terminating for its whole
- * terminationGracePeriodSeconds (the pool sets it above the worker's drain deadline), and
- * `kubectl drain` waits that long for a process that ended long before.
- */
-function startPodReaper(env: MigrationEnv): NodeJS.Timeout {
-  const busy = new Set<string>();
-  const timer = setInterval(() => {
-    void env.core.listPodForAllNamespaces({ labelSelector: 'dspex.io/pool' }).then(
-      async (list) => {
-        for (const pod of list.items) {
-          const name = pod.metadata?.name ?? '';
-          const namespace = pod.metadata?.namespace ?? 'default';
-          if (!pod.metadata?.deletionTimestamp || busy.has(name)) continue;
-          // The LocalKubelet forgets a worker as it signals it: read its pid file instead.
-          const record = readProcessRecord(env.runDir, `pod-${namespace}-${name}`);
-          if (record && isRunning(record)) continue;
-          busy.add(name);
-          await env.core.deleteNamespacedPod({ name, namespace, gracePeriodSeconds: 0 }).catch(() => undefined);
-          busy.delete(name);
-        }
-      },
-      () => undefined,
-    );
-  }, 500);
-  timer.unref();
-  return timer;
 }
 
 let operatorStarts = 0;
@@ -133,7 +100,6 @@ export function killOperator(env: MigrationEnv): void {
 
 export async function teardownMigrationEnv(env: MigrationEnv | undefined): Promise<void> {
   if (!env) return;
-  clearInterval(env.reaper);
   if (env.operator) await stopProcess(env.operator, 10_000);
   await env.kubelet.stop();
 }

@@ -1,0 +1,95 @@
+import { expect } from 'chai';
+import { ConfigError, HelpRequested, parseOperatorConfig } from './config.ts';
+
+function parse(argv: string[] = [], env: NodeJS.ProcessEnv = {}) {
+  return parseOperatorConfig({ argv, env, hostname: 'host', pid: 7 });
+}
+
+function problems(argv: string[] = [], env: NodeJS.ProcessEnv = {}): string[] {
+  try {
+    parse(argv, env);
+  } catch (err) {
+    expect(err).to.be.instanceOf(ConfigError);
+    return (err as ConfigError).problems;
+  }
+  expect.fail('expected a ConfigError');
+}
+
+describe('cmd/config (operator)', () => {
+  it('has sensible defaults', () => {
+    const c = parse();
+    expect(c).to.deep.include({
+      leaderElect: false,
+      metricsPort: 9090,
+      namespace: '',
+      leaderElectionNamespace: 'default',
+      leaderElectionId: 'session-pool-operator',
+      identity: 'host-7',
+      logLevel: 'info',
+      concurrency: 4,
+      controllers: ['pool', 'migration'],
+    });
+    expect(c.leaseDurationMs).to.be.above(c.renewDeadlineMs);
+  });
+
+  it('reads flags in both forms, and booleans', () => {
+    const c = parse(['--leader-elect', '--metrics-port', '0', '--namespace=team-a', '--log-level=debug', '--controllers=pool']);
+    expect(c).to.deep.include({ leaderElect: true, metricsPort: 0, namespace: 'team-a', logLevel: 'debug', controllers: ['pool'] });
+    expect(parse(['--leader-elect=false']).leaderElect).to.equal(false);
+    expect(parse(['--no-leader-elect'], { SPO_LEADER_ELECT: 'true' }).leaderElect).to.equal(false);
+  });
+
+  it('reads the environment; flags win', () => {
+    const env = {
+      SPO_METRICS_PORT: '9100',
+      SPO_NAMESPACE: 'ns1',
+      SPO_LEADER_ELECTION_NAMESPACE: 'ops',
+      SPO_LEADER_ELECTION_ID: 'lease-x',
+      SPO_POD_NAME: 'op-0',
+      SPO_LOG_LEVEL: 'warn',
+    };
+    expect(parse([], env)).to.deep.include({
+      metricsPort: 9100,
+      namespace: 'ns1',
+      leaderElectionNamespace: 'ops',
+      leaderElectionId: 'lease-x',
+      identity: 'op-0',
+      logLevel: 'warn',
+    });
+    expect(parse(['--metrics-port=9200'], env).metricsPort).to.equal(9200);
+  });
+
+  it('takes the Lease namespace from the pod namespace, and the chart Lease name variable', () => {
+    expect(parse([], { SPO_POD_NAMESPACE: 'spo-system', SPO_LEADER_ELECTION_LEASE_NAME: 'spo-lease' })).to.deep.include({
+      leaderElectionNamespace: 'spo-system',
+      leaderElectionId: 'spo-lease',
+    });
+  });
+
+  it('reports every bad value at once, naming the flag or variable', () => {
+    const found = problems(['--metrics-port=http', '--bogus', '--concurrency=0'], {
+      SPO_LOG_LEVEL: 'loud',
+      SPO_NAMESPACE: 'Bad_NS',
+      SPO_LEADER_ELECT: 'maybe',
+    });
+    expect(found.join('\n')).to.include("--metrics-port='http' is not a whole number");
+    expect(found.join('\n')).to.include('unknown flag --bogus');
+    expect(found.join('\n')).to.include('--concurrency=0 is out of range');
+    expect(found.join('\n')).to.include("SPO_LOG_LEVEL='loud'");
+    expect(found.join('\n')).to.include("SPO_NAMESPACE='Bad_NS'");
+    expect(found.join('\n')).to.include("SPO_LEADER_ELECT='maybe' is not a boolean");
+    expect(found).to.have.length(6);
+  });
+
+  it('refuses out-of-range ports, inconsistent lease timings, unknown controllers, missing values', () => {
+    expect(problems(['--metrics-port=70000'])[0]).to.include('out of range');
+    expect(problems(['--lease-duration-seconds=5', '--renew-deadline-seconds=6'])[0]).to.include('lease duration (5) > renew deadline (6)');
+    expect(problems(['--controllers=pool,drainer'])[0]).to.include("unknown controller 'drainer'");
+    expect(problems(['--namespace'])[0]).to.include('--namespace needs a value');
+    expect(problems(['stray'])[0]).to.include("unexpected argument 'stray'");
+  });
+
+  it('--help asks for the usage', () => {
+    expect(() => parse(['--help'])).to.throw(HelpRequested);
+  });
+});

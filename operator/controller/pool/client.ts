@@ -1,0 +1,87 @@
+// The writes and direct reads the pool reconciler makes, behind one narrow interface so the
+// reconciler can be unit-tested with a fake (reconciler.test.ts). Reads of pools, children,
+// pods and migrations come from informer caches, never from here.
+import {
+  CoreV1Api,
+  CustomObjectsApi,
+  KubernetesObjectApi,
+  PatchStrategy,
+  setHeaderOptions,
+  type KubeConfig,
+  type KubernetesObject,
+  type V1Secret,
+} from '@kubernetes/client-node';
+import { GROUP, SESSION_MIGRATION_PLURAL, SESSION_POOL_PLURAL, VERSION, type SessionMigration, type SessionPool } from '../../api/index.ts';
+import { apply, patchStatus } from '../../kube/apply.ts';
+import { FIELD_MANAGER } from './names.ts';
+
+export interface PoolApi {
+  /** Server-side apply with the operator's field manager. */
+  apply(obj: KubernetesObject): Promise<void>;
+  patchPoolStatus(pool: SessionPool, status: Record<string, unknown>): Promise<void>;
+  /** Sets metadata.finalizers, guarded by the resourceVersion read (409 when stale). */
+  setPoolFinalizers(pool: SessionPool, finalizers: string[]): Promise<void>;
+  createMigration(migration: SessionMigration): Promise<void>;
+  deleteMigration(namespace: string, name: string): Promise<void>;
+  annotatePod(namespace: string, name: string, annotations: Record<string, string | null>): Promise<void>;
+  readSecret(namespace: string, name: string): Promise<V1Secret>;
+}
+
+export function createPoolApi(kc: KubeConfig): PoolApi {
+  const objects = KubernetesObjectApi.makeApiClient(kc);
+  const custom = kc.makeApiClient(CustomObjectsApi);
+  const core = kc.makeApiClient(CoreV1Api);
+  const merge = setHeaderOptions('Content-Type', PatchStrategy.MergePatch);
+  return {
+    async apply(obj) {
+      await apply(objects, obj, { fieldManager: FIELD_MANAGER, force: true });
+    },
+    async patchPoolStatus(pool, status) {
+      await patchStatus(
+        custom,
+        {
+          group: GROUP,
+          version: VERSION,
+          plural: SESSION_POOL_PLURAL,
+          namespace: pool.metadata.namespace ?? 'default',
+          name: pool.metadata.name ?? '',
+        },
+        status,
+        { fieldManager: FIELD_MANAGER },
+      );
+    },
+    async setPoolFinalizers(pool, finalizers) {
+      await custom.patchNamespacedCustomObject(
+        {
+          group: GROUP,
+          version: VERSION,
+          plural: SESSION_POOL_PLURAL,
+          namespace: pool.metadata.namespace ?? 'default',
+          name: pool.metadata.name ?? '',
+          body: { metadata: { finalizers, resourceVersion: pool.metadata.resourceVersion } },
+          fieldManager: FIELD_MANAGER,
+        },
+        merge,
+      );
+    },
+    async createMigration(migration) {
+      await custom.createNamespacedCustomObject({
+        group: GROUP,
+        version: VERSION,
+        plural: SESSION_MIGRATION_PLURAL,
+        namespace: migration.metadata.namespace ?? 'default',
+        body: migration,
+        fieldManager: FIELD_MANAGER,
+      });
+    },
+    async deleteMigration(namespace, name) {
+      await custom.deleteNamespacedCustomObject({ group: GROUP, version: VERSION, plural: SESSION_MIGRATION_PLURAL, namespace, name });
+    },
+    async annotatePod(namespace, name, annotations) {
+      await core.patchNamespacedPod({ name, namespace, body: { metadata: { annotations } }, fieldManager: FIELD_MANAGER }, merge);
+    },
+    async readSecret(namespace, name) {
+      return core.readNamespacedSecret({ name, namespace });
+    },
+  };
+}

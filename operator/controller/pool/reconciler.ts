@@ -1,0 +1,571 @@
+// The SessionPool reconciler: level-triggered, one pool key ("namespace/name") at a time. It
+// reads the pool and its children from the informer caches, the counts from the store, and
+// walks a sequence of guarded steps:
+//   finalizer -> store read -> dead workers -> sweep -> scaling -> apply children -> status
+// Deletion runs the finalizer instead: delete the pool's sessions (deletionPolicy Delete) or
+// keep them (Retain), then remove the finalizer. Decisions live in pure modules (desired.ts,
+// scaling.ts, status.ts); this file only does I/O in order.
+import { createHash } from 'node:crypto';
+import type { KubernetesObject, V1Deployment, V1Pod } from '@kubernetes/client-node';
+import {
+  API_VERSION,
+  POOL_FINALIZER,
+  POOL_LABEL,
+  SESSION_MIGRATION_KIND,
+  TERMINAL_MIGRATION_PHASES,
+  defaultSessionMigrationSpec,
+  type CurrentEvacuation,
+  type SessionMigration,
+  type SessionPool,
+} from '../../api/index.ts';
+import type { ReconcileResult } from '../../kube/controller.ts';
+import { errorMessage, isConflict, isNotFound, statusCode } from '../../kube/errors.ts';
+import type { EventType } from '../../kube/events.ts';
+import { parseKey } from '../../kube/informer.ts';
+import { createLogger, type Logger } from '../../observability/logger.ts';
+import type { SessionStore } from '../../store/index.ts';
+import type { PoolApi } from './client.ts';
+import { desiredDeployment, desiredPdb, desiredService, ownerReference } from './desired.ts';
+import type { PoolMetrics } from './metrics.ts';
+import {
+  PURPOSE_LABEL,
+  SCALE_DOWN_PURPOSE,
+  SCALE_DOWN_TARGET_ANNOTATION,
+  POD_DELETION_COST_ANNOTATION,
+  VICTIM_DELETION_COST,
+  deploymentName,
+  pdbName,
+  serviceName,
+} from './names.ts';
+import { ScaleHistory, desiredReplicas, planScale, type EvacuationState, type ScalePlan, type WorkerLoad } from './scaling.ts';
+import { deadWorkers, deleteAllSessions, readCounts, releaseWorker, type StoreCounts } from './sessions.ts';
+import {
+  REASONS,
+  computeStatus,
+  isPodLive,
+  isPodReady,
+  statusEqual,
+  statusPatch,
+  type ScaleObservation,
+  type StoreObservation,
+} from './status.ts';
+import { CredentialsError, type StoreClients } from './store-clients.ts';
+
+/** Annotation on children: hash of what was last applied, so an unchanged child is not re-sent. */
+export const APPLIED_HASH_ANNOTATION = 'dspex.io/applied-hash';
+
+export interface Cache<T> {
+  get(name: string, namespace?: string): T | undefined;
+  getByKey(key: string): T | undefined;
+  list(namespace?: string): T[];
+  hasSynced(): boolean;
+}
+
+export interface EventSink {
+  record(involved: KubernetesObject, type: EventType, reason: string, note: string): void;
+}
+
+export interface PoolReconcilerDeps {
+  api: PoolApi;
+  pools: Cache<SessionPool>;
+  deployments: Cache<V1Deployment>;
+  services: Cache<KubernetesObject>;
+  pdbs: Cache<KubernetesObject>;
+  pods: Cache<V1Pod>;
+  migrations: Cache<SessionMigration>;
+  stores: StoreClients;
+  events: EventSink;
+  metrics?: PoolMetrics;
+  logger?: Logger;
+  now?: () => number;
+  /** How often an autoscaled pool re-reads its session count. Default 15 s. */
+  autoscaleIntervalMs?: number;
+  /** Re-apply unchanged children this often anyway (drift repair). Default 10 min. */
+  reapplyIntervalMs?: number;
+  /** After a failed scale-down evacuation, try again after this long. Default 2 min. */
+  evacuationRetryMs?: number;
+  /** While waiting on an evacuation, look again this often (informer events come sooner). Default 5 s. */
+  evacuationPollMs?: number;
+}
+
+function hashOf(value: unknown): string {
+  return createHash('sha256').update(JSON.stringify(value)).digest('hex').slice(0, 16);
+}
+
+function withAppliedHash<T extends KubernetesObject>(obj: T): { obj: T; hash: string } {
+  const hash = hashOf(obj);
+  return {
+    obj: { ...obj, metadata: { ...obj.metadata, annotations: { ...obj.metadata?.annotations, [APPLIED_HASH_ANNOTATION]: hash } } },
+    hash,
+  };
+}
+
+function timestamp(value: Date | string | undefined): number | undefined {
+  if (value === undefined) return undefined;
+  const ms = new Date(value).getTime();
+  return Number.isNaN(ms) ? undefined : ms;
+}
+
+export class PoolReconciler {
+  private readonly deps: PoolReconcilerDeps;
+  private readonly log: Logger;
+  private readonly now: () => number;
+  readonly history = new ScaleHistory();
+  private readonly lastSweep = new Map<string, number>();
+  private readonly lastApplied = new Map<string, number>();
+  /** Migrations created but maybe not in the cache yet: never create a second one meanwhile. */
+  private readonly created = new Map<string, EvacuationState>();
+
+  constructor(deps: PoolReconcilerDeps) {
+    this.deps = deps;
+    this.log = deps.logger ?? createLogger('pool-reconciler');
+    this.now = deps.now ?? Date.now;
+  }
+
+  async reconcile(key: string): Promise<ReconcileResult> {
+    const pool = this.deps.pools.getByKey(key);
+    if (!pool) {
+      await this.forget(key);
+      return {};
+    }
+    if (pool.metadata.deletionTimestamp) return this.finalize(key, pool);
+    if (!(pool.metadata.finalizers ?? []).includes(POOL_FINALIZER)) {
+      // Finalizer first: no session may be written before we can clean up after the pool.
+      await this.deps.api.setPoolFinalizers(pool, [...(pool.metadata.finalizers ?? []), POOL_FINALIZER]);
+      // The update event brings the pool back with the finalizer; go on from there.
+      return {};
+    }
+    return this.sync(key, pool);
+  }
+
+  private async forget(key: string): Promise<void> {
+    this.history.delete(key);
+    this.lastSweep.delete(key);
+    this.lastApplied.delete(key);
+    this.created.delete(key);
+    const { namespace, name } = parseKey(key);
+    this.deps.metrics?.forget(namespace ?? '', name);
+    await this.deps.stores.release(key);
+  }
+
+  // ---- deletion ------------------------------------------------------------------------------
+
+  private async finalize(key: string, pool: SessionPool): Promise<ReconcileResult> {
+    const finalizers = pool.metadata.finalizers ?? [];
+    if (!finalizers.includes(POOL_FINALIZER)) return {};
+    const name = pool.metadata.name ?? '';
+    if (pool.spec.deletionPolicy === 'Delete') {
+      let store: SessionStore;
+      try {
+        store = await this.deps.stores.forPool(key, pool);
+        const deleted = await this.deps.stores.call('deleteAll', deleteAllSessions(store, name));
+        this.log.info({ pool: key, deleted }, 'pool deleted: its sessions were removed from the store');
+        this.deps.events.record(
+          pool,
+          'Normal',
+          'SessionsDeleted',
+          `deleted ${deleted} sessions of the pool from the store (deletionPolicy Delete)`,
+        );
+      } catch (err) {
+        const message = `cannot delete the pool's sessions: ${errorMessage(err)}; the pool stays until the store answers (or set deletionPolicy: Retain)`;
+        this.deps.events.record(pool, 'Warning', REASONS.StoreUnreachable, message);
+        await this.patchStatus(pool, {
+          ...pool.status,
+          phase: 'Terminating',
+          conditions: computeStatus({
+            pool,
+            deployment: undefined,
+            pods: [],
+            store: {
+              reachable: false,
+              reason: err instanceof CredentialsError ? REASONS.CredentialsUnavailable : REASONS.StoreUnreachable,
+              error: message,
+            },
+            scale: { desiredReplicas: pool.status?.desiredReplicas ?? 0 },
+            now: new Date(this.now()),
+          }).conditions,
+        }).catch(() => undefined);
+        throw new Error(message, { cause: err });
+      }
+    } else {
+      this.deps.events.record(pool, 'Normal', 'SessionsRetained', 'pool deleted: its sessions stay in the store (deletionPolicy Retain)');
+    }
+    await this.deps.api.setPoolFinalizers(
+      pool,
+      finalizers.filter((f) => f !== POOL_FINALIZER),
+    );
+    await this.forget(key);
+    return {};
+  }
+
+  // ---- the steps -----------------------------------------------------------------------------
+
+  private async sync(key: string, pool: SessionPool): Promise<ReconcileResult> {
+    const now = this.now();
+    const namespace = pool.metadata.namespace ?? 'default';
+    const name = pool.metadata.name ?? '';
+    const pods = this.deps.pods.list(namespace).filter((p) => p.metadata?.labels?.[POOL_LABEL] === name);
+    const livePods = pods.filter(isPodLive);
+    const liveNames = new Set(livePods.map((p) => p.metadata?.name ?? ''));
+
+    const timings: Record<string, number> = {};
+    let mark = performance.now();
+    const lap = (step: string) => {
+      const t = performance.now();
+      timings[step] = Math.round((t - mark) * 10) / 10;
+      mark = t;
+    };
+    // Store: counts, dead workers, sweep.
+    const { observation, counts, store } = await this.readStore(key, pool);
+    lap('storeRead');
+    if (store && counts && this.deps.pods.hasSynced()) await this.releaseDeadWorkers(pool, store, counts, liveNames);
+    if (store) await this.sweepIfDue(key, pool, store, now);
+    lap('storeMaintenance');
+
+    // Scaling.
+    const deployment = this.deps.deployments.get(deploymentName(name), namespace);
+    const current = deployment?.spec?.replicas;
+    const stabilized = desiredReplicas(pool, observation.activeSessions, current, this.history.get(key, pool.status, now), now);
+    this.history.set(key, stabilized.history);
+    const workers: WorkerLoad[] = livePods.map((p) => ({
+      name: p.metadata?.name ?? '',
+      sessions: counts?.byOwner.get(p.metadata?.name ?? '') ?? 0,
+      ready: isPodReady(p),
+    }));
+    const evacuation = this.findEvacuation(key, pool, liveNames);
+    const plan = planScale({
+      pool: name,
+      current: current ?? stabilized.desired,
+      desired: stabilized.desired,
+      workers,
+      ...(evacuation ? { evacuation } : {}),
+      now,
+      deadlineMs: pool.spec.maintenance.drainDeadlineSeconds * 1000,
+      retryAfterMs: this.deps.evacuationRetryMs ?? 120_000,
+    });
+    // Sessions unknown (store unreachable) means workers' loads are unknown: never pick victims blind.
+    const scale =
+      observation.reachable || plan.action === 'set'
+        ? await this.executePlan(pool, plan, current)
+        : this.holdPlan(current ?? stabilized.desired, stabilized.desired);
+
+    lap('scaling');
+    // Children.
+    let applyError: string | undefined;
+    try {
+      await this.applyChildren(key, pool, scale.replicas, now);
+    } catch (err) {
+      if (isConflict(err) || (statusCode(err) ?? 500) >= 500 || statusCode(err) === undefined) throw err;
+      // 4xx: the apiserver refuses what the spec asks (e.g. an invalid pod template): say so.
+      applyError = `the apiserver refused a child of the pool: ${errorMessage(err)}`;
+      this.deps.events.record(pool, 'Warning', REASONS.ApplyFailed, applyError);
+    }
+    lap('apply');
+    const scaledAt = current !== undefined && scale.replicas !== current ? new Date(now) : undefined;
+    if (scaledAt) {
+      this.deps.events.record(
+        pool,
+        'Normal',
+        scale.replicas > (current ?? 0) ? 'ScaledUp' : 'ScaledDown',
+        `workers ${current} -> ${scale.replicas}`,
+      );
+    }
+
+    // Status.
+    const status = computeStatus({
+      pool,
+      deployment: this.deps.deployments.get(deploymentName(name), namespace),
+      pods,
+      store: observation,
+      scale: { ...scale.observation, ...(scaledAt ? { scaledAt } : {}) },
+      ...(applyError ? { applyError } : {}),
+      now: new Date(now),
+    });
+    const statusChanged = !statusEqual(pool.status, status);
+    if (statusChanged) await this.patchStatus(pool, status);
+    lap('status');
+    this.deps.metrics?.observe(pool, status);
+    this.log.debug({ pool: key, ms: timings, statusChanged }, 'reconciled');
+
+    if (!observation.reachable) {
+      // Backoff requeue through the work queue; the status already says why.
+      throw new Error(`pool ${key}: ${observation.error ?? 'session store unreachable'}`);
+    }
+    return { requeueAfterMs: this.nextCheck(key, pool, scale.requeueAfterMs, stabilized.desired, current, now) };
+  }
+
+  private async readStore(
+    key: string,
+    pool: SessionPool,
+  ): Promise<{ observation: StoreObservation; counts?: StoreCounts; store?: SessionStore }> {
+    const name = pool.metadata.name ?? '';
+    try {
+      const store = await this.deps.stores.forPool(key, pool);
+      const counts = await this.deps.stores.call('counts', readCounts(store, name));
+      const observation: StoreObservation = { reachable: true, activeSessions: counts.active, byOwner: counts.byOwner };
+      if (counts.anonymous !== undefined) observation.anonymousSessions = counts.anonymous;
+      return { observation, counts, store };
+    } catch (err) {
+      const credentials = err instanceof CredentialsError;
+      const error = credentials ? errorMessage(err) : `session store unreachable: ${errorMessage(err)}`;
+      this.deps.events.record(pool, 'Warning', credentials ? REASONS.CredentialsUnavailable : REASONS.StoreUnreachable, error);
+      this.log.warn({ pool: key, err: errorMessage(err) }, 'cannot read the session store');
+      return { observation: { reachable: false, reason: credentials ? REASONS.CredentialsUnavailable : REASONS.StoreUnreachable, error } };
+    }
+  }
+
+  private async releaseDeadWorkers(pool: SessionPool, store: SessionStore, counts: StoreCounts, live: ReadonlySet<string>): Promise<void> {
+    const name = pool.metadata.name ?? '';
+    for (const worker of deadWorkers(counts, live)) {
+      try {
+        const result = await this.deps.stores.call('releaseWorker', releaseWorker(store, name, worker));
+        const held = counts.byOwner.get(worker) ?? 0;
+        counts.byOwner.delete(worker);
+        counts.byOwner.set('', (counts.byOwner.get('') ?? 0) + held);
+        if (result.released > 0 || held > 0) {
+          this.deps.events.record(
+            pool,
+            'Normal',
+            'WorkerSessionsReleased',
+            `worker ${worker} is gone: released ${result.released} of its sessions to the pool`,
+          );
+        }
+        this.log.info({ pool: name, worker, ...result }, 'dead worker: sessions released');
+      } catch (err) {
+        this.log.warn({ pool: name, worker, err: errorMessage(err) }, 'could not release a dead worker');
+      }
+    }
+  }
+
+  private async sweepIfDue(key: string, pool: SessionPool, store: SessionStore, now: number): Promise<void> {
+    const last = this.lastSweep.get(key);
+    if (last !== undefined && now - last < pool.spec.sessions.sweepIntervalSeconds * 1000) return;
+    this.lastSweep.set(key, now);
+    try {
+      const result = await this.deps.stores.call('sweep', store.sweep(pool.metadata.name ?? ''));
+      if (result.expired > 0 || result.leasesReleased > 0) this.log.debug({ pool: key, ...result }, 'swept');
+    } catch (err) {
+      this.log.warn({ pool: key, err: errorMessage(err) }, 'sweep failed');
+    }
+  }
+
+  /** The scale-down migration of this pool that still matters: in flight, or ended with victims left. */
+  private findEvacuation(key: string, pool: SessionPool, live: ReadonlySet<string>): EvacuationState | undefined {
+    const namespace = pool.metadata.namespace ?? 'default';
+    const candidates = this.deps.migrations
+      .list(namespace)
+      .filter(
+        (m) =>
+          m.spec.poolRef.name === pool.metadata.name &&
+          m.metadata.labels?.[PURPOSE_LABEL] === SCALE_DOWN_PURPOSE &&
+          !m.metadata.deletionTimestamp &&
+          (m.metadata.ownerReferences ?? []).some((r) => r.uid === pool.metadata.uid),
+      )
+      .sort((a, b) => (timestamp(b.metadata.creationTimestamp) ?? 0) - (timestamp(a.metadata.creationTimestamp) ?? 0));
+    const relevant =
+      candidates.find((m) => !TERMINAL_MIGRATION_PHASES.includes(m.status?.phase ?? 'Pending')) ??
+      candidates.find((m) => (m.spec.evacuate?.pods ?? []).some((p) => live.has(p)));
+    const created = this.created.get(key);
+    if (created && (this.deps.migrations.get(created.name, namespace) || this.now() - created.createdAt > 30_000)) this.created.delete(key);
+    else if (created && created.pods.some((p) => live.has(p))) return created;
+    if (!relevant) return undefined;
+    const state: EvacuationState = {
+      name: relevant.metadata.name ?? '',
+      phase: relevant.status?.phase,
+      pods: relevant.spec.evacuate?.pods ?? [],
+      createdAt: timestamp(relevant.metadata.creationTimestamp) ?? this.now(),
+    };
+    const completedAt = timestamp(relevant.status?.completionTime);
+    if (completedAt !== undefined) state.completedAt = completedAt;
+    if (relevant.status?.reason) state.reason = relevant.status.reason;
+    if (relevant.status?.message) state.message = relevant.status.message;
+    return state;
+  }
+
+  private holdPlan(replicas: number, desired: number): { replicas: number; observation: ScaleObservation; requeueAfterMs?: number } {
+    return { replicas, observation: { desiredReplicas: desired } };
+  }
+
+  private async executePlan(
+    pool: SessionPool,
+    plan: ScalePlan,
+    current: number | undefined,
+  ): Promise<{ replicas: number; observation: ScaleObservation; requeueAfterMs?: number }> {
+    const namespace = pool.metadata.namespace ?? 'default';
+    const name = pool.metadata.name ?? '';
+    const poll = this.deps.evacuationPollMs ?? 5_000;
+    const evacuationStatus = (migration: string, pods: string[], createdAt?: number): CurrentEvacuation => ({
+      migration,
+      reason: 'ScaleDown',
+      pods: pods.slice(0, 50),
+      startTime: new Date(createdAt ?? this.now()).toISOString().replace(/\.\d+Z$/, 'Z'),
+    });
+    switch (plan.action) {
+      case 'set': {
+        await this.markVictims(namespace, plan.annotate);
+        return { replicas: plan.replicas, observation: { desiredReplicas: plan.replicas } };
+      }
+      case 'evacuate': {
+        await this.markVictims(namespace, plan.victims);
+        const migration: SessionMigration = {
+          apiVersion: API_VERSION,
+          kind: SESSION_MIGRATION_KIND,
+          metadata: {
+            name: plan.migration,
+            namespace,
+            labels: { [POOL_LABEL]: name, [PURPOSE_LABEL]: SCALE_DOWN_PURPOSE },
+            annotations: { [SCALE_DOWN_TARGET_ANNOTATION]: String(plan.target) },
+            ownerReferences: [ownerReference(pool)],
+          },
+          spec: defaultSessionMigrationSpec({
+            poolRef: { name },
+            type: 'Evacuate',
+            evacuate: { pods: plan.victims, evictPods: false },
+            deadlineSeconds: pool.spec.maintenance.drainDeadlineSeconds,
+            onFailure: 'Rollback',
+          }),
+        };
+        try {
+          await this.deps.api.createMigration(migration);
+        } catch (err) {
+          if (statusCode(err) !== 409) {
+            const unavailable = isNotFound(err);
+            const message = unavailable
+              ? `cannot evacuate ${plan.victims.join(', ')}: the SessionMigration API is not installed (${errorMessage(err)}); keeping ${plan.replicas} workers`
+              : `cannot create evacuation ${plan.migration}: ${errorMessage(err)}; keeping ${plan.replicas} workers`;
+            this.deps.events.record(pool, 'Warning', REASONS.EvacuationUnavailable, message);
+            if (!unavailable && (statusCode(err) ?? 500) >= 500) throw err;
+            return {
+              replicas: plan.replicas,
+              observation: { desiredReplicas: plan.target, blocked: { reason: REASONS.EvacuationUnavailable, message } },
+              requeueAfterMs: 60_000,
+            };
+          }
+        }
+        this.created.set(`${namespace}/${name}`, { name: plan.migration, phase: 'Pending', pods: plan.victims, createdAt: this.now() });
+        this.deps.events.record(
+          pool,
+          'Normal',
+          'EvacuatingForScaleDown',
+          `evacuating ${plan.victims.join(', ')} through SessionMigration ${plan.migration} before scaling ${plan.replicas} -> ${plan.target}`,
+        );
+        return {
+          replicas: plan.replicas,
+          observation: { desiredReplicas: plan.target, evacuation: evacuationStatus(plan.migration, plan.victims) },
+          requeueAfterMs: poll,
+        };
+      }
+      case 'wait': {
+        const state = this.deps.migrations.get(plan.migration, namespace);
+        return {
+          replicas: plan.replicas,
+          observation: {
+            desiredReplicas: plan.target,
+            evacuation: evacuationStatus(plan.migration, plan.pods, timestamp(state?.metadata.creationTimestamp)),
+          },
+          requeueAfterMs: poll,
+        };
+      }
+      case 'complete': {
+        this.deps.events.record(
+          pool,
+          'Normal',
+          'EvacuationSucceeded',
+          `SessionMigration ${plan.migration} emptied ${plan.pods.join(', ')}: scaling ${current ?? '?'} -> ${plan.replicas}`,
+        );
+        return { replicas: plan.replicas, observation: { desiredReplicas: plan.replicas } };
+      }
+      case 'blocked': {
+        this.deps.events.record(pool, 'Warning', plan.reason, plan.message);
+        if (plan.retry) {
+          try {
+            await this.deps.api.deleteMigration(namespace, plan.migration);
+            this.log.info({ pool: name, migration: plan.migration }, 'retrying a failed scale-down evacuation');
+          } catch (err) {
+            if (!isNotFound(err)) throw err;
+          }
+        }
+        return {
+          replicas: plan.replicas,
+          observation: { desiredReplicas: plan.target, blocked: { reason: plan.reason, message: plan.message } },
+          requeueAfterMs: plan.retry ? 1_000 : (this.deps.evacuationRetryMs ?? 120_000),
+        };
+      }
+    }
+  }
+
+  private async markVictims(namespace: string, pods: readonly string[]): Promise<void> {
+    for (const pod of pods) {
+      const cached = this.deps.pods.get(pod, namespace);
+      if (cached?.metadata?.annotations?.[POD_DELETION_COST_ANNOTATION] === VICTIM_DELETION_COST) continue;
+      try {
+        await this.deps.api.annotatePod(namespace, pod, { [POD_DELETION_COST_ANNOTATION]: VICTIM_DELETION_COST });
+      } catch (err) {
+        if (!isNotFound(err)) throw err;
+      }
+    }
+  }
+
+  private async applyChildren(key: string, pool: SessionPool, replicas: number, now: number): Promise<void> {
+    const namespace = pool.metadata.namespace ?? 'default';
+    const name = pool.metadata.name ?? '';
+    const stale = now - (this.lastApplied.get(key) ?? 0) > (this.deps.reapplyIntervalMs ?? 600_000);
+    const children: Array<{ obj: KubernetesObject; cached: KubernetesObject | undefined; extraCheck?: (c: KubernetesObject) => boolean }> =
+      [
+        {
+          obj: desiredDeployment(pool, replicas),
+          cached: this.deps.deployments.get(deploymentName(name), namespace),
+          extraCheck: (c) => (c as V1Deployment).spec?.replicas === replicas,
+        },
+        { obj: desiredService(pool), cached: this.deps.services.get(serviceName(name), namespace) },
+        { obj: desiredPdb(pool), cached: this.deps.pdbs.get(pdbName(name), namespace) },
+      ];
+    await Promise.all(
+      children.map(async ({ obj, cached, extraCheck }) => {
+        const { obj: withHash, hash } = withAppliedHash(obj);
+        const upToDate =
+          !stale &&
+          cached !== undefined &&
+          cached.metadata?.annotations?.[APPLIED_HASH_ANNOTATION] === hash &&
+          (cached.metadata.ownerReferences ?? []).some((r) => r.uid === pool.metadata.uid) &&
+          (extraCheck?.(cached) ?? true);
+        if (!upToDate) await this.deps.api.apply(withHash);
+      }),
+    );
+    if (stale) this.lastApplied.set(key, now);
+  }
+
+  private async patchStatus(pool: SessionPool, status: SessionPool['status']): Promise<void> {
+    try {
+      await this.deps.api.patchPoolStatus(pool, statusPatch(pool.status, status ?? {}));
+    } catch (err) {
+      if (isNotFound(err)) return; // deleted meanwhile
+      throw err;
+    }
+  }
+
+  private nextCheck(
+    key: string,
+    pool: SessionPool,
+    planRequeue: number | undefined,
+    desired: number,
+    current: number | undefined,
+    now: number,
+  ): number {
+    const candidates: number[] = [];
+    if (planRequeue !== undefined) candidates.push(planRequeue);
+    const last = this.lastSweep.get(key) ?? now;
+    candidates.push(Math.max(1_000, last + pool.spec.sessions.sweepIntervalSeconds * 1000 - now));
+    if (pool.spec.autoscaling.enabled) {
+      candidates.push(this.deps.autoscaleIntervalMs ?? 15_000);
+      // A scale-down held by the window: look again when the oldest higher recommendation ages out.
+      if (current !== undefined && desired === current) {
+        const windowMs = pool.spec.autoscaling.scaleDownStabilizationSeconds * 1000;
+        const history = this.history.get(key, pool.status, now);
+        const oldest = history.find((r) => r.replicas >= current && r.replicas > (history.at(-1)?.replicas ?? current));
+        if (oldest) candidates.push(Math.max(250, oldest.at + windowMs - now + 50));
+      }
+    }
+    return Math.min(...candidates);
+  }
+}
