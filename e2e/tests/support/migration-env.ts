@@ -116,7 +116,14 @@ let poolCounter = 0;
 /** A SessionPool of `replicas` workers on the kwok nodes, its workers registered in the store. */
 export async function createPool(
   env: MigrationEnv,
-  options: { replicas: number; prefix: string; maintenance?: Record<string, unknown>; nodeSelector?: Record<string, string> },
+  options: {
+    replicas: number;
+    prefix: string;
+    maintenance?: Record<string, unknown>;
+    nodeSelector?: Record<string, string>;
+    /** More spec fields (e.g. autoscaling), merged over the defaults above. */
+    spec?: Record<string, unknown>;
+  },
 ): Promise<TestPool> {
   poolCounter += 1;
   const name = `${options.prefix}-${Date.now().toString(36)}-${poolCounter}`;
@@ -143,6 +150,7 @@ export async function createPool(
             ...(options.nodeSelector ? { nodeSelector: options.nodeSelector } : {}),
           },
         },
+        ...options.spec,
       },
     },
   });
