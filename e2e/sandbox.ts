@@ -58,7 +58,9 @@ try {
   const env = { ...process.env, ...vars, KUBECONFIG: SANDBOX_KUBECONFIG };
   const kubectl = (args: string[]) => run(binaries().kubectl, args, { env });
 
-  const crdFiles = existsSync(path.join(repoRoot, 'crds')) ? readdirSync(path.join(repoRoot, 'crds')).filter((f) => f.endsWith('.yaml')) : [];
+  const crdFiles = existsSync(path.join(repoRoot, 'crds'))
+    ? readdirSync(path.join(repoRoot, 'crds')).filter((f) => f.endsWith('.yaml'))
+    : [];
   if (crdFiles.length > 0) {
     say('installing the CRDs (kubectl apply -f crds/)');
     await kubectl(['apply', '--server-side', '-f', path.join(repoRoot, 'crds')]);
@@ -70,7 +72,14 @@ try {
   const operatorEntry = path.join(repoRoot, 'operator/cmd/operator.ts');
   if (existsSync(operatorEntry)) {
     say('starting the operator (logs: ' + path.join(runDir, 'logs/operator.log') + ')');
-    operator = startProcess({ name: 'operator', bin: process.execPath, args: [operatorEntry], runDir, cwd: repoRoot, env: { ...env, SPO_METRICS_PORT: '0' } });
+    operator = startProcess({
+      name: 'operator',
+      bin: process.execPath,
+      args: [operatorEntry],
+      runDir,
+      cwd: repoRoot,
+      env: { ...env, SPO_METRICS_PORT: '0' },
+    });
   } else {
     say('operator/cmd/operator.ts not present yet: running without an operator (placeholder)');
   }

@@ -10,7 +10,12 @@ import { startEnvironment, type Environment } from '../e2e/harness/environment.t
 
 type Tier = 'unit' | 'integration' | 'e2e';
 const TIERS: Record<Tier, { specs: string[]; ignore: string[]; timeoutMs: number; needsServices: boolean }> = {
-  unit: { specs: ['operator/**/*.test.ts', 'e2e/**/*.test.ts', 'scripts/**/*.test.ts'], ignore: ['**/*.int.test.ts', '**/*.e2e.test.ts'], timeoutMs: 5_000, needsServices: false },
+  unit: {
+    specs: ['operator/**/*.test.ts', 'e2e/**/*.test.ts', 'scripts/**/*.test.ts'],
+    ignore: ['**/*.int.test.ts', '**/*.e2e.test.ts'],
+    timeoutMs: 5_000,
+    needsServices: false,
+  },
   integration: { specs: ['operator/**/*.int.test.ts', 'e2e/**/*.int.test.ts'], ignore: [], timeoutMs: 60_000, needsServices: true },
   e2e: { specs: ['e2e/**/*.e2e.test.ts'], ignore: [], timeoutMs: 180_000, needsServices: true },
 };
@@ -38,9 +43,12 @@ function runMocha(tier: Tier, env: NodeJS.ProcessEnv): Promise<TierResult> {
   const config = TIERS[tier];
   const args = [
     path.join(repoRoot, 'node_modules/mocha/bin/mocha.js'),
-    '--extension', 'ts',
-    '--timeout', String(config.timeoutMs),
-    '--reporter', 'spec',
+    '--extension',
+    'ts',
+    '--timeout',
+    String(config.timeoutMs),
+    '--reporter',
+    'spec',
     '--exit',
     ...config.ignore.flatMap((glob) => ['--ignore', glob]),
     ...mochaExtra,

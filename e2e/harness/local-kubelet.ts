@@ -82,7 +82,8 @@ export class LocalKubelet {
     this.server = kc.getCurrentCluster()?.server ?? '';
     this.caData = kc.getCurrentCluster()?.caData ?? '';
     const informer = makeInformer<V1Pod>(kc, '/api/v1/pods', () => core.listPodForAllNamespaces());
-    const sync = (pod: V1Pod) => void this.sync(core, pod).catch((error: unknown) => this.log(`pod ${pod.metadata?.name}: ${String(error)}`));
+    const sync = (pod: V1Pod) =>
+      void this.sync(core, pod).catch((error: unknown) => this.log(`pod ${pod.metadata?.name}: ${String(error)}`));
     informer.on('add', sync);
     informer.on('update', sync);
     informer.on('delete', (pod) => void this.stopWorker(key(pod), graceMs(pod)));
@@ -148,7 +149,13 @@ export class LocalKubelet {
     const request = await this.core.createNamespacedServiceAccountToken({
       name: account,
       namespace,
-      body: { spec: { audiences: [], expirationSeconds: 24 * 3600, boundObjectRef: { kind: 'Pod', apiVersion: 'v1', name: pod.metadata?.name ?? '', uid: pod.metadata?.uid ?? '' } } },
+      body: {
+        spec: {
+          audiences: [],
+          expirationSeconds: 24 * 3600,
+          boundObjectRef: { kind: 'Pod', apiVersion: 'v1', name: pod.metadata?.name ?? '', uid: pod.metadata?.uid ?? '' },
+        },
+      },
     });
     const file = path.join(this.options.runDir, 'pod-kubeconfigs', `${namespace}-${pod.metadata?.name}.yaml`);
     mkdirSync(path.dirname(file), { recursive: true });

@@ -36,13 +36,13 @@ const NODE_COUNT = 6;
 function redisServerBin(): string {
   const candidates = [process.env.SPO_REDIS_SERVER, '/usr/bin/redis-server', '/usr/local/bin/redis-server'];
   for (const candidate of candidates) if (candidate && existsSync(candidate)) return candidate;
-  throw new Error('redis-server not found: install Debian\'s redis-server (scripts/bootstrap.sh does) or set SPO_REDIS_SERVER');
+  throw new Error("redis-server not found: install Debian's redis-server (scripts/bootstrap.sh does) or set SPO_REDIS_SERVER");
 }
 
 function redisCliBin(): string {
   const candidates = [process.env.SPO_REDIS_CLI, '/usr/bin/redis-cli', '/usr/local/bin/redis-cli'];
   for (const candidate of candidates) if (candidate && existsSync(candidate)) return candidate;
-  throw new Error('redis-cli not found: install Debian\'s redis-tools');
+  throw new Error("redis-cli not found: install Debian's redis-tools");
 }
 
 const stateFile = (runDir: string) => path.join(runDir, 'redis-cluster.json');
@@ -65,20 +65,32 @@ function startNode(state: RedisClusterState, node: RedisNodeState): void {
     cwd: node.dir,
     runDir: state.runDir,
     args: [
-      '--port', String(node.port),
-      '--bind', state.host,
-      '--cluster-enabled', 'yes',
-      '--cluster-config-file', 'nodes.conf',
-      '--cluster-node-timeout', String(state.nodeTimeoutMs),
-      '--dir', node.dir,
-      '--save', '',
-      '--appendonly', 'no',
-      '--daemonize', 'no',
-      '--protected-mode', 'no',
+      '--port',
+      String(node.port),
+      '--bind',
+      state.host,
+      '--cluster-enabled',
+      'yes',
+      '--cluster-config-file',
+      'nodes.conf',
+      '--cluster-node-timeout',
+      String(state.nodeTimeoutMs),
+      '--dir',
+      node.dir,
+      '--save',
+      '',
+      '--appendonly',
+      'no',
+      '--daemonize',
+      'no',
+      '--protected-mode',
+      'no',
       // Replicas sync at once (no 5 s diskless delay) and may always fail over, so a
       // failover test right after start-up does not find an unsynced replica.
-      '--repl-diskless-sync-delay', '0',
-      '--cluster-replica-validity-factor', '0',
+      '--repl-diskless-sync-delay',
+      '0',
+      '--cluster-replica-validity-factor',
+      '0',
     ],
   });
 }
@@ -102,7 +114,12 @@ async function infoSection(host: string, port: number, section: string): Promise
   try {
     await client.connect();
     const text = await client.info(section);
-    return new Map(text.split('\r\n').filter((l) => l.includes(':')).map((line) => line.split(':') as [string, string]));
+    return new Map(
+      text
+        .split('\r\n')
+        .filter((l) => l.includes(':'))
+        .map((line) => line.split(':') as [string, string]),
+    );
   } finally {
     client.disconnect();
   }
@@ -110,14 +127,19 @@ async function infoSection(host: string, port: number, section: string): Promise
 
 /** Waits until every replica's link to its master is up (its initial sync has finished). */
 export async function waitForReplicasInSync(state: RedisClusterState, timeoutMs = 30_000): Promise<void> {
-  await waitFor('every Redis replica in sync with its master', async () => {
-    for (const role of await redisRoles(state)) {
-      if (role.role !== 'replica') continue;
-      const info = await infoSection(state.host, role.port, 'replication');
-      if (info.get('master_link_status') !== 'up') return undefined;
-    }
-    return true;
-  }, timeoutMs, 200);
+  await waitFor(
+    'every Redis replica in sync with its master',
+    async () => {
+      for (const role of await redisRoles(state)) {
+        if (role.role !== 'replica') continue;
+        const info = await infoSection(state.host, role.port, 'replication');
+        if (info.get('master_link_status') !== 'up') return undefined;
+      }
+      return true;
+    },
+    timeoutMs,
+    200,
+  );
 }
 
 async function clusterInfo(host: string, port: number): Promise<Map<string, string>> {
@@ -126,7 +148,12 @@ async function clusterInfo(host: string, port: number): Promise<Map<string, stri
   try {
     await client.connect();
     const text = (await client.call('CLUSTER', 'INFO')) as string;
-    return new Map(text.split('\r\n').filter(Boolean).map((line) => line.split(':') as [string, string]));
+    return new Map(
+      text
+        .split('\r\n')
+        .filter(Boolean)
+        .map((line) => line.split(':') as [string, string]),
+    );
   } finally {
     client.disconnect();
   }
@@ -134,15 +161,20 @@ async function clusterInfo(host: string, port: number): Promise<Map<string, stri
 
 /** Waits until every running node reports cluster_state:ok with all slots covered. */
 export async function waitForClusterOk(state: RedisClusterState, timeoutMs = 60_000): Promise<void> {
-  await waitFor('Redis Cluster state ok on every running node', async () => {
-    for (const node of state.nodes) {
-      const record = readProcessRecord(state.runDir, nodeName(node.index));
-      if (!record || !isRunning(record)) continue;
-      const info = await clusterInfo(state.host, node.port);
-      if (info.get('cluster_state') !== 'ok' || info.get('cluster_slots_ok') !== '16384') return undefined;
-    }
-    return true;
-  }, timeoutMs, 250);
+  await waitFor(
+    'Redis Cluster state ok on every running node',
+    async () => {
+      for (const node of state.nodes) {
+        const record = readProcessRecord(state.runDir, nodeName(node.index));
+        if (!record || !isRunning(record)) continue;
+        const info = await clusterInfo(state.host, node.port);
+        if (info.get('cluster_state') !== 'ok' || info.get('cluster_slots_ok') !== '16384') return undefined;
+      }
+      return true;
+    },
+    timeoutMs,
+    250,
+  );
 }
 
 export async function startRedisCluster(runDir: string, options: { nodeTimeoutMs?: number } = {}): Promise<RedisClusterState> {
@@ -157,13 +189,20 @@ export async function startRedisCluster(runDir: string, options: { nodeTimeoutMs
   for (const node of state.nodes) {
     await waitFor(`redis-server on port ${node.port}`, () => ping(state.host, node.port), 15_000, 100);
   }
-  await run(redisCliBin(), ['--cluster', 'create', ...redisEndpoints(state), '--cluster-replicas', '1', '--cluster-yes'], { timeoutMs: 60_000 });
+  await run(redisCliBin(), ['--cluster', 'create', ...redisEndpoints(state), '--cluster-replicas', '1', '--cluster-yes'], {
+    timeoutMs: 60_000,
+  });
   await waitForClusterOk(state);
   // Replicas are assigned after the slots: wait until every node sees three of each role.
-  await waitFor('three masters and three replicas', async () => {
-    const roles = await redisRoles(state);
-    return roles.filter((r) => r.role === 'replica').length === NODE_COUNT / 2 ? roles : undefined;
-  }, 30_000, 200);
+  await waitFor(
+    'three masters and three replicas',
+    async () => {
+      const roles = await redisRoles(state);
+      return roles.filter((r) => r.role === 'replica').length === NODE_COUNT / 2 ? roles : undefined;
+    },
+    30_000,
+    200,
+  );
   await waitForReplicasInSync(state);
   writeFileSync(stateFile(runDir), JSON.stringify(state, null, 2));
   return state;
@@ -230,10 +269,15 @@ export async function failOverMaster(state: RedisClusterState, index: number): P
   const replica = before.find((r) => r.role === 'replica' && r.masterId === master.nodeId);
   if (!replica) throw new Error(`Redis master ${index} has no replica`);
   await stopRedisNode(state, index, 0);
-  await waitFor(`replica ${replica.index} promoted`, async () => {
-    const roles = await redisRoles(state);
-    return roles.find((r) => r.index === replica.index)?.role === 'master' ? true : undefined;
-  }, state.nodeTimeoutMs * 10 + 10_000, 200);
+  await waitFor(
+    `replica ${replica.index} promoted`,
+    async () => {
+      const roles = await redisRoles(state);
+      return roles.find((r) => r.index === replica.index)?.role === 'master' ? true : undefined;
+    },
+    state.nodeTimeoutMs * 10 + 10_000,
+    200,
+  );
   await waitForClusterOk(state);
   return replica.index;
 }

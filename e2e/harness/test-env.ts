@@ -7,7 +7,9 @@ import { readRedisClusterState, redisEndpoints, type RedisClusterState } from '.
 function required(name: string): string {
   const value = process.env[name];
   if (!value) {
-    throw new Error(`${name} is not set: run integration and e2e tests through 'npm test' or 'node scripts/run-tests.ts <tier>', which start the services`);
+    throw new Error(
+      `${name} is not set: run integration and e2e tests through 'npm test' or 'node scripts/run-tests.ts <tier>', which start the services`,
+    );
   }
   return value;
 }

@@ -20,7 +20,12 @@ describe('kind manifests', () => {
     });
     try {
       const out = await kubectl(['apply', '--dry-run=server', '-f', path.join(here, 'redis-cluster.yaml')]);
-      for (const kind of ['configmap/redis-cluster', 'service/redis-cluster', 'statefulset.apps/redis-cluster', 'job.batch/redis-cluster-create']) {
+      for (const kind of [
+        'configmap/redis-cluster',
+        'service/redis-cluster',
+        'statefulset.apps/redis-cluster',
+        'job.batch/redis-cluster-create',
+      ]) {
         expect(out).to.contain(kind);
       }
       expect(out).to.contain('(server dry run)');

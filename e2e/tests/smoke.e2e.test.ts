@@ -41,11 +41,16 @@ describe('smoke: the real parts are real', () => {
       },
     });
     try {
-      const pods = await waitFor('3 Running pods', async () => {
-        const list = await core.listNamespacedPod({ namespace, labelSelector: `app=${name}` });
-        const running = list.items.filter((p) => p.status?.phase === 'Running');
-        return running.length === 3 ? running : undefined;
-      }, 60_000, 500);
+      const pods = await waitFor(
+        '3 Running pods',
+        async () => {
+          const list = await core.listNamespacedPod({ namespace, labelSelector: `app=${name}` });
+          const running = list.items.filter((p) => p.status?.phase === 'Running');
+          return running.length === 3 ? running : undefined;
+        },
+        60_000,
+        500,
+      );
       for (const pod of pods) expect(pod.spec?.nodeName).to.match(/^kwok-node-\d+$/);
       const deployment = await apps.readNamespacedDeployment({ name, namespace });
       expect(deployment.status?.readyReplicas).to.equal(3);

@@ -8,7 +8,10 @@ export type { Logger };
 const root = pino({
   level: process.env.SPO_LOG_LEVEL ?? 'info',
   base: { pid: process.pid },
-  redact: { paths: ['data', '*.data', 'password', '*.password', 'token', '*.token', 'authorization', '*.authorization'], censor: '[redacted]' },
+  redact: {
+    paths: ['data', '*.data', 'password', '*.password', 'token', '*.token', 'authorization', '*.authorization'],
+    censor: '[redacted]',
+  },
   timestamp: pino.stdTimeFunctions.isoTime,
 });
 
