@@ -1,12 +1,12 @@
 // The sandbox: a local control plane with kwok nodes, a Redis Cluster, the CRDs, the operator
 // and a sample SessionPool whose worker pods run as local processes. Runs in the foreground
 // until Ctrl-C or SIGTERM, then tears everything down. Started by `npm run sandbox`.
-import { copyFileSync, existsSync, mkdirSync, readdirSync, writeFileSync } from 'node:fs';
+import { copyFileSync, mkdirSync, rmSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
 import { startEnvironment, type Environment } from './harness/environment.ts';
 import { LocalKubelet } from './harness/local-kubelet.ts';
 import { binaries, repoRoot, runRoot } from './harness/paths.ts';
-import { run, startProcess, type ProcessRecord } from './harness/processes.ts';
+import { run } from './harness/processes.ts';
 import { redisEndpoints } from './harness/redis-cluster.ts';
 
 export const SANDBOX_KUBECONFIG = path.join(repoRoot, '.sandbox/kubeconfig');
@@ -21,6 +21,8 @@ metadata:
 spec:
   replicas: 3
   sessionMode: Centralized
+  worker:
+    image: ghcr.io/dspex/session-pool-operator:0.1.0
   store:
     endpoints: [${endpoints.map((e) => `"${e}"`).join(', ')}]
   sessions:
@@ -31,7 +33,6 @@ spec:
 
 let environment: Environment | undefined;
 let kubelet: LocalKubelet | undefined;
-let operator: ProcessRecord | undefined;
 let stopping = false;
 
 async function shutdown(code: number): Promise<never> {
@@ -40,6 +41,7 @@ async function shutdown(code: number): Promise<never> {
     say('stopping: workers, operator, control plane, Redis Cluster');
     await kubelet?.stop().catch(() => undefined);
     await environment?.stop();
+    if (environment && code === 0) rmSync(environment.runDir, { recursive: true, force: true });
     say('stopped');
   }
   process.exit(code);
@@ -58,51 +60,51 @@ try {
   const env = { ...process.env, ...vars, KUBECONFIG: SANDBOX_KUBECONFIG };
   const kubectl = (args: string[]) => run(binaries().kubectl, args, { env });
 
-  const crdFiles = existsSync(path.join(repoRoot, 'crds'))
-    ? readdirSync(path.join(repoRoot, 'crds')).filter((f) => f.endsWith('.yaml'))
-    : [];
-  if (crdFiles.length > 0) {
-    say('installing the CRDs (kubectl apply -f crds/)');
-    await kubectl(['apply', '--server-side', '-f', path.join(repoRoot, 'crds')]);
-    await kubectl(['wait', '--for=condition=Established', 'crd', '--all', '--timeout=60s']);
-  } else {
-    say('no CRDs in crds/ yet: skipping (placeholder until the operator lands)');
-  }
-
-  const operatorEntry = path.join(repoRoot, 'operator/cmd/operator.ts');
-  if (existsSync(operatorEntry)) {
-    say('starting the operator (logs: ' + path.join(runDir, 'logs/operator.log') + ')');
-    operator = startProcess({
-      name: 'operator',
-      bin: process.execPath,
-      args: [operatorEntry],
-      runDir,
-      cwd: repoRoot,
-      env: { ...env, SPO_METRICS_PORT: '0' },
-    });
-  } else {
-    say('operator/cmd/operator.ts not present yet: running without an operator (placeholder)');
-  }
-
-  kubelet = new LocalKubelet({ kubeconfigPath: SANDBOX_KUBECONFIG, runDir, log: say });
+  // The operator goes in as a platform engineer would install it: the Helm chart (CRDs
+  // included). The local kubelet runs its pods, and the pool's worker pods, as processes.
+  kubelet = new LocalKubelet({ kubeconfigPath: SANDBOX_KUBECONFIG, runDir, log: say, env: { SPO_HOST: '127.0.0.1' } });
   await kubelet.start();
+  say('installing the operator: helm install spo charts/session-pool-operator -n spo-system');
+  await run(
+    binaries().helm,
+    [
+      '--kubeconfig',
+      SANDBOX_KUBECONFIG,
+      'install',
+      'spo',
+      path.join(repoRoot, 'charts/session-pool-operator'),
+      '-n',
+      'spo-system',
+      '--create-namespace',
+      '--wait',
+      '--timeout',
+      '180s',
+    ],
+    { env, timeoutMs: 200_000 },
+  );
 
-  if (crdFiles.length > 0) {
-    const poolFile = path.join(runDir, 'sample-pool.yaml');
-    writeFileSync(poolFile, samplePool(redisEndpoints(environment.redis)));
-    say('applying the sample SessionPool "sample"');
-    await kubectl(['apply', '-f', poolFile]);
-  }
+  const poolFile = path.join(runDir, 'sample-pool.yaml');
+  writeFileSync(poolFile, samplePool(redisEndpoints(environment.redis)));
+  say('applying the sample SessionPool "sample" (3 workers)');
+  await kubectl(['apply', '-f', poolFile]);
+  say('waiting for the pool to be Ready');
+  await kubectl(['wait', '--for=condition=Ready', 'sessionpool/sample', '--timeout=120s']);
+  say(await kubectl(['get', 'sessionpools', '-o', 'wide']));
+  const workers = [...kubelet.workers.values()].filter((w) => w.namespace === 'default').map((w) => w.endpoint);
 
   console.log(`
-The sandbox is up${operator ? ` (operator pid ${operator.pid})` : ''}.
+The sandbox is up.
   export KUBECONFIG=${SANDBOX_KUBECONFIG}
   export PATH=${binaries().pathDirs.join(':')}:$PATH   # the pinned kubectl and helm
   kubectl get nodes
   kubectl get sessionpools,sessionmigrations
   kubectl describe sessionpool sample
   kubectl get deploy,pods,svc,pdb -l app.kubernetes.io/managed-by=session-pool-operator
+  kubectl get pods -n spo-system          # the operator (two replicas, one leader)
   kubectl scale sessionpool sample --replicas 4
+  kubectl apply -f examples/              # more pools and migrations (set their store endpoints first)
+Workers (local processes for the worker pods): ${workers.join(' ')}
+  curl -s -XPOST ${workers[0] ?? '127.0.0.1:PORT'}/v1/sessions -H 'content-type: application/json' -d '{"data":{"vars":{"n":1}}}'
 Redis Cluster: ${redisEndpoints(environment.redis).join(',')}
 Logs: ${path.join(runDir, 'logs')}
 Press Ctrl-C to stop and tear everything down.`);
