@@ -2,13 +2,13 @@
 // Cluster of its own (three masters, three replicas, loopback, in a temp dir, stopped at the
 // end), and compare with a floor measured in the same run: 100,000 fenced owner swaps (a Lua
 // compare-and-set of owner plus an epoch increment, one key each, pipelined from one process).
-// Usage: node bench/migration.bench.ts [--sizes 10000,100000] [--batch 5000] [--grace 10]
+// Usage: node bench/migration.bench.ts [--sizes 10000,100000] [--batch 2000] [--grace 10]
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { Registry } from 'prom-client';
 import { startRedisCluster, stopRedisCluster, redisEndpoints, type RedisClusterState } from '../e2e/harness/redis-cluster.ts';
-import { MigrationExecutor } from '../operator/migration/executor.ts';
+import { DEFAULTS, MigrationExecutor } from '../operator/migration/executor.ts';
 import { planEvacuate } from '../operator/migration/planner.ts';
 import { clusterClient, createOwned, migrationEnv, silentLogger } from '../operator/migration/testing/int-env.ts';
 
@@ -18,7 +18,7 @@ function arg(name: string, fallback: string): string {
 }
 
 const sizes = arg('sizes', '10000,100000').split(',').map(Number);
-const batchSize = Number(arg('batch', '5000'));
+const batchSize = Number(arg('batch', String(DEFAULTS.batchSize)));
 const graceMs = Number(arg('grace', '10'));
 const FLOOR_N = 100_000;
 

@@ -126,6 +126,32 @@ describe('migration executor', () => {
     expect(await s.journal.listActive()).to.deep.equal([]);
   });
 
+  it('uses the batch store calls: one read, one mark and one move call per batch, no get and no clearing pass', async () => {
+    const s = setup(100);
+    const plan = await evacuationPlan(s);
+    s.store.calls.clear();
+    const result = await new MigrationExecutor(s.options).run({ uid: 'm-batch', pool: POOL, plan });
+    expect(result.progress).to.include({ moved: 100, failed: 0 });
+    expect(s.store.calls.get('readOwners')).to.equal(10);
+    expect(s.store.calls.get('setMoving')).to.equal(10); // marks set; the move script cleared them
+    expect(s.store.calls.get('moveOwners')).to.equal(10);
+    expect(s.store.calls.get('get') ?? 0).to.equal(0);
+    expectNoMovingMarks(s.store);
+  });
+
+  it('drives a store without readOwners/migrateOwners through get, moveOwners and a clearing pass', async () => {
+    const s = setup(40);
+    Object.assign(s.store, { readOwners: undefined, migrateOwners: undefined });
+    const plan = await evacuationPlan(s);
+    s.store.calls.clear();
+    const result = await new MigrationExecutor(s.options).run({ uid: 'm-legacy', pool: POOL, plan });
+    expect(result.progress).to.include({ moved: 40, failed: 0 });
+    expect(s.store.calls.get('get')).to.equal(40);
+    expect(s.store.calls.get('setMoving')).to.equal(8);
+    expect(s.store.ownerChanges).to.have.length(40);
+    expectNoMovingMarks(s.store);
+  });
+
   it('dry run plans and moves nothing', async () => {
     const s = setup(30);
     const plan = await evacuationPlan(s);

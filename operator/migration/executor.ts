@@ -1,20 +1,23 @@
 // The migration executor: runs a plan batch by batch with fenced owner swaps, journaling each
 // step in Redis so that an operator restart can resume (finish or undo) what it was doing.
 //
-// One batch, forward:
-//   1. read each session's owner and epoch; journal the batch `planned` with them
+// One batch, forward (three Redis commands per session: a read, a mark, a move):
+//   1. read each session's owner and epoch (readOwners: one HMGET each); journal the batch `planned`
 //   2. setMoving(batch, uid): workers start no new work on these sessions; journal `frozen`
 //   3. wait a short grace so in-flight work ends (late writes are fenced anyway)
-//   4. moveOwners, a compare-and-swap on (owner, epoch) for each session; a conflict is re-read
+//   4. migrateOwners, a compare-and-swap on (owner, epoch) for each session that also clears its
+//      moving mark; owner indexes are updated per owner, not per session. A conflict is re-read
 //      and retried once if the session is still on its source; missing = expired
-//   5. setMoving(batch, null)
+//   5. setMoving(null) for the sessions still marked (those not moved in step 4: usually none)
 //   6. journal `moved` with each session's outcome and new epoch (counters move only here)
+// With a store that lacks readOwners/migrateOwners (optional in the contract) the executor falls
+// back to get, moveOwners and a setMoving(null) pass over the whole batch.
 // On failure (a target gone from the worker registry, a store error after retries, the
 // deadline) the executor either rolls back (every moved session is moved back with a CAS on its
 // new owner and epoch, so its epoch grows again) and ends `RolledBack`, or stops and ends
 // `Failed` keeping what moved. See docs/migration.md for what a crash at each step leaves.
 import type { Registry } from 'prom-client';
-import type { SessionStore, OwnerMove, OwnerMoveOutcome, SessionRecord } from '../store/types.ts';
+import type { SessionStore, OwnerMove, OwnerMoveOutcome, OwnerState } from '../store/types.ts';
 import { createLogger, type Logger } from '../observability/logger.ts';
 import { migrationMetrics, type MigrationMetrics } from './metrics.ts';
 import {
@@ -35,7 +38,7 @@ export type TerminalPhase = 'Succeeded' | 'Failed' | 'RolledBack';
 export type MigrationStep = 'planned' | 'frozen' | 'owners-moved' | 'moving-cleared' | 'moved' | 'rolledback';
 
 export const DEFAULTS = {
-  batchSize: 500,
+  batchSize: 2000,
   graceMs: 100,
   deadlineMs: 10 * 60_000,
   storeRetries: 3,
@@ -93,7 +96,8 @@ export interface ExecutorOptions {
   /** Retries of a failed store call before the migration fails with StoreError. */
   storeRetries?: number;
   retryDelayMs?: number;
-  /** Session reads in flight at once (pipelined by the client). Default 2000. */
+  /** Session reads in flight at once (pipelined by the client). Default 2000. Only for a store
+   *  without readOwners (which takes a whole batch at once). */
   readConcurrency?: number;
   /** After each batch (the reconciler writes it to status). */
   onProgress?: (uid: string, progress: MigrationProgress) => void | Promise<void>;
@@ -285,7 +289,7 @@ export class MigrationExecutor {
 
   private async runBatch(ctx: RunContext, batch: Batch): Promise<void> {
     const ids = batch.moves.flatMap((m) => m.sessionIds);
-    const records = await this.retry(ctx.uid, 'read sessions', () => this.readMany(ids));
+    const records = await this.retry(ctx.uid, 'read sessions', () => this.readStates(ids));
     const sessions: JournalSession[] = [];
     for (const move of batch.moves) {
       for (const id of move.sessionIds) {
@@ -321,16 +325,19 @@ export class MigrationExecutor {
       await this.retry(ctx.uid, 'journal frozen', () => this.journal.transition(ctx.uid, { ...entry, state: 'frozen' }));
       await this.step(ctx, 'frozen', entry.index);
     }
+    let cleared = new Set<string>();
     if (pending.length > 0) {
       await this.grace(ctx);
-      await this.swap(
+      cleared = await this.swap(
         ctx,
         pending.map((s) => ({ session: s, fromOwner: s.from, fromEpoch: s.fromEpoch, toOwner: s.to })),
         'forward',
       );
     }
     await this.step(ctx, 'owners-moved', entry.index);
-    if (pendingIds.length > 0) await this.retry(ctx.uid, 'clear moving', () => this.store.setMoving(pendingIds, null));
+    // The move script cleared the marks of the sessions it moved; clear the rest (conflicts, missing, re-read).
+    const stillMarked = pendingIds.filter((id) => !cleared.has(id));
+    if (stillMarked.length > 0) await this.retry(ctx.uid, 'clear moving', () => this.store.setMoving(stillMarked, null));
     await this.step(ctx, 'moving-cleared', entry.index);
     const deltas = this.countResults(entry.sessions);
     const done: BatchEntry = { ...entry, state: 'moved' };
@@ -346,12 +353,15 @@ export class MigrationExecutor {
    * Compare-and-swaps owners, writing each outcome into its session entry. A conflict is re-read:
    * already at the wanted owner with a larger epoch = done (an earlier attempt got through);
    * still at the expected owner = retried once with the current epoch; else a conflict.
+   * Returns the ids whose moving mark the move itself cleared (migrateOwners replied moved).
    */
   private async swap(
     ctx: RunContext,
     items: { session: JournalSession; fromOwner: string | null; fromEpoch: number; toOwner: string | null }[],
     direction: 'forward' | 'back',
-  ): Promise<void> {
+  ): Promise<Set<string>> {
+    const cleared = new Set<string>();
+    const migrate = this.store.migrateOwners?.bind(this.store);
     const done = direction === 'forward' ? 'moved' : 'rolledback';
     const failed = direction === 'forward' ? 'conflict' : 'rollbackConflict';
     const record = (s: JournalSession, epoch: number): void => {
@@ -367,18 +377,22 @@ export class MigrationExecutor {
         fromEpoch: i.fromEpoch,
         toOwner: i.toOwner,
       }));
-      const outcomes = await this.retry(ctx.uid, 'move owners', () => this.store.moveOwners(moves));
+      const outcomes = await this.retry(ctx.uid, 'move owners', () =>
+        migrate ? migrate(ctx.pool, moves, ctx.uid) : this.store.moveOwners(moves),
+      );
       const byId = new Map<string, OwnerMoveOutcome>(outcomes.map((o) => [o.sessionId, o]));
       const conflicts: typeof items = [];
       for (const item of round) {
         const outcome = byId.get(item.session.id);
         if (!outcome) conflicts.push(item);
-        else if (outcome.status === 'moved') record(item.session, outcome.epoch);
-        else if (outcome.status === 'missing') item.session.result = 'missing';
+        else if (outcome.status === 'moved') {
+          record(item.session, outcome.epoch);
+          if (migrate) cleared.add(item.session.id);
+        } else if (outcome.status === 'missing') item.session.result = 'missing';
         else conflicts.push(item);
       }
       if (conflicts.length === 0) break;
-      const fresh = await this.retry(ctx.uid, 'read conflicts', () => this.readMany(conflicts.map((c) => c.session.id)));
+      const fresh = await this.retry(ctx.uid, 'read conflicts', () => this.readStates(conflicts.map((c) => c.session.id)));
       const next: typeof items = [];
       for (const item of conflicts) {
         const current = fresh.get(item.session.id);
@@ -389,6 +403,7 @@ export class MigrationExecutor {
       }
       round = next;
     }
+    return cleared;
   }
 
   // --- failure, rollback, stop ----------------------------------------------------------------
@@ -419,17 +434,18 @@ export class MigrationExecutor {
         const wasMoved = stored.state === 'moved' ? this.countResults(stored.sessions) : null;
         const back = entry.sessions.filter((s) => s.result === 'moved' && s.newEpoch !== undefined);
         const ids = back.map((s) => s.id);
+        let cleared = new Set<string>();
         if (ids.length > 0) {
           await this.retry(ctx.uid, 'set moving', () => this.store.setMoving(ids, ctx.uid));
           await this.grace(ctx, true);
-          await this.swap(
+          cleared = await this.swap(
             ctx,
             back.map((s) => ({ session: s, fromOwner: s.to, fromEpoch: s.newEpoch!, toOwner: s.from })),
             'back',
           );
         }
         // Clear every mark of the batch: sessions frozen but never moved are released too.
-        const all = entry.sessions.filter((s) => s.result !== 'missing').map((s) => s.id);
+        const all = entry.sessions.filter((s) => s.result !== 'missing' && !cleared.has(s.id)).map((s) => s.id);
         if (all.length > 0) await this.retry(ctx.uid, 'clear moving', () => this.store.setMoving(all, null));
         const rolledBack = entry.sessions.filter((s) => s.result === 'rolledback').length;
         const deltas: Partial<JournalCounters> = { rolledBack };
@@ -482,7 +498,7 @@ export class MigrationExecutor {
    */
   private async classify(ctx: RunContext, entry: BatchEntry): Promise<BatchEntry> {
     const open = entry.sessions.filter((s) => s.result === undefined);
-    const records = await this.retry(ctx.uid, 'read sessions', () => this.readMany(open.map((s) => s.id)));
+    const records = await this.retry(ctx.uid, 'read sessions', () => this.readStates(open.map((s) => s.id)));
     const sessions = entry.sessions.map((s) => {
       if (s.result !== undefined) return s;
       const record = records.get(s.id);
@@ -496,8 +512,11 @@ export class MigrationExecutor {
 
   // --- helpers --------------------------------------------------------------------------------
 
-  private async readMany(ids: string[]): Promise<Map<string, SessionRecord>> {
-    const result = new Map<string, SessionRecord>();
+  /** Owner and epoch of each session (absent ones left out): readOwners when the store has it, else get. */
+  private async readStates(ids: string[]): Promise<Map<string, Pick<OwnerState, 'owner' | 'epoch'>>> {
+    if (ids.length === 0) return new Map();
+    if (this.store.readOwners) return this.store.readOwners(ids);
+    const result = new Map<string, Pick<OwnerState, 'owner' | 'epoch'>>();
     const concurrency = this.options.readConcurrency ?? DEFAULTS.readConcurrency;
     for (let i = 0; i < ids.length; i += concurrency) {
       const chunk = ids.slice(i, i + concurrency);

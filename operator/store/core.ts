@@ -174,6 +174,17 @@ export class StoreCore {
     if (typeof acks !== 'number' || acks < 1) throw new ReplicaAckTimeoutError(sessionId, this.settings.replicaAckTimeoutMs);
   }
 
+  /** Durability 'replica' for many written keys: one WAIT per master that holds any of them. */
+  async afterWriteMany(written: { key: string; sessionId: string }[]): Promise<void> {
+    if (this.settings.durability !== 'replica' || written.length === 0) return;
+    const byNode = new Map<string, { key: string; sessionId: string }>();
+    for (const w of written) {
+      const node = this.redis.slots[keySlot(w.key)]?.[0] ?? `?${w.key}`;
+      if (!byNode.has(node)) byNode.set(node, w);
+    }
+    await Promise.all([...byNode.values()].map((w) => this.afterWrite(w.key, w.sessionId)));
+  }
+
   ttlFor(pool: string, anonymous: boolean, explicit: number | undefined): number {
     if (explicit !== undefined) {
       assertTtl(explicit);

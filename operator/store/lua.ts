@@ -153,6 +153,26 @@ redis.call('HSET', KEYS[1], 'own', ARGV[3], 'ep', ep, 'lease', lease)
 return {1, ep, r[3], lease}
 `;
 
+/** KEYS[1] session. ARGV fromOwner ('' = none), fromEpoch, toOwner ('' = none), leaseMs, pool, migration.
+ *  MOVE for a migration: the CAS also checks the pool, and on success clears `mov` when it is `migration`
+ *  (one call instead of MOVE plus SET_MOVING ''). A refused move changes nothing (the mark stays).
+ *  Reply {1, newEpoch, pool, leaseExpiresAt, previousOwner} | {-1} | {-2, owner, epoch, mov}. */
+export const MIGRATE = `
+local r = redis.call('HMGET', KEYS[1], 'own', 'ep', 'pool', 'mov')
+if not r[2] then return {-1} end
+local own = r[1] or ''
+if own ~= ARGV[1] or tonumber(r[2]) ~= tonumber(ARGV[2]) or r[3] ~= ARGV[5] then return {-2, own, r[2], r[4] or ''} end
+local ep = tonumber(r[2]) + 1
+local lease = 0
+if ARGV[3] ~= '' then lease = now_ms() + tonumber(ARGV[4]) end
+if ARGV[6] ~= '' and r[4] == ARGV[6] then
+  redis.call('HSET', KEYS[1], 'own', ARGV[3], 'ep', ep, 'lease', lease, 'mov', '')
+else
+  redis.call('HSET', KEYS[1], 'own', ARGV[3], 'ep', ep, 'lease', lease)
+end
+return {1, ep, r[3], lease, own}
+`;
+
 /** KEYS[1] session. ARGV migration ('' clears). Reply 1 set | 0 absent. */
 export const SET_MOVING = `
 if redis.call('EXISTS', KEYS[1]) == 0 then return 0 end
@@ -265,6 +285,7 @@ export const scripts = {
   renew: new LuaScript('renew', RENEW),
   release: new LuaScript('release', RELEASE),
   move: new LuaScript('move', MOVE),
+  migrate: new LuaScript('migrate', MIGRATE),
   setMoving: new LuaScript('setMoving', SET_MOVING),
   releaseIfLapsed: new LuaScript('releaseIfLapsed', RELEASE_IF_LAPSED),
   quarantine: new LuaScript('quarantine', QUARANTINE),

@@ -13,7 +13,7 @@ import {
 } from './errors.ts';
 import { assertName, assertSessionId } from './keys.ts';
 import { scripts } from './lua.ts';
-import type { Lease, OwnerMove, OwnerMoveOutcome } from './types.ts';
+import type { Lease, OwnerMove, OwnerMoveOutcome, OwnerState } from './types.ts';
 
 function leaseLength(core: StoreCore, leaseMs: number | undefined): number {
   const ms = leaseMs ?? core.settings.defaultLeaseMs;
@@ -204,6 +204,127 @@ export async function moveOwners(core: StoreCore, moves: OwnerMove[]): Promise<O
   return outcomes;
 }
 
+function assertMoves(moves: OwnerMove[]): void {
+  if (!Array.isArray(moves)) throw new InvalidArgumentError('moves must be an array');
+  for (const move of moves) {
+    assertSessionId(move.sessionId);
+    if (move.fromOwner !== null) assertName('owner', move.fromOwner);
+    if (move.toOwner !== null) assertName('owner', move.toOwner);
+    if (!Number.isInteger(move.fromEpoch) || move.fromEpoch < 0) throw new InvalidArgumentError('fromEpoch must be a non-negative integer');
+  }
+}
+
+const INTEGER = /^-?[0-9]+$/;
+
+/**
+ * Owner, epoch, moving mark and pool of many sessions: one HMGET per session, sent together
+ * (auto-pipelining sends each node's share as one pipeline). Absent sessions are left out.
+ * `suspect` lists ids whose hash is unreadable (wrong type, no integer epoch, no pool): the
+ * caller reads them with get, which quarantines a corrupted session.
+ */
+export async function readOwners(core: StoreCore, sessionIds: string[]): Promise<{ states: Map<string, OwnerState>; suspect: string[] }> {
+  if (!Array.isArray(sessionIds)) throw new InvalidArgumentError('sessionIds must be an array');
+  sessionIds.forEach((id) => assertSessionId(id));
+  const { keys, redis } = core;
+  const replies = await core.exec('readOwners', () =>
+    Promise.all(
+      sessionIds.map((id) =>
+        redis.hmget(keys.session(id), 'own', 'ep', 'mov', 'pool').catch((error: unknown) => {
+          if (error instanceof Error && error.message.startsWith('WRONGTYPE')) return null;
+          throw error;
+        }),
+      ),
+    ),
+  );
+  const states = new Map<string, OwnerState>();
+  const suspect: string[] = [];
+  replies.forEach((r, i) => {
+    const sessionId = sessionIds[i]!;
+    if (r === null) return void suspect.push(sessionId);
+    const [own, ep, mov, pool] = r;
+    if (own == null && ep == null && mov == null && pool == null) return; // absent
+    if (!ep || !INTEGER.test(ep) || !pool) return void suspect.push(sessionId);
+    states.set(sessionId, { sessionId, pool, owner: own || null, epoch: Number(ep), movingBy: mov || null });
+  });
+  return { states, suspect };
+}
+
+/**
+ * moveOwners for a migration, in three round trips whatever the batch size:
+ *   1. SADD each target owner's index (one command per target, many members) and the pool's owners set;
+ *   2. one MIGRATE script per session (CAS on owner, epoch and pool; clears the moving mark if it is
+ *      `migration`'s), sent together;
+ *   3. SREM each source owner's index (one command per source), SREM refused sessions from the target
+ *      indexes they were added to, and ZADD/ZREM the pool's lease index.
+ * Same order as moveOwners (add before, remove after), so a crash between steps leaves an index
+ * naming too much, which the sweep repairs. Every session must be in `pool` (a session of another
+ * pool is refused as a conflict, so the index steps never name the wrong pool).
+ */
+export async function migrateOwners(core: StoreCore, pool: string, moves: OwnerMove[], migration: string): Promise<OwnerMoveOutcome[]> {
+  assertName('pool', pool);
+  assertName('migration', migration);
+  assertMoves(moves);
+  if (moves.length === 0) return [];
+  const { keys, redis, settings } = core;
+  const targets = group(moves, (m) => m.toOwner);
+  if (targets.size > 0) {
+    await core.exec('migrateOwners', () =>
+      Promise.all([
+        ...[...targets].map(([owner, items]) => redis.sadd(keys.ownerIndex(pool, owner), ...items.map((m) => m.sessionId))),
+        redis.sadd(keys.owners(pool), ...targets.keys()),
+      ]),
+    );
+  }
+  // Each script retries on its own; a retry of a move that did apply is refused (the session is at
+  // toOwner with fromEpoch + 1), which the caller recognises by re-reading.
+  const replies = await Promise.all(
+    moves.map((m) =>
+      core.script(
+        'migrateOwners',
+        scripts.migrate,
+        [keys.session(m.sessionId)],
+        [m.fromOwner ?? '', m.fromEpoch, m.toOwner ?? '', settings.defaultLeaseMs, pool, migration],
+      ),
+    ),
+  );
+  const outcomes: OwnerMoveOutcome[] = [];
+  const moved: { move: OwnerMove; lease: number }[] = [];
+  const undo: OwnerMove[] = [];
+  replies.forEach((reply, i) => {
+    const move = moves[i]!;
+    const r = Array.isArray(reply) ? reply : [];
+    if (r[0] === 1) {
+      outcomes.push({ sessionId: move.sessionId, status: 'moved', epoch: Number(r[1]) });
+      moved.push({ move, lease: Number(r[3]) });
+    } else if (r[0] === -2) {
+      const owner = r[1] ? String(r[1]) : null;
+      outcomes.push({ sessionId: move.sessionId, status: 'conflict', owner, epoch: Number(r[2]) });
+      core.metrics.conflicts.inc({ op: 'migrateOwners', kind: 'owner_epoch' });
+      if (move.toOwner && owner !== move.toOwner) undo.push(move);
+    } else {
+      outcomes.push({ sessionId: move.sessionId, status: 'missing' });
+      if (move.toOwner) undo.push(move);
+    }
+  });
+  await core.afterWriteMany(moved.map((m) => ({ key: keys.session(m.move.sessionId), sessionId: m.move.sessionId })));
+  const sources = group(moved, (m) => m.move.fromOwner);
+  const undone = group(undo, (m) => m.toOwner);
+  const held = moved.filter((m) => m.move.toOwner);
+  const freed = moved.filter((m) => !m.move.toOwner);
+  const steps = (): Promise<unknown>[] => [
+    ...[...sources].map(([owner, items]) => redis.srem(keys.ownerIndex(pool, owner), ...items.map((m) => m.move.sessionId))),
+    ...[...undone].map(([owner, items]) => redis.srem(keys.ownerIndex(pool, owner), ...items.map((m) => m.sessionId))),
+    ...(held.length > 0 ? [redis.zadd(keys.leaseIndex(pool), ...held.flatMap((m) => [m.lease, m.move.sessionId]))] : []),
+    ...(freed.length > 0 ? [redis.zrem(keys.leaseIndex(pool), ...freed.map((m) => m.move.sessionId))] : []),
+  ];
+  await core.exec('migrateOwners', () => Promise.all(steps()));
+  core.logger.debug(
+    { pool, migration, moves: moves.length, moved: moved.length, conflicts: outcomes.filter((o) => o.status === 'conflict').length },
+    'owners migrated',
+  );
+  return outcomes;
+}
+
 export async function setMoving(core: StoreCore, sessionIds: string[], migration: string | null): Promise<void> {
   if (!Array.isArray(sessionIds)) throw new InvalidArgumentError('sessionIds must be an array');
   sessionIds.forEach((id) => assertSessionId(id));
@@ -212,7 +333,7 @@ export async function setMoving(core: StoreCore, sessionIds: string[], migration
   await core.exec('setMoving', () =>
     Promise.all(sessionIds.map((id) => scripts.setMoving.run(redis, [keys.session(id)], [migration ?? '']))),
   );
-  if (core.settings.durability === 'replica') await Promise.all(sessionIds.map((id) => core.afterWrite(keys.session(id), id)));
+  await core.afterWriteMany(sessionIds.map((id) => ({ key: keys.session(id), sessionId: id })));
   core.logger.debug({ sessions: sessionIds.length, migration }, migration ? 'sessions marked moving' : 'moving mark cleared');
 }
 

@@ -41,6 +41,7 @@ import type {
   MutateOptions,
   OwnerMove,
   OwnerMoveOutcome,
+  OwnerState,
   SessionRecord,
   SessionStore,
   SessionStoreStats,
@@ -756,6 +757,26 @@ export class RedisSessionStore implements SessionStore {
   }
   setMoving(sessionIds: string[], migration: string | null): Promise<void> {
     return this.op('setMoving', () => ownership.setMoving(this.core, sessionIds, migration));
+  }
+  /** Owner, epoch, moving mark and pool of many sessions (one HMGET each, pipelined); absent ones are left out.
+   *  A session whose hash is unreadable is read with get, which quarantines a corrupted one (then absent). */
+  readOwners(sessionIds: string[]): Promise<Map<string, OwnerState>> {
+    return this.op('readOwners', async () => {
+      const { states, suspect } = await ownership.readOwners(this.core, sessionIds);
+      for (const id of suspect) {
+        try {
+          const record = await this.get(id, { touch: false });
+          if (record)
+            states.set(id, { sessionId: id, pool: record.pool, owner: record.owner, epoch: record.epoch, movingBy: record.movingBy });
+        } catch (error) {
+          if (!(error instanceof SessionCorruptedError)) throw error;
+        }
+      }
+      return states;
+    });
+  }
+  migrateOwners(pool: string, moves: OwnerMove[], migration: string): Promise<OwnerMoveOutcome[]> {
+    return this.op('migrateOwners', () => ownership.migrateOwners(this.core, pool, moves, migration));
   }
   listByOwner(pool: string, owner: string): Promise<string[]> {
     return this.op('listByOwner', () => ownership.listByOwner(this.core, pool, owner));

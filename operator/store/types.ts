@@ -104,6 +104,16 @@ export type OwnerMoveOutcome =
   | { sessionId: string; status: 'conflict'; owner: string | null; epoch: number }
   | { sessionId: string; status: 'missing' };
 
+/** What a mover needs of a session: read with one HMGET, without the data (see readOwners). */
+export interface OwnerState {
+  sessionId: string;
+  pool: string;
+  owner: string | null;
+  epoch: number;
+  /** The migration whose moving mark is set, or null. */
+  movingBy: string | null;
+}
+
 export interface SweepResult {
   /** Index entries removed because their session had expired or was deleted. */
   expired: number;
@@ -171,6 +181,14 @@ export interface SessionStore {
   moveOwners(moves: OwnerMove[]): Promise<OwnerMoveOutcome[]>;
   /** Marks sessions as being moved (workers start no new work) or clears the mark. */
   setMoving(sessionIds: string[], migration: string | null): Promise<void>;
+  /** Owner, epoch, moving mark and pool of many sessions at once (one HMGET each, pipelined per node);
+   *  absent sessions are left out of the map. Optional so test doubles need not implement it;
+   *  RedisSessionStore does, and the migration executor uses it when present. */
+  readOwners?(sessionIds: string[]): Promise<Map<string, OwnerState>>;
+  /** moveOwners for a migration: each move is one script (CAS on owner, epoch and pool) that also
+   *  clears the session's moving mark when it is `migration`'s; a refused move leaves the mark as is.
+   *  Owner-index updates are batched per owner. Optional like readOwners. */
+  migrateOwners?(pool: string, moves: OwnerMove[], migration: string): Promise<OwnerMoveOutcome[]>;
   listByOwner(pool: string, owner: string): Promise<string[]>;
   /** Session counts per owner (unowned under ''), for status and planning. */
   countByOwner(pool: string): Promise<Map<string, number>>;

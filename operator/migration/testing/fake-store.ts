@@ -12,6 +12,7 @@ import type {
   MutateOptions,
   OwnerMove,
   OwnerMoveOutcome,
+  OwnerState,
   SessionRecord,
   SessionStore,
   SessionStoreStats,
@@ -207,6 +208,34 @@ export class FakeSessionStore implements SessionStore {
       }
       record.owner = move.toOwner;
       record.epoch += 1;
+      this.ownerChanges.push({ sessionId: move.sessionId, from: move.fromOwner, to: move.toOwner, epoch: record.epoch });
+      return { sessionId: move.sessionId, status: 'moved', epoch: record.epoch };
+    });
+  }
+
+  async readOwners(sessionIds: string[]): Promise<Map<string, OwnerState>> {
+    await this.enter('readOwners', [sessionIds]);
+    const states = new Map<string, OwnerState>();
+    for (const id of sessionIds) {
+      const r = this.sessions.get(id);
+      if (r) states.set(id, { sessionId: id, pool: r.pool, owner: r.owner, epoch: r.epoch, movingBy: r.movingBy });
+    }
+    return states;
+  }
+
+  /** The batch move of RedisSessionStore: CAS on owner, epoch and pool, clearing the migration's own mark.
+   *  Hooks and injected faults see it as 'moveOwners', so fault tests cover both paths. */
+  async migrateOwners(pool: string, moves: OwnerMove[], migration: string): Promise<OwnerMoveOutcome[]> {
+    await this.enter('moveOwners', [moves, pool, migration]);
+    return moves.map((move) => {
+      const record = this.sessions.get(move.sessionId);
+      if (!record) return { sessionId: move.sessionId, status: 'missing' };
+      if (record.owner !== move.fromOwner || record.epoch !== move.fromEpoch || record.pool !== pool) {
+        return { sessionId: move.sessionId, status: 'conflict', owner: record.owner, epoch: record.epoch };
+      }
+      record.owner = move.toOwner;
+      record.epoch += 1;
+      if (record.movingBy === migration) record.movingBy = null;
       this.ownerChanges.push({ sessionId: move.sessionId, from: move.fromOwner, to: move.toOwner, epoch: record.epoch });
       return { sessionId: move.sessionId, status: 'moved', epoch: record.epoch };
     });
