@@ -230,6 +230,27 @@ export async function restartRedisNode(state: RedisClusterState, index: number):
   if (record && isRunning(record)) return;
   startNode(state, node);
   await waitFor(`redis-server on port ${node.port}`, () => ping(state.host, node.port), 15_000, 100);
+  await waitForFullStrength(state);
+}
+
+/**
+ * Cluster ok, three masters each with a replica in sync: what the next fault test assumes.
+ * A restarted node rejoins as a replica only after gossip, so tests wait for this, not for a ping.
+ */
+export async function waitForFullStrength(state: RedisClusterState, timeoutMs = 60_000): Promise<void> {
+  await waitForClusterOk(state, timeoutMs);
+  await waitFor(
+    'three masters with a replica each',
+    async () => {
+      const roles = await redisRoles(state);
+      const masters = roles.filter((r) => r.role === 'master');
+      const covered = masters.filter((m) => roles.some((r) => r.role === 'replica' && r.masterId === m.nodeId));
+      return masters.length === NODE_COUNT / 2 && covered.length === masters.length ? true : undefined;
+    },
+    timeoutMs,
+    200,
+  );
+  await waitForReplicasInSync(state, timeoutMs);
 }
 
 /** Current roles, read from CLUSTER NODES on any reachable node. */
@@ -263,6 +284,8 @@ export async function redisRoles(state: RedisClusterState): Promise<RedisNodeRol
  * promoted and the cluster is ok again. Returns the index of the promoted replica.
  */
 export async function failOverMaster(state: RedisClusterState, index: number): Promise<number> {
+  // A node restarted by an earlier test may still be rejoining as this master's replica.
+  await waitForFullStrength(state);
   const before = await redisRoles(state);
   const master = before.find((r) => r.index === index && r.role === 'master');
   if (!master) throw new Error(`Redis node ${index} is not a master`);

@@ -9,6 +9,7 @@ import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { repoRoot } from '../../e2e/harness/paths.ts';
 import { freePort } from '../../e2e/harness/ports.ts';
+import { waitFor } from '../../e2e/harness/processes.ts';
 import { redisTestEnv } from '../../e2e/harness/test-env.ts';
 import { createSessionStore } from '../store/index.ts';
 import type { SessionStore } from '../store/types.ts';
@@ -103,8 +104,12 @@ describe('worker processes on the Redis Cluster', function () {
   }
 
   it('registers the three workers in the store', async () => {
-    const listed = (await store.listWorkers(pool)).map((w) => w.worker).sort();
-    expect(listed).to.deep.equal(['w1', 'w2', 'w3']);
+    // Registration follows readiness by one heartbeat at most: give a loaded machine that long.
+    const listWorkers = async () => (await store.listWorkers(pool)).map((w) => w.worker).sort();
+    await waitFor('three registrations', async () => ((await listWorkers()).length === 3 ? true : undefined), 10_000, 100).catch(
+      () => undefined,
+    );
+    expect(await listWorkers()).to.deep.equal(['w1', 'w2', 'w3']);
   });
 
   it('keeps one session consistent across random workers: strictly sequential, no lost increment', async () => {
