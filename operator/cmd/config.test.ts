@@ -1,5 +1,6 @@
 import { expect } from 'chai';
-import { ConfigError, HelpRequested, parseOperatorConfig } from './config.ts';
+import { DEFAULT_LEASE_DURATION_MS, DEFAULT_RENEW_DEADLINE_MS, DEFAULT_RETRY_PERIOD_MS } from '../kube/leader-election-timing.ts';
+import { ConfigError, HelpRequested, USAGE, parseOperatorConfig } from './config.ts';
 
 function parse(argv: string[] = [], env: NodeJS.ProcessEnv = {}) {
   return parseOperatorConfig({ argv, env, hostname: 'host', pid: 7 });
@@ -91,5 +92,14 @@ describe('cmd/config (operator)', () => {
 
   it('--help asks for the usage', () => {
     expect(() => parse(['--help'])).to.throw(HelpRequested);
+  });
+
+  it('takes the leader election and resync defaults from their one source', () => {
+    const c = parse([]);
+    expect(c.leaseDurationMs).to.equal(DEFAULT_LEASE_DURATION_MS);
+    expect(c.renewDeadlineMs).to.equal(DEFAULT_RENEW_DEADLINE_MS);
+    expect(c.retryPeriodMs).to.equal(DEFAULT_RETRY_PERIOD_MS);
+    expect(c.resyncMs).to.equal(600_000);
+    expect(USAGE).to.include(`(SPO_LEASE_DURATION_SECONDS, ${DEFAULT_LEASE_DURATION_MS / 1000})`);
   });
 });

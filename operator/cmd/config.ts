@@ -1,6 +1,13 @@
 // The operator's configuration: command-line flags first, then SPO_* environment variables,
 // then defaults. Every bad value is reported at once, naming the flag or variable and what was
 // expected, before anything starts.
+import { DEFAULT_LEASE_DURATION_MS, DEFAULT_RENEW_DEADLINE_MS, DEFAULT_RETRY_PERIOD_MS } from '../kube/leader-election-timing.ts';
+
+const LEASE_S = DEFAULT_LEASE_DURATION_MS / 1000;
+const RENEW_S = DEFAULT_RENEW_DEADLINE_MS / 1000;
+const RETRY_S = DEFAULT_RETRY_PERIOD_MS / 1000;
+/** Default of --resync-seconds: every pool is re-enqueued this often (each pool at its own jittered time). */
+export const DEFAULT_RESYNC_SECONDS = 600;
 
 export const CONTROLLERS = ['pool', 'migration'] as const;
 export type ControllerName = (typeof CONTROLLERS)[number];
@@ -71,12 +78,12 @@ export const USAGE = `usage: node operator/cmd/operator.ts [flags]
   --leader-election-namespace=NS      namespace of the Lease (SPO_LEADER_ELECTION_NAMESPACE; default the pod namespace)
   --leader-election-id=NAME           name of the Lease (SPO_LEADER_ELECTION_ID, session-pool-operator)
   --identity=NAME                     identity in the Lease (SPO_POD_NAME; default hostname-pid)
-  --lease-duration-seconds=N          (SPO_LEASE_DURATION_SECONDS, 10)
-  --renew-deadline-seconds=N          (SPO_RENEW_DEADLINE_SECONDS, 7)
-  --retry-period-seconds=N            (SPO_RETRY_PERIOD_SECONDS, 2)
+  --lease-duration-seconds=N          (SPO_LEASE_DURATION_SECONDS, ${LEASE_S})
+  --renew-deadline-seconds=N          (SPO_RENEW_DEADLINE_SECONDS, ${RENEW_S})
+  --retry-period-seconds=N            (SPO_RETRY_PERIOD_SECONDS, ${RETRY_S})
   --log-level=LEVEL                   trace|debug|info|warn|error|fatal|silent (SPO_LOG_LEVEL, info)
   --concurrency=N                     pools reconciled in parallel (SPO_CONCURRENCY, 4)
-  --resync-seconds=N                  re-enqueue every pool this often (SPO_RESYNC_SECONDS, 300)
+  --resync-seconds=N                  re-enqueue every pool this often (SPO_RESYNC_SECONDS, ${DEFAULT_RESYNC_SECONDS})
   --autoscale-interval-seconds=N      autoscaled pools re-read their session count (SPO_AUTOSCALE_INTERVAL_SECONDS, 15)
   --shutdown-timeout-seconds=N        wait for reconciles in flight on SIGTERM (SPO_SHUTDOWN_TIMEOUT_SECONDS, 25)
   --controllers=LIST                  comma list of ${CONTROLLERS.join(', ')} (SPO_CONTROLLERS, all)`;
@@ -181,9 +188,9 @@ export function parseOperatorConfig(input: ParseInput = {}): OperatorConfig {
   const leaderElectionId = text(FLAGS.leaderElectionId, env.SPO_LEADER_ELECTION_LEASE_NAME?.trim() || 'session-pool-operator');
   dnsName(FLAGS.leaderElectionId, leaderElectionId, 'Lease name');
   const identity = text(FLAGS.identity, `${input.hostname ?? 'operator'}-${input.pid ?? process.pid}`);
-  const leaseSeconds = integer(FLAGS.leaseDuration, 10, 2, 300);
-  const renewSeconds = integer(FLAGS.renewDeadline, 7, 1, 299);
-  const retrySeconds = integer(FLAGS.retryPeriod, 2, 1, 298);
+  const leaseSeconds = integer(FLAGS.leaseDuration, LEASE_S, 2, 300);
+  const renewSeconds = integer(FLAGS.renewDeadline, RENEW_S, 1, 299);
+  const retrySeconds = integer(FLAGS.retryPeriod, RETRY_S, 1, 298);
   if (!(leaseSeconds > renewSeconds && renewSeconds > retrySeconds)) {
     problems.push(
       `leader election needs lease duration (${leaseSeconds}) > renew deadline (${renewSeconds}) > retry period (${retrySeconds})`,
@@ -217,7 +224,7 @@ export function parseOperatorConfig(input: ParseInput = {}): OperatorConfig {
     retryPeriodMs: retrySeconds * 1000,
     logLevel,
     concurrency: integer(FLAGS.concurrency, 4, 1, 64),
-    resyncMs: integer(FLAGS.resync, 300, 0, 86400) * 1000,
+    resyncMs: integer(FLAGS.resync, DEFAULT_RESYNC_SECONDS, 0, 86400) * 1000,
     autoscaleIntervalMs: integer(FLAGS.autoscaleInterval, 15, 1, 3600) * 1000,
     shutdownTimeoutMs: integer(FLAGS.shutdownTimeout, 25, 1, 3600) * 1000,
     controllers,

@@ -8,10 +8,10 @@ import { CoordinationV1Api, EventsV1Api, type KubeConfig } from '@kubernetes/cli
 import type { Registry } from 'prom-client';
 import { createPoolApi } from '../controller/pool/client.ts';
 import { PoolController } from '../controller/pool/controller.ts';
-import { shareConnections } from '../controller/shared/connections.ts';
 import { createSharedInformers, type SharedInformers } from '../controller/shared/informers.ts';
 import { errorMessage } from '../kube/errors.ts';
 import { EventRecorder } from '../kube/events.ts';
+import { shareConnections } from '../kube/connections.ts';
 import { loadKubeConfig } from '../kube/kubeconfig.ts';
 import { LeaderElector } from '../kube/leader-election.ts';
 import { createLogger, type Logger } from '../observability/logger.ts';

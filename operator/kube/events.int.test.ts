@@ -1,5 +1,6 @@
 import { expect } from 'chai';
 import { CoreV1Api, EventsV1Api, type KubeConfig } from '@kubernetes/client-node';
+import { pino } from 'pino';
 import { EventRecorder } from './events.ts';
 import { createNamespace, deleteNamespace, testKubeConfig } from './test-support.ts';
 
@@ -31,5 +32,25 @@ describe('kube/events (apiserver)', function () {
     expect(warnings[0]?.reportingController).to.equal('session-pool-operator');
     expect(warnings[0]?.regarding?.uid).to.equal(cm.metadata?.uid);
     expect(list.items.filter((e) => e.reason === 'Scaled')).to.have.length(1);
+  });
+
+  it('keeps aggregating through several flushes with changing notes, every write accepted (series only, never the note)', async () => {
+    const core = kc.makeApiClient(CoreV1Api);
+    const events = kc.makeApiClient(EventsV1Api);
+    const cm = await core.createNamespacedConfigMap({ namespace, body: { metadata: { name: 'target-2', namespace } } });
+    const warnings: unknown[] = [];
+    const logger = pino({ level: 'warn' }, { write: (line: string) => void warnings.push(line) });
+    const recorder = new EventRecorder({ api: events, reportingInstance: 'test-0', flushDelayMs: 50, logger });
+    const involved = { apiVersion: 'v1', kind: 'ConfigMap', metadata: cm.metadata };
+    for (let round = 0; round < 3; round++) {
+      for (let i = 0; i < 3; i++) recorder.record(involved, 'Warning', 'ApplyFailed', `round ${round} try ${i}: ${'x'.repeat(round * 10)}`);
+      await recorder.flush();
+    }
+    expect(warnings, 'no write refused (422 immutable note)').to.deep.equal([]);
+    const list = await events.listNamespacedEvent({ namespace, fieldSelector: 'regarding.name=target-2' });
+    expect(list.items).to.have.length(1);
+    expect(list.items[0]?.series?.count).to.equal(9);
+    expect(list.items[0]?.series?.lastObservedTime).to.not.equal(undefined);
+    expect(list.items[0]?.note).to.equal('round 0 try 0: ');
   });
 });

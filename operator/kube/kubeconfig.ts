@@ -1,8 +1,10 @@
 // Where the operator finds its cluster: $KUBECONFIG (a file path) when set, else the
-// in-cluster service account. Either failure says what was tried.
+// in-cluster service account. Either failure says what was tried. The KubeConfig reuses one
+// HTTP dispatcher per cluster (connections.ts).
 import { existsSync } from 'node:fs';
 import path from 'node:path';
 import { KubeConfig } from '@kubernetes/client-node';
+import { shareConnections } from './connections.ts';
 
 const SERVICE_ACCOUNT_TOKEN = '/var/run/secrets/kubernetes.io/serviceaccount/token';
 
@@ -35,7 +37,7 @@ export function loadKubeConfig(options: LoadKubeConfigOptions = {}): KubeConfig 
     if (!kc.getCurrentCluster()) {
       throw new Error(`KUBECONFIG (${fromEnv}) has no current context with a cluster: set current-context`);
     }
-    return kc;
+    return shareConnections(kc);
   }
   const host = env.KUBERNETES_SERVICE_HOST;
   const port = env.KUBERNETES_SERVICE_PORT;
@@ -47,5 +49,5 @@ export function loadKubeConfig(options: LoadKubeConfigOptions = {}): KubeConfig 
     );
   }
   kc.loadFromCluster();
-  return kc;
+  return shareConnections(kc);
 }

@@ -2,7 +2,14 @@ import { expect } from 'chai';
 import { ApiException, type V1Lease } from '@kubernetes/client-node';
 import { Registry } from 'prom-client';
 import { FakeClock, flushMicrotasks } from './clock.ts';
-import { LeaderElector, type LeaseApi } from './leader-election.ts';
+import {
+  DEFAULT_LEASE_DURATION_MS,
+  DEFAULT_RENEW_DEADLINE_MS,
+  DEFAULT_RETRY_PERIOD_MS,
+  LeaderElector,
+  TAKEOVER_BOUND_MS,
+  type LeaseApi,
+} from './leader-election.ts';
 
 /** An in-memory Lease store with the apiserver's optimistic concurrency (resourceVersion). */
 class FakeLeaseApi implements LeaseApi {
@@ -64,6 +71,13 @@ async function advanceUntil(clock: FakeClock, predicate: () => boolean, limitMs:
 }
 
 describe('kube/leader-election', () => {
+  it('the default timings bound a takeover after the leader dies (lease + retry + a 1 s request) below 15 s', () => {
+    expect(DEFAULT_LEASE_DURATION_MS + DEFAULT_RETRY_PERIOD_MS + 1_000).to.be.below(TAKEOVER_BOUND_MS);
+    expect(TAKEOVER_BOUND_MS).to.equal(15_000);
+    expect(DEFAULT_LEASE_DURATION_MS).to.be.above(DEFAULT_RENEW_DEADLINE_MS);
+    expect(DEFAULT_RENEW_DEADLINE_MS).to.be.above(DEFAULT_RETRY_PERIOD_MS);
+  });
+
   it('creates the Lease, leads, renews every retry period and reports the gauge', async () => {
     const clock = new FakeClock();
     const api = new FakeLeaseApi();
@@ -75,7 +89,7 @@ describe('kube/leader-election', () => {
     expect(a.isLeader()).to.equal(true);
     expect(events).to.deep.equal(['a:start']);
     expect(api.lease?.spec?.holderIdentity).to.equal('a');
-    expect(api.lease?.spec?.leaseDurationSeconds).to.equal(12);
+    expect(api.lease?.spec?.leaseDurationSeconds).to.equal(DEFAULT_LEASE_DURATION_MS / 1000);
     expect(JSON.stringify(api.lease?.spec?.renewTime)).to.match(/\.\d{6}Z"$/, 'MicroTime has microseconds');
     const writes = api.writes;
     await clock.advance(10_000);
@@ -175,9 +189,9 @@ describe('kube/leader-election', () => {
     const renewedAt = clock.now();
     const took = await advanceUntil(clock, () => !a.isLeader(), 20_000);
     expect(events).to.deep.equal(['a:start', 'a:stop']);
-    expect(took).to.be.at.most(8_100);
-    expect(took).to.be.at.least(6_000);
-    expect(clock.now() - renewedAt).to.be.lessThan(12_000, 'stepped down before the lease expired');
+    expect(took).to.be.at.most(DEFAULT_RENEW_DEADLINE_MS + 100);
+    expect(took).to.be.at.least(DEFAULT_RENEW_DEADLINE_MS - DEFAULT_RETRY_PERIOD_MS);
+    expect(clock.now() - renewedAt).to.be.lessThan(DEFAULT_LEASE_DURATION_MS, 'stepped down before the lease expired');
     api.failing = false;
     await advanceUntil(clock, () => a.isLeader(), 5_000);
     expect(events).to.deep.equal(['a:start', 'a:stop', 'a:start'], 'the Lease was still ours: leads again');

@@ -117,3 +117,28 @@ describe('kube/workqueue', () => {
     expect(text).to.include('spo_operator_workqueue_adds_total{queue="test"} 2');
   });
 });
+
+describe('kube/workqueue addFirst', () => {
+  it('puts a key ahead of the queued ones, moving it if already queued, once', async () => {
+    const q = newQueue();
+    q.add('a');
+    q.add('b');
+    q.add('c');
+    q.addFirst('c');
+    q.addFirst('d');
+    expect(q.depth()).to.equal(4);
+    expect([await q.get(), await q.get(), await q.get(), await q.get()]).to.deep.equal(['d', 'c', 'a', 'b']);
+  });
+
+  it('a key in flight re-added by addFirst runs first after done()', async () => {
+    const q = newQueue();
+    q.add('a');
+    expect(await q.get()).to.equal('a');
+    q.add('b');
+    q.addFirst('a');
+    expect(q.depth()).to.equal(1);
+    q.done('a');
+    expect(await q.get()).to.equal('a');
+    expect(await q.get()).to.equal('b');
+  });
+});

@@ -32,6 +32,8 @@ export class WorkQueue {
   private readonly queue: string[] = [];
   private readonly dirty = new Set<string>();
   private readonly processing = new Set<string>();
+  /** Keys in flight re-added by addFirst: they go to the front after done(). */
+  private readonly urgent = new Set<string>();
   private readonly delayed = new Map<string, { at: number; handle: TimerHandle }>();
   private readonly failures = new Map<string, number>();
   private readonly getters: Array<(key: string | undefined) => void> = [];
@@ -68,6 +70,29 @@ export class WorkQueue {
     this.addsCounter.inc({ queue: this.name });
     if (this.processing.has(key)) return;
     this.push(key);
+  }
+
+  /**
+   * Like add(), but the key goes to the front of the queue (or moves there if it is queued):
+   * for changes someone waits on (a spec edit), ahead of routine work (status refreshes).
+   */
+  addFirst(key: string): void {
+    if (this.shuttingDown) return;
+    if (this.dirty.has(key)) {
+      const at = this.queue.indexOf(key);
+      if (at > 0) {
+        this.queue.splice(at, 1);
+        this.queue.unshift(key);
+      }
+      return;
+    }
+    this.dirty.add(key);
+    this.addsCounter.inc({ queue: this.name });
+    if (this.processing.has(key)) {
+      this.urgent.add(key); // runs again first after done()
+      return;
+    }
+    this.push(key, true);
   }
 
   /** Adds the key after ms; an earlier pending delay for the key wins over a later one. */
@@ -116,9 +141,15 @@ export class WorkQueue {
   /** Marks the key processed; if it was re-added meanwhile it goes back on the queue. */
   done(key: string): void {
     this.processing.delete(key);
-    if (this.dirty.has(key) && !this.shuttingDown) this.push(key);
+    const first = this.urgent.delete(key);
+    if (this.dirty.has(key) && !this.shuttingDown) this.push(key, first);
     this.updateGauges();
     if (this.processing.size === 0) for (const wake of this.idleWaiters.splice(0)) wake();
+  }
+
+  /** Whether the key waits in the queue now (added, not yet handed out). */
+  isQueued(key: string): boolean {
+    return this.dirty.has(key) && !this.processing.has(key);
   }
 
   /** Keys waiting to be processed (not counting delayed ones). */
@@ -163,10 +194,13 @@ export class WorkQueue {
     return result;
   }
 
-  private push(key: string): void {
+  private push(key: string, first = false): void {
     const getter = this.getters.shift();
     if (getter) {
       getter(this.take(key));
+    } else if (first) {
+      this.queue.unshift(key);
+      this.updateGauges();
     } else {
       this.queue.push(key);
       this.updateGauges();

@@ -4,9 +4,11 @@
 // it (deterministic name, owned by the pool, evictPods per maintenance.evictAfterEvacuation,
 // deadline maintenance.drainDeadlineSeconds). The migration controller does the moving and the
 // evictions; `kubectl drain` then finds the node empty, or its own evictions pass the budget
-// because the evacuated pods are already gone. A migration that ends without success leaves a
-// DrainBlocked condition and a Warning Event on the pool saying why and what is left. The
-// annotation dspex.io/force-drain=true on the Node is copied to its migrations (force).
+// because the evacuated pods are already gone. A migration that ends without success gets a
+// Warning Event on the pool saying why and what is left; the pool's DrainBlocked condition is
+// derived from the drain migrations by the pool reconciler, the only writer of pool status.
+// The annotation dspex.io/force-drain=true on the Node is copied to its migrations (force).
+// This controller only creates, deletes and annotates migrations and records Events.
 import {
   CoreV1Api,
   CustomObjectsApi,
@@ -27,10 +29,9 @@ import {
   type SessionMigration,
   type SessionPool,
 } from '../../api/index.ts';
-import { patchStatus } from '../../kube/apply.ts';
-import { setCondition } from '../../kube/conditions.ts';
 import { runWorkers, type Workers } from '../../kube/controller.ts';
 import { isConflict, isNotFound } from '../../kube/errors.ts';
+import { shareConnections } from '../../kube/connections.ts';
 import { EventRecorder } from '../../kube/events.ts';
 import { Informer, objectKey } from '../../kube/informer.ts';
 import { WorkQueue } from '../../kube/workqueue.ts';
@@ -39,15 +40,7 @@ import { customLister } from '../migration/lists.ts';
 import { isTerminal } from '../migration/phases.ts';
 import { poolPodsOnNode } from '../migration/resolve.ts';
 import { FORCE_DRAIN_ANNOTATION, isForced } from '../migration/runner.ts';
-import {
-  CONDITION_DRAIN_BLOCKED,
-  DRAIN_NODE_LABEL,
-  blockedMessage,
-  decide,
-  drainMigration,
-  drainMigrationName,
-  nodeDrainState,
-} from './detect.ts';
+import { DRAIN_NODE_LABEL, blockedMessage, decide, drainMigration, drainMigrationName, nodeDrainState } from './detect.ts';
 
 export const DRAIN_CONTROLLER = 'nodedrain';
 
@@ -66,7 +59,7 @@ export interface RunningDrainController {
 }
 
 export function startDrainController(options: DrainControllerOptions): RunningDrainController {
-  const kc = options.kubeConfig;
+  const kc = shareConnections(options.kubeConfig);
   const log = options.logger ?? createLogger('drain-controller');
   const custom = kc.makeApiClient(CustomObjectsApi);
   const core = kc.makeApiClient(CoreV1Api);
@@ -120,25 +113,6 @@ export function startDrainController(options: DrainControllerOptions): RunningDr
   });
   /** (pool uid, node, migration uid) already reported, so a report is made once per outcome. */
   const reported = new Set<string>();
-
-  const setPoolCondition = async (pool: SessionPool, status: 'True' | 'False', reason: string, message: string): Promise<void> => {
-    const current = pool.status?.conditions ?? [];
-    const existing = current.find((c) => c.type === CONDITION_DRAIN_BLOCKED);
-    if (existing && existing.status === status && existing.message === message) return;
-    if (!existing && status === 'False') return;
-    const conditions = setCondition(current, { type: CONDITION_DRAIN_BLOCKED, status, reason, message }, pool.metadata.generation);
-    await patchStatus(
-      custom,
-      {
-        group: GROUP,
-        version: VERSION,
-        plural: SESSION_POOL_PLURAL,
-        namespace: pool.metadata.namespace ?? 'default',
-        name: pool.metadata.name ?? '',
-      },
-      { conditions },
-    );
-  };
 
   const reconcile = async (nodeName: string): Promise<void> => {
     const node = nodes.get(nodeName);
@@ -198,7 +172,6 @@ export function startDrainController(options: DrainControllerOptions): RunningDr
           } catch (error) {
             if (!isNotFound(error)) throw error;
           }
-          await setPoolCondition(pool, 'False', 'NodeSchedulable', `node ${nodeName} is schedulable again`);
           break;
         case 'report-blocked': {
           const m = existing!;
@@ -209,7 +182,6 @@ export function startDrainController(options: DrainControllerOptions): RunningDr
               m,
               onNode.map((p) => p.metadata?.name ?? ''),
             );
-            await setPoolCondition(pool, 'True', m.status?.reason ?? 'EvacuationFailed', message);
             events.record(pool, 'Warning', 'DrainBlocked', message);
             reported.add(key);
           }
@@ -218,7 +190,7 @@ export function startDrainController(options: DrainControllerOptions): RunningDr
         case 'report-done': {
           const key = `${pool.metadata.uid}/${nodeName}/${existing!.metadata.uid}/done`;
           if (!reported.has(key)) {
-            await setPoolCondition(pool, 'False', 'Evacuated', `pods of node ${nodeName} evacuated`);
+            events.record(pool, 'Normal', 'NodeDrainEvacuated', `pods of node ${nodeName} evacuated (SessionMigration ${name})`);
             reported.add(key);
           }
           break;

@@ -16,6 +16,7 @@ import {
   type SessionPool,
 } from '../../api/index.ts';
 import { patchStatus } from '../../kube/apply.ts';
+import { shareConnections } from '../../kube/connections.ts';
 import { runWorkers, type Workers } from '../../kube/controller.ts';
 import { errorMessage, isNotFound } from '../../kube/errors.ts';
 import { EventRecorder } from '../../kube/events.ts';
@@ -58,7 +59,7 @@ interface Active {
 }
 
 export function startMigrationController(options: MigrationControllerOptions): RunningController {
-  const kc = options.kubeConfig;
+  const kc = shareConnections(options.kubeConfig);
   const log = options.logger ?? createLogger('migration-controller');
   const custom = kc.makeApiClient(CustomObjectsApi);
   const core = kc.makeApiClient(CoreV1Api);

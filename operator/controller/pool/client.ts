@@ -13,11 +13,12 @@ import {
 } from '@kubernetes/client-node';
 import { GROUP, SESSION_MIGRATION_PLURAL, SESSION_POOL_PLURAL, VERSION, type SessionMigration, type SessionPool } from '../../api/index.ts';
 import { apply, patchStatus } from '../../kube/apply.ts';
+import { shareConnections } from '../../kube/connections.ts';
 import { FIELD_MANAGER } from './names.ts';
 
 export interface PoolApi {
-  /** Server-side apply with the operator's field manager. */
-  apply(obj: KubernetesObject): Promise<void>;
+  /** Server-side apply with the operator's field manager; resolves with the object as stored (when known). */
+  apply(obj: KubernetesObject): Promise<KubernetesObject | void>;
   patchPoolStatus(pool: SessionPool, status: Record<string, unknown>): Promise<void>;
   /** Sets metadata.finalizers, guarded by the resourceVersion read (409 when stale). */
   setPoolFinalizers(pool: SessionPool, finalizers: string[]): Promise<void>;
@@ -27,14 +28,17 @@ export interface PoolApi {
   readSecret(namespace: string, name: string): Promise<V1Secret>;
 }
 
-export function createPoolApi(kc: KubeConfig): PoolApi {
+export function createPoolApi(kubeConfig: KubeConfig): PoolApi {
+  const kc = shareConnections(kubeConfig);
   const objects = KubernetesObjectApi.makeApiClient(kc);
   const custom = kc.makeApiClient(CustomObjectsApi);
   const core = kc.makeApiClient(CoreV1Api);
   const merge = setHeaderOptions('Content-Type', PatchStrategy.MergePatch);
   return {
     async apply(obj) {
-      await apply(objects, obj, { fieldManager: FIELD_MANAGER, force: true });
+      const stored = await apply(objects, obj, { fieldManager: FIELD_MANAGER, force: true });
+      // Only what the reconciler keeps (resourceVersion, generation): the rest is garbage at once.
+      return { apiVersion: stored.apiVersion, kind: stored.kind, metadata: stored.metadata };
     },
     async patchPoolStatus(pool, status) {
       await patchStatus(

@@ -1,15 +1,21 @@
 // Wires the SessionPool reconciler: informer events become pool keys on one de-duplicating
-// work queue (handlers only enqueue), a periodic resync re-enqueues every pool, and runWorkers
-// reconciles up to `concurrency` pools in parallel, one key never twice at once.
-//   SessionPool            -> its own key
-//   SessionMigration       -> spec.poolRef (same namespace)
-//   Deployment/Service/PDB -> the SessionPool in its controller ownerReference
-//   Pod                    -> the dspex.io/pool label
+// work queue (handlers only enqueue), a jittered resync re-enqueues every pool (default every
+// 10 min, each pool at its own time), and runWorkers reconciles up to `concurrency` pools in
+// parallel, one key never twice at once. Only changes that can alter what the reconciler does
+// or writes enqueue (each resource has a signature of the fields the reconciler reads):
+//   SessionPool            -> its own key, at the front of the queue (someone waits on a spec edit)
+//   SessionMigration       -> spec.poolRef (same namespace): phase, reason, conditions
+//   Deployment/Service/PDB -> the SessionPool in its controller ownerReference: our hash,
+//                             replicas, generation, rollout status
+//   Pod                    -> the dspex.io/pool label: phase, ready, deletion, node
 //   Node (cordon, taints)  -> every pool with a pod on the node
-import type { KubernetesObject, V1Node, V1Pod } from '@kubernetes/client-node';
+// Events from children and pods are coalesced: the key is added after coalesceMs, so the burst
+// of events of one rollout step makes one reconcile. The store sweep runs from the Sweeper.
+import type { KubernetesObject, V1Deployment, V1Node, V1Pod } from '@kubernetes/client-node';
 import { POOL_LABEL, SESSION_POOL_KIND, type SessionMigration } from '../../api/index.ts';
 import { runWorkers, type Workers } from '../../kube/controller.ts';
-import { enqueueKeys } from '../../kube/informer.ts';
+import { objectKey, type InformerHandler } from '../../kube/informer.ts';
+import { errorMessage } from '../../kube/errors.ts';
 import { Gauge, type Registry } from 'prom-client';
 import { defaultRegistry } from '../../observability/metrics.ts';
 import { WorkQueue } from '../../kube/workqueue.ts';
@@ -18,7 +24,10 @@ import type { SharedInformers } from '../shared/informers.ts';
 import type { PoolApi } from './client.ts';
 import { PoolMetrics } from './metrics.ts';
 import { CONTROLLER_NAME } from './names.ts';
-import { PoolReconciler, type EventSink, type PoolReconcilerDeps } from './reconciler.ts';
+import { APPLIED_HASH_ANNOTATION, PoolReconciler, type EventSink, type PoolReconcilerDeps } from './reconciler.ts';
+import { isPodReady } from './status.ts';
+import { POD_DELETION_COST_ANNOTATION } from './names.ts';
+import { Sweeper } from './sweeper.ts';
 import { StoreClients } from './store-clients.ts';
 
 export interface PoolControllerOptions {
@@ -28,8 +37,10 @@ export interface PoolControllerOptions {
   concurrency?: number;
   registry?: Registry;
   logger?: Logger;
-  /** Re-enqueue every pool this often. Default 5 min. */
+  /** Re-enqueue every pool about this often (± 10 %, spread over a tenth of it). Default 10 min; 0 disables. */
   resyncMs?: number;
+  /** Events of children, pods and migrations enqueue their pool after this delay (coalescing). Default 200 ms. */
+  coalesceMs?: number;
   /** Reconciler tuning (autoscale interval, evacuation retry ...). */
   tuning?: Pick<PoolReconcilerDeps, 'autoscaleIntervalMs' | 'reapplyIntervalMs' | 'evacuationRetryMs' | 'evacuationPollMs'>;
   /** Store call timeout. Default 5 s. */
@@ -39,6 +50,86 @@ export interface PoolControllerOptions {
 function ownerPoolKey(obj: KubernetesObject): string | undefined {
   const ref = (obj.metadata?.ownerReferences ?? []).find((r) => r.controller && r.kind === SESSION_POOL_KIND);
   return ref && obj.metadata?.namespace ? `${obj.metadata.namespace}/${ref.name}` : undefined;
+}
+
+const uids = (obj: KubernetesObject) => (obj.metadata?.ownerReferences ?? []).map((r) => r.uid);
+
+/** What of a Deployment the reconciler reads (status.ts, applyChildren). */
+export function deploymentSignature(d: V1Deployment): string {
+  const conditions = (d.status?.conditions ?? [])
+    .filter((c) => c.type === 'ReplicaFailure' || c.type === 'Progressing')
+    .map((c) => [c.type, c.status, c.reason, c.type === 'ReplicaFailure' || c.reason === 'ProgressDeadlineExceeded' ? c.message : '']);
+  const st = d.status;
+  return JSON.stringify([
+    d.metadata?.uid,
+    d.metadata?.generation,
+    d.metadata?.deletionTimestamp ?? null,
+    d.metadata?.annotations?.[APPLIED_HASH_ANNOTATION],
+    uids(d),
+    d.spec?.replicas,
+    [st?.observedGeneration, st?.replicas, st?.readyReplicas, st?.updatedReplicas],
+    conditions,
+  ]);
+}
+
+/** Service, PDB: only our hash and the owner matter (their status is not read). */
+export function childSignature(obj: KubernetesObject): string {
+  return JSON.stringify([
+    obj.metadata?.uid,
+    obj.metadata?.deletionTimestamp ?? null,
+    obj.metadata?.annotations?.[APPLIED_HASH_ANNOTATION],
+    uids(obj),
+  ]);
+}
+
+/** What of a pool's pod the reconciler reads: liveness, readiness, node, deletion cost. */
+export function podSignature(pod: V1Pod): string {
+  return JSON.stringify([
+    pod.metadata?.uid,
+    pod.status?.phase,
+    isPodReady(pod),
+    pod.metadata?.deletionTimestamp ?? null,
+    pod.spec?.nodeName,
+    pod.metadata?.annotations?.[POD_DELETION_COST_ANNOTATION],
+  ]);
+}
+
+/** What of a migration the reconciler reads (scale-down evacuation, DrainBlocked). */
+export function migrationSignature(m: SessionMigration): string {
+  const st = m.status;
+  return JSON.stringify([
+    m.metadata.uid,
+    m.metadata.deletionTimestamp ?? null,
+    m.metadata.labels ?? {},
+    m.spec?.evacuate?.pods ?? [],
+    [st?.phase, st?.reason, st?.message, st?.completionTime],
+    (st?.conditions ?? []).map((c) => [c.type, c.status]),
+  ]);
+}
+
+/**
+ * A handler that enqueues obj's pool key when the object appears, goes, or its signature
+ * changes; updates (and resyncs) that leave the signature alone are dropped.
+ */
+export function onChange<T extends KubernetesObject>(
+  signature: (obj: T) => string,
+  toKey: (obj: T) => string | undefined,
+  enqueue: (key: string) => void,
+): InformerHandler<T> {
+  const seen = new Map<string, string>();
+  return (event, obj) => {
+    const id = objectKey(obj);
+    const key = toKey(obj);
+    if (event === 'delete') {
+      seen.delete(id);
+      if (key) enqueue(key);
+      return;
+    }
+    const sig = signature(obj);
+    if (seen.get(id) === sig) return;
+    seen.set(id, sig);
+    if (key) enqueue(key);
+  };
 }
 
 function nodeState(node: V1Node): string {
@@ -86,7 +177,8 @@ export class PoolController {
   private queue: WorkQueue | undefined;
   private workers: Workers | undefined;
   private reconciler: PoolReconciler | undefined;
-  private resyncTimer: ReturnType<typeof setInterval> | undefined;
+  private sweeper: Sweeper | undefined;
+  private resyncTimer: ReturnType<typeof setTimeout> | undefined;
   private readonly nodeStates = new Map<string, string>();
 
   constructor(options: PoolControllerOptions) {
@@ -99,7 +191,13 @@ export class PoolController {
       ...(options.registry ? { registry: options.registry } : {}),
       logger: this.log,
     });
-    const add = { add: (key: string) => this.queue?.add(key) };
+    const coalesceMs = options.coalesceMs ?? 200;
+    // Children, pods and migrations: coalesced, behind nothing urgent.
+    const soon = (key: string) => {
+      const queue = this.queue;
+      if (!queue || queue.isQueued(key)) return;
+      queue.addAfter(key, coalesceMs);
+    };
     // Our own status writes come back as update events: only a change of the spec (generation)
     // or of the metadata the reconciler acts on (deletion, finalizers, labels, annotations)
     // needs a reconcile (controller-runtime's GenerationChangedPredicate, plus metadata).
@@ -108,7 +206,7 @@ export class PoolController {
       const key = `${pool.metadata.namespace}/${pool.metadata.name}`;
       if (event === 'delete') {
         seen.delete(key);
-        add.add(key);
+        this.queue?.add(key);
         return;
       }
       const m = pool.metadata;
@@ -120,20 +218,30 @@ export class PoolController {
         m.labels ?? {},
         m.annotations ?? {},
       ]);
-      if (event === 'update' && seen.get(key) === signature) return;
+      if (event !== 'add' && seen.get(key) === signature) return;
       seen.set(key, signature);
-      add.add(key);
+      // A spec edit goes ahead of routine status refreshes: its latency is what users see.
+      this.queue?.addFirst(key);
     });
     informers.migrations.on(
-      enqueueKeys<SessionMigration>(add, (m) => (m.metadata.namespace ? `${m.metadata.namespace}/${m.spec?.poolRef?.name}` : undefined)),
+      onChange<SessionMigration>(
+        migrationSignature,
+        (m) => (m.metadata.namespace && m.spec?.poolRef?.name ? `${m.metadata.namespace}/${m.spec.poolRef.name}` : undefined),
+        soon,
+      ),
     );
-    for (const informer of [informers.deployments, informers.services, informers.pdbs])
-      informer.on(enqueueKeys<KubernetesObject>(add, ownerPoolKey));
+    informers.deployments.on(onChange<V1Deployment>(deploymentSignature, ownerPoolKey, soon));
+    for (const informer of [informers.services, informers.pdbs])
+      informer.on(onChange<KubernetesObject>(childSignature, ownerPoolKey, soon));
     informers.pods.on(
-      enqueueKeys<V1Pod>(add, (pod) => {
-        const pool = pod.metadata?.labels?.[POOL_LABEL];
-        return pool && pod.metadata?.namespace ? `${pod.metadata.namespace}/${pool}` : undefined;
-      }),
+      onChange<V1Pod>(
+        podSignature,
+        (pod) => {
+          const pool = pod.metadata?.labels?.[POOL_LABEL];
+          return pool && pod.metadata?.namespace ? `${pod.metadata.namespace}/${pool}` : undefined;
+        },
+        soon,
+      ),
     );
     informers.nodes.on((event, node) => {
       const name = node.metadata?.name ?? '';
@@ -168,7 +276,11 @@ export class PoolController {
     if (this.workers) return;
     const { informers } = this.options;
     this.queue = new WorkQueue({ name: CONTROLLER_NAME, ...(this.options.registry ? { registry: this.options.registry } : {}) });
+    const sweeper = new Sweeper({ sweep: (key) => this.sweep(key) });
+    this.sweeper = sweeper;
+    sweeper.start();
     this.reconciler = new PoolReconciler({
+      sweeps: sweeper,
       api: this.options.api,
       pools: informers.pools,
       deployments: informers.deployments,
@@ -190,25 +302,55 @@ export class PoolController {
       logger: this.log,
     });
     for (const key of informers.pools.keys()) this.queue.add(key);
-    const resyncMs = this.options.resyncMs ?? 300_000;
-    if (resyncMs > 0) {
-      this.resyncTimer = setInterval(() => {
-        for (const key of informers.pools.keys()) this.queue?.add(key);
-      }, resyncMs);
-      this.resyncTimer.unref();
-    }
+    this.scheduleResync();
     this.log.info({ pools: informers.pools.keys().length }, 'pool controller started');
+  }
+
+  /** Every resyncMs ± 10 %: every pool, each after a random delay within a tenth of the period (≤ 1 min). */
+  private scheduleResync(): void {
+    const resyncMs = this.options.resyncMs ?? 600_000;
+    if (resyncMs <= 0) return;
+    this.resyncTimer = setTimeout(
+      () => {
+        const queue = this.queue;
+        if (!queue) return;
+        const spread = Math.min(60_000, resyncMs / 10);
+        for (const key of this.options.informers.pools.keys()) queue.addAfter(key, Math.floor(Math.random() * spread));
+        this.scheduleResync();
+      },
+      Math.round(resyncMs * (0.9 + 0.2 * Math.random())),
+    );
+    this.resyncTimer.unref();
+  }
+
+  /** One pool's periodic sweep (from the Sweeper): store calls only, no reconcile, no apiserver call. */
+  private async sweep(key: string): Promise<void> {
+    const pool = this.options.informers.pools.getByKey(key);
+    if (!pool || pool.metadata.deletionTimestamp) {
+      this.sweeper?.forget(key);
+      return;
+    }
+    try {
+      const store = await this.stores.forPool(key, pool);
+      const result = await this.stores.call('sweep', store.sweep(pool.metadata.name ?? ''));
+      if (result.expired > 0 || result.leasesReleased > 0) this.log.debug({ pool: key, ...result }, 'swept');
+    } catch (err) {
+      this.log.warn({ pool: key, err: errorMessage(err) }, 'sweep failed');
+    }
   }
 
   /** Stops taking keys and waits for the reconciles in flight (at most timeoutMs). */
   async stop(timeoutMs = 30_000): Promise<void> {
-    if (this.resyncTimer) clearInterval(this.resyncTimer);
+    if (this.resyncTimer) clearTimeout(this.resyncTimer);
     this.resyncTimer = undefined;
+    const sweeper = this.sweeper;
+    this.sweeper = undefined;
     const workers = this.workers;
     this.workers = undefined;
     this.queue = undefined;
     this.reconciler = undefined;
     if (workers) await workers.stop(timeoutMs);
+    await sweeper?.stop();
     this.log.info('pool controller stopped');
   }
 

@@ -18,6 +18,8 @@ export const POD_DELETION_COST_ANNOTATION = 'controller.kubernetes.io/pod-deleti
 /** Lowest int32: these pods go first. */
 export const VICTIM_DELETION_COST = '-2147483648';
 /** On SessionMigrations the pool creates for a scale-down. */
+/** Annotation on children: hash of what was last applied, so an unchanged child is not re-sent. */
+export const APPLIED_HASH_ANNOTATION = 'dspex.io/applied-hash';
 export const PURPOSE_LABEL = 'dspex.io/purpose';
 export const SCALE_DOWN_PURPOSE = 'scale-down';
 /** Replica count the scale-down migration was created to reach. */

@@ -8,6 +8,7 @@ import type { PoolApi } from './client.ts';
 import { PoolMetrics } from './metrics.ts';
 import { PoolReconciler, type Cache } from './reconciler.ts';
 import { StoreClients } from './store-clients.ts';
+import type { SweepScheduler } from './sweeper.ts';
 
 const silent = pino({ level: 'silent' });
 
@@ -30,7 +31,7 @@ class FakeCache<T extends KubernetesObject> implements Cache<T> {
   }
 }
 
-function setup(poolSpec: Parameters<typeof newSessionPool>[2] = {}) {
+function setup(poolSpec: Parameters<typeof newSessionPool>[2] = {}, sweeps?: SweepScheduler) {
   const pool = newSessionPool('web', 'ns', { replicas: 2, worker: { image: 'i' }, store: { endpoints: ['r:1'] }, ...poolSpec });
   Object.assign(pool.metadata, { uid: 'u1', generation: 1, resourceVersion: '1', finalizers: [POOL_FINALIZER] });
   const caches = {
@@ -43,9 +44,17 @@ function setup(poolSpec: Parameters<typeof newSessionPool>[2] = {}) {
   };
   caches.pools.put(pool);
   const calls: Array<[string, unknown]> = [];
+  const state = { lagging: false, held: [] as KubernetesObject[] };
+  let rv = 100;
   const api: PoolApi = {
     apply: async (obj) => {
       calls.push(['apply', obj]);
+      const stored = { ...obj, metadata: { ...obj.metadata, resourceVersion: String(++rv), generation: rv } };
+      if (state.lagging) {
+        state.held.push(stored);
+        return stored;
+      }
+      obj = stored;
       if (obj.kind === 'Deployment')
         caches.deployments.put({
           ...(obj as V1Deployment),
@@ -53,6 +62,7 @@ function setup(poolSpec: Parameters<typeof newSessionPool>[2] = {}) {
         });
       if (obj.kind === 'Service') caches.services.put(obj);
       if (obj.kind === 'PodDisruptionBudget') caches.pdbs.put(obj);
+      return stored;
     },
     patchPoolStatus: async (_p, status) => void calls.push(['status', status]),
     setPoolFinalizers: async (_p, finalizers) => void calls.push(['finalizers', finalizers]),
@@ -73,14 +83,39 @@ function setup(poolSpec: Parameters<typeof newSessionPool>[2] = {}) {
     events: { record: (_o, type, reason) => void events.push([type, reason]) },
     metrics: new PoolMetrics(new Registry()),
     logger: silent,
+    ...(sweeps ? { sweeps } : {}),
   });
   const of = (kind: string) => calls.filter(([k]) => k === kind).map(([, v]) => v);
-  return { pool, caches, calls, of, store, reconciler, events };
+  return {
+    pool,
+    caches,
+    calls,
+    of,
+    store,
+    reconciler,
+    events,
+    /** The cache catches up with the applies it missed. */
+    catchUp() {
+      for (const obj of state.held.splice(0)) {
+        if (obj.kind === 'Deployment') caches.deployments.put(obj);
+        if (obj.kind === 'Service') caches.services.put(obj);
+        if (obj.kind === 'PodDisruptionBudget') caches.pdbs.put(obj);
+      }
+      state.lagging = false;
+    },
+    get lagging() {
+      return state.lagging;
+    },
+    set lagging(value: boolean) {
+      state.lagging = value;
+    },
+  };
 }
 
-function addPod(caches: ReturnType<typeof setup>['caches'], name: string): void {
+function addPod(caches: ReturnType<typeof setup>['caches'], name: string, nodeName?: string): void {
   caches.pods.put({
     metadata: { name, namespace: 'ns', labels: { 'dspex.io/pool': 'web' } },
+    ...(nodeName ? { spec: { nodeName, containers: [] } } : {}),
     status: { phase: 'Running', conditions: [{ type: 'Ready', status: 'True' }] },
   });
 }
@@ -103,12 +138,95 @@ describe('pool/reconciler (fake client and store)', () => {
         .sort(),
     ).to.deep.equal(['Deployment', 'PodDisruptionBudget', 'Service']);
     expect(t.of('status')).to.have.length(1);
-    expect(result.requeueAfterMs).to.be.a('number').and.to.be.at.most(30_000);
+    expect(result.requeueAfterMs, 'no polling: a fixed-size pool is not requeued').to.equal(undefined);
     t.pool.status = t.of('status')[0] as SessionPool['status'];
     t.calls.length = 0;
     await t.reconciler.reconcile('ns/web');
+    expect(t.calls, 'a reconcile that changes nothing writes nothing').to.deep.equal([]);
+  });
+
+  it('schedules the sweep instead of sweeping, and forgets it with the pool', async () => {
+    const scheduled = new Map<string, number>();
+    const t = setup({}, { schedule: (key, ms) => void scheduled.set(key, ms), forget: (key) => void scheduled.delete(key) });
+    await t.reconciler.reconcile('ns/web');
+    expect(scheduled.get('ns/web')).to.equal(t.pool.spec.sessions.sweepIntervalSeconds * 1000);
+    t.caches.pools.items.clear();
+    await t.reconciler.reconcile('ns/web');
+    expect(scheduled.size).to.equal(0);
+  });
+
+  it('does not re-send an apply the cache has not shown yet, but re-applies a child changed by someone else', async () => {
+    const t = setup();
+    t.lagging = true; // applies do not reach the cache
+    await t.reconciler.reconcile('ns/web');
+    expect(t.of('apply')).to.have.length(3);
+    t.calls.length = 0;
+    const again = await t.reconciler.reconcile('ns/web');
+    expect(t.of('apply'), 'the watch lags: nothing sent twice').to.have.length(0);
+    expect(again.requeueAfterMs, 'looks again soon').to.be.a('number');
+    // The cache catches up, then someone edits the Deployment's spec (generation moves, our hash stays).
+    t.catchUp();
+    t.calls.length = 0;
+    await t.reconciler.reconcile('ns/web');
     expect(t.of('apply')).to.have.length(0);
-    expect(t.of('status')).to.have.length(0);
+    const cached = t.caches.deployments.get('web-workers', 'ns') as V1Deployment;
+    t.caches.deployments.put({
+      ...cached,
+      metadata: { ...cached.metadata, generation: (cached.metadata?.generation ?? 0) + 1, resourceVersion: 'other' },
+    });
+    await t.reconciler.reconcile('ns/web');
+    expect((t.of('apply') as KubernetesObject[]).map((o) => o.kind)).to.deep.equal(['Deployment']);
+  });
+
+  it('derives DrainBlocked from the drain migrations: True with node, pods left and how to force; False once forced', async () => {
+    const t = setup();
+    addPod(t.caches, 'web-a', 'node-1');
+    await t.reconciler.reconcile('ns/web');
+    const first = t.of('status')[0] as SessionPool['status'];
+    expect(
+      first?.conditions?.some((c) => c.type === 'DrainBlocked'),
+      'absent while no drain was ever blocked',
+    ).to.equal(false);
+    t.pool.status = first;
+    const drain: SessionMigration = {
+      apiVersion: 'dspex.io/v1alpha1',
+      kind: 'SessionMigration',
+      metadata: {
+        name: 'web-drain-node-1',
+        namespace: 'ns',
+        uid: 'm1',
+        labels: { 'dspex.io/pool': 'web', 'dspex.io/purpose': 'node-drain', 'dspex.io/drain-node': 'node-1' },
+        annotations: { 'dspex.io/node': 'node-1' },
+        ownerReferences: [{ apiVersion: 'dspex.io/v1alpha1', kind: 'SessionPool', name: 'web', uid: 'u1', controller: true }],
+      },
+      spec: {
+        poolRef: { name: 'web' },
+        type: 'Evacuate',
+        evacuate: { nodeName: 'node-1', evictPods: true },
+        dryRun: false,
+        batchSize: 500,
+        deadlineSeconds: 10,
+        onFailure: 'Rollback',
+      },
+      status: { phase: 'Failed', reason: 'NoTargets', message: 'no other worker' },
+    };
+    t.caches.migrations.put(drain);
+    t.calls.length = 0;
+    await t.reconciler.reconcile('ns/web');
+    const blocked = (t.of('status')[0] as SessionPool['status'])?.conditions?.find((c) => c.type === 'DrainBlocked');
+    expect(blocked).to.include({ status: 'True', reason: 'NoTargets' });
+    expect(blocked?.message).to.contain('node-1').and.to.contain('web-a').and.to.contain('dspex.io/force-drain=true');
+    t.pool.status = t.of('status')[0] as SessionPool['status'];
+    t.calls.length = 0;
+    await t.reconciler.reconcile('ns/web');
+    expect(t.of('status'), 'level-triggered, written once').to.have.length(0);
+    drain.status = {
+      ...drain.status,
+      conditions: [{ type: 'ForcedRelease', status: 'True', reason: 'Forced', message: '', lastTransitionTime: '2026-01-01T00:00:00Z' }],
+    };
+    await t.reconciler.reconcile('ns/web');
+    const cleared = (t.of('status')[0] as SessionPool['status'])?.conditions?.find((c) => c.type === 'DrainBlocked');
+    expect(cleared).to.include({ status: 'False', reason: 'DrainForced' });
   });
 
   it('reports an unreachable store in status and fails the reconcile (backoff), never crashing', async () => {

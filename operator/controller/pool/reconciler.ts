@@ -1,7 +1,11 @@
 // The SessionPool reconciler: level-triggered, one pool key ("namespace/name") at a time. It
 // reads the pool and its children from the informer caches, the counts from the store, and
 // walks a sequence of guarded steps:
-//   finalizer -> store read -> dead workers -> sweep -> scaling -> apply children -> status
+//   finalizer -> store read -> dead workers -> scaling -> apply children -> status
+// A reconcile that changes nothing writes nothing: a child is applied only when the hash of
+// its desired object differs from the one its cached copy carries (or from what this process
+// applied last, while the cache catches up), and status only when it changed. The periodic
+// sweep runs from the Sweeper (sweeper.ts), not from reconciles.
 // Deletion runs the finalizer instead: delete the pool's sessions (deletionPolicy Delete) or
 // keep them (Retain), then remove the finalizer. Decisions live in pure modules (desired.ts,
 // scaling.ts, status.ts); this file only does I/O in order.
@@ -22,12 +26,15 @@ import type { ReconcileResult } from '../../kube/controller.ts';
 import { errorMessage, isConflict, isNotFound, statusCode } from '../../kube/errors.ts';
 import type { EventType } from '../../kube/events.ts';
 import { parseKey } from '../../kube/informer.ts';
+import { blockedMessage, DRAIN_NODE_LABEL, NODE_DRAIN_PURPOSE } from '../drain/detect.ts';
+import { isTerminal } from '../migration/phases.ts';
 import { createLogger, type Logger } from '../../observability/logger.ts';
 import type { SessionStore } from '../../store/index.ts';
 import type { PoolApi } from './client.ts';
 import { desiredDeployment, desiredPdb, desiredService, ownerReference } from './desired.ts';
 import type { PoolMetrics } from './metrics.ts';
 import {
+  APPLIED_HASH_ANNOTATION,
   PURPOSE_LABEL,
   SCALE_DOWN_PURPOSE,
   SCALE_DOWN_TARGET_ANNOTATION,
@@ -46,13 +53,14 @@ import {
   isPodReady,
   statusEqual,
   statusPatch,
+  type DrainObservation,
   type ScaleObservation,
   type StoreObservation,
 } from './status.ts';
+import type { SweepScheduler } from './sweeper.ts';
 import { CredentialsError, type StoreClients } from './store-clients.ts';
 
-/** Annotation on children: hash of what was last applied, so an unchanged child is not re-sent. */
-export const APPLIED_HASH_ANNOTATION = 'dspex.io/applied-hash';
+export { APPLIED_HASH_ANNOTATION } from './names.ts';
 
 export interface Cache<T> {
   get(name: string, namespace?: string): T | undefined;
@@ -80,8 +88,13 @@ export interface PoolReconcilerDeps {
   now?: () => number;
   /** How often an autoscaled pool re-reads its session count. Default 15 s. */
   autoscaleIntervalMs?: number;
-  /** Re-apply unchanged children this often anyway (drift repair). Default 10 min. */
+  /**
+   * Re-apply unchanged children this often anyway (a safety net; drift of a child's spec is
+   * repaired at once through its generation). Default 6 h; 0 disables.
+   */
   reapplyIntervalMs?: number;
+  /** Runs the periodic sweep of each pool (the controller's Sweeper); none: no sweeps. */
+  sweeps?: SweepScheduler;
   /** After a failed scale-down evacuation, try again after this long. Default 2 min. */
   evacuationRetryMs?: number;
   /** While waiting on an evacuation, look again this often (informer events come sooner). Default 5 s. */
@@ -100,6 +113,22 @@ function withAppliedHash<T extends KubernetesObject>(obj: T): { obj: T; hash: st
   };
 }
 
+/** What this process last applied for a child, to tell our own writes from others' while the cache lags. */
+interface AppliedMemo {
+  hash: string;
+  /** resourceVersion the cache showed when we applied (undefined: not cached). */
+  rvBefore: string | undefined;
+  /** resourceVersion and generation the apply returned. */
+  rv: string | undefined;
+  generation: number | undefined;
+  at: number;
+}
+
+/** How long an apply of ours may stay invisible in the cache before we trust the cache again. */
+const CACHE_LAG_MS = 30_000;
+/** Ownership of a drain migration's forced end (migration/runner.ts CONDITION_FORCED). */
+const FORCED_CONDITION = 'ForcedRelease';
+
 function timestamp(value: Date | string | undefined): number | undefined {
   if (value === undefined) return undefined;
   const ms = new Date(value).getTime();
@@ -111,8 +140,9 @@ export class PoolReconciler {
   private readonly log: Logger;
   private readonly now: () => number;
   readonly history = new ScaleHistory();
-  private readonly lastSweep = new Map<string, number>();
   private readonly lastApplied = new Map<string, number>();
+  /** Per child ("kind/namespace/name"): what we applied last. */
+  private readonly applied = new Map<string, AppliedMemo>();
   /** Migrations created but maybe not in the cache yet: never create a second one meanwhile. */
   private readonly created = new Map<string, EvacuationState>();
 
@@ -140,8 +170,11 @@ export class PoolReconciler {
 
   private async forget(key: string): Promise<void> {
     this.history.delete(key);
-    this.lastSweep.delete(key);
+    this.deps.sweeps?.forget(key);
     this.lastApplied.delete(key);
+    const { namespace: ns, name: poolName } = parseKey(key);
+    for (const child of [deploymentName(poolName), serviceName(poolName), pdbName(poolName)])
+      for (const kind of ['Deployment', 'Service', 'PodDisruptionBudget']) this.applied.delete(`${kind}/${ns ?? ''}/${child}`);
     this.created.delete(key);
     const { namespace, name } = parseKey(key);
     this.deps.metrics?.forget(namespace ?? '', name);
@@ -215,11 +248,11 @@ export class PoolReconciler {
       timings[step] = Math.round((t - mark) * 10) / 10;
       mark = t;
     };
-    // Store: counts, dead workers, sweep.
+    // Store: counts, dead workers; the sweep runs on its own schedule.
     const { observation, counts, store } = await this.readStore(key, pool);
     lap('storeRead');
     if (store && counts && this.deps.pods.hasSynced()) await this.releaseDeadWorkers(pool, store, counts, liveNames);
-    if (store) await this.sweepIfDue(key, pool, store, now);
+    if (store) this.deps.sweeps?.schedule(key, pool.spec.sessions.sweepIntervalSeconds * 1000);
     lap('storeMaintenance');
 
     // Scaling.
@@ -252,8 +285,9 @@ export class PoolReconciler {
     lap('scaling');
     // Children.
     let applyError: string | undefined;
+    let lagging = false;
     try {
-      await this.applyChildren(key, pool, scale.replicas, now);
+      lagging = await this.applyChildren(key, pool, scale.replicas, now);
     } catch (err) {
       if (isConflict(err) || (statusCode(err) ?? 500) >= 500 || statusCode(err) === undefined) throw err;
       // 4xx: the apiserver refuses what the spec asks (e.g. an invalid pod template): say so.
@@ -279,6 +313,7 @@ export class PoolReconciler {
       store: observation,
       scale: { ...scale.observation, ...(scaledAt ? { scaledAt } : {}) },
       ...(applyError ? { applyError } : {}),
+      drain: this.drainObservation(pool, livePods),
       now: new Date(now),
     });
     const statusChanged = !statusEqual(pool.status, status);
@@ -291,7 +326,43 @@ export class PoolReconciler {
       // Backoff requeue through the work queue; the status already says why.
       throw new Error(`pool ${key}: ${observation.error ?? 'session store unreachable'}`);
     }
-    return { requeueAfterMs: this.nextCheck(key, pool, scale.requeueAfterMs, stabilized.desired, current, now) };
+    const next = this.nextCheck(key, pool, lagging ? 5_000 : scale.requeueAfterMs, stabilized.desired, current, now);
+    return next === undefined ? {} : { requeueAfterMs: next };
+  }
+
+  /**
+   * DrainBlocked, derived from the pool's drain migrations (the drain controller only creates
+   * them): True while one ended without success and was not forced, saying which node, what is
+   * left there and how to force; False once such a condition has nothing left to report.
+   */
+  private drainObservation(pool: SessionPool, livePods: readonly V1Pod[]): DrainObservation {
+    const namespace = pool.metadata.namespace ?? 'default';
+    const drains = this.deps.migrations
+      .list(namespace)
+      .filter(
+        (m) =>
+          m.spec.poolRef.name === pool.metadata.name &&
+          m.metadata.labels?.[PURPOSE_LABEL] === NODE_DRAIN_PURPOSE &&
+          !m.metadata.deletionTimestamp &&
+          (m.metadata.ownerReferences ?? []).every((r) => !r.controller || r.uid === pool.metadata.uid),
+      )
+      .sort((a, b) => (a.metadata.name ?? '').localeCompare(b.metadata.name ?? ''));
+    const nodeOf = (m: SessionMigration) =>
+      m.metadata.annotations?.['dspex.io/node'] ?? m.spec.evacuate?.nodeName ?? m.metadata.labels?.[DRAIN_NODE_LABEL] ?? '';
+    const forced = (m: SessionMigration) => (m.status?.conditions ?? []).some((c) => c.type === FORCED_CONDITION && c.status === 'True');
+    const blocked = drains.filter((m) => isTerminal(m.status?.phase) && m.status?.phase !== 'Succeeded' && !forced(m));
+    const first = blocked[0];
+    if (first) {
+      const node = nodeOf(first);
+      const left = livePods.filter((p) => p.spec?.nodeName === node).map((p) => p.metadata?.name ?? '');
+      const more = blocked.length > 1 ? ` Also blocked: ${blocked.slice(1).map(nodeOf).join(', ')}.` : '';
+      return { blocked: { reason: first.status?.reason ?? REASONS.EvacuationFailed, message: blockedMessage(node, first, left) + more } };
+    }
+    const forcedOne = drains.find(forced);
+    if (forcedOne) return { cleared: { reason: 'DrainForced', message: `drain of node ${nodeOf(forcedOne)} was forced` } };
+    const done = drains.find((m) => m.status?.phase === 'Succeeded');
+    if (done) return { cleared: { reason: 'Evacuated', message: `pods of node ${nodeOf(done)} evacuated` } };
+    return { cleared: { reason: 'NoDrainBlocked', message: 'no drain of the pool is blocked' } };
   }
 
   private async readStore(
@@ -334,18 +405,6 @@ export class PoolReconciler {
       } catch (err) {
         this.log.warn({ pool: name, worker, err: errorMessage(err) }, 'could not release a dead worker');
       }
-    }
-  }
-
-  private async sweepIfDue(key: string, pool: SessionPool, store: SessionStore, now: number): Promise<void> {
-    const last = this.lastSweep.get(key);
-    if (last !== undefined && now - last < pool.spec.sessions.sweepIntervalSeconds * 1000) return;
-    this.lastSweep.set(key, now);
-    try {
-      const result = await this.deps.stores.call('sweep', store.sweep(pool.metadata.name ?? ''));
-      if (result.expired > 0 || result.leasesReleased > 0) this.log.debug({ pool: key, ...result }, 'swept');
-    } catch (err) {
-      this.log.warn({ pool: key, err: errorMessage(err) }, 'sweep failed');
     }
   }
 
@@ -506,10 +565,15 @@ export class PoolReconciler {
     }
   }
 
-  private async applyChildren(key: string, pool: SessionPool, replicas: number, now: number): Promise<void> {
+  /** Applies the children that are not up to date; true when one was skipped only because the cache lags. */
+  private async applyChildren(key: string, pool: SessionPool, replicas: number, now: number): Promise<boolean> {
     const namespace = pool.metadata.namespace ?? 'default';
     const name = pool.metadata.name ?? '';
-    const stale = now - (this.lastApplied.get(key) ?? 0) > (this.deps.reapplyIntervalMs ?? 600_000);
+    const reapplyMs = this.deps.reapplyIntervalMs ?? 6 * 3_600_000;
+    const last = this.lastApplied.get(key);
+    // First sight: a random point of the interval, so pools seen together are not re-applied together.
+    if (last === undefined) this.lastApplied.set(key, now - Math.floor(Math.random() * reapplyMs));
+    const stale = reapplyMs > 0 && last !== undefined && now - last > reapplyMs;
     const children: Array<{ obj: KubernetesObject; cached: KubernetesObject | undefined; extraCheck?: (c: KubernetesObject) => boolean }> =
       [
         {
@@ -520,19 +584,44 @@ export class PoolReconciler {
         { obj: desiredService(pool), cached: this.deps.services.get(serviceName(name), namespace) },
         { obj: desiredPdb(pool), cached: this.deps.pdbs.get(pdbName(name), namespace) },
       ];
+    let lagging = false;
     await Promise.all(
       children.map(async ({ obj, cached, extraCheck }) => {
         const { obj: withHash, hash } = withAppliedHash(obj);
-        const upToDate =
-          !stale &&
+        const childKey = `${obj.kind}/${namespace}/${obj.metadata?.name ?? ''}`;
+        const memo = this.applied.get(childKey);
+        const cachedRv = cached?.metadata?.resourceVersion;
+        const cachedCurrent =
           cached !== undefined &&
           cached.metadata?.annotations?.[APPLIED_HASH_ANNOTATION] === hash &&
           (cached.metadata.ownerReferences ?? []).some((r) => r.uid === pool.metadata.uid) &&
           (extraCheck?.(cached) ?? true);
-        if (!upToDate) await this.deps.api.apply(withHash);
+        // Someone else changed the spec after our apply (the generation moved, our hash stayed).
+        const drifted =
+          memo?.hash === hash &&
+          memo.generation !== undefined &&
+          cached?.metadata?.generation !== undefined &&
+          cachedRv !== memo.rv &&
+          cached.metadata.generation > memo.generation;
+        // Our apply is not in the cache yet (the watch lags): do not send it again.
+        const inFlight = memo?.hash === hash && cachedRv === memo.rvBefore && this.now() - memo.at < CACHE_LAG_MS;
+        if (!stale && !drifted && (cachedCurrent || inFlight)) {
+          if (!cachedCurrent) lagging = true;
+          return;
+        }
+        const result = await this.deps.api.apply(withHash);
+        const stored = result ?? undefined;
+        this.applied.set(childKey, {
+          hash,
+          rvBefore: cachedRv,
+          rv: stored?.metadata?.resourceVersion,
+          generation: stored?.metadata?.generation,
+          at: this.now(),
+        });
       }),
     );
     if (stale) this.lastApplied.set(key, now);
+    return lagging;
   }
 
   private async patchStatus(pool: SessionPool, status: SessionPool['status']): Promise<void> {
@@ -551,11 +640,9 @@ export class PoolReconciler {
     desired: number,
     current: number | undefined,
     now: number,
-  ): number {
+  ): number | undefined {
     const candidates: number[] = [];
     if (planRequeue !== undefined) candidates.push(planRequeue);
-    const last = this.lastSweep.get(key) ?? now;
-    candidates.push(Math.max(1_000, last + pool.spec.sessions.sweepIntervalSeconds * 1000 - now));
     if (pool.spec.autoscaling.enabled) {
       candidates.push(this.deps.autoscaleIntervalMs ?? 15_000);
       // A scale-down held by the window: look again when the oldest higher recommendation ages out.
@@ -566,6 +653,6 @@ export class PoolReconciler {
         if (oldest) candidates.push(Math.max(250, oldest.at + windowMs - now + 50));
       }
     }
-    return Math.min(...candidates);
+    return candidates.length > 0 ? Math.min(...candidates) : undefined;
   }
 }

@@ -1,9 +1,11 @@
 // Pure status computation: from the Deployment, the pods, the store's counts and the scaling
 // decision to SessionPoolStatus with the conditions Ready, Progressing, Degraded and
-// StoreReachable. Reasons are a contract with docs/operator.md (the troubleshooting table).
+// StoreReachable, and DrainBlocked (from the pool's drain migrations; the pool reconciler is
+// the only writer of pool status). Reasons are a contract with docs/operator.md (the troubleshooting table).
 import type { V1Deployment, V1Pod } from '@kubernetes/client-node';
 import type { CurrentEvacuation, SessionPool, SessionPoolPhase, SessionPoolStatus, SessionsPerWorker } from '../../api/index.ts';
 import { rfc3339, setCondition, type Condition, type ConditionInput } from '../../kube/conditions.ts';
+import { CONDITION_DRAIN_BLOCKED } from '../drain/detect.ts';
 import { selectorString } from './names.ts';
 
 export const MAX_WORKERS_IN_STATUS = 50;
@@ -58,6 +60,14 @@ export interface ScaleObservation {
   scaledAt?: Date;
 }
 
+/** The pool's node drains, as the reconciler derives them from its drain SessionMigrations. */
+export interface DrainObservation {
+  /** A drain ended without success: DrainBlocked=True with this reason and message. */
+  blocked?: { reason: string; message: string };
+  /** Nothing blocked: DrainBlocked=False with this, if the condition is there at all. */
+  cleared?: { reason: string; message: string };
+}
+
 export interface StatusInput {
   pool: SessionPool;
   deployment: V1Deployment | undefined;
@@ -66,6 +76,7 @@ export interface StatusInput {
   scale: ScaleObservation;
   /** A child could not be applied (message), e.g. the apiserver refused the pod template. */
   applyError?: string;
+  drain?: DrainObservation;
   now: Date;
 }
 
@@ -224,6 +235,13 @@ export function computeStatus(input: StatusInput): SessionPoolStatus {
       message: `${readyReplicas} of ${deploymentSpecReplicas} workers ready`,
     });
 
+  // DrainBlocked: only on pools that ever had a blocked drain (absent otherwise).
+  if (input.drain?.blocked) set({ type: CONDITION_DRAIN_BLOCKED, status: 'True', ...input.drain.blocked });
+  else if (conditions.some((c) => c.type === CONDITION_DRAIN_BLOCKED)) {
+    const cleared = input.drain?.cleared ?? { reason: 'NoDrainBlocked', message: 'no drain of the pool is blocked' };
+    set({ type: CONDITION_DRAIN_BLOCKED, status: 'False', ...cleared });
+  }
+
   const degraded = conditions.find((c) => c.type === 'Degraded')?.status === 'True';
   let phase: SessionPoolPhase;
   if (pool.metadata.deletionTimestamp) phase = 'Terminating';
@@ -269,8 +287,17 @@ function canonical(value: unknown): unknown {
   return value;
 }
 
+/**
+ * Whether a status write would change anything. lastTransitionTime is left out: it moves only
+ * with a condition's status, which is compared, so a difference there alone (a re-rendered
+ * timestamp) is noise, never a reason to write.
+ */
 export function statusEqual(a: SessionPoolStatus | undefined, b: SessionPoolStatus | undefined): boolean {
-  return JSON.stringify(canonical(a ?? {})) === JSON.stringify(canonical(b ?? {}));
+  const strip = (s: SessionPoolStatus | undefined) => ({
+    ...s,
+    conditions: (s?.conditions ?? []).map((c) => ({ ...c, lastTransitionTime: undefined })),
+  });
+  return JSON.stringify(canonical(strip(a))) === JSON.stringify(canonical(strip(b)));
 }
 
 /**

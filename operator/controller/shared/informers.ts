@@ -25,7 +25,9 @@ import {
   type SessionMigration,
   type SessionPool,
 } from '../../api/index.ts';
+import { shareConnections } from '../../kube/connections.ts';
 import { Informer, type ListOptions } from '../../kube/informer.ts';
+import { APPLIED_HASH_ANNOTATION as APPLIED_HASH, POD_DELETION_COST_ANNOTATION } from '../pool/names.ts';
 
 /** Children the operator manages carry this label (see controller/pool/names.ts). */
 export const MANAGED_SELECTOR = 'app.kubernetes.io/managed-by=session-pool-operator';
@@ -48,6 +50,10 @@ export interface SharedInformers {
 export interface SharedInformersOptions {
   /** Watch one namespace; empty or undefined: all namespaces. */
   namespace?: string;
+  /**
+   * Re-emit every cached object this often. Default 0 (off): the controllers re-enqueue their
+   * own keys on a jittered schedule, and a re-emit of every pod would only wake them for nothing.
+   */
   resyncMs?: number;
   watchdogMs?: number;
   registry?: Registry;
@@ -64,13 +70,80 @@ export function leanDeserialize<T>(raw: unknown): T {
   return obj as T;
 }
 
-async function leanList<L extends { items: KubernetesObject[] }>(list: Promise<L>): Promise<L> {
+type Meta = NonNullable<KubernetesObject['metadata']>;
+
+/** The metadata the controllers read; annotations only those named. */
+function leanMeta(meta: Meta | undefined, annotations: readonly string[]): Meta {
+  const m = meta ?? {};
+  const out: Meta = { name: m.name, namespace: m.namespace, uid: m.uid, resourceVersion: m.resourceVersion };
+  if (m.generation !== undefined) out.generation = m.generation;
+  if (m.labels) out.labels = m.labels;
+  if (m.ownerReferences) out.ownerReferences = m.ownerReferences;
+  if (m.deletionTimestamp) out.deletionTimestamp = m.deletionTimestamp;
+  if (m.creationTimestamp) out.creationTimestamp = m.creationTimestamp;
+  const kept = annotations.filter((a) => m.annotations?.[a] !== undefined);
+  if (kept.length > 0) out.annotations = Object.fromEntries(kept.map((a) => [a, m.annotations?.[a] as string]));
+  return out;
+}
+
+/**
+ * Cached objects hold only what the pool reconciler reads (controller.ts signatures, status.ts,
+ * reconciler.ts): a pod's phase, Ready condition, node and deletion cost; a Deployment's
+ * replicas, our hash and its status, not its pod template; a Service's or PDB's identity and our
+ * hash; a Node's schedulability and taints, not its status (image lists). Raw objects are
+ * garbage right after, so the caches stay small however big the objects are.
+ */
+export const lean = {
+  pod: (raw: unknown): V1Pod => {
+    const pod = raw as V1Pod;
+    const ready = pod.status?.conditions?.find((c) => c.type === 'Ready');
+    return {
+      apiVersion: pod.apiVersion ?? 'v1',
+      kind: pod.kind ?? 'Pod',
+      metadata: leanMeta(pod.metadata, [POD_DELETION_COST_ANNOTATION]),
+      spec: { containers: [], ...(pod.spec?.nodeName ? { nodeName: pod.spec.nodeName } : {}) },
+      status: {
+        ...(pod.status?.phase ? { phase: pod.status.phase } : {}),
+        conditions: ready ? [{ type: 'Ready', status: ready.status }] : [],
+      },
+    };
+  },
+  deployment: (raw: unknown): V1Deployment => {
+    const d = raw as V1Deployment;
+    return {
+      apiVersion: d.apiVersion ?? 'apps/v1',
+      kind: d.kind ?? 'Deployment',
+      metadata: leanMeta(d.metadata, [APPLIED_HASH]),
+      spec: { ...(d.spec?.replicas !== undefined ? { replicas: d.spec.replicas } : {}), selector: {}, template: {} },
+      ...(d.status ? { status: d.status } : {}),
+    };
+  },
+  child: <T extends KubernetesObject>(raw: unknown): T => {
+    const o = raw as KubernetesObject;
+    return { apiVersion: o.apiVersion, kind: o.kind, metadata: leanMeta(o.metadata, [APPLIED_HASH]) } as T;
+  },
+  node: (raw: unknown): V1Node => {
+    const n = raw as V1Node;
+    return {
+      apiVersion: n.apiVersion ?? 'v1',
+      kind: n.kind ?? 'Node',
+      metadata: leanMeta(n.metadata, []),
+      spec: {
+        ...(n.spec?.unschedulable !== undefined ? { unschedulable: n.spec.unschedulable } : {}),
+        ...(n.spec?.taints ? { taints: n.spec.taints } : {}),
+      },
+    };
+  },
+};
+
+async function leanList<T extends KubernetesObject, L extends { items: T[] }>(list: Promise<L>, project: (raw: unknown) => T): Promise<L> {
   const result = await list;
-  for (const item of result.items) if (item.metadata?.managedFields) delete item.metadata.managedFields;
+  result.items = result.items.map((item) => project(item));
   return result;
 }
 
-export function createSharedInformers(kc: KubeConfig, options: SharedInformersOptions = {}): SharedInformers {
+export function createSharedInformers(kubeConfig: KubeConfig, options: SharedInformersOptions = {}): SharedInformers {
+  const kc = shareConnections(kubeConfig);
   const ns = options.namespace || undefined;
   const apps = kc.makeApiClient(AppsV1Api);
   const core = kc.makeApiClient(CoreV1Api);
@@ -78,8 +151,7 @@ export function createSharedInformers(kc: KubeConfig, options: SharedInformersOp
   const custom = kc.makeApiClient(CustomObjectsApi);
   const common = {
     kubeConfig: kc,
-    deserialize: leanDeserialize,
-    ...(options.resyncMs !== undefined ? { resyncMs: options.resyncMs } : {}),
+    resyncMs: options.resyncMs ?? 0,
     ...(options.watchdogMs !== undefined ? { watchdogMs: options.watchdogMs } : {}),
     ...(options.registry ? { registry: options.registry } : {}),
   };
@@ -90,6 +162,7 @@ export function createSharedInformers(kc: KubeConfig, options: SharedInformersOp
   const customInformer = <T extends KubernetesObject>(plural: string) =>
     new Informer<T>({
       ...common,
+      deserialize: leanDeserialize,
       resource: plural,
       path: path(`${GROUP}/${VERSION}`, plural),
       list: async (o: ListOptions) =>
@@ -105,31 +178,46 @@ export function createSharedInformers(kc: KubeConfig, options: SharedInformersOp
     resource: 'deployments',
     path: path('apps/v1', 'deployments'),
     labelSelector: MANAGED_SELECTOR,
-    list: (o) => leanList(ns ? apps.listNamespacedDeployment({ namespace: ns, ...o }) : apps.listDeploymentForAllNamespaces(o)),
+    deserialize: lean.deployment,
+    list: (o) =>
+      leanList(ns ? apps.listNamespacedDeployment({ namespace: ns, ...o }) : apps.listDeploymentForAllNamespaces(o), lean.deployment),
   });
   const services = new Informer<V1Service>({
     ...common,
     resource: 'services',
     path: path('', 'services'),
     labelSelector: MANAGED_SELECTOR,
-    list: (o) => leanList(ns ? core.listNamespacedService({ namespace: ns, ...o }) : core.listServiceForAllNamespaces(o)),
+    deserialize: lean.child<V1Service>,
+    list: (o) =>
+      leanList(ns ? core.listNamespacedService({ namespace: ns, ...o }) : core.listServiceForAllNamespaces(o), lean.child<V1Service>),
   });
   const pdbs = new Informer<V1PodDisruptionBudget>({
     ...common,
     resource: 'poddisruptionbudgets',
     path: path('policy/v1', 'poddisruptionbudgets'),
     labelSelector: MANAGED_SELECTOR,
+    deserialize: lean.child<V1PodDisruptionBudget>,
     list: (o) =>
-      ns ? policy.listNamespacedPodDisruptionBudget({ namespace: ns, ...o }) : policy.listPodDisruptionBudgetForAllNamespaces(o),
+      leanList(
+        ns ? policy.listNamespacedPodDisruptionBudget({ namespace: ns, ...o }) : policy.listPodDisruptionBudgetForAllNamespaces(o),
+        lean.child<V1PodDisruptionBudget>,
+      ),
   });
   const pods = new Informer<V1Pod>({
     ...common,
     resource: 'pods',
     path: path('', 'pods'),
     labelSelector: POOL_LABEL,
-    list: (o) => leanList(ns ? core.listNamespacedPod({ namespace: ns, ...o }) : core.listPodForAllNamespaces(o)),
+    deserialize: lean.pod,
+    list: (o) => leanList(ns ? core.listNamespacedPod({ namespace: ns, ...o }) : core.listPodForAllNamespaces(o), lean.pod),
   });
-  const nodes = new Informer<V1Node>({ ...common, resource: 'nodes', path: '/api/v1/nodes', list: (o) => leanList(core.listNode(o)) });
+  const nodes = new Informer<V1Node>({
+    ...common,
+    resource: 'nodes',
+    path: '/api/v1/nodes',
+    deserialize: lean.node,
+    list: (o) => leanList(core.listNode(o), lean.node),
+  });
 
   const list = [pools, migrations, deployments, services, pdbs, pods, nodes] as unknown as Informer<KubernetesObject>[];
   return {

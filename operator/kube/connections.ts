@@ -4,7 +4,8 @@
 // CPU, most of its latency and much of its memory (see bench/operator.bench.ts). This reuses
 // one dispatcher per (cluster, user, TLS options) so connections are kept alive and pooled;
 // the dispatcher is rebuilt every maxAgeMs so rotated client certificates are picked up.
-// Belongs in operator/kube/ (kubeconfig.ts); kept here until that module takes it over.
+// Every place the operator builds API clients (loadKubeConfig, the shared informers, the pool,
+// migration and drain controllers) passes its KubeConfig through shareConnections (idempotent).
 import type { KubeConfig } from '@kubernetes/client-node';
 
 type CreateDispatcher = (cluster: unknown, agentOptions: Record<string, unknown>) => unknown;
