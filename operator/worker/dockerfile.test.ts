@@ -73,3 +73,31 @@ describe('Dockerfile', () => {
     for (const p of ['.git', 'node_modules', '**/*.test.ts']) expect(dockerignore).to.include(p);
   });
 });
+
+/** Every file reachable by relative imports from an entry point (the image must hold them all). */
+function importClosure(entry: string): Set<string> {
+  const seen = new Set<string>();
+  const visit = (file: string): void => {
+    if (seen.has(file)) return;
+    seen.add(file);
+    const text = readFileSync(file, 'utf8');
+    for (const match of text.matchAll(/(?:from|import)\s*\(?\s*['"](\.{1,2}\/[^'"]+)['"]/g)) {
+      visit(path.resolve(path.dirname(file), match[1]!));
+    }
+  };
+  visit(path.join(repoRoot, entry));
+  return seen;
+}
+
+describe('Dockerfile: what the entry points load is in the image', () => {
+  for (const entry of ['operator/cmd/operator.ts', 'operator/cmd/worker.ts']) {
+    it(`${entry} imports only files under operator/ that .dockerignore keeps`, () => {
+      const files = [...importClosure(entry)].map((f) => path.relative(repoRoot, f));
+      expect(files.length).to.be.greaterThan(5);
+      const outside = files.filter((f) => !f.startsWith('operator/') && !f.startsWith('package.json'));
+      expect(outside, 'imported from outside operator/ (not copied into the image)').to.deep.equal([]);
+      const ignored = files.filter((f) => /\.test\.ts$/.test(f) || f.split('/').includes('testing'));
+      expect(ignored, 'imported files that .dockerignore leaves out').to.deep.equal([]);
+    });
+  }
+});
