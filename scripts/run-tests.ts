@@ -91,8 +91,7 @@ const totals = { passed: 0, failed: 0, pending: 0 };
 try {
   for (const tier of tiers) {
     let env: NodeJS.ProcessEnv = { ...process.env };
-    // On kind (e2e/kind/run.sh) the cluster and Redis already exist: use them as given.
-    if (TIERS[tier].needsServices && process.env.SPO_E2E_TARGET !== 'kind') {
+    if (TIERS[tier].needsServices) {
       if (!environment) {
         const runDir = path.join(runRoot(), `test-${new Date().toISOString().replace(/[:.]/g, '-')}-${process.pid}`);
         mkdirSync(runDir, { recursive: true });
