@@ -92,11 +92,18 @@ try {
   for (const tier of tiers) {
     let env: NodeJS.ProcessEnv = { ...process.env };
     if (TIERS[tier].needsServices) {
-      if (!environment) {
-        const runDir = path.join(runRoot(), `test-${new Date().toISOString().replace(/[:.]/g, '-')}-${process.pid}`);
-        mkdirSync(runDir, { recursive: true });
-        environment = await startEnvironment(runDir, { log: (line) => console.log(`[env] ${line}`) });
+      // Each tier gets a fresh environment: what one tier leaves behind (pools whose operator
+      // is gone, pods terminating on kwok nodes) must not change what the next one sees.
+      if (environment) {
+        await environment.stop();
+        // A failed tier's logs stay for a look.
+        if (failed.length === 0) rmSync(environment.runDir, { recursive: true, force: true });
+        else console.log(`run directory with logs kept: ${environment.runDir}`);
+        environment = undefined;
       }
+      const runDir = path.join(runRoot(), `test-${tier}-${new Date().toISOString().replace(/[:.]/g, '-')}-${process.pid}`);
+      mkdirSync(runDir, { recursive: true });
+      environment = await startEnvironment(runDir, { log: (line) => console.log(`[env] ${line}`) });
       env = { ...env, ...environment.variables() };
     }
     const result = await runMocha(tier, env);

@@ -73,8 +73,32 @@ describe('helm e2e: the chart installed on the local control plane', function ()
       }),
       operator: undefined,
     };
-    // Other suites install the CRDs with kubectl; the chart installs (and owns) them here.
-    await kubectl(env, ['delete', 'crd', ...CRDS, '--ignore-not-found', '--wait=true']);
+    // Other suites install the CRDs with kubectl; the chart installs (and owns) them here. A
+    // resource another suite left behind keeps its finalizer with no operator to remove it,
+    // and would hold the CRD's deletion forever: clear those first.
+    for (const plural of ['sessionpools', 'sessionmigrations']) {
+      const names = await kubectl(env, [
+        'get',
+        `${plural}.dspex.io`,
+        '-A',
+        '-o',
+        'jsonpath={range .items[*]}{.metadata.namespace}/{.metadata.name}{"\\n"}{end}',
+      ]).catch(() => '');
+      for (const line of names.split('\n').filter(Boolean)) {
+        const [namespace, name] = line.split('/');
+        await kubectl(env, [
+          'patch',
+          `${plural}.dspex.io`,
+          name!,
+          '-n',
+          namespace!,
+          '--type=merge',
+          '-p',
+          '{"metadata":{"finalizers":null}}',
+        ]).catch(() => '');
+      }
+    }
+    await kubectl(env, ['delete', 'crd', ...CRDS, '--ignore-not-found', '--wait=true', '--timeout=60s']);
     await env.kubelet.start();
   });
 
