@@ -28,6 +28,7 @@ export interface ResolvedSettings {
   quarantineKeepMs: number;
   sweepBatchSize: number;
   sweepAuditSize: number;
+  touchGranularityMs: number;
 }
 
 function positiveInt(name: string, value: number): number {
@@ -50,6 +51,7 @@ export function resolveSettings(options: SessionStoreOptions): ResolvedSettings 
     quarantineKeepMs: positiveInt('quarantineKeepMs', options.quarantineKeepMs ?? 7 * 24 * 3600 * 1000),
     sweepBatchSize: positiveInt('sweepBatchSize', options.sweepBatchSize ?? 500) || 500,
     sweepAuditSize: positiveInt('sweepAuditSize', options.sweepAuditSize ?? 200),
+    touchGranularityMs: positiveInt('touchGranularityMs', options.touchGranularityMs ?? 1000),
   };
   assertTtl(settings.defaultTtlSeconds);
   assertTtl(settings.anonymousTtlSeconds);
@@ -97,6 +99,9 @@ export class StoreCore {
   readonly logger: Logger;
   readonly degraded: DegradedState;
   closed = false;
+  /** Master clock minus this process' clock (ms), as last seen in a touch reply: lets a get judge, from the
+   *  lastAccessedAt it read, whether a touch is due without asking the master. */
+  clockOffsetMs = 0;
   /** Called when a transient error outlived its retries (the store enters degraded mode). */
   onUnreachable: (error: unknown) => void = () => undefined;
 

@@ -77,22 +77,62 @@ end
 return pack(r)
 `;
 
-/** KEYS[1] session. ARGV expectedVersion, data, cs, wid, fenced ('1'/'0'), fenceEpoch, hasFenceOwner ('1'/'0'), fenceOwner.
- *  Reply {1, record} | {-1} missing | {-2, version} conflict | {-3, owner, epoch} fenced | {-4, movingBy} moving. */
+/** KEYS[1] session. ARGV granularityMs.
+ *  The coarse touch of a get that read the session with a plain HMGET: sets la = now and slides the TTL
+ *  only when the last slide (la) is at least min(granularityMs, ttl/10) old on the master's clock.
+ *  Reply {1, la, now} touched | {0, la, now} not due (or absent / no ttl: la 0). */
+export const TOUCH = `
+local r = redis.call('HMGET', KEYS[1], 'la', 'ttl')
+local now = now_ms()
+local ttl = tonumber(r[2])
+if not ttl then return {0, 0, now} end
+local la = tonumber(r[1])
+if la and now - la < math.min(tonumber(ARGV[1]), ttl * 100) then return {0, la, now} end
+redis.call('HSET', KEYS[1], 'la', now)
+redis.call('PEXPIRE', KEYS[1], ttl * 1000)
+return {1, now, now}
+`;
+
+/** KEYS[1] session. ARGV expectedVersion, data, cs, wid, fenced ('1'/'0'), fenceEpoch, hasFenceOwner ('1'/'0'), fenceOwner,
+ *  granularityMs.
+ *  Reply {1, header} (the record's header; its data is ARGV data) | {-1} missing | {-2, version} conflict
+ *  | {-3, owner, epoch} fenced | {-4, movingBy} moving.
+ *  Writes v and wid, data and cs unless the stored data is byte-identical, and la + PEXPIRE only when the
+ *  last slide is at least min(granularityMs, ttl/10) old (the touch granularity, as for get). */
 export const UPDATE = `
-local cur = redis.call('HMGET', KEYS[1], 'v', 'ep', 'own', 'mov', 'wid', 'ttl')
-if not cur[1] then return {-1} end
-local v = tonumber(cur[1])
-if cur[5] == ARGV[4] and v == tonumber(ARGV[1]) + 1 then return {1, record(KEYS[1])} end
-if ARGV[5] == '1' then
-  if tonumber(cur[2]) ~= tonumber(ARGV[6]) then return {-3, cur[3], cur[2]} end
-  if ARGV[7] == '1' and cur[3] ~= ARGV[8] then return {-3, cur[3], cur[2]} end
-  if cur[4] and cur[4] ~= '' then return {-4, cur[4]} end
+local cur = redis.call('HMGET', KEYS[1], 'pool','v','ca','la','ttl','anon','own','ep','mov','lease','cs','sv','wid')
+if not cur[2] then return {-1} end
+local function header()
+  local h = {}
+  for i = 1, 12 do h[i] = cur[i] or '' end
+  return table.concat(h, '\\n')
 end
-if v ~= tonumber(ARGV[1]) then return {-2, cur[1]} end
-redis.call('HSET', KEYS[1], 'data', ARGV[2], 'cs', ARGV[3], 'v', v + 1, 'la', now_ms(), 'wid', ARGV[4])
-redis.call('PEXPIRE', KEYS[1], tonumber(cur[6]) * 1000)
-return {1, record(KEYS[1])}
+local v = tonumber(cur[2])
+if cur[13] == ARGV[4] and v == tonumber(ARGV[1]) + 1 then return {1, header()} end
+if ARGV[5] == '1' then
+  if tonumber(cur[8]) ~= tonumber(ARGV[6]) then return {-3, cur[7], cur[8]} end
+  if ARGV[7] == '1' and cur[7] ~= ARGV[8] then return {-3, cur[7], cur[8]} end
+  if cur[9] and cur[9] ~= '' then return {-4, cur[9]} end
+end
+if v ~= tonumber(ARGV[1]) then return {-2, cur[2]} end
+local set = {'v', v + 1, 'wid', ARGV[4]}
+if cur[11] ~= ARGV[3] or redis.call('HGET', KEYS[1], 'data') ~= ARGV[2] then
+  set[5], set[6], set[7], set[8] = 'data', ARGV[2], 'cs', ARGV[3]
+end
+local ttl = tonumber(cur[5])
+local la = tonumber(cur[4])
+local now = now_ms()
+local slide = ttl and (not la or now - la >= math.min(tonumber(ARGV[9]), ttl * 100))
+if slide then
+  set[#set + 1] = 'la'
+  set[#set + 1] = now
+end
+redis.call('HSET', KEYS[1], unpack(set))
+if slide then redis.call('PEXPIRE', KEYS[1], ttl * 1000) end
+cur[2] = tostring(v + 1)
+cur[11] = ARGV[3]
+if slide then cur[4] = tostring(now) end
+return {1, header()}
 `;
 
 /** KEYS[1] session. Reply {1, pool, owner} deleted | {0}. */
@@ -279,6 +319,7 @@ export const scripts = {
   create: new LuaScript('create', CREATE),
   import: new LuaScript('import', IMPORT),
   get: new LuaScript('get', GET),
+  touch: new LuaScript('touch', TOUCH),
   update: new LuaScript('update', UPDATE),
   delete: new LuaScript('delete', DELETE),
   claim: new LuaScript('claim', CLAIM),

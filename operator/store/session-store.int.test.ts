@@ -37,17 +37,78 @@ describe('store: sessions on the real Redis Cluster', () => {
     expect(created).to.include({ pool, version: 1, ttlSeconds: 3600, anonymous: false, owner: null, epoch: 0, movingBy: null });
     expect(created.data).to.deep.equal({ cart: [1, 2] });
     expect(created.checksum).to.match(/^[0-9a-f]{32}$/);
-    await new Promise((r) => setTimeout(r, 5));
+    // The default touch granularity (1 s): a get after it sets lastAccessedAt and slides the TTL.
+    await new Promise((r) => setTimeout(r, 1100));
     const read = await store.get(created.id);
     expect(read?.data).to.deep.equal({ cart: [1, 2] });
     expect(read!.lastAccessedAt).to.be.greaterThan(created.lastAccessedAt);
     const pttl = await store.core.redis.pttl(store.core.keys.session(created.id));
-    expect(pttl).to.be.greaterThan(3_590_000);
+    expect(pttl).to.be.greaterThan(3_599_000);
     expect(await store.exists(created.id)).to.equal(true);
     expect(await store.delete(created.id)).to.equal(true);
     expect(await store.delete(created.id)).to.equal(false);
     expect(await store.get(created.id)).to.equal(null);
     expect(await store.exists(created.id)).to.equal(false);
+  });
+
+  it('touches coarsely: lastAccessedAt and the TTL slide after the touch granularity, not within it', async () => {
+    const { store: coarse } = testStore(prefix, { touchGranularityMs: 300 });
+    try {
+      const { redis, keys } = coarse.core;
+      const s = await coarse.create({ pool, data: { n: 1 }, ttlSeconds: 60 });
+      const key = keys.session(s.id);
+      await new Promise((r) => setTimeout(r, 100));
+      // Within the granularity: a read only (la and the TTL stay).
+      const within = await coarse.get(s.id);
+      expect(within!.lastAccessedAt).to.equal(s.lastAccessedAt);
+      expect(await redis.hget(key, 'la')).to.equal(String(s.lastAccessedAt));
+      const pttlWithin = await redis.pttl(key);
+      expect(pttlWithin).to.be.at.most(60_000 - 100);
+      await new Promise((r) => setTimeout(r, 300));
+      // After it: la = now (master clock) and the TTL is slid back to the full 60 s.
+      const after = await coarse.get(s.id);
+      expect(after!.lastAccessedAt).to.be.at.least(s.lastAccessedAt + 300);
+      expect(await redis.hget(key, 'la')).to.equal(String(after!.lastAccessedAt));
+      expect(await redis.pttl(key)).to.be.greaterThan(60_000 - 50);
+      // touch: false never slides.
+      await new Promise((r) => setTimeout(r, 350));
+      const untouched = await coarse.get(s.id, { touch: false });
+      expect(untouched!.lastAccessedAt).to.equal(after!.lastAccessedAt);
+      // An update slides on the same rule: due here (350 ms since the last slide) ...
+      const u = await coarse.update(s.id, { n: 2 }, { expectedVersion: 1 });
+      expect(u.lastAccessedAt).to.be.at.least(after!.lastAccessedAt + 300);
+      expect(u.data).to.deep.equal({ n: 2 });
+      // ... and not within the granularity: version and data change, la and the TTL do not.
+      const u2 = await coarse.update(s.id, { n: 3 }, { expectedVersion: 2 });
+      expect(u2).to.include({ version: 3, lastAccessedAt: u.lastAccessedAt });
+      expect(await redis.hmget(key, 'v', 'la')).to.deep.equal(['3', String(u.lastAccessedAt)]);
+      // Rewriting the same data bumps the version and keeps a readable, checksummed record.
+      const u3 = await coarse.update(s.id, { n: 3 }, { expectedVersion: 3 });
+      expect(u3).to.include({ version: 4, checksum: u2.checksum });
+      expect((await coarse.get(s.id, { touch: false }))!.data).to.deep.equal({ n: 3 });
+    } finally {
+      await coarse.close();
+    }
+  });
+
+  it('bounds the touch granularity by a tenth of the TTL, and touches every get with granularity 0', async () => {
+    const { store: coarse } = testStore(prefix, { touchGranularityMs: 60_000 });
+    const { store: every } = testStore(prefix, { touchGranularityMs: 0 });
+    try {
+      const { redis, keys } = coarse.core;
+      // TTL 2 s: the effective granularity is 200 ms, not 60 s.
+      const s = await coarse.create({ pool, ttlSeconds: 2 });
+      await new Promise((r) => setTimeout(r, 250));
+      const read = await coarse.get(s.id);
+      expect(read!.lastAccessedAt).to.be.at.least(s.lastAccessedAt + 200);
+      expect(await redis.pttl(keys.session(s.id))).to.be.greaterThan(1900);
+      await new Promise((r) => setTimeout(r, 10));
+      const again = await every.get(s.id);
+      expect(again!.lastAccessedAt).to.be.greaterThan(read!.lastAccessedAt);
+    } finally {
+      await coarse.close();
+      await every.close();
+    }
   });
 
   it('applies TTL defaults per store, per pool and per session', async () => {

@@ -2,7 +2,7 @@
 // ownership, worker registry and sweep into the SessionStore contract of types.ts.
 import { randomBytes } from 'node:crypto';
 import { setTimeout as sleep } from 'node:timers/promises';
-import { CorruptRecord, SCHEMA_VERSION, decodeRecord, encodeData, leaseOf, unpackRecord } from './codec.ts';
+import { CorruptRecord, RECORD_FIELDS, SCHEMA_VERSION, decodeRecord, encodeData, leaseOf, unpackRecord } from './codec.ts';
 import { StoreCore } from './core.ts';
 import { materialize, type CachedSession, type JournalEntry } from './degraded.ts';
 import {
@@ -130,8 +130,16 @@ export class RedisSessionStore implements SessionStore {
 
   /** Decodes a record reply; a corrupted one is quarantined and never returned. `written` is the data this
    *  call just wrote: a reply carrying exactly those bytes and checksum needs no hashing. */
-  async decode(id: string, reply: LuaReply, written?: { serialized: string; checksum: string }): Promise<SessionRecord> {
-    const fields = unpackRecord(reply);
+  decode(id: string, reply: LuaReply, written?: { serialized: string; checksum: string }): Promise<SessionRecord> {
+    return this.decodeFields(id, unpackRecord(reply), written);
+  }
+
+  /** decode for fields already in RECORD_FIELDS order (a script's reply unpacked, or a plain HMGET). */
+  private async decodeFields(
+    id: string,
+    fields: (string | null)[] | null,
+    written?: { serialized: string; checksum: string },
+  ): Promise<SessionRecord> {
     try {
       if (fields === null) throw new CorruptRecord('reply has the wrong shape');
       const cached = written ? undefined : this.core.degraded.cache.peek(id);
@@ -462,30 +470,58 @@ export class RedisSessionStore implements SessionStore {
   get(id: string, options: { touch?: boolean } = {}): Promise<SessionRecord | null> {
     return this.op('get', async () => {
       assertSessionId(id);
-      const { degraded } = this.core;
+      const { degraded, settings } = this.core;
       if (degraded.active) {
         const cached = degraded.cache.get(id);
         if (cached) return materialize(cached);
       }
+      const touch = options.touch !== false;
+      const key = this.core.keys.session(id);
+      const retry = degraded.active ? this.once : undefined;
       try {
-        const reply = await this.core.script(
-          'get',
-          scripts.get,
-          [this.core.keys.session(id)],
-          [options.touch === false ? '0' : '1'],
-          degraded.active ? this.once : undefined,
-        );
-        if (reply === null) {
-          degraded.cache.delete(id);
-          return null;
-        }
-        return await this.decode(id, reply);
+        // Granularity 0: every get touches, in one script.
+        if (touch && settings.touchGranularityMs === 0) return await this.getByScript(id, key, true, retry);
+        // A plain read (no script, nothing written or replicated), then a touch only when one is due.
+        const fields = await this.core.exec('get', () => this.core.redis.hmget(key, ...RECORD_FIELDS), retry);
+        // Absent, or a hash without the record's fields (corrupted): the script tells them apart atomically.
+        if (fields[0] == null && fields[1] == null && fields[12] == null) return await this.getByScript(id, key, touch, retry);
+        const record = await this.decodeFields(id, fields);
+        if (touch && this.touchDue(record)) await this.touch(id, key, record, retry);
+        return record;
       } catch (error) {
         if (error instanceof StoreUnavailableError && degraded.active) return materialize(this.cachedOrUnavailable(id, 'get'));
         if (error instanceof Error && error.message.startsWith('WRONGTYPE')) return this.quarantine(id, 'not a hash', null);
         throw error;
       }
     });
+  }
+
+  private async getByScript(id: string, key: string, touch: boolean, retry: typeof this.once | undefined): Promise<SessionRecord | null> {
+    const reply = await this.core.script('get', scripts.get, [key], [touch ? '1' : '0'], retry);
+    if (reply === null) {
+      this.core.degraded.cache.delete(id);
+      return null;
+    }
+    return this.decode(id, reply);
+  }
+
+  /** True when the last slide (lastAccessedAt, master clock) looks at least min(granularity, TTL/10) old.
+   *  The TOUCH script decides again on the master's own clock; this only saves the call when it is not due. */
+  private touchDue(record: SessionRecord): boolean {
+    const granularity = Math.min(this.core.settings.touchGranularityMs, record.ttlSeconds * 100);
+    return Date.now() + this.core.clockOffsetMs - record.lastAccessedAt >= granularity;
+  }
+
+  private async touch(id: string, key: string, record: SessionRecord, retry: typeof this.once | undefined): Promise<void> {
+    const reply = await this.core.script('get', scripts.touch, [key], [this.core.settings.touchGranularityMs], retry);
+    if (!Array.isArray(reply)) return;
+    const [, la, now] = reply;
+    if (typeof now === 'number') this.core.clockOffsetMs = now - Date.now();
+    if (typeof la === 'number' && la > record.lastAccessedAt) {
+      record.lastAccessedAt = la;
+      const cached = this.core.degraded.cache.peek(id);
+      if (cached) cached.record = { ...cached.record, lastAccessedAt: la };
+    }
   }
 
   exists(id: string): Promise<boolean> {
@@ -587,6 +623,7 @@ export class RedisSessionStore implements SessionStore {
         fence?.epoch ?? 0,
         fence?.owner !== undefined ? '1' : '0',
         fence?.owner ?? '',
+        this.core.settings.touchGranularityMs,
       ],
       retry,
     );
@@ -594,7 +631,8 @@ export class RedisSessionStore implements SessionStore {
     const conflict = (kind: string) => this.core.metrics.conflicts.inc({ op: 'update', kind });
     switch (status) {
       case 1: {
-        const record = await this.decode(id, a ?? null, { serialized, checksum });
+        // The reply is the header only: the data is what this call wrote.
+        const record = await this.decode(id, [a ?? null, serialized], { serialized, checksum });
         await this.core.afterWrite(key, id);
         return record;
       }

@@ -154,7 +154,8 @@ export interface SessionStore {
   /** Creates a session with a given id, version and createdAt, atomically and only if absent.
    *  Optional in the contract so test doubles need not implement it; RedisSessionStore does. */
   importSession?(input: ImportSessionInput): Promise<ImportSessionResult>;
-  /** Reads a session, updates lastAccessedAt and slides its TTL. Null when absent. */
+  /** Reads a session; updates lastAccessedAt and slides its TTL when the last slide is older than the touch
+   *  granularity (RedisSessionStore: option touchGranularityMs, docs/store.md). Null when absent. */
   get(id: string, options?: { touch?: boolean }): Promise<SessionRecord | null>;
   exists(id: string): Promise<boolean>;
   update(id: string, data: JsonValue, options: UpdateOptions): Promise<SessionRecord>;
