@@ -20,10 +20,7 @@ import {
   type MigrationEnv,
   type TestPool,
 } from './support/migration-env.ts';
-
-function log(line: string): void {
-  console.log(`      ${line}`);
-}
+import { log } from './support/assertions.ts';
 
 describe('drain e2e: kubectl cordon + drain of a node with pool pods', function () {
   this.timeout(180_000);

@@ -9,7 +9,6 @@ import { waitFor } from '../harness/processes.ts';
 import { redisTestEnv } from '../harness/test-env.ts';
 import {
   Traffic,
-  checkInvariants,
   createMigration,
   createPool,
   deletePool,
@@ -23,13 +22,10 @@ import {
   type MigrationEnv,
   type TestPool,
 } from './support/migration-env.ts';
+import { expectNothingLost, log } from './support/assertions.ts';
 
 const SESSIONS = 1000;
 const CLIENTS = 8;
-
-function log(line: string): void {
-  console.log(`      ${line}`);
-}
 
 describe('migration e2e faults: operator killed, target killed, Redis failover', function () {
   this.timeout(180_000);
@@ -54,19 +50,6 @@ describe('migration e2e faults: operator killed, target killed, Redis failover',
     await deletePool(env!, pool);
     pool = undefined;
   });
-
-  async function expectInvariants(p: TestPool, t: Traffic) {
-    const stats = await t.stop();
-    const report = await checkInvariants(p, stats);
-    log(
-      `traffic: ${stats.requests} requests, ${t.totalAcked()} acknowledged, ${stats.failures.length} failed, longest request ${stats.maxLatencyMs} ms`,
-    );
-    expect(report.lost, 'sessions lost').to.deep.equal([]);
-    expect(report.lostWrites, 'acknowledged writes lost').to.deep.equal([]);
-    expect(report.twoOwners, 'sessions with two owners').to.deep.equal([]);
-    expect(stats.failures.slice(0, 5), 'client requests failed').to.deep.equal([]);
-    return report;
-  }
 
   async function runningWithProgress(name: string, namespace: string, minMoved: number) {
     return waitFor(
@@ -96,7 +79,7 @@ describe('migration e2e faults: operator killed, target killed, Redis failover',
     const m = await waitForPhase(env!, pool.namespace, name, ['Succeeded', 'Failed', 'RolledBack'], 150_000);
     expect(m.status?.phase, m.status?.message).to.equal('Succeeded');
     expect(m.status?.journalKey).to.equal(journalKey);
-    const report = await expectInvariants(pool, traffic);
+    const report = await expectNothingLost(pool, traffic);
     expect(ownersCount(report).get(source) ?? 0).to.equal(0);
     log(`resumed: ${m.status?.progress?.moved} moved in total (${before} on the source at the start)`);
   });
@@ -118,7 +101,7 @@ describe('migration e2e faults: operator killed, target killed, Redis failover',
     expect(m.status?.phase, m.status?.message).to.equal('Succeeded');
     // The round that lost its target rolled back; a later round finished the evacuation.
     expect(m.status?.journalKey).to.match(/-r\d+\}:h$/);
-    const report = await expectInvariants(pool, traffic);
+    const report = await expectNothingLost(pool, traffic);
     expect(ownersCount(report).get(source) ?? 0, 'sessions left on the source').to.equal(0);
   });
 
@@ -144,7 +127,7 @@ describe('migration e2e faults: operator killed, target killed, Redis failover',
       const m = await waitForPhase(env!, pool.namespace, name, ['Succeeded', 'Failed', 'RolledBack'], 150_000);
       log(`ended ${m.status?.phase} (${m.status?.reason}); moved ${m.status?.progress?.moved}`);
       expect(m.status?.phase, m.status?.message).to.equal('Succeeded');
-      const report = await expectInvariants(pool, traffic);
+      const report = await expectNothingLost(pool, traffic);
       expect(ownersCount(report).get(source) ?? 0).to.equal(0);
     } finally {
       await restartRedisNode(redis, master.index);

@@ -5,7 +5,6 @@
 import { expect } from 'chai';
 import {
   Traffic,
-  checkInvariants,
   createMigration,
   createPool,
   deletePool,
@@ -17,13 +16,10 @@ import {
   type MigrationEnv,
   type TestPool,
 } from './support/migration-env.ts';
+import { expectNothingLost, log } from './support/assertions.ts';
 
 const SESSIONS = 300;
 const CLIENTS = 8;
-
-function log(line: string): void {
-  console.log(`      ${line}`);
-}
 
 describe('migration e2e: every kind of SessionMigration under live traffic', function () {
   this.timeout(180_000);
@@ -49,20 +45,6 @@ describe('migration e2e: every kind of SessionMigration under live traffic', fun
     pool = undefined;
   });
 
-  async function expectInvariants(p: TestPool, t: Traffic) {
-    const stats = await t.stop();
-    const report = await checkInvariants(p, stats);
-    log(
-      `traffic: ${stats.requests} requests, ${t.totalAcked()} acknowledged increments, ${stats.failures.length} failed, longest request ${stats.maxLatencyMs} ms`,
-    );
-    expect(report.lost, 'sessions lost').to.deep.equal([]);
-    expect(report.lostWrites, 'acknowledged writes lost').to.deep.equal([]);
-    expect(report.twoOwners, 'sessions with two owners').to.deep.equal([]);
-    expect(stats.failures.slice(0, 5), 'client requests failed').to.deep.equal([]);
-    expect(t.totalAcked()).to.be.greaterThan(0);
-    return report;
-  }
-
   it('Evacuate by pod: every session of the pod moves, under traffic', async () => {
     pool = await createPool(env!, { replicas: 3, prefix: 'mig-pod' });
     traffic = new Traffic(env!, pool);
@@ -83,7 +65,7 @@ describe('migration e2e: every kind of SessionMigration under live traffic', fun
     expect(m.status?.completionTime).to.be.a('string');
     expect(m.status?.conditions?.find((c) => c.type === 'Succeeded')?.status).to.equal('True');
     await new Promise((r) => setTimeout(r, 500));
-    const report = await expectInvariants(pool, traffic);
+    const report = await expectNothingLost(pool, traffic);
     expect(ownersCount(report).get(source) ?? 0, 'sessions left on the source').to.equal(0);
     expect((await pool.store.listByOwner(pool.name, source)).length).to.equal(0);
   });
@@ -101,7 +83,7 @@ describe('migration e2e: every kind of SessionMigration under live traffic', fun
     const m = await waitForPhase(env!, pool.namespace, name, ['Succeeded', 'Failed', 'RolledBack']);
     expect(m.status?.phase, m.status?.message).to.equal('Succeeded');
     log(`node ${node}: ${onNode.join(', ')} evacuated, ${m.status?.progress?.moved} sessions moved`);
-    const report = await expectInvariants(pool, traffic);
+    const report = await expectNothingLost(pool, traffic);
     for (const podName of onNode) expect(ownersCount(report).get(podName) ?? 0, `sessions left on ${podName}`).to.equal(0);
   });
 
@@ -118,7 +100,7 @@ describe('migration e2e: every kind of SessionMigration under live traffic', fun
     });
     const m = await waitForPhase(env!, pool.namespace, name, ['Succeeded', 'Failed', 'RolledBack']);
     expect(m.status?.phase, m.status?.message).to.equal('Succeeded');
-    const report = await expectInvariants(pool, traffic);
+    const report = await expectNothingLost(pool, traffic);
     const onTarget = chosen.filter((id) => report.owners.get(id) === target).length;
     log(`migrate: ${m.status?.progress?.moved} moved, ${onTarget}/${chosen.length} on ${target}`);
     // A session may have been released by a lease lapse meanwhile; none may be on another worker.
@@ -149,7 +131,7 @@ describe('migration e2e: every kind of SessionMigration under live traffic', fun
     expect(m.status?.progress?.moved).to.be.greaterThan(SESSIONS / 3);
     const owned = workers.map((w) => counts.get(w) ?? 0);
     expect(Math.max(...owned) - Math.min(...owned)).to.be.at.most(Math.ceil(SESSIONS * 0.25));
-    await expectInvariants(pool, traffic);
+    await expectNothingLost(pool, traffic);
   });
 
   it('dry run: the plan is written and nothing moves', async () => {
@@ -168,6 +150,6 @@ describe('migration e2e: every kind of SessionMigration under live traffic', fun
     const after = await pool.store.listByOwner(pool.name, source);
     expect(after.sort()).to.deep.equal(before.sort());
     expect((await pool.store.listWorkers(pool.name)).find((w) => w.worker === source)?.draining).to.equal(false);
-    await expectInvariants(pool, traffic);
+    await expectNothingLost(pool, traffic);
   });
 });
