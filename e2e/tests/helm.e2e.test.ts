@@ -15,7 +15,6 @@ import { run, waitFor } from '../harness/processes.ts';
 import { kubeTestEnv, redisTestEnv } from '../harness/test-env.ts';
 import {
   Traffic,
-  checkInvariants,
   createMigration,
   createPool,
   deletePool,
@@ -28,6 +27,7 @@ import {
   type MigrationEnv,
   type TestPool,
 } from './support/migration-env.ts';
+import { expectNothingLost } from './support/assertions.ts';
 
 const RELEASE = 'spo';
 const NAMESPACE = 'spo-system';
@@ -200,12 +200,7 @@ describe('helm e2e: the chart installed on the local control plane', function ()
       expect((await waitForPhase(env, pool!.namespace, evacuate, ['Succeeded', 'Failed', 'RolledBack'])).status?.phase).to.equal(
         'Succeeded',
       );
-      const stats = await traffic.stop();
-      const report = await checkInvariants(pool!, stats);
-      expect(report.lost, 'sessions lost').to.deep.equal([]);
-      expect(report.lostWrites, 'acknowledged writes lost').to.deep.equal([]);
-      expect(report.twoOwners, 'sessions with two owners').to.deep.equal([]);
-      expect(stats.failures, 'client requests failed').to.deep.equal([]);
+      const report = await expectNothingLost(pool!, traffic);
       expect(ownersCount(report).get(pods[3]!) ?? 0, 'sessions left on the evacuated pod').to.equal(0);
     } finally {
       await traffic.stop();
@@ -222,11 +217,7 @@ describe('helm e2e: the chart installed on the local control plane', function ()
       for (const name of onNode) await traffic.exclude(name);
       await kubectl(env, ['cordon', node]);
       await kubectl(env, ['drain', node, '--ignore-daemonsets', '--delete-emptydir-data', '--timeout=150s'], 170_000);
-      const stats = await traffic.stop();
-      const report = await checkInvariants(pool!, stats);
-      expect(report.lost, 'sessions lost').to.deep.equal([]);
-      expect(report.lostWrites, 'acknowledged writes lost').to.deep.equal([]);
-      expect(report.twoOwners, 'sessions with two owners').to.deep.equal([]);
+      const report = await expectNothingLost(pool!, traffic);
       for (const name of onNode) expect(ownersCount(report).get(name) ?? 0, `sessions left on ${name}`).to.equal(0);
       await kubectl(env, ['uncordon', node]);
     } finally {
