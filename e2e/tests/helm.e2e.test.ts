@@ -5,14 +5,12 @@
 // autoscaling, a node drain, a migration of each kind, helm upgrade and helm uninstall.
 import { expect } from 'chai';
 import path from 'node:path';
-import { AppsV1Api, CoreV1Api, CustomObjectsApi, KubeConfig, RbacAuthorizationV1Api } from '@kubernetes/client-node';
+import { AppsV1Api, RbacAuthorizationV1Api } from '@kubernetes/client-node';
 import { GROUP, SESSION_POOL_PLURAL, VERSION, type SessionPool } from '../../operator/api/index.ts';
 import { isConditionTrue } from '../../operator/kube/conditions.ts';
 import { WorkerClient } from '../../operator/worker/client.ts';
-import { LocalKubelet } from '../harness/local-kubelet.ts';
 import { binaries, repoRoot } from '../harness/paths.ts';
 import { run, waitFor } from '../harness/processes.ts';
-import { kubeTestEnv, redisTestEnv } from '../harness/test-env.ts';
 import {
   Traffic,
   createMigration,
@@ -23,6 +21,7 @@ import {
   poolEndpoints,
   poolPods,
   waitForPhase,
+  testEnvironment,
   waitForWorkers,
   type MigrationEnv,
   type TestPool,
@@ -54,25 +53,9 @@ describe('helm e2e: the chart installed on the local control plane', function ()
     })) as SessionPool;
 
   before(async () => {
-    const { kubeconfigPath, runDir } = kubeTestEnv();
-    const kc = new KubeConfig();
-    kc.loadFromFile(kubeconfigPath);
-    apps = kc.makeApiClient(AppsV1Api);
-    rbac = kc.makeApiClient(RbacAuthorizationV1Api);
-    env = {
-      kc,
-      core: kc.makeApiClient(CoreV1Api),
-      custom: kc.makeApiClient(CustomObjectsApi),
-      runDir,
-      kubeconfigPath,
-      redisEndpoints: redisTestEnv().endpoints,
-      kubelet: new LocalKubelet({
-        kubeconfigPath,
-        runDir,
-        env: { SPO_LOG_LEVEL: 'warn', SPO_HEARTBEAT_SECONDS: '1', SPO_HOST: '127.0.0.1' },
-      }),
-      operator: undefined,
-    };
+    env = testEnvironment();
+    apps = env.kc.makeApiClient(AppsV1Api);
+    rbac = env.kc.makeApiClient(RbacAuthorizationV1Api);
     // Other suites install the CRDs with kubectl; the chart installs (and owns) them here. A
     // resource another suite left behind keeps its finalizer with no operator to remove it,
     // and would hold the CRD's deletion forever: clear those first.

@@ -44,11 +44,12 @@ export async function kubectl(env: Pick<MigrationEnv, 'kubeconfigPath'>, args: s
   });
 }
 
-export async function setupMigrationEnv(): Promise<MigrationEnv> {
+/** Clients, the Redis endpoints and a (not yet started) LocalKubelet for this run's plane. */
+export function testEnvironment(): MigrationEnv {
   const { kubeconfigPath, runDir } = kubeTestEnv();
   const kc = new KubeConfig();
   kc.loadFromFile(kubeconfigPath);
-  const env: MigrationEnv = {
+  return {
     kc,
     core: kc.makeApiClient(CoreV1Api),
     custom: kc.makeApiClient(CustomObjectsApi),
@@ -62,6 +63,11 @@ export async function setupMigrationEnv(): Promise<MigrationEnv> {
     }),
     operator: undefined,
   };
+}
+
+/** The CRDs installed with kubectl, the LocalKubelet started, and the operator as a child process. */
+export async function setupMigrationEnv(): Promise<MigrationEnv> {
+  const env = testEnvironment();
   await kubectl(env, ['apply', '--server-side', '--force-conflicts', '-f', path.join(repoRoot, 'crds')]);
   await kubectl(env, [
     'wait',
