@@ -1,17 +1,20 @@
 // Benchmark of the operator, for 200 SessionPools: the time from a spec change to the
 // Deployment updated (p50, p99), the operator's memory (RSS) and its CPU while idle, as the
 // issue's targets mean them:
-//   1. create the pools and wait until every one is Ready and the operator is idle (no reconcile
-//      for 3 s);
+//   1. create the pools and wait until every one is Ready, one pod per pool is left (no old pod
+//      of a rollout still terminating) and the operator is idle (no reconcile for 3 s);
 //   2. steady: change one pool's spec at a time at a steady pace (--rate per second), each
 //      measured from the patch to a Deployment watch event showing the change (p50, p99, max);
 //   3. burst (reported apart, as throughput): change all pools at once; time until all are updated;
 //   4. settle, then RSS (/proc/<pid>/status) and CPU over --idle-seconds (/proc/<pid>/stat), and
 //      the reconciles counted meanwhile (idle means none: no polling, no apiserver writes).
 // Starts its own environment (Redis Cluster + control plane, in a temp run dir, stopped at the
-// end) and the operator as a child process (only the pool controller, one namespace) with the
-// chart's NODE_OPTIONS (override with BENCH_NODE_ARGS).
+// end) and the operator as a child process with every controller, as the chart runs it (pool,
+// migration and the drain controller inside it; one namespace), with the chart's NODE_OPTIONS
+// (override with BENCH_NODE_ARGS). Idle reconciles are reported per controller; with
+// BENCH_LOG_LEVEL=debug the operator logs why each key was enqueued (BENCH_KEEP_LOG=<file> keeps it).
 // Usage: node bench/operator.bench.ts [--pools 200] [--rate 10] [--idle-seconds 30] [--no-burst]
+//        [--controllers pool,migration] [--metrics]
 import { copyFileSync, mkdirSync, readFileSync, rmSync } from 'node:fs';
 import path from 'node:path';
 import {
@@ -40,6 +43,8 @@ const IDLE_SECONDS = Number(arg('idle-seconds', '30'));
 const RATE = Number(arg('rate', '10'));
 const BURST = !process.argv.includes('--no-burst');
 const CONCURRENCY = arg('concurrency', '4');
+/** The chart runs every controller (values.yaml operator.controllers). */
+const CONTROLLERS = arg('controllers', 'pool,migration');
 /** The chart's default (charts/session-pool-operator/values.yaml operator.nodeOptions). */
 const NODE_ARGS = (process.env.BENCH_NODE_ARGS ?? '--max-semi-space-size=1 --max-old-space-size=192').split(' ').filter(Boolean);
 const NAMESPACE = 'bench';
@@ -89,6 +94,17 @@ function metricSum(text: string, name: string): number {
   return sum;
 }
 
+/** A counter summed per value of one label. */
+function metricBy(text: string, name: string, label: string): Map<string, number> {
+  const out = new Map<string, number>();
+  for (const line of text.split('\n')) {
+    if (!line.startsWith(`${name}{`)) continue;
+    const value = new RegExp(`${label}="([^"]*)"`).exec(line)?.[1] ?? '';
+    out.set(value, (out.get(value) ?? 0) + Number(line.slice(line.lastIndexOf(' ') + 1)));
+  }
+  return out;
+}
+
 async function main(): Promise<void> {
   mkdirSync(runDir, { recursive: true });
   log(`starting the environment in ${runDir}`);
@@ -112,7 +128,7 @@ async function main(): Promise<void> {
       path.join(repoRoot, 'operator/cmd/operator.ts'),
       '--metrics-port=0',
       `--namespace=${NAMESPACE}`,
-      '--controllers=pool',
+      `--controllers=${CONTROLLERS}`,
       `--concurrency=${CONCURRENCY}`,
     ],
     runDir,
@@ -144,9 +160,16 @@ async function main(): Promise<void> {
           (p) =>
             p.status?.observedGeneration === p.metadata.generation &&
             p.status?.readyReplicas === 1 &&
+            p.status?.replicas === 1 &&
             p.status?.conditions?.some((c) => c.type === 'Ready' && c.status === 'True') &&
             p.status?.conditions?.some((c) => c.type === 'Progressing' && c.status === 'False'),
         ).length === POOLS,
+      300_000,
+    );
+    // The rollouts are over: no old pod left terminating (their deletions are events, not idleness).
+    await waitUntil(
+      `${what}: one pod per pool`,
+      async () => (await core.listNamespacedPod({ namespace: NAMESPACE })).items.length === POOLS,
       300_000,
     );
     // Idle: no reconcile for 3 s.
@@ -264,13 +287,19 @@ async function main(): Promise<void> {
   const after = await metricsText(port);
   const idleCpuPercent = ((ticks1 - ticks0) / CLK_TCK / seconds) * 100;
   const idleReconciles = metricSum(after, 'spo_operator_reconcile_total') - metricSum(before, 'spo_operator_reconcile_total');
+  const byControllerBefore = metricBy(before, 'spo_operator_reconcile_total', 'controller');
+  const byController = [...metricBy(after, 'spo_operator_reconcile_total', 'controller')]
+    .map(([c, n]) => `${c} ${n - (byControllerBefore.get(c) ?? 0)}`)
+    .join(', ');
+  const totalByController = [...metricBy(after, 'spo_operator_reconcile_total', 'controller')].map(([c, n]) => `${c} ${n}`).join(', ');
+  const watchEvents = metricSum(after, 'spo_operator_watch_events_total') - metricSum(before, 'spo_operator_watch_events_total');
   const rssAfter = rssMiB(pid);
   const mib = (name: string) => (metricSum(after, name) / 1024 / 1024).toFixed(1);
 
   const f = (n: number) => `${n.toFixed(1)} ms`;
   console.log('');
   console.log(
-    `operator benchmark: ${POOLS} SessionPools, one operator process (pool controller, concurrency ${CONCURRENCY}, node ${NODE_ARGS.join(' ')})`,
+    `operator benchmark: ${POOLS} SessionPools, one operator process (controllers ${CONTROLLERS}, concurrency ${CONCURRENCY}, node ${NODE_ARGS.join(' ')})`,
   );
   console.log(`  load: ${readFileSync('/proc/loadavg', 'utf8').trim()}`);
   console.log(
@@ -289,6 +318,8 @@ async function main(): Promise<void> {
   console.log(
     `  idle CPU over ${seconds.toFixed(1)} s: ${idleCpuPercent.toFixed(2)} % of one core (${ticks1 - ticks0} ticks), ${idleReconciles} reconciles   (target: near zero, no polling)`,
   );
+  console.log(`  idle reconciles per controller: ${byController || '(none)'}; watch events received meanwhile: ${watchEvents}`);
+  console.log(`  reconciles per controller over the whole run: ${totalByController}`);
   if (process.argv.includes('--metrics'))
     for (const line of after.split('\n').filter((l) => /^(spo_operator_reconcile_total|spo_operator_watch_events_total)/.test(l)))
       console.log(`  ${line}`);

@@ -84,7 +84,7 @@ export const USAGE = `usage: node operator/cmd/operator.ts [flags]
   --log-level=LEVEL                   trace|debug|info|warn|error|fatal|silent (SPO_LOG_LEVEL, info)
   --concurrency=N                     pools reconciled in parallel (SPO_CONCURRENCY, 4)
   --resync-seconds=N                  re-enqueue every pool this often (SPO_RESYNC_SECONDS, ${DEFAULT_RESYNC_SECONDS})
-  --autoscale-interval-seconds=N      autoscaled pools re-read their session count (SPO_AUTOSCALE_INTERVAL_SECONDS, 15)
+  --autoscale-interval-seconds=N      autoscaled pools: counts read at least this often (SPO_AUTOSCALE_INTERVAL_SECONDS, 15)
   --shutdown-timeout-seconds=N        wait for reconciles in flight on SIGTERM (SPO_SHUTDOWN_TIMEOUT_SECONDS, 25)
   --controllers=LIST                  comma list of ${CONTROLLERS.join(', ')} (SPO_CONTROLLERS, all)`;
 

@@ -45,16 +45,33 @@ interface Stoppable {
 /** Starts the optional SessionMigration controller (another engineer's; loaded only if present). */
 async function startMigrationController(
   kc: KubeConfig,
+  informers: SharedInformers,
   config: OperatorConfig,
   registry: Registry,
   log: Logger,
 ): Promise<Stoppable | undefined> {
   try {
     const mod = (await import('../controller/migration/controller.ts')) as {
-      startMigrationController?: (o: { kubeConfig: KubeConfig; registry?: Registry; identity?: string; concurrency?: number }) => Stoppable;
+      startMigrationController?: (o: {
+        kubeConfig: KubeConfig;
+        informers: SharedInformers;
+        registry?: Registry;
+        identity?: string;
+        concurrency?: number;
+        resyncMs?: number;
+      }) => Stoppable;
     };
     if (typeof mod.startMigrationController !== 'function') return undefined;
-    return mod.startMigrationController({ kubeConfig: kc, registry, identity: config.identity, concurrency: config.concurrency });
+    // The migration and drain controllers register handlers on the same informers as the pool
+    // controller: one watch and one cache per resource for the whole operator.
+    return mod.startMigrationController({
+      kubeConfig: kc,
+      informers,
+      registry,
+      identity: config.identity,
+      concurrency: config.concurrency,
+      resyncMs: config.resyncMs,
+    });
   } catch (err) {
     log.warn({ err: errorMessage(err) }, 'the SessionMigration controller could not start: scale-down evacuations wait for one');
     return undefined;
@@ -87,7 +104,7 @@ export async function startOperator(config: OperatorConfig, options: StartOperat
       await informers.waitForSync();
       if (config.controllers.includes('pool')) pool.start();
       if (config.controllers.includes('migration')) {
-        const migration = await startMigrationController(kc, config, registry, log);
+        const migration = await startMigrationController(kc, informers, config, registry, log);
         if (migration) others.push(migration);
       }
       log.info({ controllers: config.controllers }, 'controllers started');

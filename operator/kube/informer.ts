@@ -112,7 +112,7 @@ export class Informer<T extends KubernetesObject> {
   private readonly options: InformerOptions<T>;
   private readonly watcher: WatchLike;
   private readonly cache = new Map<string, T>();
-  private readonly handlers: InformerHandler<T>[] = [];
+  private handlers: InformerHandler<T>[] = [];
   private readonly log: Logger;
   private readonly clock: Clock;
   private readonly random: () => number;
@@ -162,9 +162,16 @@ export class Informer<T extends KubernetesObject> {
     );
   }
 
-  /** Adds a handler; call before start() to see the initial adds. */
-  on(handler: InformerHandler<T>): void {
-    this.handlers.push(handler);
+  /**
+   * Adds a handler; call before start() to see the initial adds. Returns a function that
+   * removes it (controllers that share an informer and stop on losing leadership).
+   */
+  on(handler: InformerHandler<T>): () => void {
+    this.handlers = [...this.handlers, handler];
+    // Copy on write: an emit in progress keeps iterating the array it started with.
+    return () => {
+      this.handlers = this.handlers.filter((h) => h !== handler);
+    };
   }
 
   get(name: string, namespace?: string): T | undefined {

@@ -10,7 +10,6 @@
 // The annotation dspex.io/force-drain=true on the Node is copied to its migrations (force).
 // This controller only creates, deletes and annotates migrations and records Events.
 import {
-  CoreV1Api,
   CustomObjectsApi,
   EventsV1Api,
   PatchStrategy,
@@ -20,37 +19,33 @@ import {
   type V1Pod,
 } from '@kubernetes/client-node';
 import type { Registry } from 'prom-client';
-import {
-  GROUP,
-  POOL_LABEL,
-  SESSION_MIGRATION_PLURAL,
-  SESSION_POOL_PLURAL,
-  VERSION,
-  type SessionMigration,
-  type SessionPool,
-} from '../../api/index.ts';
+import { GROUP, POOL_LABEL, SESSION_MIGRATION_PLURAL, VERSION, type SessionMigration, type SessionPool } from '../../api/index.ts';
 import { runWorkers, type Workers } from '../../kube/controller.ts';
 import { isConflict, isNotFound } from '../../kube/errors.ts';
 import { shareConnections } from '../../kube/connections.ts';
 import { EventRecorder } from '../../kube/events.ts';
-import { Informer, objectKey } from '../../kube/informer.ts';
 import { WorkQueue } from '../../kube/workqueue.ts';
 import { createLogger, type Logger } from '../../observability/logger.ts';
-import { customLister } from '../migration/lists.ts';
 import { isTerminal } from '../migration/phases.ts';
-import { poolPodsOnNode } from '../migration/resolve.ts';
+import { WORKER_COMPONENT_LABEL, poolPodsOnNode } from '../migration/resolve.ts';
 import { FORCE_DRAIN_ANNOTATION, isForced } from '../migration/runner.ts';
+import { jitteredResync, onChange, type Resync } from '../shared/handlers.ts';
+import type { SharedInformers } from '../shared/informers.ts';
 import { DRAIN_NODE_LABEL, blockedMessage, decide, drainMigration, drainMigrationName, nodeDrainState } from './detect.ts';
 
 export const DRAIN_CONTROLLER = 'nodedrain';
 
 export interface DrainControllerOptions {
   kubeConfig: KubeConfig;
+  /** The operator's informers (one watch and cache per resource, shared with the other controllers). */
+  informers: SharedInformers;
   registry?: Registry;
   logger?: Logger;
   identity?: string;
   /** Taint keys that mean "drain" besides the built-in ones. */
   extraDrainTaints?: string[];
+  /** Re-enqueue the draining nodes about this often (± 10 %). Default 10 min; 0 disables. */
+  resyncMs?: number;
 }
 
 export interface RunningDrainController {
@@ -58,11 +53,17 @@ export interface RunningDrainController {
   stop(): Promise<void>;
 }
 
+/** The node a drain migration is about (its annotation or label), if it is one. */
+function drainNodeOf(m: SessionMigration): string | undefined {
+  const labels = m.metadata?.labels ?? {};
+  if (labels[DRAIN_NODE_LABEL] === undefined) return undefined;
+  return m.metadata?.annotations?.['dspex.io/node'] ?? labels[DRAIN_NODE_LABEL];
+}
+
 export function startDrainController(options: DrainControllerOptions): RunningDrainController {
   const kc = shareConnections(options.kubeConfig);
   const log = options.logger ?? createLogger('drain-controller');
   const custom = kc.makeApiClient(CustomObjectsApi);
-  const core = kc.makeApiClient(CoreV1Api);
   const registry = options.registry;
   const events = new EventRecorder({
     api: kc.makeApiClient(EventsV1Api),
@@ -70,47 +71,80 @@ export function startDrainController(options: DrainControllerOptions): RunningDr
     reportingInstance: options.identity ?? 'session-pool-operator',
     logger: log,
   });
-  const common = { kubeConfig: kc, ...(registry ? { registry } : {}), logger: log };
-  const nodes = new Informer<V1Node>({
-    ...common,
-    resource: 'nodes',
-    path: '/api/v1/nodes',
-    list: (o) => core.listNode(o),
-    resyncMs: 30_000,
-  });
-  const pools = new Informer<SessionPool>({
-    ...common,
-    resource: SESSION_POOL_PLURAL,
-    path: `/apis/${GROUP}/${VERSION}/${SESSION_POOL_PLURAL}`,
-    list: customLister<SessionPool>(custom, SESSION_POOL_PLURAL),
-  });
-  const migrations = new Informer<SessionMigration>({
-    ...common,
-    resource: SESSION_MIGRATION_PLURAL,
-    path: `/apis/${GROUP}/${VERSION}/${SESSION_MIGRATION_PLURAL}`,
-    labelSelector: DRAIN_NODE_LABEL,
-    list: customLister<SessionMigration>(custom, SESSION_MIGRATION_PLURAL),
-  });
-  const pods = new Informer<V1Pod>({
-    ...common,
-    resource: 'pods',
-    path: '/api/v1/pods',
-    labelSelector: POOL_LABEL,
-    list: (o) => core.listPodForAllNamespaces(o),
-  });
+  const { nodes, pools, migrations, pods } = options.informers;
+  /** Drain migrations only (the shared cache holds every migration). */
+  const drainMigrationNamed = (name: string, namespace: string) => {
+    const m = migrations.get(name, namespace);
+    return m && drainNodeOf(m) !== undefined ? m : undefined;
+  };
 
+  /**
+   * Nodes a pool or pod change can matter to: draining ones (a migration may be due) and those
+   * named by a drain migration (one to report or delete). Elsewhere reconcile() has nothing to
+   * do, so pod churn on ordinary nodes (rollouts) wakes nothing; a node that starts draining is
+   * enqueued by its own event and reads the pods then.
+   */
+  const relevant = (node: string | undefined): boolean => {
+    if (!node) return false;
+    const n = nodes.get(node);
+    if (n && nodeDrainState(n, options.extraDrainTaints).draining) return true;
+    return migrations.list().some((m) => drainNodeOf(m) === node);
+  };
   const queue = new WorkQueue({ name: DRAIN_CONTROLLER, ...(registry ? { registry } : {}) });
-  nodes.on((_event, node) => queue.add(objectKey(node)));
-  migrations.on((_event, m) => {
-    const node = m.metadata?.annotations?.['dspex.io/node'] ?? m.metadata?.labels?.[DRAIN_NODE_LABEL];
-    if (node) queue.add(node);
-  });
-  pools.on(() => {
-    for (const node of nodes.keys()) queue.add(node);
-  });
-  pods.on((_event, pod) => {
-    if (pod.spec?.nodeName) queue.add(pod.spec.nodeName);
-  });
+  const enqueue = (key: string, why: string) => {
+    log.debug({ node: key, why }, 'enqueued');
+    queue.add(key);
+  };
+  // Only what decide() and the reconcile read: a node's drain state and force annotation (not
+  // its status heartbeats); a pool's identity and maintenance settings (not its status); a
+  // pool pod's node, pool and deletion; a drain migration's phase and force.
+  const unsubscribe = [
+    nodes.on(
+      onChange<V1Node>(
+        (n) => JSON.stringify([n.metadata?.uid, nodeDrainState(n, options.extraDrainTaints), isForced(n)]),
+        (n) => n.metadata?.name,
+        enqueue,
+        nodes.list(),
+      ),
+    ),
+    pools.on(
+      onChange<SessionPool>(
+        (p) => JSON.stringify([p.metadata.uid, p.metadata.deletionTimestamp ?? null, p.spec.maintenance ?? null]),
+        () => nodes.keys().filter(relevant),
+        enqueue,
+        pools.list(),
+      ),
+    ),
+    migrations.on(
+      onChange<SessionMigration>(
+        (m) =>
+          JSON.stringify([
+            m.metadata.uid,
+            m.metadata.deletionTimestamp ?? null,
+            m.status?.phase,
+            m.metadata.annotations?.[FORCE_DRAIN_ANNOTATION],
+          ]),
+        drainNodeOf,
+        enqueue,
+        migrations.list(),
+      ),
+    ),
+    pods.on(
+      onChange<V1Pod>(
+        (p) =>
+          JSON.stringify([
+            p.metadata?.uid,
+            p.spec?.nodeName,
+            p.metadata?.labels?.[POOL_LABEL],
+            p.metadata?.labels?.[WORKER_COMPONENT_LABEL],
+            p.metadata?.deletionTimestamp ?? null,
+          ]),
+        (p) => (relevant(p.spec?.nodeName) ? p.spec?.nodeName : undefined),
+        enqueue,
+        pods.list(),
+      ),
+    ),
+  ];
   /** (pool uid, node, migration uid) already reported, so a report is made once per outcome. */
   const reported = new Set<string>();
 
@@ -122,7 +156,7 @@ export function startDrainController(options: DrainControllerOptions): RunningDr
       const namespace = pool.metadata.namespace ?? 'default';
       const poolName = pool.metadata.name ?? '';
       const name = drainMigrationName(poolName, nodeName);
-      const existing = migrations.get(name, namespace);
+      const existing = drainMigrationNamed(name, namespace);
       const onNode = poolPodsOnNode(pods.list(namespace), poolName, nodeName);
       const decision = decide({
         state,
@@ -216,7 +250,7 @@ export function startDrainController(options: DrainControllerOptions): RunningDr
   };
 
   let workers: Workers | undefined;
-  for (const informer of [nodes, pools, migrations, pods] as { start(): void }[]) informer.start();
+  let resync: Resync | undefined;
   const ready = (async () => {
     await Promise.all([nodes.waitForSync(), pools.waitForSync(), migrations.waitForSync(), pods.waitForSync()]);
     for (const node of nodes.keys()) queue.add(node);
@@ -226,13 +260,25 @@ export function startDrainController(options: DrainControllerOptions): RunningDr
       ...(registry ? { registry } : {}),
       logger: log,
     });
+    // Level-triggering matters only where a migration must exist: the draining nodes.
+    resync = jitteredResync(
+      options.resyncMs ?? 600_000,
+      () =>
+        nodes
+          .list()
+          .filter((n) => nodeDrainState(n, options.extraDrainTaints).draining)
+          .map((n) => n.metadata?.name ?? ''),
+      (key, delayMs) => queue.addAfter(key, delayMs),
+    );
   })();
   return {
     ready,
     async stop(): Promise<void> {
+      for (const off of unsubscribe) off();
+      resync?.stop();
       if (workers) await workers.stop(5_000);
       else await queue.shutdown(0);
-      await Promise.all([nodes.stop(), pools.stop(), migrations.stop(), pods.stop()]);
+      await events.flush().catch(() => undefined);
     },
   };
 }

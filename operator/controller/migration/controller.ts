@@ -1,13 +1,12 @@
-// The SessionMigration controller: informers on SessionMigrations, SessionPools, pool pods and
-// Nodes; a work queue of migration keys; reconcile starts one MigrationRunner per migration in
+// The SessionMigration controller: handlers on the operator's shared informers (SessionMigrations,
+// SessionPools, pool pods and Nodes; one watch and cache per resource for every controller); a work queue of migration keys; reconcile starts one MigrationRunner per migration in
 // the background (a migration can run for minutes; the queue's workers stay free) and never a
 // second one for the same uid. Level-triggered: a restarted operator finds Running migrations
 // in the cache and resumes them from their journals.
-import { CoreV1Api, CustomObjectsApi, EventsV1Api, type KubeConfig, type V1Node, type V1Pod } from '@kubernetes/client-node';
+import { CoreV1Api, CustomObjectsApi, EventsV1Api, type KubeConfig } from '@kubernetes/client-node';
 import type { Registry } from 'prom-client';
 import {
   GROUP,
-  POOL_LABEL,
   SESSION_MIGRATION_PLURAL,
   SESSION_POOL_PLURAL,
   VERSION,
@@ -20,20 +19,23 @@ import { shareConnections } from '../../kube/connections.ts';
 import { runWorkers, type Workers } from '../../kube/controller.ts';
 import { errorMessage, isNotFound } from '../../kube/errors.ts';
 import { EventRecorder } from '../../kube/events.ts';
-import { Informer, enqueueKeys, objectKey } from '../../kube/informer.ts';
+import { objectKey } from '../../kube/informer.ts';
 import { WorkQueue } from '../../kube/workqueue.ts';
 import { createLogger, type Logger } from '../../observability/logger.ts';
 import { isTerminal, currentPhase } from './phases.ts';
-import { CONDITION_FORCED, MigrationRunner, isForced } from './runner.ts';
+import { CONDITION_FORCED, FORCE_DRAIN_ANNOTATION, MigrationRunner, isForced } from './runner.ts';
 import { StoreAccess } from './store-access.ts';
 import { nodeDrainState } from '../drain/detect.ts';
 import { startDrainController } from '../drain/controller.ts';
-import { customLister } from './lists.ts';
+import { jitteredResync, onChange, type Resync } from '../shared/handlers.ts';
+import type { SharedInformers } from '../shared/informers.ts';
 
 export const MIGRATION_CONTROLLER = 'sessionmigration';
 
 export interface MigrationControllerOptions {
   kubeConfig: KubeConfig;
+  /** The operator's informers (one watch and cache per resource, shared with the other controllers). */
+  informers: SharedInformers;
   registry?: Registry;
   logger?: Logger;
   /** Who records Events (the pod name). */
@@ -45,6 +47,8 @@ export interface MigrationControllerOptions {
   graceMs?: number;
   /** Also run the maintenance drain controller (default true): it creates the Evacuate migrations of draining nodes. */
   drain?: boolean;
+  /** Re-enqueue the migrations not yet ended about this often (± 10 %). Default 10 min; 0 disables. */
+  resyncMs?: number;
 }
 
 export interface RunningController {
@@ -72,32 +76,32 @@ export function startMigrationController(options: MigrationControllerOptions): R
     reportingInstance: options.identity ?? 'session-pool-operator',
     logger: log,
   });
-  const common = { kubeConfig: kc, ...(registry ? { registry } : {}), logger: log };
-
-  const migrations = new Informer<SessionMigration>({
-    ...common,
-    resource: SESSION_MIGRATION_PLURAL,
-    path: `/apis/${GROUP}/${VERSION}/${SESSION_MIGRATION_PLURAL}`,
-    list: customLister<SessionMigration>(custom, SESSION_MIGRATION_PLURAL),
-    resyncMs: 30_000,
-  });
-  const pools = new Informer<SessionPool>({
-    ...common,
-    resource: SESSION_POOL_PLURAL,
-    path: `/apis/${GROUP}/${VERSION}/${SESSION_POOL_PLURAL}`,
-    list: customLister<SessionPool>(custom, SESSION_POOL_PLURAL),
-  });
-  const pods = new Informer<V1Pod>({
-    ...common,
-    resource: 'pods',
-    path: '/api/v1/pods',
-    labelSelector: POOL_LABEL,
-    list: (o) => core.listPodForAllNamespaces(o),
-  });
-  const nodes = new Informer<V1Node>({ ...common, resource: 'nodes', path: '/api/v1/nodes', list: (o) => core.listNode(o) });
+  const { migrations, pools, pods, nodes } = options.informers;
 
   const queue = new WorkQueue({ name: MIGRATION_CONTROLLER, ...(registry ? { registry } : {}) });
-  migrations.on(enqueueKeys(queue));
+  // A migration's own status writes come back as updates: only what reconcile() reads enqueues
+  // (identity, deletion, phase, the force annotation and condition); a run in flight is skipped anyway.
+  const unsubscribe = [
+    migrations.on(
+      onChange<SessionMigration>(
+        (m) =>
+          JSON.stringify([
+            m.metadata.uid,
+            m.metadata.generation,
+            m.metadata.deletionTimestamp ?? null,
+            m.metadata.annotations?.[FORCE_DRAIN_ANNOTATION],
+            currentPhase(m),
+            (m.status?.conditions ?? []).filter((c) => c.type === CONDITION_FORCED).map((c) => c.status),
+          ]),
+        (m) => objectKey(m),
+        (key, why) => {
+          log.debug({ migration: key, why }, 'enqueued');
+          queue.add(key);
+        },
+        migrations.list(),
+      ),
+    ),
+  ];
   const active = new Map<string, Active>();
   /** Uids this process saw end (the cache may still show an older phase for a moment). */
   const ended = new Map<string, { forcedDone: boolean }>();
@@ -183,18 +187,19 @@ export function startMigrationController(options: MigrationControllerOptions): R
   };
 
   let workers: Workers | undefined;
+  let resync: Resync | undefined;
   // Deleted migrations: forget the memo (a run in flight finishes; it is bounded by its deadline).
-  migrations.on((event, obj) => {
-    if (event === 'delete') ended.delete(obj.metadata?.uid ?? objectKey(obj));
-  });
-  pools.on((event, pool) => {
-    if (event === 'delete') void storeAccess.forget(pool.metadata?.namespace ?? 'default', pool.metadata?.name ?? '');
-  });
+  unsubscribe.push(
+    migrations.on((event, obj) => {
+      if (event === 'delete') ended.delete(obj.metadata?.uid ?? objectKey(obj));
+    }),
+    pools.on((event, pool) => {
+      if (event === 'delete') void storeAccess.forget(pool.metadata?.namespace ?? 'default', pool.metadata?.name ?? '');
+    }),
+  );
 
-  for (const informer of [pools, pods, nodes, migrations] as { start(): void }[]) informer.start();
   const ready = (async () => {
-    await Promise.all([pools.waitForSync(), pods.waitForSync(), nodes.waitForSync()]);
-    await migrations.waitForSync();
+    await Promise.all([pools.waitForSync(), pods.waitForSync(), nodes.waitForSync(), migrations.waitForSync()]);
     for (const key of migrations.keys()) queue.add(key);
     // Only now: a migration must never be judged against caches that have not synced (a pool
     // missing from an empty cache is not a pool that does not exist).
@@ -204,6 +209,16 @@ export function startMigrationController(options: MigrationControllerOptions): R
       ...(registry ? { registry } : {}),
       logger: log,
     });
+    // Level-triggered safety net for the migrations that have not ended (ended ones need nothing).
+    resync = jitteredResync(
+      options.resyncMs ?? 600_000,
+      () =>
+        migrations
+          .list()
+          .filter((m) => !isTerminal(currentPhase(m)))
+          .map((m) => objectKey(m)),
+      (key, delayMs) => queue.addAfter(key, delayMs),
+    );
   })();
 
   const drain =
@@ -211,6 +226,7 @@ export function startMigrationController(options: MigrationControllerOptions): R
       ? undefined
       : startDrainController({
           kubeConfig: kc,
+          informers: options.informers,
           ...(registry ? { registry } : {}),
           logger: log.child({ controller: 'nodedrain' }),
           ...(options.identity ? { identity: options.identity } : {}),
@@ -218,12 +234,14 @@ export function startMigrationController(options: MigrationControllerOptions): R
   return {
     ready: Promise.all([ready, drain?.ready]).then(() => undefined),
     async stop(): Promise<void> {
+      for (const off of unsubscribe) off();
+      resync?.stop();
       await drain?.stop();
       for (const run of active.values()) run.abort.abort();
       await Promise.all([...active.values()].map((a) => a.done));
       if (workers) await workers.stop(5_000);
       else await queue.shutdown(0);
-      await Promise.all([migrations.stop(), pools.stop(), pods.stop(), nodes.stop()]);
+      await events.flush().catch(() => undefined);
       if (ownsStoreAccess) await storeAccess.close();
     },
   };

@@ -38,8 +38,9 @@ import { buildPlan } from './plan.ts';
 import { ResolveError, isPoolPod, resolveSources } from './resolve.ts';
 import type { PoolStore } from './store-access.ts';
 
-/** Annotation (on a SessionMigration, or on a Node for the drain's migrations) that forces an evacuation. */
-export const FORCE_DRAIN_ANNOTATION = 'dspex.io/force-drain';
+import { FORCE_DRAIN_ANNOTATION } from '../pool/names.ts';
+
+export { FORCE_DRAIN_ANNOTATION };
 export const CONDITION_FORCED = 'ForcedRelease';
 /** Most evacuation rounds (leftovers, or re-plans after a target died). */
 export const MAX_ROUNDS = 5;

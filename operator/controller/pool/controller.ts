@@ -10,23 +10,29 @@
 //   Pod                    -> the dspex.io/pool label: phase, ready, deletion, node
 //   Node (cordon, taints)  -> every pool with a pod on the node
 // Events from children and pods are coalesced: the key is added after coalesceMs, so the burst
-// of events of one rollout step makes one reconcile. The store sweep runs from the Sweeper.
+// of events of one rollout step makes one reconcile. The Sweeper runs each pool's store sweep and
+// reads its session counts (Redis has no watch); the pool is enqueued only when the counts would
+// change its status or scaling (refresh.ts). Why a key was enqueued is logged at debug.
 import type { KubernetesObject, V1Deployment, V1Node, V1Pod } from '@kubernetes/client-node';
 import { POOL_LABEL, SESSION_POOL_KIND, type SessionMigration } from '../../api/index.ts';
 import { runWorkers, type Workers } from '../../kube/controller.ts';
-import { objectKey, type InformerHandler } from '../../kube/informer.ts';
 import { errorMessage } from '../../kube/errors.ts';
 import { Gauge, type Registry } from 'prom-client';
 import { defaultRegistry } from '../../observability/metrics.ts';
 import { WorkQueue } from '../../kube/workqueue.ts';
 import { createLogger, type Logger } from '../../observability/logger.ts';
+import { jitteredResync, onChange, type Resync } from '../shared/handlers.ts';
 import type { SharedInformers } from '../shared/informers.ts';
+
+export { onChange } from '../shared/handlers.ts';
 import type { PoolApi } from './client.ts';
 import { PoolMetrics } from './metrics.ts';
 import { CONTROLLER_NAME } from './names.ts';
 import { APPLIED_HASH_ANNOTATION, PoolReconciler, type EventSink, type PoolReconcilerDeps } from './reconciler.ts';
 import { isPodReady } from './status.ts';
 import { POD_DELETION_COST_ANNOTATION } from './names.ts';
+import { countsChange } from './refresh.ts';
+import { readCounts } from './sessions.ts';
 import { Sweeper } from './sweeper.ts';
 import { StoreClients } from './store-clients.ts';
 
@@ -107,31 +113,6 @@ export function migrationSignature(m: SessionMigration): string {
   ]);
 }
 
-/**
- * A handler that enqueues obj's pool key when the object appears, goes, or its signature
- * changes; updates (and resyncs) that leave the signature alone are dropped.
- */
-export function onChange<T extends KubernetesObject>(
-  signature: (obj: T) => string,
-  toKey: (obj: T) => string | undefined,
-  enqueue: (key: string) => void,
-): InformerHandler<T> {
-  const seen = new Map<string, string>();
-  return (event, obj) => {
-    const id = objectKey(obj);
-    const key = toKey(obj);
-    if (event === 'delete') {
-      seen.delete(id);
-      if (key) enqueue(key);
-      return;
-    }
-    const sig = signature(obj);
-    if (seen.get(id) === sig) return;
-    seen.set(id, sig);
-    if (key) enqueue(key);
-  };
-}
-
 function nodeState(node: V1Node): string {
   return JSON.stringify([
     node.spec?.unschedulable ?? false,
@@ -178,7 +159,9 @@ export class PoolController {
   private workers: Workers | undefined;
   private reconciler: PoolReconciler | undefined;
   private sweeper: Sweeper | undefined;
-  private resyncTimer: ReturnType<typeof setTimeout> | undefined;
+  private resync: Resync | undefined;
+  /** When each pool was last swept (the count check may run more often than the sweep). */
+  private readonly swept = new Map<string, number>();
   private readonly nodeStates = new Map<string, string>();
 
   constructor(options: PoolControllerOptions) {
@@ -193,9 +176,10 @@ export class PoolController {
     });
     const coalesceMs = options.coalesceMs ?? 200;
     // Children, pods and migrations: coalesced, behind nothing urgent.
-    const soon = (key: string) => {
+    const soon = (key: string, why: string) => {
       const queue = this.queue;
       if (!queue || queue.isQueued(key)) return;
+      this.log.debug({ pool: key, why }, 'enqueued');
       queue.addAfter(key, coalesceMs);
     };
     // Our own status writes come back as update events: only a change of the spec (generation)
@@ -221,6 +205,7 @@ export class PoolController {
       if (event !== 'add' && seen.get(key) === signature) return;
       seen.set(key, signature);
       // A spec edit goes ahead of routine status refreshes: its latency is what users see.
+      if (this.queue) this.log.debug({ pool: key, why: `SessionPool ${event}` }, 'enqueued');
       this.queue?.addFirst(key);
     });
     informers.migrations.on(
@@ -257,7 +242,8 @@ export class PoolController {
       // controller acts on it; the pool recomputes its status).
       for (const pod of informers.pods.list()) {
         const pool = pod.metadata?.labels?.[POOL_LABEL];
-        if (pod.spec?.nodeName === name && pool && pod.metadata?.namespace) this.queue?.add(`${pod.metadata.namespace}/${pool}`);
+        if (pod.spec?.nodeName === name && pool && pod.metadata?.namespace)
+          soon(`${pod.metadata.namespace}/${pool}`, `Node ${name} changed`);
       }
     });
     registerQueueDepth(options.registry, () => this.queue?.depth() ?? 0);
@@ -302,47 +288,61 @@ export class PoolController {
       logger: this.log,
     });
     for (const key of informers.pools.keys()) this.queue.add(key);
-    this.scheduleResync();
+    // The safety net of a level-triggered controller: every pool about every resyncMs (± 10 %),
+    // each after a random delay within a tenth of the period (at most a minute).
+    const queue = this.queue;
+    this.resync = jitteredResync(
+      this.options.resyncMs ?? 600_000,
+      () => informers.pools.keys(),
+      (key, delayMs) => queue.addAfter(key, delayMs),
+    );
     this.log.info({ pools: informers.pools.keys().length }, 'pool controller started');
   }
 
-  /** Every resyncMs ± 10 %: every pool, each after a random delay within a tenth of the period (≤ 1 min). */
-  private scheduleResync(): void {
-    const resyncMs = this.options.resyncMs ?? 600_000;
-    if (resyncMs <= 0) return;
-    this.resyncTimer = setTimeout(
-      () => {
-        const queue = this.queue;
-        if (!queue) return;
-        const spread = Math.min(60_000, resyncMs / 10);
-        for (const key of this.options.informers.pools.keys()) queue.addAfter(key, Math.floor(Math.random() * spread));
-        this.scheduleResync();
-      },
-      Math.round(resyncMs * (0.9 + 0.2 * Math.random())),
-    );
-    this.resyncTimer.unref();
-  }
-
-  /** One pool's periodic sweep (from the Sweeper): store calls only, no reconcile, no apiserver call. */
+  /**
+   * One pool's periodic work (from the Sweeper): the store sweep every sweep interval, and a
+   * read of its counts every time (autoscaled pools come more often, every autoscale interval).
+   * Store calls only; the pool is enqueued only when the counts would change its status or
+   * scaling (refresh.ts), so an idle pool makes no reconcile and no apiserver call.
+   */
   private async sweep(key: string): Promise<void> {
     const pool = this.options.informers.pools.getByKey(key);
     if (!pool || pool.metadata.deletionTimestamp) {
       this.sweeper?.forget(key);
+      this.swept.delete(key);
       return;
     }
+    const name = pool.metadata.name ?? '';
+    const namespace = pool.metadata.namespace ?? 'default';
+    let counts;
     try {
       const store = await this.stores.forPool(key, pool);
-      const result = await this.stores.call('sweep', store.sweep(pool.metadata.name ?? ''));
-      if (result.expired > 0 || result.leasesReleased > 0) this.log.debug({ pool: key, ...result }, 'swept');
+      const now = Date.now();
+      const sweepMs = pool.spec.sessions.sweepIntervalSeconds * 1000;
+      // 5 % slack: a check that comes a little early (timer jitter) still sweeps.
+      if (now - (this.swept.get(key) ?? 0) >= sweepMs * 0.95) {
+        this.swept.set(key, now);
+        const result = await this.stores.call('sweep', store.sweep(name));
+        if (result.expired > 0 || result.leasesReleased > 0) this.log.debug({ pool: key, ...result }, 'swept');
+      }
+      counts = await this.stores.call('counts', readCounts(store, name));
     } catch (err) {
       this.log.warn({ pool: key, err: errorMessage(err) }, 'sweep failed');
+    }
+    const pods = this.options.informers.pods.list(namespace).filter((p) => p.metadata?.labels?.[POOL_LABEL] === name);
+    const why = countsChange(this.options.informers.pools.getByKey(key) ?? pool, pods, counts);
+    const queue = this.queue;
+    if (why && queue && !queue.isQueued(key)) {
+      this.log.debug({ pool: key, why }, 'enqueued');
+      queue.add(key);
     }
   }
 
   /** Stops taking keys and waits for the reconciles in flight (at most timeoutMs). */
   async stop(timeoutMs = 30_000): Promise<void> {
-    if (this.resyncTimer) clearTimeout(this.resyncTimer);
-    this.resyncTimer = undefined;
+    this.resync?.stop();
+    this.resync = undefined;
+    this.swept.clear();
     const sweeper = this.sweeper;
     this.sweeper = undefined;
     const workers = this.workers;

@@ -13,6 +13,8 @@ export const MANAGED_BY = 'session-pool-operator';
 
 /** Hash of the store settings on the pod template: a change rolls the workers. */
 export const STORE_HASH_ANNOTATION = 'dspex.io/store-config-hash';
+/** Annotation (on a SessionMigration, or on a Node for the drain's migrations) that forces an evacuation. */
+export const FORCE_DRAIN_ANNOTATION = 'dspex.io/force-drain';
 /** Set on pods chosen for a scale-down: the ReplicaSet deletes the lowest cost first. */
 export const POD_DELETION_COST_ANNOTATION = 'controller.kubernetes.io/pod-deletion-cost';
 /** Lowest int32: these pods go first. */

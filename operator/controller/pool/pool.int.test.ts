@@ -345,7 +345,8 @@ describe('SessionPool reconciler (integration: apiserver + Redis Cluster)', func
   });
 
   it('keeps replicas and reports Degraded when the scale-down evacuation fails', async () => {
-    await createPool('failing', { replicas: 2 });
+    // Counts are read every sweep interval: a short one, so the sessions are seen at once.
+    await createPool('failing', { replicas: 2, sessions: { sweepIntervalSeconds: 2 } });
     const pods = await waitFor('2 pods', async () => {
       const list = await podsOf('failing');
       return list.length === 2 ? list.map((p) => p.metadata?.name ?? '') : undefined;
@@ -393,8 +394,42 @@ describe('SessionPool reconciler (integration: apiserver + Redis Cluster)', func
     expect(events.items.map((e) => e.reason)).to.include('EvacuationFailed');
   });
 
+  it('status.activeSessions follows the session count within a sweep interval, without reconcile polling', async () => {
+    await createPool('counted', { replicas: 1, sessions: { sweepIntervalSeconds: 2 } });
+    const pool = await waitFor(
+      'pool settled',
+      async () => {
+        const p = await getPool('counted');
+        return p.status?.activeSessions === 0 && condition(p, 'Ready')?.status === 'True' ? p : undefined;
+      },
+      60_000,
+    );
+    const store = storeFor(pool.spec.store.keyPrefix);
+    const [worker] = (await podsOf('counted')).map((p) => p.metadata?.name ?? '');
+    const sessions = await Promise.all(
+      Array.from({ length: 5 }, () => store.create({ pool: 'counted', ...(worker ? { owner: worker } : {}) })),
+    );
+    // Up: within one sweep interval (2 s) plus a reconcile.
+    let t0 = Date.now();
+    const up = await waitFor('activeSessions 5', async () => {
+      const p = await getPool('counted');
+      return p.status?.activeSessions === 5 ? p : undefined;
+    });
+    expect(Date.now() - t0).to.be.below(6_000);
+    expect(up.status?.sessionsPerWorker?.workers?.[0]).to.deep.equal({ worker, sessions: 5 });
+    // Down.
+    await Promise.all(sessions.slice(0, 3).map((s) => store.delete(s.id)));
+    t0 = Date.now();
+    await waitFor('activeSessions 2', async () => (await getPool('counted')).status?.activeSessions === 2);
+    expect(Date.now() - t0).to.be.below(6_000);
+    // Nothing changes: the status is not rewritten (no reconcile polling writes).
+    const rv = (await getPool('counted')).metadata.resourceVersion;
+    await new Promise((r) => setTimeout(r, 5_000));
+    expect((await getPool('counted')).metadata.resourceVersion).to.equal(rv);
+  });
+
   it("releases a dead worker's sessions to the pool and drops its registration", async () => {
-    await createPool('dead', { replicas: 1 });
+    await createPool('dead', { replicas: 1, sessions: { sweepIntervalSeconds: 2 } });
     await waitFor('Deployment', () => deployment('dead'));
     const pool = await getPool('dead');
     const store = storeFor(pool.spec.store.keyPrefix);

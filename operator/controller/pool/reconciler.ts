@@ -86,7 +86,10 @@ export interface PoolReconcilerDeps {
   metrics?: PoolMetrics;
   logger?: Logger;
   now?: () => number;
-  /** How often an autoscaled pool re-reads its session count. Default 15 s. */
+  /**
+   * How often an autoscaled pool's counts are read (by the sweeper, without a reconcile, when
+   * shorter than its sweep interval). Default 15 s.
+   */
   autoscaleIntervalMs?: number;
   /**
    * Re-apply unchanged children this often anyway (a safety net; drift of a child's spec is
@@ -252,7 +255,7 @@ export class PoolReconciler {
     const { observation, counts, store } = await this.readStore(key, pool);
     lap('storeRead');
     if (store && counts && this.deps.pods.hasSynced()) await this.releaseDeadWorkers(pool, store, counts, liveNames);
-    if (store) this.deps.sweeps?.schedule(key, pool.spec.sessions.sweepIntervalSeconds * 1000);
+    if (store) this.deps.sweeps?.schedule(key, this.checkIntervalMs(pool));
     lap('storeMaintenance');
 
     // Scaling.
@@ -327,7 +330,18 @@ export class PoolReconciler {
       throw new Error(`pool ${key}: ${observation.error ?? 'session store unreachable'}`);
     }
     const next = this.nextCheck(key, pool, lagging ? 5_000 : scale.requeueAfterMs, stabilized.desired, current, now);
+    if (next !== undefined) this.log.debug({ pool: key, requeueAfterMs: next, lagging, plan: plan.action }, 'requeue');
     return next === undefined ? {} : { requeueAfterMs: next };
+  }
+
+  /**
+   * How often the sweeper reads the pool's counts (and enqueues it when they change its status
+   * or scaling): every sweep interval, and for an autoscaled pool at least every autoscale
+   * interval. Session counts live in Redis (no watch), so this read is the one periodic call.
+   */
+  checkIntervalMs(pool: SessionPool): number {
+    const sweepMs = pool.spec.sessions.sweepIntervalSeconds * 1000;
+    return pool.spec.autoscaling.enabled ? Math.min(sweepMs, this.deps.autoscaleIntervalMs ?? 15_000) : sweepMs;
   }
 
   /**
@@ -643,8 +657,9 @@ export class PoolReconciler {
   ): number | undefined {
     const candidates: number[] = [];
     if (planRequeue !== undefined) candidates.push(planRequeue);
+    // No periodic requeue for autoscaling: the sweeper reads the counts and enqueues the pool
+    // when they change its status or desired size (refresh.ts).
     if (pool.spec.autoscaling.enabled) {
-      candidates.push(this.deps.autoscaleIntervalMs ?? 15_000);
       // A scale-down held by the window: look again when the oldest higher recommendation ages out.
       if (current !== undefined && desired === current) {
         const windowMs = pool.spec.autoscaling.scaleDownStabilizationSeconds * 1000;

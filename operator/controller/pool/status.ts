@@ -287,6 +287,11 @@ function canonical(value: unknown): unknown {
   return value;
 }
 
+/** Canonical JSON (sorted keys, undefined left out), to compare parts of a status. */
+export function canonicalJson(value: unknown): string {
+  return JSON.stringify(canonical(value ?? null));
+}
+
 /**
  * Whether a status write would change anything. lastTransitionTime is left out: it moves only
  * with a condition's status, which is compared, so a difference there alone (a re-rendered

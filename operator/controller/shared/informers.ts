@@ -27,7 +27,7 @@ import {
 } from '../../api/index.ts';
 import { shareConnections } from '../../kube/connections.ts';
 import { Informer, type ListOptions } from '../../kube/informer.ts';
-import { APPLIED_HASH_ANNOTATION as APPLIED_HASH, POD_DELETION_COST_ANNOTATION } from '../pool/names.ts';
+import { APPLIED_HASH_ANNOTATION as APPLIED_HASH, FORCE_DRAIN_ANNOTATION, POD_DELETION_COST_ANNOTATION } from '../pool/names.ts';
 
 /** Children the operator manages carry this label (see controller/pool/names.ts). */
 export const MANAGED_SELECTOR = 'app.kubernetes.io/managed-by=session-pool-operator';
@@ -87,10 +87,12 @@ function leanMeta(meta: Meta | undefined, annotations: readonly string[]): Meta 
 }
 
 /**
- * Cached objects hold only what the pool reconciler reads (controller.ts signatures, status.ts,
- * reconciler.ts): a pod's phase, Ready condition, node and deletion cost; a Deployment's
- * replicas, our hash and its status, not its pod template; a Service's or PDB's identity and our
- * hash; a Node's schedulability and taints, not its status (image lists). Raw objects are
+ * Cached objects hold only what the controllers read (pool: controller.ts signatures,
+ * status.ts, reconciler.ts; migration: resolve.ts, runner.ts; drain: detect.ts): a pod's
+ * labels, phase, Ready condition, node, deletion and deletion cost; a Deployment's replicas,
+ * our hash and its status, not its pod template; a Service's or PDB's identity and our hash; a
+ * Node's schedulability, taints and force-drain annotation, not its status (image lists,
+ * heartbeats). Pools and migrations are kept whole (without managedFields). Raw objects are
  * garbage right after, so the caches stay small however big the objects are.
  */
 export const lean = {
@@ -127,7 +129,7 @@ export const lean = {
     return {
       apiVersion: n.apiVersion ?? 'v1',
       kind: n.kind ?? 'Node',
-      metadata: leanMeta(n.metadata, []),
+      metadata: leanMeta(n.metadata, [FORCE_DRAIN_ANNOTATION]),
       spec: {
         ...(n.spec?.unschedulable !== undefined ? { unschedulable: n.spec.unschedulable } : {}),
         ...(n.spec?.taints ? { taints: n.spec.taints } : {}),
