@@ -2,7 +2,7 @@
 // step in Redis so that an operator restart can resume (finish or undo) what it was doing.
 //
 // One batch, forward (three Redis commands per session: a read, a mark, a move):
-//   1. read each session's owner and epoch (readOwners: one HMGET each); journal the batch `planned`
+//   1. read each session's owner and epoch (readOwners: one HGET of the header each); journal the batch `planned`
 //   2. setMoving(batch, uid): workers start no new work on these sessions; journal `frozen`
 //   3. wait a short grace so in-flight work ends (late writes are fenced anyway)
 //   4. migrateOwners, a compare-and-swap on (owner, epoch) for each session that also clears its

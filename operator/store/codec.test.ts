@@ -67,7 +67,7 @@ describe('store codec', () => {
     });
     expect(decodeRecord('id', reply({ own: '', mov: 'm' }))).to.include({ owner: null, movingBy: 'm' });
     expect(() => decodeRecord('id', reply({ data: '{"a":2}' }))).to.throw(CorruptRecord, /checksum/);
-    expect(() => decodeRecord('id', reply({ sv: '2' }))).to.throw(CorruptRecord, /schema/);
+    expect(() => decodeRecord('id', reply({ sv: '1' }))).to.throw(CorruptRecord, /schema/);
     expect(() => decodeRecord('id', reply({ v: 'x' }))).to.throw(CorruptRecord, /v/);
     expect(() => decodeRecord('id', reply({ ep: null }))).to.throw(CorruptRecord, /ep/);
     expect(() => decodeRecord('id', reply({ anon: 'yes' }))).to.throw(CorruptRecord, /anon/);
@@ -76,13 +76,14 @@ describe('store codec', () => {
 
   it('unpacks the {header, data} record reply of the scripts, refusing other shapes', () => {
     const data = '{"a":1}';
-    const header = ['pool-a', '3', '10', '11', '60', '0', 'pod-a', '2', '', '99', checksum(data), SCHEMA_VERSION].join('\n');
+    const header = ['pool-a', '3', '10', '11', '60', '0', 'pod-a', '2', '', '99', checksum(data), SCHEMA_VERSION, 'wid-1'].join('\n');
     const fields = unpackRecord([header, data]);
     expect(fields).to.deep.equal(['pool-a', data, '3', '10', '11', '60', '0', 'pod-a', '2', null, '99', checksum(data), SCHEMA_VERSION]);
     expect(decodeRecord('id', fields!)).to.include({ pool: 'pool-a', version: 3, owner: 'pod-a', epoch: 2, movingBy: null });
     expect(unpackRecord([header, null])?.[1]).to.equal(null);
     expect(unpackRecord([`${header}\nextra`, data])).to.equal(null);
     expect(unpackRecord(['a\nb', data])).to.equal(null);
+    expect(unpackRecord([header.slice(0, header.lastIndexOf('\n')), data])).to.equal(null); // twelve parts: no wid
     expect(unpackRecord([1, data])).to.equal(null);
     expect(unpackRecord('x')).to.equal(null);
   });

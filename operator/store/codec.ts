@@ -3,11 +3,24 @@ import { hash } from 'node:crypto';
 import { InvalidSessionDataError, InvalidTtlError, SessionTooLargeError } from './errors.ts';
 import type { JsonValue, SessionRecord } from './types.ts';
 
-/** Version of the stored hash's layout, in field `sv`. A reader refuses any other. */
-export const SCHEMA_VERSION = '1';
+/** Version of the stored hash's layout, part `sv` of the header. A reader refuses any other. 2: the packed
+ *  layout (hash fields `m`, the header, and `d`, the data); 1 was one hash field per value. */
+export const SCHEMA_VERSION = '2';
 
-/** Hash fields in the order every script returns them (HMGET). */
+/** A record decoded field by field (decodeRecord): the header parts with the data second, without `wid`. */
 export const RECORD_FIELDS = ['pool', 'data', 'v', 'ca', 'la', 'ttl', 'anon', 'own', 'ep', 'mov', 'lease', 'cs', 'sv'] as const;
+
+/** The parts of the stored header (hash field `m`), joined by '\n', in this order. */
+export const HEADER_PARTS = ['pool', 'v', 'ca', 'la', 'ttl', 'anon', 'own', 'ep', 'mov', 'lease', 'cs', 'sv', 'wid'] as const;
+/** Index of each header part. */
+export const H = Object.fromEntries(HEADER_PARTS.map((name, i) => [name, i])) as Record<(typeof HEADER_PARTS)[number], number>;
+
+/** The parts of a stored header; null when it is missing or has not exactly HEADER_PARTS.length parts. */
+export function splitHeader(header: string | null | undefined): string[] | null {
+  if (typeof header !== 'string') return null;
+  const parts = header.split('\n');
+  return parts.length === HEADER_PARTS.length ? parts : null;
+}
 
 export const MAX_TTL_SECONDS = 365 * 24 * 3600;
 
@@ -94,7 +107,7 @@ function int(reply: (string | null)[], index: number, name: string): number {
   return Number(value);
 }
 
-/** Decodes an HMGET reply in RECORD_FIELDS order; throws CorruptRecord on any mismatch. */
+/** Decodes a record in RECORD_FIELDS order (see unpackRecord); throws CorruptRecord on any mismatch. */
 export function decodeRecord(id: string, reply: (string | null)[], alreadyVerified?: (data: string, cs: string) => boolean): SessionRecord {
   const [pool, data, , , , , anon, owner, , moving, , cs, sv] = reply;
   if (sv !== SCHEMA_VERSION) throw new CorruptRecord(`schema version ${sv ?? 'missing'}`);
@@ -126,18 +139,19 @@ export function decodeRecord(id: string, reply: (string | null)[], alreadyVerifi
   };
 }
 
-/** The fields (RECORD_FIELDS order) of a script's record reply `{header, data}`: header holds the other
- *  twelve fields joined by '\n', a missing one as ''. Null when the reply does not have that shape. */
+/** The fields (RECORD_FIELDS order) of a record `{header, data}` (the hash fields `m` and `d`, as a plain
+ *  HMGET or a script returns them): header holds the thirteen HEADER_PARTS joined by '\n', an empty part read
+ *  as missing. Null when the reply does not have that shape. */
 export function unpackRecord(reply: unknown): (string | null)[] | null {
   if (!Array.isArray(reply) || reply.length < 1 || reply.length > 2) return null;
   const [header, data] = reply as unknown[];
   if (typeof header !== 'string' || (data != null && typeof data !== 'string')) return null;
-  const parts = header.split('\n');
-  if (parts.length !== RECORD_FIELDS.length - 1) return null;
+  const parts = splitHeader(header);
+  if (parts === null) return null;
   const fields: (string | null)[] = new Array<string | null>(RECORD_FIELDS.length);
   fields[0] = parts[0] || null;
   fields[1] = data == null ? null : data;
-  for (let i = 1; i < parts.length; i++) fields[i + 1] = parts[i] || null;
+  for (let i = 1; i < RECORD_FIELDS.length - 1; i++) fields[i + 1] = parts[i] || null;
   return fields;
 }
 

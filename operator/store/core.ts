@@ -5,14 +5,19 @@ import type { Logger } from '../observability/logger.ts';
 import { createLogger } from '../observability/logger.ts';
 import { defaultRegistry } from '../observability/metrics.ts';
 import { DegradedState } from './degraded.ts';
-import { ReplicaAckTimeoutError, SessionStoreError, StoreClosedError, StoreUnavailableError } from './errors.ts';
+import { ReplicaAckTimeoutError, SessionCorruptedError, SessionStoreError, StoreClosedError, StoreUnavailableError } from './errors.ts';
 import { keyLayout, keySlot, type KeyLayout } from './keys.ts';
-import type { LuaReply, LuaScript } from './lua.ts';
+import { scripts, type LuaReply, type LuaScript } from './lua.ts';
 import { storeMetrics, type StoreMetrics } from './metrics.ts';
 import type { SessionStoreOptions } from './options.ts';
 import { DEFAULT_RETRY_POLICY, isTransient, rejected, retryAfter, type RetryPolicy } from './retry.ts';
 import { InvalidArgumentError } from './errors.ts';
 import { assertTtl } from './codec.ts';
+
+/** A script refused a session whose header (hash field `m`) is missing or malformed: error reply `CORRUPT ...`. */
+export function isCorruptReply(error: unknown): boolean {
+  return error instanceof Error && error.message.startsWith('CORRUPT');
+}
 
 export interface ResolvedSettings {
   defaultTtlSeconds: number;
@@ -133,11 +138,39 @@ export class StoreCore {
   script(op: string, script: LuaScript, keys: string[], args: (string | number)[], retry?: RetryPolicy): Promise<LuaReply> {
     if (this.closed) return Promise.reject(new StoreClosedError('the session store is closed'));
     const started = Date.now();
-    return script
-      .run(this.redis, keys, args)
-      .then(undefined, (error: unknown) =>
-        this.recover(op, () => script.run(this.redis, keys, args), retry ?? this.settings.retry, error, started),
-      );
+    return script.run(this.redis, keys, args).then(undefined, (error: unknown) =>
+      isCorruptReply(error)
+        ? this.corrupted(keys[0]!)
+        : this.recover(op, () => script.run(this.redis, keys, args), retry ?? this.settings.retry, error, started).catch(
+            (failure: unknown) => {
+              if (isCorruptReply(failure)) return this.corrupted(keys[0]!);
+              throw failure;
+            },
+          ),
+    );
+  }
+
+  /** A script found the session's header malformed: quarantine the session and throw SessionCorruptedError. */
+  private async corrupted(sessionKey: string): Promise<never> {
+    const id = sessionKey.slice(sessionKey.lastIndexOf('{') + 1, -1);
+    // Best effort: the first part of a malformed header may still name the pool (its index entry is dropped).
+    const header = await this.redis.hget(sessionKey, 'm').catch(() => null);
+    throw await this.quarantine(id, 'header malformed', header ? header.split('\n', 1)[0]! : null);
+  }
+
+  /** Moves a corrupted session aside (key `quarantine(id)`, kept quarantineKeepMs), counts and logs it, drops
+   *  its pool-index entry when the pool is known, and returns the error to throw. */
+  async quarantine(id: string, reason: string, pool: string | null): Promise<SessionCorruptedError> {
+    const { keys, metrics, logger, settings } = this;
+    const qkey = keys.quarantine(id);
+    await this.script('quarantine', scripts.quarantine, [keys.session(id), qkey], [settings.quarantineKeepMs]);
+    this.degraded.cache.delete(id);
+    metrics.corruptions.inc();
+    logger.warn({ sessionId: id, reason, quarantineKey: qkey }, 'corrupted session quarantined');
+    if (pool && /^[A-Za-z0-9][A-Za-z0-9._:-]{0,252}$/.test(pool)) {
+      await this.exec('quarantine', () => this.redis.zrem(keys.poolIndex(pool), id)).catch(() => undefined);
+    }
+    return new SessionCorruptedError(id, reason, qkey);
   }
 
   /** After a failed first attempt: retries transient errors within the policy, then maps the outcome. */

@@ -5,90 +5,111 @@ import { createHash } from 'node:crypto';
 import type { Cluster } from 'ioredis';
 
 const PRELUDE = `
-local F = {'pool','data','v','ca','la','ttl','anon','own','ep','mov','lease','cs','sv'}
+-- A session is a hash of two fields: m, the header (the 13 parts of H joined by a newline), and d, the data.
+-- H: pool v ca la ttl anon own ep mov lease cs sv wid (1-based index in a parsed header below).
 local function now_ms()
   local t = redis.call('TIME')
   return tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
 end
--- A record travels as {header, data}: the other twelve fields of F in order joined by a newline
--- (a missing field as ''), then data (nil when missing). Two bulk strings decode far cheaper than 13.
-local function pack(r)
-  local h = {}
-  for i = 1, 13 do
-    if i ~= 2 then h[#h + 1] = r[i] or '' end
-  end
-  return {table.concat(h, '\\n'), r[2]}
+local function split(m)
+  local r = {}
+  for p in string.gmatch(m .. '\\n', '([^\\n]*)\\n') do r[#r + 1] = p end
+  return r
 end
-local function record(key)
-  return pack(redis.call('HMGET', key, unpack(F)))
+local function corrupt()
+  error({err = 'CORRUPT session header is malformed'})
+end
+-- The parsed header of KEYS[1] (and the raw one); nil when the key is absent. A key without a well-formed
+-- header (13 parts, sv '2', integer v and ep) raises CORRUPT: the client quarantines the session.
+local function load(key)
+  local m = redis.call('HGET', key, 'm')
+  if not m then
+    if redis.call('EXISTS', key) == 1 then corrupt() end
+    return nil
+  end
+  local h = split(m)
+  if #h ~= 13 or h[12] ~= '2' or not tonumber(h[2]) or not tonumber(h[8]) then corrupt() end
+  return h, m
+end
+local function save(key, h)
+  local m = table.concat(h, '\\n')
+  redis.call('HSET', key, 'm', m)
+  return m
 end
 `;
 
 /** KEYS[1] session. ARGV pool, data, cs, ttlSeconds, anon, owner, wid, leaseMs, schema.
- *  Reply {1, record} created (or this wid's create already applied) | {0} id taken. */
+ *  Reply {1, header} created (or this wid's create already applied: the data is ARGV data) | {0} id taken. */
 export const CREATE = `
 if redis.call('EXISTS', KEYS[1]) == 1 then
-  if redis.call('HGET', KEYS[1], 'wid') == ARGV[7] then return {1, record(KEYS[1])} end
+  local m = redis.call('HGET', KEYS[1], 'm')
+  if m and string.match(m, '([^\\n]*)$') == ARGV[7] then return {1, m} end
   return {0}
 end
 local now = now_ms()
 local owned = ARGV[6] ~= ''
-redis.call('HSET', KEYS[1], 'pool', ARGV[1], 'data', ARGV[2], 'v', 1, 'ca', now, 'la', now, 'ttl', ARGV[4],
-  'anon', ARGV[5], 'own', ARGV[6], 'ep', owned and 1 or 0, 'mov', '', 'lease', owned and (now + tonumber(ARGV[8])) or 0,
-  'cs', ARGV[3], 'sv', ARGV[9], 'wid', ARGV[7])
+local m = table.concat({ARGV[1], 1, now, now, ARGV[4], ARGV[5], ARGV[6], owned and 1 or 0, '',
+  owned and (now + tonumber(ARGV[8])) or 0, ARGV[3], ARGV[9], ARGV[7]}, '\\n')
+redis.call('HSET', KEYS[1], 'm', m, 'd', ARGV[2])
 redis.call('PEXPIRE', KEYS[1], tonumber(ARGV[4]) * 1000)
-return {1, record(KEYS[1])}
+return {1, m}
 `;
 
 /** KEYS[1] session. ARGV pool, data, cs, ttlSeconds, anon, owner, wid, leaseMs, schema, version, createdAt.
  *  Like CREATE but with the caller's version and createdAt (a session copied in from elsewhere).
- *  Reply {1, record} imported (or this wid's import already applied) | {0, record} present already. */
+ *  Reply {1, {m, d}} imported (or this wid's import already applied) | {0, {m, d}} present already. */
 export const IMPORT = `
 if redis.call('EXISTS', KEYS[1]) == 1 then
-  if redis.call('HGET', KEYS[1], 'wid') == ARGV[7] then return {1, record(KEYS[1])} end
-  return {0, record(KEYS[1])}
+  local r = redis.call('HMGET', KEYS[1], 'm', 'd')
+  if r[1] and string.match(r[1], '([^\\n]*)$') == ARGV[7] then return {1, r} end
+  return {0, r}
 end
 local now = now_ms()
 local owned = ARGV[6] ~= ''
-redis.call('HSET', KEYS[1], 'pool', ARGV[1], 'data', ARGV[2], 'v', ARGV[10], 'ca', ARGV[11], 'la', now, 'ttl', ARGV[4],
-  'anon', ARGV[5], 'own', ARGV[6], 'ep', owned and 1 or 0, 'mov', '', 'lease', owned and (now + tonumber(ARGV[8])) or 0,
-  'cs', ARGV[3], 'sv', ARGV[9], 'wid', ARGV[7])
+local m = table.concat({ARGV[1], ARGV[10], ARGV[11], now, ARGV[4], ARGV[5], ARGV[6], owned and 1 or 0, '',
+  owned and (now + tonumber(ARGV[8])) or 0, ARGV[3], ARGV[9], ARGV[7]}, '\\n')
+redis.call('HSET', KEYS[1], 'm', m, 'd', ARGV[2])
 redis.call('PEXPIRE', KEYS[1], tonumber(ARGV[4]) * 1000)
-return {1, record(KEYS[1])}
+return {1, {m, ARGV[2]}}
 `;
 
 /** KEYS[1] session. ARGV touch ('1' or '0').
- *  Reply record (with la = now when touched) | false when absent. Touch sets la and slides the TTL. */
+ *  Reply {m, d} (with la = now when touched) | false when absent. A key without m or d is returned as it
+ *  is read (the client refuses it as corrupted). Touch sets la and slides the TTL. */
 export const GET = `
-local r = redis.call('HMGET', KEYS[1], unpack(F))
-if not r[1] and not r[2] and not r[13] then
+local r = redis.call('HMGET', KEYS[1], 'm', 'd')
+if not r[1] then
   if redis.call('EXISTS', KEYS[1]) == 0 then return false end
-  return pack(r)
+  return r
 end
 if ARGV[1] == '1' then
-  local ttl = tonumber(r[6])
-  if ttl then
+  local h = split(r[1])
+  local ttl = tonumber(h[5])
+  if #h == 13 and ttl then
     local now = now_ms()
-    redis.call('HSET', KEYS[1], 'la', now)
+    h[4] = now
+    r[1] = save(KEYS[1], h)
     redis.call('PEXPIRE', KEYS[1], ttl * 1000)
-    r[5] = tostring(now)
   end
 end
-return pack(r)
+return r
 `;
 
 /** KEYS[1] session. ARGV granularityMs.
  *  The coarse touch of a get that read the session with a plain HMGET: sets la = now and slides the TTL
  *  only when the last slide (la) is at least min(granularityMs, ttl/10) old on the master's clock.
- *  Reply {1, la, now} touched | {0, la, now} not due (or absent / no ttl: la 0). */
+ *  Reply {1, la, now} touched | {0, la, now} not due | {0, 0, now} absent or malformed. */
 export const TOUCH = `
-local r = redis.call('HMGET', KEYS[1], 'la', 'ttl')
 local now = now_ms()
-local ttl = tonumber(r[2])
-if not ttl then return {0, 0, now} end
-local la = tonumber(r[1])
+local m = redis.call('HGET', KEYS[1], 'm')
+if not m then return {0, 0, now} end
+local h = split(m)
+local ttl = tonumber(h[5])
+if #h ~= 13 or not ttl then return {0, 0, now} end
+local la = tonumber(h[4])
 if la and now - la < math.min(tonumber(ARGV[1]), ttl * 100) then return {0, la, now} end
-redis.call('HSET', KEYS[1], 'la', now)
+h[4] = now
+save(KEYS[1], h)
 redis.call('PEXPIRE', KEYS[1], ttl * 1000)
 return {1, now, now}
 `;
@@ -97,100 +118,98 @@ return {1, now, now}
  *  granularityMs.
  *  Reply {1, header} (the record's header; its data is ARGV data) | {-1} missing | {-2, version} conflict
  *  | {-3, owner, epoch} fenced | {-4, movingBy} moving.
- *  Writes v and wid, data and cs unless the stored data is byte-identical, and la + PEXPIRE only when the
- *  last slide is at least min(granularityMs, ttl/10) old (the touch granularity, as for get). */
+ *  Writes the header (v, wid, cs; la only when the last slide is at least min(granularityMs, ttl/10) old, then
+ *  also PEXPIRE) and d unless the stored data is byte-identical. */
 export const UPDATE = `
-local cur = redis.call('HMGET', KEYS[1], 'pool','v','ca','la','ttl','anon','own','ep','mov','lease','cs','sv','wid')
-if not cur[2] then return {-1} end
-local function header()
-  local h = {}
-  for i = 1, 12 do h[i] = cur[i] or '' end
-  return table.concat(h, '\\n')
-end
-local v = tonumber(cur[2])
-if cur[13] == ARGV[4] and v == tonumber(ARGV[1]) + 1 then return {1, header()} end
+local h, m = load(KEYS[1])
+if not h then return {-1} end
+local v = tonumber(h[2])
+if h[13] == ARGV[4] and v == tonumber(ARGV[1]) + 1 then return {1, m} end
 if ARGV[5] == '1' then
-  if tonumber(cur[8]) ~= tonumber(ARGV[6]) then return {-3, cur[7], cur[8]} end
-  if ARGV[7] == '1' and cur[7] ~= ARGV[8] then return {-3, cur[7], cur[8]} end
-  if cur[9] and cur[9] ~= '' then return {-4, cur[9]} end
+  if tonumber(h[8]) ~= tonumber(ARGV[6]) then return {-3, h[7], h[8]} end
+  if ARGV[7] == '1' and h[7] ~= ARGV[8] then return {-3, h[7], h[8]} end
+  if h[9] ~= '' then return {-4, h[9]} end
 end
-if v ~= tonumber(ARGV[1]) then return {-2, cur[2]} end
-local set = {'v', v + 1, 'wid', ARGV[4]}
-if cur[11] ~= ARGV[3] or redis.call('HGET', KEYS[1], 'data') ~= ARGV[2] then
-  set[5], set[6], set[7], set[8] = 'data', ARGV[2], 'cs', ARGV[3]
-end
-local ttl = tonumber(cur[5])
-local la = tonumber(cur[4])
+if v ~= tonumber(ARGV[1]) then return {-2, h[2]} end
+local same = h[11] == ARGV[3] and redis.call('HGET', KEYS[1], 'd') == ARGV[2]
+h[2], h[11], h[13] = v + 1, ARGV[3], ARGV[4]
+local ttl = tonumber(h[5])
+local la = tonumber(h[4])
 local now = now_ms()
 local slide = ttl and (not la or now - la >= math.min(tonumber(ARGV[9]), ttl * 100))
-if slide then
-  set[#set + 1] = 'la'
-  set[#set + 1] = now
+if slide then h[4] = now end
+m = table.concat(h, '\\n')
+if same then
+  redis.call('HSET', KEYS[1], 'm', m)
+else
+  redis.call('HSET', KEYS[1], 'm', m, 'd', ARGV[2])
 end
-redis.call('HSET', KEYS[1], unpack(set))
 if slide then redis.call('PEXPIRE', KEYS[1], ttl * 1000) end
-cur[2] = tostring(v + 1)
-cur[11] = ARGV[3]
-if slide then cur[4] = tostring(now) end
-return {1, header()}
+return {1, m}
 `;
 
 /** KEYS[1] session. Reply {1, pool, owner} deleted | {0}. */
 export const DELETE = `
-local r = redis.call('HMGET', KEYS[1], 'pool', 'own')
+local m = redis.call('HGET', KEYS[1], 'm')
 if redis.call('DEL', KEYS[1]) == 0 then return {0} end
-return {1, r[1] or '', r[2] or ''}
+local h = m and split(m) or {}
+return {1, h[1] or '', h[7] or ''}
 `;
 
 /** KEYS[1] session. ARGV owner, leaseMs.
  *  Reply {1, epoch, leaseExpiresAt, previousOwner, pool} | {-1} | {-2, owner, epoch, lease} owned | {-4, movingBy}. */
 export const CLAIM = `
-local r = redis.call('HMGET', KEYS[1], 'own', 'ep', 'lease', 'mov', 'pool')
-if not r[2] then return {-1} end
+local h = load(KEYS[1])
+if not h then return {-1} end
 local now = now_ms()
-local own, ep, lease = r[1] or '', tonumber(r[2]), tonumber(r[3]) or 0
+local own, ep, lease = h[7], tonumber(h[8]), tonumber(h[10]) or 0
 local expires = now + tonumber(ARGV[2])
 if own == ARGV[1] then
-  redis.call('HSET', KEYS[1], 'lease', expires)
-  return {1, ep, expires, own, r[5]}
+  h[10] = expires
+  save(KEYS[1], h)
+  return {1, ep, expires, own, h[1]}
 end
-if r[4] and r[4] ~= '' then return {-4, r[4]} end
+if h[9] ~= '' then return {-4, h[9]} end
 if own ~= '' and lease > now then return {-2, own, ep, lease} end
-redis.call('HSET', KEYS[1], 'own', ARGV[1], 'ep', ep + 1, 'lease', expires)
-return {1, ep + 1, expires, own, r[5]}
+h[7], h[8], h[10] = ARGV[1], ep + 1, expires
+save(KEYS[1], h)
+return {1, ep + 1, expires, own, h[1]}
 `;
 
 /** KEYS[1] session. ARGV owner, epoch, leaseMs. Reply {1, leaseExpiresAt, pool} | {-1} | {-2, owner, epoch}. */
 export const RENEW = `
-local r = redis.call('HMGET', KEYS[1], 'own', 'ep', 'pool')
-if not r[2] then return {-1} end
-if r[1] ~= ARGV[1] or tonumber(r[2]) ~= tonumber(ARGV[2]) then return {-2, r[1] or '', r[2]} end
+local h = load(KEYS[1])
+if not h then return {-1} end
+if h[7] ~= ARGV[1] or tonumber(h[8]) ~= tonumber(ARGV[2]) then return {-2, h[7], h[8]} end
 local expires = now_ms() + tonumber(ARGV[3])
-redis.call('HSET', KEYS[1], 'lease', expires)
-return {1, expires, r[3]}
+h[10] = expires
+save(KEYS[1], h)
+return {1, expires, h[1]}
 `;
 
 /** KEYS[1] session. ARGV owner, epoch. Reply {1, newEpoch, pool} released | {-1} | {-2, owner, epoch}. */
 export const RELEASE = `
-local r = redis.call('HMGET', KEYS[1], 'own', 'ep', 'pool')
-if not r[2] then return {-1} end
-if r[1] ~= ARGV[1] or tonumber(r[2]) ~= tonumber(ARGV[2]) then return {-2, r[1] or '', r[2]} end
-redis.call('HSET', KEYS[1], 'own', '', 'ep', tonumber(r[2]) + 1, 'lease', 0)
-return {1, tonumber(r[2]) + 1, r[3]}
+local h = load(KEYS[1])
+if not h then return {-1} end
+if h[7] ~= ARGV[1] or tonumber(h[8]) ~= tonumber(ARGV[2]) then return {-2, h[7], h[8]} end
+local ep = tonumber(h[8]) + 1
+h[7], h[8], h[10] = '', ep, 0
+save(KEYS[1], h)
+return {1, ep, h[1]}
 `;
 
 /** KEYS[1] session. ARGV fromOwner ('' = none), fromEpoch, toOwner ('' = none), leaseMs.
  *  Reply {1, newEpoch, pool, leaseExpiresAt} | {-1} | {-2, owner, epoch}. Ignores movingBy: the mover moves. */
 export const MOVE = `
-local r = redis.call('HMGET', KEYS[1], 'own', 'ep', 'pool')
-if not r[2] then return {-1} end
-local own = r[1] or ''
-if own ~= ARGV[1] or tonumber(r[2]) ~= tonumber(ARGV[2]) then return {-2, own, r[2]} end
-local ep = tonumber(r[2]) + 1
+local h = load(KEYS[1])
+if not h then return {-1} end
+if h[7] ~= ARGV[1] or tonumber(h[8]) ~= tonumber(ARGV[2]) then return {-2, h[7], h[8]} end
+local ep = tonumber(h[8]) + 1
 local lease = 0
 if ARGV[3] ~= '' then lease = now_ms() + tonumber(ARGV[4]) end
-redis.call('HSET', KEYS[1], 'own', ARGV[3], 'ep', ep, 'lease', lease)
-return {1, ep, r[3], lease}
+h[7], h[8], h[10] = ARGV[3], ep, lease
+save(KEYS[1], h)
+return {1, ep, h[1], lease}
 `;
 
 /** KEYS[1] session. ARGV fromOwner ('' = none), fromEpoch, toOwner ('' = none), leaseMs, pool, migration.
@@ -198,38 +217,42 @@ return {1, ep, r[3], lease}
  *  (one call instead of MOVE plus SET_MOVING ''). A refused move changes nothing (the mark stays).
  *  Reply {1, newEpoch, pool, leaseExpiresAt, previousOwner} | {-1} | {-2, owner, epoch, mov}. */
 export const MIGRATE = `
-local r = redis.call('HMGET', KEYS[1], 'own', 'ep', 'pool', 'mov')
-if not r[2] then return {-1} end
-local own = r[1] or ''
-if own ~= ARGV[1] or tonumber(r[2]) ~= tonumber(ARGV[2]) or r[3] ~= ARGV[5] then return {-2, own, r[2], r[4] or ''} end
-local ep = tonumber(r[2]) + 1
+local h = load(KEYS[1])
+if not h then return {-1} end
+local own = h[7]
+if own ~= ARGV[1] or tonumber(h[8]) ~= tonumber(ARGV[2]) or h[1] ~= ARGV[5] then return {-2, own, h[8], h[9]} end
+local ep = tonumber(h[8]) + 1
 local lease = 0
 if ARGV[3] ~= '' then lease = now_ms() + tonumber(ARGV[4]) end
-if ARGV[6] ~= '' and r[4] == ARGV[6] then
-  redis.call('HSET', KEYS[1], 'own', ARGV[3], 'ep', ep, 'lease', lease, 'mov', '')
-else
-  redis.call('HSET', KEYS[1], 'own', ARGV[3], 'ep', ep, 'lease', lease)
-end
-return {1, ep, r[3], lease, own}
+h[7], h[8], h[10] = ARGV[3], ep, lease
+if ARGV[6] ~= '' and h[9] == ARGV[6] then h[9] = '' end
+save(KEYS[1], h)
+return {1, ep, h[1], lease, own}
 `;
 
 /** KEYS[1] session. ARGV migration ('' clears). Reply 1 set | 0 absent. */
 export const SET_MOVING = `
-if redis.call('EXISTS', KEYS[1]) == 0 then return 0 end
-redis.call('HSET', KEYS[1], 'mov', ARGV[1])
+local h = load(KEYS[1])
+if not h then return 0 end
+if h[9] ~= ARGV[1] then
+  h[9] = ARGV[1]
+  save(KEYS[1], h)
+end
 return 1
 `;
 
 /** KEYS[1] session. Reply {1, previousOwner, newEpoch} released | {0, leaseExpiresAt} still held or unowned | {-1} absent. */
 export const RELEASE_IF_LAPSED = `
-local r = redis.call('HMGET', KEYS[1], 'own', 'ep', 'lease')
-if not r[2] then return {-1} end
-local own = r[1] or ''
-local lease = tonumber(r[3]) or 0
+local h = load(KEYS[1])
+if not h then return {-1} end
+local own = h[7]
+local lease = tonumber(h[10]) or 0
 if own == '' then return {0, 0} end
 if lease > now_ms() then return {0, lease} end
-redis.call('HSET', KEYS[1], 'own', '', 'ep', tonumber(r[2]) + 1, 'lease', 0)
-return {1, own, tonumber(r[2]) + 1}
+local ep = tonumber(h[8]) + 1
+h[7], h[8], h[10] = '', ep, 0
+save(KEYS[1], h)
+return {1, own, ep}
 `;
 
 /** KEYS[1] session, KEYS[2] quarantine. ARGV keepMs. Reply 1 moved | 0 absent. Any key type. */

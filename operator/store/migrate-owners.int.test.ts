@@ -1,4 +1,5 @@
 import { expect } from 'chai';
+import { H } from './codec.ts';
 import { FencedError, SessionMovingError, newSessionId, type RedisSessionStore } from './index.ts';
 import { scripts } from './lua.ts';
 import { expectRejected, testStore, uniquePrefix } from './test-helpers.int.ts';
@@ -17,7 +18,10 @@ describe('store: batch owner reads and migration moves', () => {
     const unowned = await store.create({ pool });
     await store.setMoving([owned[0]!.id], 'mig-read');
     const corrupted = await store.create({ pool, owner: 'pod-r' });
-    await store.core.redis.hset(store.core.keys.session(corrupted.id), 'ep', 'not-a-number');
+    const key = store.core.keys.session(corrupted.id);
+    const header = (await store.core.redis.hget(key, 'm'))!.split('\n');
+    header[H.ep] = 'not-a-number';
+    await store.core.redis.hset(key, 'm', header.join('\n'));
     const gone = newSessionId();
     const states = await store.readOwners([...owned.map((s) => s.id), unowned.id, corrupted.id, gone]);
     expect(states.size).to.equal(21);

@@ -7,12 +7,15 @@ import {
   InternalStoreError,
   InvalidArgumentError,
   LeaseLostError,
+  SessionCorruptedError,
   SessionMovingError,
   SessionNotFoundError,
   SessionOwnedError,
 } from './errors.ts';
 import { assertName, assertSessionId } from './keys.ts';
-import { scripts } from './lua.ts';
+import { H, SCHEMA_VERSION, splitHeader } from './codec.ts';
+import { isCorruptReply } from './core.ts';
+import { scripts, type LuaReply } from './lua.ts';
 import type { Lease, OwnerMove, OwnerMoveOutcome, OwnerState } from './types.ts';
 
 function leaseLength(core: StoreCore, leaseMs: number | undefined): number {
@@ -22,8 +25,22 @@ function leaseLength(core: StoreCore, leaseMs: number | undefined): number {
   return ms;
 }
 
+/** The pool part of a stored header (hash field `m`); null when absent or malformed. */
+function poolPart(header: string | null): string | null {
+  return splitHeader(header)?.[H.pool] || null;
+}
+
 async function poolOf(core: StoreCore, op: string, id: string): Promise<string | null> {
-  return core.exec(op, () => core.redis.hget(core.keys.session(id), 'pool'));
+  return poolPart(await core.exec(op, () => core.redis.hget(core.keys.session(id), 'm')));
+}
+
+/** A batch step's script for one session: a session found corrupted (quarantined by core.script) counts as
+ *  absent (`missing`), so one bad session does not fail the batch. */
+function orMissing(pending: Promise<LuaReply>): Promise<LuaReply> {
+  return pending.catch((error: unknown) => {
+    if (error instanceof SessionCorruptedError) return [-1];
+    throw error;
+  });
 }
 
 export async function claim(core: StoreCore, id: string, owner: string, leaseMs?: number): Promise<Lease> {
@@ -129,8 +146,8 @@ export async function moveOwners(core: StoreCore, moves: OwnerMove[]): Promise<O
   }
   if (moves.length === 0) return [];
   const { keys, redis, settings } = core;
-  const pools = await core.exec('moveOwners', () => Promise.all(moves.map((m) => redis.hget(keys.session(m.sessionId), 'pool'))));
-  const planned = moves.map((move, i) => ({ move, pool: pools[i] ?? null }));
+  const headers = await core.exec('moveOwners', () => Promise.all(moves.map((m) => redis.hget(keys.session(m.sessionId), 'm'))));
+  const planned = moves.map((move, i) => ({ move, pool: poolPart(headers[i] ?? null) }));
   const targets = group(planned, (p) => (p.pool && p.move.toOwner ? `${p.pool}${SEP}${p.move.toOwner}` : null));
   await core.exec('moveOwners', () =>
     Promise.all(
@@ -144,11 +161,13 @@ export async function moveOwners(core: StoreCore, moves: OwnerMove[]): Promise<O
   // (toOwner at fromEpoch + 1) and counts as moved.
   const replies = await Promise.all(
     planned.map((p) =>
-      core.script(
-        'moveOwners',
-        scripts.move,
-        [keys.session(p.move.sessionId)],
-        [p.move.fromOwner ?? '', p.move.fromEpoch, p.move.toOwner ?? '', settings.defaultLeaseMs],
+      orMissing(
+        core.script(
+          'moveOwners',
+          scripts.move,
+          [keys.session(p.move.sessionId)],
+          [p.move.fromOwner ?? '', p.move.fromEpoch, p.move.toOwner ?? '', settings.defaultLeaseMs],
+        ),
       ),
     ),
   );
@@ -217,9 +236,9 @@ function assertMoves(moves: OwnerMove[]): void {
 const INTEGER = /^-?[0-9]+$/;
 
 /**
- * Owner, epoch, moving mark and pool of many sessions: one HMGET per session, sent together
- * (auto-pipelining sends each node's share as one pipeline). Absent sessions are left out.
- * `suspect` lists ids whose hash is unreadable (wrong type, no integer epoch, no pool): the
+ * Owner, epoch, moving mark and pool of many sessions: one HGET of the header (`m`) per session, sent
+ * together (auto-pipelining sends each node's share as one pipeline). Absent sessions are left out.
+ * `suspect` lists ids whose hash is unreadable (wrong type, malformed header, no integer epoch, no pool): the
  * caller reads them with get, which quarantines a corrupted session.
  */
 export async function readOwners(core: StoreCore, sessionIds: string[]): Promise<{ states: Map<string, OwnerState>; suspect: string[] }> {
@@ -229,8 +248,8 @@ export async function readOwners(core: StoreCore, sessionIds: string[]): Promise
   const replies = await core.exec('readOwners', () =>
     Promise.all(
       sessionIds.map((id) =>
-        redis.hmget(keys.session(id), 'own', 'ep', 'mov', 'pool').catch((error: unknown) => {
-          if (error instanceof Error && error.message.startsWith('WRONGTYPE')) return null;
+        redis.hget(keys.session(id), 'm').catch((error: unknown) => {
+          if (error instanceof Error && error.message.startsWith('WRONGTYPE')) return false as const;
           throw error;
         }),
       ),
@@ -238,13 +257,14 @@ export async function readOwners(core: StoreCore, sessionIds: string[]): Promise
   );
   const states = new Map<string, OwnerState>();
   const suspect: string[] = [];
-  replies.forEach((r, i) => {
+  replies.forEach((m, i) => {
     const sessionId = sessionIds[i]!;
-    if (r === null) return void suspect.push(sessionId);
-    const [own, ep, mov, pool] = r;
-    if (own == null && ep == null && mov == null && pool == null) return; // absent
-    if (!ep || !INTEGER.test(ep) || !pool) return void suspect.push(sessionId);
-    states.set(sessionId, { sessionId, pool, owner: own || null, epoch: Number(ep), movingBy: mov || null });
+    if (m === null) return; // absent (a hash without a header is found and quarantined by get)
+    const h = m === false ? null : splitHeader(m);
+    const ep = h?.[H.ep];
+    const pool = h?.[H.pool];
+    if (!h || !ep || !INTEGER.test(ep) || !pool || h[H.sv] !== SCHEMA_VERSION) return void suspect.push(sessionId);
+    states.set(sessionId, { sessionId, pool, owner: h[H.own] || null, epoch: Number(ep), movingBy: h[H.mov] || null });
   });
   return { states, suspect };
 }
@@ -279,11 +299,13 @@ export async function migrateOwners(core: StoreCore, pool: string, moves: OwnerM
   // toOwner with fromEpoch + 1), which the caller recognises by re-reading.
   const replies = await Promise.all(
     moves.map((m) =>
-      core.script(
-        'migrateOwners',
-        scripts.migrate,
-        [keys.session(m.sessionId)],
-        [m.fromOwner ?? '', m.fromEpoch, m.toOwner ?? '', settings.defaultLeaseMs, pool, migration],
+      orMissing(
+        core.script(
+          'migrateOwners',
+          scripts.migrate,
+          [keys.session(m.sessionId)],
+          [m.fromOwner ?? '', m.fromEpoch, m.toOwner ?? '', settings.defaultLeaseMs, pool, migration],
+        ),
       ),
     ),
   );
@@ -331,7 +353,18 @@ export async function setMoving(core: StoreCore, sessionIds: string[], migration
   if (migration !== null) assertName('migration', migration);
   const { keys, redis } = core;
   await core.exec('setMoving', () =>
-    Promise.all(sessionIds.map((id) => scripts.setMoving.run(redis, [keys.session(id)], [migration ?? '']))),
+    Promise.all(
+      sessionIds.map((id) =>
+        scripts.setMoving
+          .run(redis, [keys.session(id)], [migration ?? ''])
+          // A corrupted session is quarantined (then absent) instead of failing the batch.
+          .catch(async (error: unknown) => {
+            if (!isCorruptReply(error)) throw error;
+            await core.quarantine(id, 'header malformed', null);
+            return 0;
+          }),
+      ),
+    ),
   );
   await core.afterWriteMany(sessionIds.map((id) => ({ key: keys.session(id), sessionId: id })));
   core.logger.debug({ sessions: sessionIds.length, migration }, migration ? 'sessions marked moving' : 'moving mark cleared');

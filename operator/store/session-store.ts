@@ -2,7 +2,7 @@
 // ownership, worker registry and sweep into the SessionStore contract of types.ts.
 import { randomBytes } from 'node:crypto';
 import { setTimeout as sleep } from 'node:timers/promises';
-import { CorruptRecord, RECORD_FIELDS, SCHEMA_VERSION, decodeRecord, encodeData, leaseOf, unpackRecord } from './codec.ts';
+import { CorruptRecord, SCHEMA_VERSION, decodeRecord, encodeData, leaseOf, unpackRecord } from './codec.ts';
 import { StoreCore } from './core.ts';
 import { materialize, type CachedSession, type JournalEntry } from './degraded.ts';
 import {
@@ -134,7 +134,7 @@ export class RedisSessionStore implements SessionStore {
     return this.decodeFields(id, unpackRecord(reply), written);
   }
 
-  /** decode for fields already in RECORD_FIELDS order (a script's reply unpacked, or a plain HMGET). */
+  /** decode for fields already in RECORD_FIELDS order (a record `{m, d}` unpacked). */
   private async decodeFields(
     id: string,
     fields: (string | null)[] | null,
@@ -161,16 +161,7 @@ export class RedisSessionStore implements SessionStore {
   }
 
   private async quarantine(id: string, reason: string, pool: string | null): Promise<never> {
-    const { keys, metrics, logger, settings } = this.core;
-    const qkey = keys.quarantine(id);
-    await this.core.script('quarantine', scripts.quarantine, [keys.session(id), qkey], [settings.quarantineKeepMs]);
-    this.core.degraded.cache.delete(id);
-    metrics.corruptions.inc();
-    logger.warn({ sessionId: id, reason, quarantineKey: qkey }, 'corrupted session quarantined');
-    if (pool && /^[A-Za-z0-9][A-Za-z0-9._:-]{0,252}$/.test(pool)) {
-      await this.core.exec('quarantine', () => this.core.redis.zrem(keys.poolIndex(pool), id)).catch(() => undefined);
-    }
-    throw new SessionCorruptedError(id, reason, qkey);
+    throw await this.core.quarantine(id, reason, pool);
   }
 
   // ---- degraded mode ---------------------------------------------------------------------------
@@ -458,7 +449,8 @@ export class RedisSessionStore implements SessionStore {
       retry,
     );
     if (!Array.isArray(reply) || reply[0] !== 1) throw new InternalStoreError(`create: session id ${id} already taken`);
-    const record = await this.decode(id, reply[1] ?? null, { serialized, checksum });
+    // The reply is the header only: the data is what this call wrote (or, a retry, what this write id wrote).
+    const record = await this.decode(id, [reply[1] ?? null, serialized], { serialized, checksum });
     if (owner) {
       await this.core.exec('create', () => redis.zadd(keys.leaseIndex(pool), Date.now() + settings.defaultLeaseMs, id), retry);
     }
@@ -482,10 +474,10 @@ export class RedisSessionStore implements SessionStore {
         // Granularity 0: every get touches, in one script.
         if (touch && settings.touchGranularityMs === 0) return await this.getByScript(id, key, true, retry);
         // A plain read (no script, nothing written or replicated), then a touch only when one is due.
-        const fields = await this.core.exec('get', () => this.core.redis.hmget(key, ...RECORD_FIELDS), retry);
-        // Absent, or a hash without the record's fields (corrupted): the script tells them apart atomically.
-        if (fields[0] == null && fields[1] == null && fields[12] == null) return await this.getByScript(id, key, touch, retry);
-        const record = await this.decodeFields(id, fields);
+        const reply = await this.core.exec('get', () => this.core.redis.hmget(key, 'm', 'd'), retry);
+        // Absent, or a hash without a header (corrupted): the script tells them apart atomically.
+        if (reply[0] == null) return await this.getByScript(id, key, touch, retry);
+        const record = await this.decodeFields(id, unpackRecord(reply));
         if (touch && this.touchDue(record)) await this.touch(id, key, record, retry);
         return record;
       } catch (error) {
@@ -796,7 +788,7 @@ export class RedisSessionStore implements SessionStore {
   setMoving(sessionIds: string[], migration: string | null): Promise<void> {
     return this.op('setMoving', () => ownership.setMoving(this.core, sessionIds, migration));
   }
-  /** Owner, epoch, moving mark and pool of many sessions (one HMGET each, pipelined); absent ones are left out.
+  /** Owner, epoch, moving mark and pool of many sessions (one HGET of the header each, pipelined); absent ones are left out.
    *  A session whose hash is unreadable is read with get, which quarantines a corrupted one (then absent). */
   readOwners(sessionIds: string[]): Promise<Map<string, OwnerState>> {
     return this.op('readOwners', async () => {

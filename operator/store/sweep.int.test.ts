@@ -1,6 +1,7 @@
 import { expect } from 'chai';
 import type { Registry } from 'prom-client';
-import { SessionCorruptedError, type RedisSessionStore } from './index.ts';
+import { H } from './codec.ts';
+import { SessionCorruptedError, SessionNotFoundError, type RedisSessionStore } from './index.ts';
 import { expectRejected, metricValue, testStore, uniquePrefix } from './test-helpers.int.ts';
 
 describe('store: expiry, sweep and corruption', () => {
@@ -11,6 +12,13 @@ describe('store: expiry, sweep and corruption', () => {
     ({ store, registry } = testStore(prefix));
   });
   after(() => store.close());
+
+  /** Rewrites one part of a session's stored header (hash field `m`). */
+  async function setHeaderPart(key: string, index: number, value: string): Promise<void> {
+    const parts = (await store.core.redis.hget(key, 'm'))!.split('\n');
+    parts[index] = value;
+    await store.core.redis.hset(key, 'm', parts.join('\n'));
+  }
 
   it('sweeps expired sessions out of the pool and owner indexes, and releases lapsed leases', async function () {
     this.timeout(20_000);
@@ -68,32 +76,43 @@ describe('store: expiry, sweep and corruption', () => {
     const pool = 'pool-corrupt';
     const { redis, keys } = store.core;
     const a = await store.create({ pool, data: { secret: 'x' } });
-    await redis.hset(keys.session(a.id), 'data', JSON.stringify({ secret: 'tampered' }));
+    await redis.hset(keys.session(a.id), 'd', JSON.stringify({ secret: 'tampered' }));
     const error = (await expectRejected(store.get(a.id), SessionCorruptedError)) as SessionCorruptedError;
     expect(error.reason).to.equal('checksum mismatch');
     expect(error.message).to.not.include('tampered');
     expect(await redis.exists(keys.session(a.id))).to.equal(0);
-    expect(await redis.hget(keys.quarantine(a.id), 'data')).to.equal(JSON.stringify({ secret: 'tampered' }));
+    expect(await redis.hget(keys.quarantine(a.id), 'd')).to.equal(JSON.stringify({ secret: 'tampered' }));
     expect(await redis.pttl(keys.quarantine(a.id))).to.be.greaterThan(0);
     expect(await store.get(a.id)).to.equal(null);
 
     const b = await store.create({ pool });
-    await redis.hset(keys.session(b.id), 'sv', '99');
+    await setHeaderPart(keys.session(b.id), H.sv, '99');
     expect(((await expectRejected(store.get(b.id), SessionCorruptedError)) as SessionCorruptedError).reason).to.match(/schema/);
 
     const c = await store.create({ pool });
-    await redis.hdel(keys.session(c.id), 'v');
+    await setHeaderPart(keys.session(c.id), H.v, '');
     await expectRejected(
       store.mutate(c.id, () => 1),
       SessionCorruptedError,
     );
+
+    // A malformed header met by a script (update, claim): quarantined as well.
+    const e = await store.create({ pool });
+    await redis.hset(keys.session(e.id), 'm', `${pool}\nnot a header`); // the pool part still drops its index entry
+    await expectRejected(store.update(e.id, { n: 1 }, { expectedVersion: 1 }), SessionCorruptedError);
+    expect(await redis.exists(keys.quarantine(e.id))).to.equal(1);
+    const f = await store.create({ pool });
+    await redis.hdel(keys.session(f.id), 'm');
+    await expectRejected(store.claim(f.id, 'pod-x'), SessionNotFoundError); // claim reads the pool from the header first
+    await expectRejected(store.update(f.id, { n: 1 }, { expectedVersion: 1 }), SessionCorruptedError);
 
     const d = 'corrupt'.padEnd(32, 'd');
     await redis.set(keys.session(d), 'not a hash');
     await expectRejected(store.get(d), SessionCorruptedError);
     expect(await redis.get(keys.quarantine(d))).to.equal('not a hash');
 
-    expect(await metricValue(registry, 'spo_store_corruptions_total')).to.equal(4);
-    expect(await store.count(pool)).to.equal(0);
+    expect(await metricValue(registry, 'spo_store_corruptions_total')).to.equal(6);
+    // f's hash had no header, so its pool was unknown: its pool-index entry stays until the sweep finds it gone.
+    expect(await store.count(pool)).to.equal(1);
   });
 });

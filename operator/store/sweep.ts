@@ -2,6 +2,8 @@
 // learn of it. Its cost follows the entries due (pool-index scores and lease expiries up to
 // now), not the number of sessions stored, plus a bounded audit of each owner index.
 import type { StoreCore } from './core.ts';
+import { H, splitHeader } from './codec.ts';
+import { SessionCorruptedError } from './errors.ts';
 import { assertName } from './keys.ts';
 import { scripts } from './lua.ts';
 import type { SweepResult } from './types.ts';
@@ -49,7 +51,15 @@ export async function sweepPool(core: StoreCore, pool: string): Promise<SweepRes
   for (;;) {
     const due = await core.exec('sweep', () => redis.zrangebyscore(keys.leaseIndex(pool), '-inf', Date.now(), 'LIMIT', 0, batch));
     if (due.length === 0) break;
-    const replies = await Promise.all(due.map((id) => core.script('sweep', scripts.releaseIfLapsed, [keys.session(id)], [])));
+    // A corrupted session is quarantined by core.script (then absent: its entry is dropped).
+    const replies = await Promise.all(
+      due.map((id) =>
+        core.script('sweep', scripts.releaseIfLapsed, [keys.session(id)], []).catch((error: unknown) => {
+          if (error instanceof SessionCorruptedError) return [-1];
+          throw error;
+        }),
+      ),
+    );
     const steps: Promise<unknown>[] = [];
     const drop: string[] = [];
     const rescore: (string | number)[] = [];
@@ -94,11 +104,12 @@ export async function sweepPool(core: StoreCore, pool: string): Promise<SweepRes
         }
         continue;
       }
-      const actual = await core.exec('sweep', () => Promise.all(members.map((id) => redis.hget(keys.session(id), 'own'))));
+      const ownerOf = (id: string) => redis.hget(keys.session(id), 'm').then((m) => splitHeader(m)?.[H.own]);
+      const actual = await core.exec('sweep', () => Promise.all(members.map(ownerOf)));
       const stale = members.filter((_, i) => actual[i] !== owner);
       if (stale.length === 0) continue;
       // Re-check each in its slot just before removing (an in-flight claim adds before its CAS).
-      const again = await core.exec('sweep', () => Promise.all(stale.map((id) => redis.hget(keys.session(id), 'own'))));
+      const again = await core.exec('sweep', () => Promise.all(stale.map(ownerOf)));
       const remove = stale.filter((_, i) => again[i] !== owner);
       if (remove.length > 0) {
         await core.exec('sweep', () => redis.srem(indexKey, ...remove));

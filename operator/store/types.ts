@@ -104,7 +104,7 @@ export type OwnerMoveOutcome =
   | { sessionId: string; status: 'conflict'; owner: string | null; epoch: number }
   | { sessionId: string; status: 'missing' };
 
-/** What a mover needs of a session: read with one HMGET, without the data (see readOwners). */
+/** What a mover needs of a session: read with one HGET of the header, without the data (see readOwners). */
 export interface OwnerState {
   sessionId: string;
   pool: string;
@@ -182,7 +182,7 @@ export interface SessionStore {
   moveOwners(moves: OwnerMove[]): Promise<OwnerMoveOutcome[]>;
   /** Marks sessions as being moved (workers start no new work) or clears the mark. */
   setMoving(sessionIds: string[], migration: string | null): Promise<void>;
-  /** Owner, epoch, moving mark and pool of many sessions at once (one HMGET each, pipelined per node);
+  /** Owner, epoch, moving mark and pool of many sessions at once (one HGET of the header each, pipelined per node);
    *  absent sessions are left out of the map. Optional so test doubles need not implement it;
    *  RedisSessionStore does, and the migration executor uses it when present. */
   readOwners?(sessionIds: string[]): Promise<Map<string, OwnerState>>;
