@@ -245,10 +245,15 @@ describe('SessionPool reconciler (integration: apiserver + Redis Cluster)', func
   it('follows kubectl scale on the SessionPool (scale subresource), up and down', async () => {
     await kubectl(['scale', 'sessionpool', 'basic', '-n', namespace, '--replicas=3']);
     await waitFor('Deployment at 3', async () => (await deployment('basic'))?.spec?.replicas === 3);
-    const scaled = await waitFor('status replicas 3', async () => {
-      const p = await getPool('basic');
-      return p.status?.replicas === 3 && p.status.readyReplicas === 3 ? p : undefined;
-    });
+    // Two new pods go through the scheduler and kwok's stages to Ready: slow on a loaded machine.
+    const scaled = await waitFor(
+      'status replicas 3',
+      async () => {
+        const p = await getPool('basic');
+        return p.status?.replicas === 3 && p.status.readyReplicas === 3 ? p : undefined;
+      },
+      60_000,
+    );
     expect(scaled.status?.desiredReplicas).to.equal(3);
     expect(scaled.status?.lastScaleTime).to.be.a('string');
     const { stdout } = await kubectl(['get', 'sessionpool', 'basic', '-n', namespace, '-o', 'jsonpath={.status.desiredReplicas}']);
