@@ -11,7 +11,7 @@ import { startEnvironment, type Environment } from '../e2e/harness/environment.t
 type Tier = 'unit' | 'integration' | 'e2e';
 const TIERS: Record<Tier, { specs: string[]; ignore: string[]; timeoutMs: number; needsServices: boolean }> = {
   unit: {
-    specs: ['operator/**/*.test.ts', 'e2e/**/*.test.ts', 'scripts/**/*.test.ts'],
+    specs: ['operator/**/*.test.ts', 'e2e/**/*.test.ts'],
     ignore: ['**/*.int.test.ts', '**/*.e2e.test.ts'],
     timeoutMs: 5_000,
     needsServices: false,
