@@ -201,7 +201,15 @@ async function main(): Promise<void> {
             apiVersion: `${GROUP}/${VERSION}`,
             kind: 'SessionPool',
             metadata: { name: poolName(i + j) },
-            spec: { replicas: 1, worker: { image: 'bench:1' }, store: { endpoints, keyPrefix: 'bench' }, deletionPolicy: 'Retain' },
+            // A short drain deadline keeps the pods' grace period short: nothing here removes a
+            // terminated pod early (no kubelet), and each rollout waits for its old pod to go.
+            spec: {
+              replicas: 1,
+              worker: { image: 'bench:1' },
+              store: { endpoints, keyPrefix: 'bench' },
+              maintenance: { drainDeadlineSeconds: 10 },
+              deletionPolicy: 'Retain',
+            },
           },
         }),
       ),
@@ -219,15 +227,25 @@ async function main(): Promise<void> {
   let image = '';
   const updatedAt = new Map<string, number>();
   const watch = new Watch(kc);
-  const controller = await watch.watch(
-    `/apis/apps/v1/namespaces/${NAMESPACE}/deployments`,
-    {},
-    (_phase, obj: V1Deployment) => {
-      const name = obj.metadata?.name?.replace(/-workers$/, '') ?? '';
-      if (!updatedAt.has(name) && obj.spec?.template.spec?.containers[0]?.image === image) updatedAt.set(name, performance.now());
-    },
-    () => undefined,
-  );
+  // The watch is restarted whenever it ends (the HTTP client closes a watch that has been
+  // quiet for minutes, e.g. while the operator settles), so no update goes unseen.
+  let watching = true;
+  let current: AbortController | undefined;
+  const startWatch = async (): Promise<void> => {
+    current = await watch.watch(
+      `/apis/apps/v1/namespaces/${NAMESPACE}/deployments`,
+      {},
+      (_phase, obj: V1Deployment) => {
+        const name = obj.metadata?.name?.replace(/-workers$/, '') ?? '';
+        if (!updatedAt.has(name) && obj.spec?.template.spec?.containers[0]?.image === image) updatedAt.set(name, performance.now());
+      },
+      () => {
+        if (watching) setTimeout(() => void startWatch().catch(() => undefined), 200);
+      },
+    );
+  };
+  await startWatch();
+  const controller = { abort: () => ((watching = false), current?.abort()) };
   await sleep(500);
   const patchImage = (name: string) =>
     custom.patchNamespacedCustomObject(
