@@ -7,8 +7,6 @@ import { expect } from 'chai';
 import { GROUP, SESSION_POOL_PLURAL, VERSION, type SessionPool } from '../../operator/api/index.ts';
 import { waitFor } from '../harness/processes.ts';
 import {
-  Traffic,
-  checkInvariants,
   createPool,
   deletePool,
   getMigration,
@@ -20,6 +18,7 @@ import {
   type MigrationEnv,
   type TestPool,
 } from './support/migration-env.ts';
+import { Traffic, checkInvariants } from './support/traffic.ts';
 import { log } from './support/assertions.ts';
 
 describe('drain e2e: kubectl cordon + drain of a node with pool pods', function () {

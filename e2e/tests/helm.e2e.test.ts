@@ -12,12 +12,10 @@ import { WorkerClient } from '../../operator/worker/client.ts';
 import { binaries, repoRoot } from '../harness/paths.ts';
 import { run, waitFor } from '../harness/processes.ts';
 import {
-  Traffic,
   createMigration,
   createPool,
   deletePool,
   kubectl,
-  ownersCount,
   poolEndpoints,
   poolPods,
   waitForPhase,
@@ -26,6 +24,7 @@ import {
   type MigrationEnv,
   type TestPool,
 } from './support/migration-env.ts';
+import { Traffic, ownersCount } from './support/traffic.ts';
 import { expectNothingLost } from './support/assertions.ts';
 
 const RELEASE = 'spo';

@@ -8,13 +8,11 @@ import { failOverMaster, redisRoles, restartRedisNode, waitForClusterOk } from '
 import { waitFor } from '../harness/processes.ts';
 import { redisTestEnv } from '../harness/test-env.ts';
 import {
-  Traffic,
   createMigration,
   createPool,
   deletePool,
   getMigration,
   killOperator,
-  ownersCount,
   setupMigrationEnv,
   startOperator,
   teardownMigrationEnv,
@@ -22,6 +20,7 @@ import {
   type MigrationEnv,
   type TestPool,
 } from './support/migration-env.ts';
+import { Traffic, ownersCount } from './support/traffic.ts';
 import { expectNothingLost, log } from './support/assertions.ts';
 
 const SESSIONS = 1000;

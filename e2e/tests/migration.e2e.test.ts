@@ -4,11 +4,9 @@
 // increment is lost, no session has two owners, and no client request failed (retries allowed).
 import { expect } from 'chai';
 import {
-  Traffic,
   createMigration,
   createPool,
   deletePool,
-  ownersCount,
   poolPods,
   setupMigrationEnv,
   teardownMigrationEnv,
@@ -16,6 +14,7 @@ import {
   type MigrationEnv,
   type TestPool,
 } from './support/migration-env.ts';
+import { Traffic, ownersCount } from './support/traffic.ts';
 import { expectNothingLost, log } from './support/assertions.ts';
 
 const SESSIONS = 300;

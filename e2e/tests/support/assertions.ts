@@ -2,7 +2,8 @@
 // session lost, no acknowledged write lost, no session with two owners, no client request
 // failing (retries allowed), and traffic that really ran.
 import { expect } from 'chai';
-import { checkInvariants, type InvariantReport, type TestPool, type Traffic } from './migration-env.ts';
+import { type TestPool } from './migration-env.ts';
+import { checkInvariants, type InvariantReport, type Traffic } from './traffic.ts';
 
 /** Indented like mocha's output, for figures worth seeing in the test log. */
 export function log(line: string): void {
