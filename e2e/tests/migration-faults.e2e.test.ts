@@ -90,9 +90,11 @@ describe('migration e2e faults: operator killed, target killed, Redis failover',
     const workers = (await pool.store.listWorkers(pool.name)).map((w) => w.worker).sort();
     const source = workers[0]!;
     const victim = workers[1]!;
+    // Clients stop using the victim before the migration starts (as a Service would once it is
+    // gone), so the kill lands while batches still move to it, not after the evacuation ended.
+    await traffic.exclude(victim);
     const name = await createMigration(env!, pool, 'evac', { type: 'Evacuate', evacuate: { pods: [source] }, batchSize: 5 });
     await runningWithProgress(name, pool.namespace, 20);
-    await traffic.exclude(victim);
     env!.kubelet.killWorker(victim);
     log(`killed target worker ${victim}`);
     const m = await waitForPhase(env!, pool.namespace, name, ['Succeeded', 'Failed', 'RolledBack'], 150_000);
