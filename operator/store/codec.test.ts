@@ -1,14 +1,26 @@
 import { expect } from 'chai';
-import { createHash } from 'node:crypto';
-import { CorruptRecord, RECORD_FIELDS, SCHEMA_VERSION, assertTtl, checksum, decodeRecord, encodeData, unpackRecord } from './codec.ts';
+import { crc32 } from 'node:zlib';
+import {
+  CorruptRecord,
+  HEADER_PARTS,
+  SCHEMA_VERSION,
+  assertTtl,
+  checksum,
+  decodeStored,
+  decodeValue,
+  encodeData,
+  splitValue,
+  withData,
+} from './codec.ts';
 import { InvalidSessionDataError, InvalidTtlError, SessionTooLargeError } from './errors.ts';
 import type { JsonValue } from './types.ts';
 
-function reply(overrides: Partial<Record<(typeof RECORD_FIELDS)[number], string | null>> = {}): (string | null)[] {
-  const data = JSON.stringify({ a: 1 });
-  const base: Record<string, string | null> = {
+const DATA = JSON.stringify({ a: 1 });
+
+/** A stored header (hash field m) with some parts replaced. */
+function header(overrides: Partial<Record<(typeof HEADER_PARTS)[number], string>> = {}): string {
+  const base: Record<(typeof HEADER_PARTS)[number], string> = {
     pool: 'p',
-    data,
     v: '3',
     ca: '1000',
     la: '2000',
@@ -18,17 +30,18 @@ function reply(overrides: Partial<Record<(typeof RECORD_FIELDS)[number], string 
     ep: '2',
     mov: '',
     lease: '5000',
-    cs: checksum(data),
+    cs: checksum(DATA),
     sv: SCHEMA_VERSION,
+    wid: 'wid-1',
   };
-  return RECORD_FIELDS.map((f) => (f in overrides ? (overrides[f] ?? null) : (base[f] ?? null)));
+  return HEADER_PARTS.map((part) => overrides[part] ?? base[part]).join('\n');
 }
 
 describe('store codec', () => {
-  it('serializes JSON data with a sha-256 checksum prefix', () => {
+  it('serializes JSON data with its checksum', () => {
     const { serialized, checksum: cs } = encodeData({ b: [1, 'x', null, true] }, 1000);
     expect(serialized).to.equal('{"b":[1,"x",null,true]}');
-    expect(cs).to.match(/^[0-9a-f]{32}$/);
+    expect(cs).to.match(/^[0-9a-f]{8}$/);
     expect(cs).to.equal(checksum(serialized));
   });
 
@@ -49,48 +62,69 @@ describe('store codec', () => {
     expect(() => assertTtl(1)).to.not.throw();
   });
 
-  it('decodes a stored hash and rejects checksum and schema mismatches', () => {
-    const record = decodeRecord('id', reply());
-    expect(record).to.deep.equal({
-      id: 'id',
-      pool: 'p',
-      data: { a: 1 } as JsonValue,
-      version: 3,
-      createdAt: 1000,
-      lastAccessedAt: 2000,
-      ttlSeconds: 60,
-      anonymous: false,
-      owner: 'w',
-      epoch: 2,
-      movingBy: null,
-      checksum: checksum(JSON.stringify({ a: 1 })),
+  it('decodes a stored session and rejects checksum and schema mismatches', () => {
+    const stored = decodeStored('id', header(), DATA);
+    expect(stored).to.deep.equal({
+      record: {
+        id: 'id',
+        pool: 'p',
+        version: 3,
+        createdAt: 1000,
+        lastAccessedAt: 2000,
+        ttlSeconds: 60,
+        anonymous: false,
+        owner: 'w',
+        epoch: 2,
+        movingBy: null,
+        checksum: checksum(DATA),
+      },
+      serialized: DATA,
+      leaseExpiresAt: 5000,
     });
-    expect(decodeRecord('id', reply({ own: '', mov: 'm' }))).to.include({ owner: null, movingBy: 'm' });
-    expect(() => decodeRecord('id', reply({ data: '{"a":2}' }))).to.throw(CorruptRecord, /checksum/);
-    expect(() => decodeRecord('id', reply({ sv: '1' }))).to.throw(CorruptRecord, /schema/);
-    expect(() => decodeRecord('id', reply({ v: 'x' }))).to.throw(CorruptRecord, /v/);
-    expect(() => decodeRecord('id', reply({ ep: null }))).to.throw(CorruptRecord, /ep/);
-    expect(() => decodeRecord('id', reply({ anon: 'yes' }))).to.throw(CorruptRecord, /anon/);
-    expect(() => decodeRecord('id', reply({ data: '{bad', cs: checksum('{bad') }))).to.throw(CorruptRecord, /JSON/);
+    expect(withData(stored)).to.deep.equal({ ...stored.record, data: { a: 1 } as JsonValue });
+    expect(decodeStored('id', header({ own: '', mov: 'm', lease: '0' }), DATA).record).to.include({ owner: null, movingBy: 'm' });
+    expect(() => decodeStored('id', header(), '{"a":2}')).to.throw(CorruptRecord, /checksum/);
+    expect(() => decodeStored('id', header({ sv: '1' }), DATA)).to.throw(CorruptRecord, /schema/);
+    expect(() => decodeStored('id', header({ v: 'x' }), DATA)).to.throw(CorruptRecord, /field v is not an integer/);
+    expect(() => decodeStored('id', header({ ep: '' }), DATA)).to.throw(CorruptRecord, /field ep is missing/);
+    expect(() => decodeStored('id', header({ anon: 'yes' }), DATA)).to.throw(CorruptRecord, /anon/);
+    expect(() => decodeStored('id', header(), null)).to.throw(CorruptRecord, /data is missing/);
+    expect(() => withData(decodeStored('id', header({ cs: checksum('{bad') }), '{bad'))).to.throw(CorruptRecord, /JSON/);
   });
 
-  it('unpacks the {header, data} record reply of the scripts, refusing other shapes', () => {
-    const data = '{"a":1}';
-    const header = ['pool-a', '3', '10', '11', '60', '0', 'pod-a', '2', '', '99', checksum(data), SCHEMA_VERSION, 'wid-1'].join('\n');
-    const fields = unpackRecord([header, data]);
-    expect(fields).to.deep.equal(['pool-a', data, '3', '10', '11', '60', '0', 'pod-a', '2', null, '99', checksum(data), SCHEMA_VERSION]);
-    expect(decodeRecord('id', fields!)).to.include({ pool: 'pool-a', version: 3, owner: 'pod-a', epoch: 2, movingBy: null });
-    expect(unpackRecord([header, null])?.[1]).to.equal(null);
-    expect(unpackRecord([`${header}\nextra`, data])).to.equal(null);
-    expect(unpackRecord(['a\nb', data])).to.equal(null);
-    expect(unpackRecord([header.slice(0, header.lastIndexOf('\n')), data])).to.equal(null); // twelve parts: no wid
-    expect(unpackRecord([1, data])).to.equal(null);
-    expect(unpackRecord('x')).to.equal(null);
+  it('refuses headers that do not have exactly the thirteen parts', () => {
+    const good = header();
+    expect(() => decodeStored('id', `${good}\nextra`, DATA)).to.throw(CorruptRecord, /header/);
+    expect(() => decodeStored('id', 'a\nb', DATA)).to.throw(CorruptRecord, /header/);
+    expect(() => decodeStored('id', good.slice(0, good.lastIndexOf('\n')), DATA)).to.throw(CorruptRecord, /header/); // no wid
+    expect(() => decodeStored('id', 1, DATA)).to.throw(CorruptRecord, /header/);
+    expect(() => decodeStored('id', null, DATA)).to.throw(CorruptRecord, /header/);
   });
 
-  it('checksums with the one-shot hash exactly as sha-256 hex prefixes', () => {
-    for (const text of ['', '{}', 'é'.repeat(300), JSON.stringify({ blob: 'x'.repeat(5000) })]) {
-      expect(checksum(text)).to.equal(createHash('sha256').update(text, 'utf8').digest('hex').slice(0, 32));
+  it('skips the hash only for data the caller vouches for, byte for byte', () => {
+    const tampered = '{"a":2}';
+    // A vouching callback that accepts exactly (tampered, its claimed checksum) lets it through ...
+    expect(decodeStored('id', header(), tampered, (data, cs) => data === tampered && cs === checksum(DATA)).serialized).to.equal(tampered);
+    // ... and one that does not vouch leaves the hash to catch it.
+    expect(() => decodeStored('id', header(), tampered, () => false)).to.throw(CorruptRecord, /checksum/);
+  });
+
+  it('checksums as CRC-32 of the UTF-8 bytes, 8 hex digits (the check value of the standard)', () => {
+    expect(checksum('123456789')).to.equal('cbf43926');
+    expect(checksum('')).to.equal('00000000');
+    for (const text of ['{}', 'é'.repeat(300), '😀', JSON.stringify({ blob: 'x'.repeat(5000) })]) {
+      expect(checksum(text)).to.equal(crc32(Buffer.from(text, 'utf8')).toString(16).padStart(8, '0'));
     }
+  });
+
+  it('cuts a stored value into header and data, the data keeping any newline of its own', () => {
+    const value = `${header()}\n{"text":"a\nb"}\nmore`;
+    expect(splitValue(value)).to.deep.equal({ header: header(), data: '{"text":"a\nb"}\nmore' });
+    expect(decodeValue('id', `${header()}\n${DATA}`).serialized).to.equal(DATA);
+    expect(splitValue(`${header()}\n`)).to.deep.equal({ header: header(), data: '' });
+    expect(splitValue(header())).to.equal(null); // twelve newlines: no end to the header
+    expect(splitValue('')).to.equal(null);
+    expect(splitValue(null)).to.equal(null);
+    expect(() => decodeValue('id', 'no header at all')).to.throw(CorruptRecord, /header/);
   });
 });

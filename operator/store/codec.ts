@@ -1,16 +1,14 @@
 // Serialization, checksum and validation of session data and of the stored hash. Pure.
-import { hash } from 'node:crypto';
+import { crc32 } from 'node:zlib';
 import { InvalidSessionDataError, InvalidTtlError, SessionTooLargeError } from './errors.ts';
 import type { JsonValue, SessionRecord } from './types.ts';
 
-/** Version of the stored hash's layout, part `sv` of the header. A reader refuses any other. 2: the packed
- *  layout (hash fields `m`, the header, and `d`, the data); 1 was one hash field per value. */
-export const SCHEMA_VERSION = '2';
+/** Version of the stored layout, part `sv` of the header. A reader refuses any other. 3: one string per
+ *  session, the header then the data, with a CRC-32 checksum; 2 was a hash of two fields (`m`, `d`) with a
+ *  sha-256 prefix as checksum; 1 was one hash field per value. */
+export const SCHEMA_VERSION = '3';
 
-/** A record decoded field by field (decodeRecord): the header parts with the data second, without `wid`. */
-export const RECORD_FIELDS = ['pool', 'data', 'v', 'ca', 'la', 'ttl', 'anon', 'own', 'ep', 'mov', 'lease', 'cs', 'sv'] as const;
-
-/** The parts of the stored header (hash field `m`), joined by '\n', in this order. */
+/** The parts of the stored header, joined by '\n', in this order; the stored value is the header, '\n', the data. */
 export const HEADER_PARTS = ['pool', 'v', 'ca', 'la', 'ttl', 'anon', 'own', 'ep', 'mov', 'lease', 'cs', 'sv', 'wid'] as const;
 /** Index of each header part. */
 export const H = Object.fromEntries(HEADER_PARTS.map((name, i) => [name, i])) as Record<(typeof HEADER_PARTS)[number], number>;
@@ -22,12 +20,32 @@ export function splitHeader(header: string | null | undefined): string[] | null 
   return parts.length === HEADER_PARTS.length ? parts : null;
 }
 
+/** A stored value cut into its header and its data (everything after the header's newline, which may hold
+ *  newlines of its own); null when the value does not hold HEADER_PARTS.length newline-ended parts. Also
+ *  takes a prefix of a value (GETRANGE) that holds the whole header: the data is then cut short. */
+export function splitValue(value: string | null | undefined): { header: string; data: string } | null {
+  if (typeof value !== 'string') return null;
+  let at = -1;
+  for (let i = 0; i < HEADER_PARTS.length; i++) {
+    at = value.indexOf('\n', at + 1);
+    if (at === -1) return null;
+  }
+  return { header: value.slice(0, at), data: value.slice(at + 1) };
+}
+
+/** Bounds the longest header: names of at most 253 characters (pool, owner, migration), integers of at
+ *  most 16 digits, write ids of at most 64 characters: under 950 bytes. Reading this many bytes of a value (GETRANGE 0 HEADER_MAX_BYTES-1)
+ *  always gets the whole header. */
+export const HEADER_MAX_BYTES = 1024;
+
 export const MAX_TTL_SECONDS = 365 * 24 * 3600;
 
-/** First 32 hex characters (128 bits) of the sha-256 of the serialized data. */
+/** CRC-32 (the zlib/IEEE polynomial) of the serialized data's UTF-8 bytes: 8 lower-case hex digits. It is
+ *  there to detect corruption (truncation, bit rot, a stray write), which it does as well as a cryptographic
+ *  hash at a third of the cost; it does not guard against a writer who means harm (any such writer with
+ *  access to Redis could recompute any checksum). */
 export function checksum(serialized: string): string {
-  // One-shot hash: no Hash object per call (the same digest as createHash('sha256')).
-  return hash('sha256', serialized, 'hex').slice(0, 32);
+  return crc32(serialized).toString(16).padStart(8, '0');
 }
 
 /** True when value is plain JSON data (the hot path: no allocation per node). */
@@ -101,62 +119,72 @@ export class CorruptRecord extends Error {}
 
 const INT = /^-?\d{1,16}$/;
 
-function int(reply: (string | null)[], index: number, name: string): number {
-  const value = reply[index];
-  if (value == null || !INT.test(value)) throw new CorruptRecord(`field ${name} is ${value == null ? 'missing' : 'not an integer'}`);
+function int(parts: string[], index: number): number {
+  const value = parts[index]!;
+  if (!INT.test(value)) throw new CorruptRecord(`field ${HEADER_PARTS[index]} is ${value === '' ? 'missing' : 'not an integer'}`);
   return Number(value);
 }
 
-/** Decodes a record in RECORD_FIELDS order (see unpackRecord); throws CorruptRecord on any mismatch. */
-export function decodeRecord(id: string, reply: (string | null)[], alreadyVerified?: (data: string, cs: string) => boolean): SessionRecord {
-  const [pool, data, , , , , anon, owner, , moving, , cs, sv] = reply;
-  if (sv !== SCHEMA_VERSION) throw new CorruptRecord(`schema version ${sv ?? 'missing'}`);
+/** A stored session as read and checked: its record without the data, the data as stored, and the lease
+ *  expiry (ms, 0 when unowned). The degraded-mode cache keeps exactly this; callers get copies (withData). */
+export interface StoredSession {
+  record: Omit<SessionRecord, 'data'>;
+  serialized: string;
+  leaseExpiresAt: number;
+}
+
+/** Decodes a stored session from its header and data (a value cut by splitValue, or a header a script
+ *  returned with the data the caller wrote);
+ *  throws CorruptRecord on any mismatch. `alreadyVerified(data, cs)` may vouch for data this process has
+ *  hashed before (byte-identical, same checksum), which then is not hashed again. */
+export function decodeStored(
+  id: string,
+  header: unknown,
+  data: unknown,
+  alreadyVerified?: (data: string, cs: string) => boolean,
+): StoredSession {
+  const parts = splitHeader(typeof header === 'string' ? header : null);
+  if (parts === null) throw new CorruptRecord('header is malformed');
+  const [pool, , , , , anon, owner, , moving, lease, cs, sv] = parts as [string, ...string[]];
+  if (sv !== SCHEMA_VERSION) throw new CorruptRecord(`schema version ${sv || 'missing'}`);
   if (!pool) throw new CorruptRecord('field pool is missing');
-  if (data == null) throw new CorruptRecord('field data is missing');
-  if (cs == null) throw new CorruptRecord('field cs is missing');
+  if (typeof data !== 'string') throw new CorruptRecord('field data is missing');
+  if (!cs) throw new CorruptRecord('field cs is missing');
   if (anon !== '0' && anon !== '1') throw new CorruptRecord('field anon is not 0 or 1');
-  // A byte-identical data string with the same checksum was hashed and checked before: skip the hash.
   if (!alreadyVerified?.(data, cs) && checksum(data) !== cs) throw new CorruptRecord('checksum mismatch');
-  let parsed: JsonValue;
-  try {
-    parsed = JSON.parse(data) as JsonValue;
-  } catch {
-    throw new CorruptRecord('data is not JSON');
-  }
   return {
-    id,
-    pool,
-    data: parsed,
-    version: int(reply, 2, 'v'),
-    createdAt: int(reply, 3, 'ca'),
-    lastAccessedAt: int(reply, 4, 'la'),
-    ttlSeconds: int(reply, 5, 'ttl'),
-    anonymous: anon === '1',
-    owner: owner ? owner : null,
-    epoch: int(reply, 8, 'ep'),
-    movingBy: moving ? moving : null,
-    checksum: cs,
+    record: {
+      id,
+      pool,
+      version: int(parts, H.v),
+      createdAt: int(parts, H.ca),
+      lastAccessedAt: int(parts, H.la),
+      ttlSeconds: int(parts, H.ttl),
+      anonymous: anon === '1',
+      owner: owner ? owner : null,
+      epoch: int(parts, H.ep),
+      movingBy: moving ? moving : null,
+      checksum: cs,
+    },
+    serialized: data,
+    leaseExpiresAt: lease && INT.test(lease) ? Number(lease) : 0,
   };
 }
 
-/** The fields (RECORD_FIELDS order) of a record `{header, data}` (the hash fields `m` and `d`, as a plain
- *  HMGET or a script returns them): header holds the thirteen HEADER_PARTS joined by '\n', an empty part read
- *  as missing. Null when the reply does not have that shape. */
-export function unpackRecord(reply: unknown): (string | null)[] | null {
-  if (!Array.isArray(reply) || reply.length < 1 || reply.length > 2) return null;
-  const [header, data] = reply as unknown[];
-  if (typeof header !== 'string' || (data != null && typeof data !== 'string')) return null;
-  const parts = splitHeader(header);
-  if (parts === null) return null;
-  const fields: (string | null)[] = new Array<string | null>(RECORD_FIELDS.length);
-  fields[0] = parts[0] || null;
-  fields[1] = data == null ? null : data;
-  for (let i = 1; i < RECORD_FIELDS.length - 1; i++) fields[i + 1] = parts[i] || null;
-  return fields;
+/** The record of a stored session with a fresh copy of its data; CorruptRecord when the data is not JSON. */
+export function withData(stored: StoredSession): SessionRecord {
+  let data: JsonValue;
+  try {
+    data = JSON.parse(stored.serialized) as JsonValue;
+  } catch {
+    throw new CorruptRecord('data is not JSON');
+  }
+  return { ...stored.record, data };
 }
 
-/** Lease expiry (ms) from the same reply; 0 when unowned. */
-export function leaseOf(reply: (string | null)[]): number {
-  const value = reply[10];
-  return value && INT.test(value) ? Number(value) : 0;
+/** decodeStored for a whole stored value (header, newline, data). */
+export function decodeValue(id: string, value: unknown, alreadyVerified?: (data: string, cs: string) => boolean): StoredSession {
+  const parts = splitValue(typeof value === 'string' ? value : null);
+  if (parts === null) throw new CorruptRecord('header is malformed');
+  return decodeStored(id, parts.header, parts.data, alreadyVerified);
 }

@@ -12,7 +12,7 @@ import { storeMetrics, type StoreMetrics } from './metrics.ts';
 import type { SessionStoreOptions } from './options.ts';
 import { DEFAULT_RETRY_POLICY, isTransient, rejected, retryAfter, type RetryPolicy } from './retry.ts';
 import { InvalidArgumentError } from './errors.ts';
-import { assertTtl } from './codec.ts';
+import { HEADER_MAX_BYTES, assertTtl, splitHeader, splitValue } from './codec.ts';
 
 /** A script refused a session whose header (hash field `m`) is missing or malformed: error reply `CORRUPT ...`. */
 export function isCorruptReply(error: unknown): boolean {
@@ -79,6 +79,12 @@ function parseNode(node: string): { host: string; port: number } {
 export function buildCluster(options: SessionStoreOptions): Cluster {
   if (!options.nodes || options.nodes.length === 0) throw new InvalidArgumentError('createSessionStore needs `nodes` or `redis`');
   const commandTimeout = options.commandTimeoutMs ?? 2000;
+  // A silent node is detected per connection (socketTimeout: a connection that owes replies and has
+  // received nothing for this long is dropped, failing its commands as transient errors), not per
+  // command: ioredis' commandTimeout arms and clears a timer for every command, a sixth of the CPU of a
+  // get. A WAIT for a replica blocks its connection, so the timeout also covers the longest WAIT.
+  const socketTimeout =
+    options.durability === 'replica' ? Math.max(commandTimeout, (options.replicaAckTimeoutMs ?? 1000) + 1000) : commandTimeout;
   const defaults: ClusterOptions = {
     enableAutoPipelining: true,
     maxRedirections: 8,
@@ -89,10 +95,13 @@ export function buildCluster(options: SessionStoreOptions): Cluster {
     slotsRefreshTimeout: 1000,
     slotsRefreshInterval: 2000,
     clusterRetryStrategy: (times) => Math.min(100 * times, 1000),
-    redisOptions: { connectTimeout: 1000, commandTimeout, maxRetriesPerRequest: 1 },
+    redisOptions: { connectTimeout: 1000, socketTimeout, maxRetriesPerRequest: 1 },
   };
-  const cluster = new Cluster(options.nodes.map(parseNode), { ...defaults, ...options.clusterOptions });
-  return cluster;
+  return new Cluster(options.nodes.map(parseNode), {
+    ...defaults,
+    ...options.clusterOptions,
+    redisOptions: { ...defaults.redisOptions, ...options.clusterOptions?.redisOptions },
+  });
 }
 
 export class StoreCore {
@@ -150,12 +159,25 @@ export class StoreCore {
     );
   }
 
+  /** The header parts of a stored session, read without its data (the value's first HEADER_MAX_BYTES):
+   *  undefined when absent, null when present but unreadable (not a string, or no well-formed header). */
+  headerParts(id: string): Promise<string[] | null | undefined> {
+    return this.redis.getrange(this.keys.session(id), 0, HEADER_MAX_BYTES - 1).then(
+      // A session value is never empty: GETRANGE answers '' for an absent key.
+      (prefix) => (prefix === '' ? undefined : splitHeader(splitValue(prefix)?.header)),
+      (error: unknown) => {
+        if (error instanceof Error && error.message.startsWith('WRONGTYPE')) return null;
+        throw error;
+      },
+    );
+  }
+
   /** A script found the session's header malformed: quarantine the session and throw SessionCorruptedError. */
   private async corrupted(sessionKey: string): Promise<never> {
     const id = sessionKey.slice(sessionKey.lastIndexOf('{') + 1, -1);
     // Best effort: the first part of a malformed header may still name the pool (its index entry is dropped).
-    const header = await this.redis.hget(sessionKey, 'm').catch(() => null);
-    throw await this.quarantine(id, 'header malformed', header ? header.split('\n', 1)[0]! : null);
+    const prefix = await this.redis.getrange(sessionKey, 0, HEADER_MAX_BYTES - 1).catch(() => '');
+    throw await this.quarantine(id, 'session malformed', prefix ? prefix.split('\n', 1)[0]! : null);
   }
 
   /** Moves a corrupted session aside (key `quarantine(id)`, kept quarantineKeepMs), counts and logs it, drops

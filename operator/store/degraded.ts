@@ -4,15 +4,11 @@
 // guarantees (fewer than normal: stale reads, writes lost if this process dies).
 import { LruCache } from './lru.ts';
 import { JournalFullError } from './errors.ts';
-import type { Fence, JsonValue, SessionRecord } from './types.ts';
+import type { StoredSession } from './codec.ts';
+import type { Fence } from './types.ts';
 
-/** A session as cached: its record with the data kept serialized (callers get fresh copies). */
-export interface CachedSession {
-  record: Omit<SessionRecord, 'data'>;
-  serialized: string;
-  /** Lease expiry (ms) as last seen; the store keeps it for completeness. */
-  leaseExpiresAt: number;
-}
+/** A session as cached: as read and checked (codec's StoredSession); callers get copies (withData). */
+export type CachedSession = StoredSession;
 
 export type JournalEntry =
   | {
@@ -29,10 +25,6 @@ export type JournalEntry =
     }
   | { kind: 'update'; id: string; serialized: string; checksum: string; expectedVersion: number; fence?: Fence; wid: string; at: number }
   | { kind: 'delete'; id: string; at: number };
-
-export function materialize(cached: CachedSession): SessionRecord {
-  return { ...cached.record, data: JSON.parse(cached.serialized) as JsonValue };
-}
 
 export class DegradedState {
   active = false;

@@ -7,7 +7,7 @@ describe('store keys', () => {
     const ids = new Set(Array.from({ length: 1000 }, () => newSessionId()));
     expect(ids.size).to.equal(1000);
     for (const id of ids) {
-      expect(id).to.match(/^[A-Za-z0-9_-]{32}$/);
+      expect(id).to.match(/^[A-Za-z0-9_-]{22}$/);
       expect(Buffer.from(id, 'base64url').length * 8).to.be.at.least(128);
       expect(() => assertSessionId(id)).to.not.throw();
     }

@@ -5,35 +5,47 @@ import { createHash } from 'node:crypto';
 import type { Cluster } from 'ioredis';
 
 const PRELUDE = `
--- A session is a hash of two fields: m, the header (the 13 parts of H joined by a newline), and d, the data.
+-- A session is one string: its header (the 13 parts of H joined by a newline), a newline, then the data.
 -- H: pool v ca la ttl anon own ep mov lease cs sv wid (1-based index in a parsed header below).
 local function now_ms()
   local t = redis.call('TIME')
   return tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
 end
-local function split(m)
-  local r = {}
-  for p in string.gmatch(m .. '\\n', '([^\\n]*)\\n') do r[#r + 1] = p end
-  return r
-end
 local function corrupt()
-  error({err = 'CORRUPT session header is malformed'})
+  error({err = 'CORRUPT session is malformed'})
 end
--- The parsed header of KEYS[1] (and the raw one); nil when the key is absent. A key without a well-formed
--- header (13 parts, sv '2', integer v and ep) raises CORRUPT: the client quarantines the session.
-local function load(key)
-  local m = redis.call('HGET', key, 'm')
-  if not m then
-    if redis.call('EXISTS', key) == 1 then corrupt() end
-    return nil
+-- The header parts of a session value and the position where its data starts; nil when the value does
+-- not have 13 newline-ended header parts.
+local function parse(s)
+  local h, at = {}, 1
+  for i = 1, 13 do
+    local nl = string.find(s, '\\n', at, true)
+    if not nl then return nil end
+    h[i] = string.sub(s, at, nl - 1)
+    at = nl + 1
   end
-  local h = split(m)
-  if #h ~= 13 or h[12] ~= '2' or not tonumber(h[2]) or not tonumber(h[8]) then corrupt() end
-  return h, m
+  return h, at
 end
-local function save(key, h)
+-- The parsed header of KEYS[1], its value and the data's position; nil when the key is absent. A key that
+-- is not a string or has no well-formed header (13 parts, sv '3', integer v, ttl and ep) raises CORRUPT:
+-- the client quarantines the session.
+local function load(key)
+  local s = redis.pcall('GET', key)
+  if not s then return nil end
+  if type(s) ~= 'string' then corrupt() end
+  local h, at = parse(s)
+  if not h or h[12] ~= '3' or not tonumber(h[2]) or not tonumber(h[5]) or not tonumber(h[8]) then corrupt() end
+  return h, s, at
+end
+-- Writes a changed header in front of the unchanged data (value s, data at position at), keeping the TTL:
+-- in place (SETRANGE, only the header replicated) when its length is unchanged, as for a touch or a renew.
+local function save(key, h, s, at)
   local m = table.concat(h, '\\n')
-  redis.call('HSET', key, 'm', m)
+  if #m == at - 2 then
+    redis.call('SETRANGE', key, 0, m)
+  else
+    redis.call('SET', key, m .. '\\n' .. string.sub(s, at), 'KEEPTTL')
+  end
   return m
 end
 `;
@@ -41,75 +53,71 @@ end
 /** KEYS[1] session. ARGV pool, data, cs, ttlSeconds, anon, owner, wid, leaseMs, schema.
  *  Reply {1, header} created (or this wid's create already applied: the data is ARGV data) | {0} id taken. */
 export const CREATE = `
-if redis.call('EXISTS', KEYS[1]) == 1 then
-  local m = redis.call('HGET', KEYS[1], 'm')
-  if m and string.match(m, '([^\\n]*)$') == ARGV[7] then return {1, m} end
+local s = redis.pcall('GET', KEYS[1])
+if s then
+  local h = type(s) == 'string' and parse(s)
+  if h and h[13] == ARGV[7] then return {1, table.concat(h, '\\n')} end
   return {0}
 end
 local now = now_ms()
 local owned = ARGV[6] ~= ''
 local m = table.concat({ARGV[1], 1, now, now, ARGV[4], ARGV[5], ARGV[6], owned and 1 or 0, '',
   owned and (now + tonumber(ARGV[8])) or 0, ARGV[3], ARGV[9], ARGV[7]}, '\\n')
-redis.call('HSET', KEYS[1], 'm', m, 'd', ARGV[2])
-redis.call('PEXPIRE', KEYS[1], tonumber(ARGV[4]) * 1000)
+redis.call('SET', KEYS[1], m .. '\\n' .. ARGV[2], 'PX', tonumber(ARGV[4]) * 1000)
 return {1, m}
 `;
 
 /** KEYS[1] session. ARGV pool, data, cs, ttlSeconds, anon, owner, wid, leaseMs, schema, version, createdAt.
  *  Like CREATE but with the caller's version and createdAt (a session copied in from elsewhere).
- *  Reply {1, {m, d}} imported (or this wid's import already applied) | {0, {m, d}} present already. */
+ *  Reply {1, value} imported (or this wid's import already applied) | {0, value} present already (a value
+ *  that is not a string is returned as false). */
 export const IMPORT = `
-if redis.call('EXISTS', KEYS[1]) == 1 then
-  local r = redis.call('HMGET', KEYS[1], 'm', 'd')
-  if r[1] and string.match(r[1], '([^\\n]*)$') == ARGV[7] then return {1, r} end
-  return {0, r}
+local s = redis.pcall('GET', KEYS[1])
+if s then
+  if type(s) ~= 'string' then return {0, false} end
+  local h = parse(s)
+  if h and h[13] == ARGV[7] then return {1, s} end
+  return {0, s}
 end
 local now = now_ms()
 local owned = ARGV[6] ~= ''
 local m = table.concat({ARGV[1], ARGV[10], ARGV[11], now, ARGV[4], ARGV[5], ARGV[6], owned and 1 or 0, '',
   owned and (now + tonumber(ARGV[8])) or 0, ARGV[3], ARGV[9], ARGV[7]}, '\\n')
-redis.call('HSET', KEYS[1], 'm', m, 'd', ARGV[2])
-redis.call('PEXPIRE', KEYS[1], tonumber(ARGV[4]) * 1000)
-return {1, {m, ARGV[2]}}
+local value = m .. '\\n' .. ARGV[2]
+redis.call('SET', KEYS[1], value, 'PX', tonumber(ARGV[4]) * 1000)
+return {1, value}
 `;
 
 /** KEYS[1] session. ARGV touch ('1' or '0').
- *  Reply {m, d} (with la = now when touched) | false when absent. A key without m or d is returned as it
- *  is read (the client refuses it as corrupted). Touch sets la and slides the TTL. */
+ *  Reply the value (with la = now when touched) | false when absent. Touch sets la and slides the TTL.
+ *  A malformed session raises CORRUPT. */
 export const GET = `
-local r = redis.call('HMGET', KEYS[1], 'm', 'd')
-if not r[1] then
-  if redis.call('EXISTS', KEYS[1]) == 0 then return false end
-  return r
-end
+local h, s, at = load(KEYS[1])
+if not h then return false end
 if ARGV[1] == '1' then
-  local h = split(r[1])
-  local ttl = tonumber(h[5])
-  if #h == 13 and ttl then
-    local now = now_ms()
-    h[4] = now
-    r[1] = save(KEYS[1], h)
-    redis.call('PEXPIRE', KEYS[1], ttl * 1000)
-  end
+  h[4] = now_ms()
+  local m = save(KEYS[1], h, s, at)
+  redis.call('PEXPIRE', KEYS[1], tonumber(h[5]) * 1000)
+  return m .. '\\n' .. string.sub(s, at)
 end
-return r
+return s
 `;
 
 /** KEYS[1] session. ARGV granularityMs.
- *  The coarse touch of a get that read the session with a plain HMGET: sets la = now and slides the TTL
+ *  The coarse touch of a get that read the session with a plain GET: sets la = now and slides the TTL
  *  only when the last slide (la) is at least min(granularityMs, ttl/10) old on the master's clock.
  *  Reply {1, la, now} touched | {0, la, now} not due | {0, 0, now} absent or malformed. */
 export const TOUCH = `
 local now = now_ms()
-local m = redis.call('HGET', KEYS[1], 'm')
-if not m then return {0, 0, now} end
-local h = split(m)
-local ttl = tonumber(h[5])
-if #h ~= 13 or not ttl then return {0, 0, now} end
+local s = redis.pcall('GET', KEYS[1])
+if type(s) ~= 'string' then return {0, 0, now} end
+local h, at = parse(s)
+local ttl = h and tonumber(h[5])
+if not ttl then return {0, 0, now} end
 local la = tonumber(h[4])
 if la and now - la < math.min(tonumber(ARGV[1]), ttl * 100) then return {0, la, now} end
 h[4] = now
-save(KEYS[1], h)
+save(KEYS[1], h, s, at)
 redis.call('PEXPIRE', KEYS[1], ttl * 1000)
 return {1, now, now}
 `;
@@ -119,96 +127,94 @@ return {1, now, now}
  *  Reply {1, header} (the record's header; its data is ARGV data) | {-1} missing | {-2, version} conflict
  *  | {-3, owner, epoch} fenced | {-4, movingBy} moving.
  *  Writes the header (v, wid, cs; la only when the last slide is at least min(granularityMs, ttl/10) old, then
- *  also PEXPIRE) and d unless the stored data is byte-identical. */
+ *  also the TTL) and the data. */
 export const UPDATE = `
-local h, m = load(KEYS[1])
+local h, s, at = load(KEYS[1])
 if not h then return {-1} end
 local v = tonumber(h[2])
-if h[13] == ARGV[4] and v == tonumber(ARGV[1]) + 1 then return {1, m} end
+if h[13] == ARGV[4] and v == tonumber(ARGV[1]) + 1 then return {1, table.concat(h, '\\n')} end
 if ARGV[5] == '1' then
   if tonumber(h[8]) ~= tonumber(ARGV[6]) then return {-3, h[7], h[8]} end
   if ARGV[7] == '1' and h[7] ~= ARGV[8] then return {-3, h[7], h[8]} end
   if h[9] ~= '' then return {-4, h[9]} end
 end
 if v ~= tonumber(ARGV[1]) then return {-2, h[2]} end
-local same = h[11] == ARGV[3] and redis.call('HGET', KEYS[1], 'd') == ARGV[2]
 h[2], h[11], h[13] = v + 1, ARGV[3], ARGV[4]
 local ttl = tonumber(h[5])
 local la = tonumber(h[4])
 local now = now_ms()
-local slide = ttl and (not la or now - la >= math.min(tonumber(ARGV[9]), ttl * 100))
+local slide = not la or now - la >= math.min(tonumber(ARGV[9]), ttl * 100)
 if slide then h[4] = now end
-m = table.concat(h, '\\n')
-if same then
-  redis.call('HSET', KEYS[1], 'm', m)
+local m = table.concat(h, '\\n')
+if slide then
+  redis.call('SET', KEYS[1], m .. '\\n' .. ARGV[2], 'PX', ttl * 1000)
 else
-  redis.call('HSET', KEYS[1], 'm', m, 'd', ARGV[2])
+  redis.call('SET', KEYS[1], m .. '\\n' .. ARGV[2], 'KEEPTTL')
 end
-if slide then redis.call('PEXPIRE', KEYS[1], ttl * 1000) end
 return {1, m}
 `;
 
 /** KEYS[1] session. Reply {1, pool, owner} deleted | {0}. */
 export const DELETE = `
-local m = redis.call('HGET', KEYS[1], 'm')
+local s = redis.pcall('GET', KEYS[1])
 if redis.call('DEL', KEYS[1]) == 0 then return {0} end
-local h = m and split(m) or {}
+local h = type(s) == 'string' and parse(s) or {}
 return {1, h[1] or '', h[7] or ''}
 `;
 
 /** KEYS[1] session. ARGV owner, leaseMs.
  *  Reply {1, epoch, leaseExpiresAt, previousOwner, pool} | {-1} | {-2, owner, epoch, lease} owned | {-4, movingBy}. */
 export const CLAIM = `
-local h = load(KEYS[1])
+local h, s, at = load(KEYS[1])
 if not h then return {-1} end
 local now = now_ms()
 local own, ep, lease = h[7], tonumber(h[8]), tonumber(h[10]) or 0
 local expires = now + tonumber(ARGV[2])
 if own == ARGV[1] then
   h[10] = expires
-  save(KEYS[1], h)
+  save(KEYS[1], h, s, at)
   return {1, ep, expires, own, h[1]}
 end
 if h[9] ~= '' then return {-4, h[9]} end
 if own ~= '' and lease > now then return {-2, own, ep, lease} end
 h[7], h[8], h[10] = ARGV[1], ep + 1, expires
-save(KEYS[1], h)
+save(KEYS[1], h, s, at)
 return {1, ep + 1, expires, own, h[1]}
 `;
 
 /** KEYS[1] session. ARGV owner, epoch, leaseMs. Reply {1, leaseExpiresAt, pool} | {-1} | {-2, owner, epoch}. */
 export const RENEW = `
-local h = load(KEYS[1])
+local h, s, at = load(KEYS[1])
 if not h then return {-1} end
 if h[7] ~= ARGV[1] or tonumber(h[8]) ~= tonumber(ARGV[2]) then return {-2, h[7], h[8]} end
 local expires = now_ms() + tonumber(ARGV[3])
 h[10] = expires
-save(KEYS[1], h)
+save(KEYS[1], h, s, at)
 return {1, expires, h[1]}
 `;
 
 /** KEYS[1] session. ARGV owner, epoch. Reply {1, newEpoch, pool} released | {-1} | {-2, owner, epoch}. */
 export const RELEASE = `
-local h = load(KEYS[1])
+local h, s, at = load(KEYS[1])
 if not h then return {-1} end
 if h[7] ~= ARGV[1] or tonumber(h[8]) ~= tonumber(ARGV[2]) then return {-2, h[7], h[8]} end
 local ep = tonumber(h[8]) + 1
 h[7], h[8], h[10] = '', ep, 0
-save(KEYS[1], h)
+save(KEYS[1], h, s, at)
 return {1, ep, h[1]}
 `;
 
 /** KEYS[1] session. ARGV fromOwner ('' = none), fromEpoch, toOwner ('' = none), leaseMs.
  *  Reply {1, newEpoch, pool, leaseExpiresAt} | {-1} | {-2, owner, epoch}. Ignores movingBy: the mover moves. */
 export const MOVE = `
-local h = load(KEYS[1])
+local h, s, at = load(KEYS[1])
 if not h then return {-1} end
 if h[7] ~= ARGV[1] or tonumber(h[8]) ~= tonumber(ARGV[2]) then return {-2, h[7], h[8]} end
 local ep = tonumber(h[8]) + 1
 local lease = 0
 if ARGV[3] ~= '' then lease = now_ms() + tonumber(ARGV[4]) end
 h[7], h[8], h[10] = ARGV[3], ep, lease
-save(KEYS[1], h)
+save(KEYS[1], h, s, at)
 return {1, ep, h[1], lease}
 `;
 
@@ -217,7 +223,7 @@ return {1, ep, h[1], lease}
  *  (one call instead of MOVE plus SET_MOVING ''). A refused move changes nothing (the mark stays).
  *  Reply {1, newEpoch, pool, leaseExpiresAt, previousOwner} | {-1} | {-2, owner, epoch, mov}. */
 export const MIGRATE = `
-local h = load(KEYS[1])
+local h, s, at = load(KEYS[1])
 if not h then return {-1} end
 local own = h[7]
 if own ~= ARGV[1] or tonumber(h[8]) ~= tonumber(ARGV[2]) or h[1] ~= ARGV[5] then return {-2, own, h[8], h[9]} end
@@ -226,24 +232,24 @@ local lease = 0
 if ARGV[3] ~= '' then lease = now_ms() + tonumber(ARGV[4]) end
 h[7], h[8], h[10] = ARGV[3], ep, lease
 if ARGV[6] ~= '' and h[9] == ARGV[6] then h[9] = '' end
-save(KEYS[1], h)
+save(KEYS[1], h, s, at)
 return {1, ep, h[1], lease, own}
 `;
 
 /** KEYS[1] session. ARGV migration ('' clears). Reply 1 set | 0 absent. */
 export const SET_MOVING = `
-local h = load(KEYS[1])
+local h, s, at = load(KEYS[1])
 if not h then return 0 end
 if h[9] ~= ARGV[1] then
   h[9] = ARGV[1]
-  save(KEYS[1], h)
+  save(KEYS[1], h, s, at)
 end
 return 1
 `;
 
 /** KEYS[1] session. Reply {1, previousOwner, newEpoch} released | {0, leaseExpiresAt} still held or unowned | {-1} absent. */
 export const RELEASE_IF_LAPSED = `
-local h = load(KEYS[1])
+local h, s, at = load(KEYS[1])
 if not h then return {-1} end
 local own = h[7]
 local lease = tonumber(h[10]) or 0
@@ -251,7 +257,7 @@ if own == '' then return {0, 0} end
 if lease > now_ms() then return {0, lease} end
 local ep = tonumber(h[8]) + 1
 h[7], h[8], h[10] = '', ep, 0
-save(KEYS[1], h)
+save(KEYS[1], h, s, at)
 return {1, own, ep}
 `;
 

@@ -2,7 +2,7 @@ import { expect } from 'chai';
 import { H } from './codec.ts';
 import { FencedError, SessionMovingError, newSessionId, type RedisSessionStore } from './index.ts';
 import { scripts } from './lua.ts';
-import { expectRejected, testStore, uniquePrefix } from './test-helpers.int.ts';
+import { expectRejected, rewriteStored, testStore, uniquePrefix } from './test-helpers.int.ts';
 
 describe('store: batch owner reads and migration moves', () => {
   const prefix = uniquePrefix('migrate');
@@ -19,9 +19,7 @@ describe('store: batch owner reads and migration moves', () => {
     await store.setMoving([owned[0]!.id], 'mig-read');
     const corrupted = await store.create({ pool, owner: 'pod-r' });
     const key = store.core.keys.session(corrupted.id);
-    const header = (await store.core.redis.hget(key, 'm'))!.split('\n');
-    header[H.ep] = 'not-a-number';
-    await store.core.redis.hset(key, 'm', header.join('\n'));
+    await rewriteStored(store.core.redis, key, (header) => void (header[H.ep] = 'not-a-number'));
     const gone = newSessionId();
     const states = await store.readOwners([...owned.map((s) => s.id), unowned.id, corrupted.id, gone]);
     expect(states.size).to.equal(21);

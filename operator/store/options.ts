@@ -58,7 +58,8 @@ export interface SessionStoreOptions {
   sweepBatchSize?: number;
   /** Owner-index entries audited per owner per sweep. Default 200. */
   sweepAuditSize?: number;
-  /** Per-command timeout, ms. Default 2000. */
+  /** How long a connection that owes replies may stay silent before it is dropped and its commands fail
+   *  (and are retried), ms. Default 2000. Enforced per connection (ioredis socketTimeout), not per command. */
   commandTimeoutMs?: number;
   registry?: Registry;
   logger?: Logger;

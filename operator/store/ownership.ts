@@ -13,7 +13,7 @@ import {
   SessionOwnedError,
 } from './errors.ts';
 import { assertName, assertSessionId } from './keys.ts';
-import { H, SCHEMA_VERSION, splitHeader } from './codec.ts';
+import { H, SCHEMA_VERSION } from './codec.ts';
 import { isCorruptReply } from './core.ts';
 import { scripts, type LuaReply } from './lua.ts';
 import type { Lease, OwnerMove, OwnerMoveOutcome, OwnerState } from './types.ts';
@@ -25,13 +25,8 @@ function leaseLength(core: StoreCore, leaseMs: number | undefined): number {
   return ms;
 }
 
-/** The pool part of a stored header (hash field `m`); null when absent or malformed. */
-function poolPart(header: string | null): string | null {
-  return splitHeader(header)?.[H.pool] || null;
-}
-
 async function poolOf(core: StoreCore, op: string, id: string): Promise<string | null> {
-  return poolPart(await core.exec(op, () => core.redis.hget(core.keys.session(id), 'm')));
+  return (await core.exec(op, () => core.headerParts(id)))?.[H.pool] || null;
 }
 
 /** A batch step's script for one session: a session found corrupted (quarantined by core.script) counts as
@@ -146,8 +141,8 @@ export async function moveOwners(core: StoreCore, moves: OwnerMove[]): Promise<O
   }
   if (moves.length === 0) return [];
   const { keys, redis, settings } = core;
-  const headers = await core.exec('moveOwners', () => Promise.all(moves.map((m) => redis.hget(keys.session(m.sessionId), 'm'))));
-  const planned = moves.map((move, i) => ({ move, pool: poolPart(headers[i] ?? null) }));
+  const headers = await core.exec('moveOwners', () => Promise.all(moves.map((m) => core.headerParts(m.sessionId))));
+  const planned = moves.map((move, i) => ({ move, pool: headers[i]?.[H.pool] || null }));
   const targets = group(planned, (p) => (p.pool && p.move.toOwner ? `${p.pool}${SEP}${p.move.toOwner}` : null));
   await core.exec('moveOwners', () =>
     Promise.all(
@@ -238,29 +233,18 @@ const INTEGER = /^-?[0-9]+$/;
 /**
  * Owner, epoch, moving mark and pool of many sessions: one HGET of the header (`m`) per session, sent
  * together (auto-pipelining sends each node's share as one pipeline). Absent sessions are left out.
- * `suspect` lists ids whose hash is unreadable (wrong type, malformed header, no integer epoch, no pool): the
+ * `suspect` lists ids whose value is unreadable (wrong type, malformed header, no integer epoch, no pool): the
  * caller reads them with get, which quarantines a corrupted session.
  */
 export async function readOwners(core: StoreCore, sessionIds: string[]): Promise<{ states: Map<string, OwnerState>; suspect: string[] }> {
   if (!Array.isArray(sessionIds)) throw new InvalidArgumentError('sessionIds must be an array');
   sessionIds.forEach((id) => assertSessionId(id));
-  const { keys, redis } = core;
-  const replies = await core.exec('readOwners', () =>
-    Promise.all(
-      sessionIds.map((id) =>
-        redis.hget(keys.session(id), 'm').catch((error: unknown) => {
-          if (error instanceof Error && error.message.startsWith('WRONGTYPE')) return false as const;
-          throw error;
-        }),
-      ),
-    ),
-  );
+  const replies = await core.exec('readOwners', () => Promise.all(sessionIds.map((id) => core.headerParts(id))));
   const states = new Map<string, OwnerState>();
   const suspect: string[] = [];
-  replies.forEach((m, i) => {
+  replies.forEach((h, i) => {
     const sessionId = sessionIds[i]!;
-    if (m === null) return; // absent (a hash without a header is found and quarantined by get)
-    const h = m === false ? null : splitHeader(m);
+    if (h === undefined) return; // absent
     const ep = h?.[H.ep];
     const pool = h?.[H.pool];
     if (!h || !ep || !INTEGER.test(ep) || !pool || h[H.sv] !== SCHEMA_VERSION) return void suspect.push(sessionId);

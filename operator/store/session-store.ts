@@ -2,9 +2,19 @@
 // ownership, worker registry and sweep into the SessionStore contract of types.ts.
 import { randomBytes } from 'node:crypto';
 import { setTimeout as sleep } from 'node:timers/promises';
-import { CorruptRecord, SCHEMA_VERSION, decodeRecord, encodeData, leaseOf, unpackRecord } from './codec.ts';
+import {
+  CorruptRecord,
+  H,
+  SCHEMA_VERSION,
+  decodeStored,
+  encodeData,
+  splitHeader,
+  splitValue,
+  withData,
+  type StoredSession,
+} from './codec.ts';
 import { StoreCore } from './core.ts';
-import { materialize, type CachedSession, type JournalEntry } from './degraded.ts';
+import type { CachedSession, JournalEntry } from './degraded.ts';
 import {
   AnonymousSessionError,
   FencedError,
@@ -98,7 +108,7 @@ export class RedisSessionStore implements SessionStore {
       this.opLabels.set(op, labels);
     }
     const { metrics } = this.core;
-    const started = process.hrtime.bigint();
+    const started = performance.now();
     let pending: Promise<T>;
     try {
       pending = fn();
@@ -108,12 +118,12 @@ export class RedisSessionStore implements SessionStore {
     const done = labels;
     return pending.then(
       (result) => {
-        metrics.duration.observe(done.op, Number(process.hrtime.bigint() - started) / 1e9);
+        metrics.duration.observe(done.op, (performance.now() - started) / 1000);
         metrics.operations.inc(done.ok);
         return result;
       },
       (error: unknown) => {
-        metrics.duration.observe(done.op, Number(process.hrtime.bigint() - started) / 1e9);
+        metrics.duration.observe(done.op, (performance.now() - started) / 1000);
         metrics.operations.inc({ op, result: error instanceof SessionStoreError ? error.code : 'ERROR' });
         throw error;
       },
@@ -122,40 +132,47 @@ export class RedisSessionStore implements SessionStore {
 
   // ---- decoding, cache, corruption ---------------------------------------------------------
 
-  private remember(record: SessionRecord | Omit<SessionRecord, 'data'>, serialized: string, leaseExpiresAt: number): void {
-    if (!this.core.settings.degradedEnabled) return;
-    const { data: _data, ...rest } = record as SessionRecord;
-    this.core.degraded.cache.set(record.id, { record: rest, serialized, leaseExpiresAt });
+  private remember(id: string, stored: StoredSession): void {
+    if (this.core.settings.degradedEnabled) this.core.degraded.cache.set(id, stored);
   }
 
-  /** Decodes a record reply; a corrupted one is quarantined and never returned. `written` is the data this
-   *  call just wrote: a reply carrying exactly those bytes and checksum needs no hashing. */
-  decode(id: string, reply: LuaReply, written?: { serialized: string; checksum: string }): Promise<SessionRecord> {
-    return this.decodeFields(id, unpackRecord(reply), written);
+  /** decode for a whole stored value (header, newline, data). */
+  private decodeValue(id: string, value: unknown): SessionRecord | Promise<never> {
+    const parts = splitValue(typeof value === 'string' ? value : null);
+    if (parts) return this.decode(id, parts.header, parts.data);
+    return this.quarantine(id, 'header is malformed', typeof value === 'string' ? value.split('\n', 1)[0]! : null);
   }
 
-  /** decode for fields already in RECORD_FIELDS order (a record `{m, d}` unpacked). */
-  private async decodeFields(
+  /** Decodes a stored session (its header and data as a reply carries them), caches it and returns the
+   *  caller's copy; a corrupted one is quarantined (SessionCorruptedError), never returned. `written` is the
+   *  data this call just wrote: a reply carrying exactly those bytes and checksum needs no hashing, nor
+   *  does data byte-identical to the cached copy; `value`, when given, is that data as a value the record
+   *  may carry (the caller's own). Synchronous unless the session is corrupted. */
+  decode(
     id: string,
-    fields: (string | null)[] | null,
+    header: unknown,
+    data: unknown,
     written?: { serialized: string; checksum: string },
-  ): Promise<SessionRecord> {
+    value?: JsonValue,
+  ): SessionRecord | Promise<never> {
     try {
-      if (fields === null) throw new CorruptRecord('reply has the wrong shape');
       const cached = written ? undefined : this.core.degraded.cache.peek(id);
-      const record = decodeRecord(
+      const stored = decodeStored(
         id,
-        fields,
+        header,
+        data,
         written
-          ? (data, cs) => cs === written.checksum && data === written.serialized
+          ? (d, cs) => cs === written.checksum && d === written.serialized
           : cached
-            ? (data, cs) => cached.record.checksum === cs && cached.serialized === data
+            ? (d, cs) => cached.record.checksum === cs && cached.serialized === d
             : undefined,
       );
-      this.remember(record, fields[1] ?? 'null', leaseOf(fields));
+      const record = value === undefined ? withData(stored) : { ...stored.record, data: value };
+      this.remember(id, stored);
       return record;
     } catch (error) {
-      if (error instanceof CorruptRecord) await this.quarantine(id, error.message, fields?.[0] ?? null);
+      if (error instanceof CorruptRecord)
+        return this.quarantine(id, error.message, typeof header === 'string' ? header.split('\n', 1)[0]! : null);
       throw error;
     }
   }
@@ -363,11 +380,12 @@ export class RedisSessionStore implements SessionStore {
       );
       if (!Array.isArray(reply) || (reply[0] !== 1 && reply[0] !== 0)) throw new InternalStoreError(`import: unexpected reply`);
       const created = reply[0] === 1;
+      const found = splitValue(typeof reply[1] === 'string' ? reply[1] : null);
       let record: SessionRecord;
       try {
-        record = await this.decode(id, reply[1] ?? null, created ? { serialized, checksum } : undefined);
+        record = await this.decode(id, found?.header ?? null, found?.data, created ? { serialized, checksum } : undefined);
       } finally {
-        if (!created) await this.undoImportIndexes(id, pool, owner, reply[1] ?? null);
+        if (!created) await this.undoImportIndexes(id, pool, owner, found?.header);
       }
       if (created) {
         if (owner) await this.core.exec('import', () => redis.zadd(keys.leaseIndex(pool), Date.now() + settings.defaultLeaseMs, id));
@@ -379,10 +397,10 @@ export class RedisSessionStore implements SessionStore {
   }
 
   /** An import that found the session present removes the index entries it added that the session does not have. */
-  private async undoImportIndexes(id: string, pool: string, owner: string, reply: LuaReply): Promise<void> {
-    const fields = unpackRecord(reply) ?? [];
-    const existingPool = fields[0] ?? null;
-    const existingOwner = fields[7] ?? '';
+  private async undoImportIndexes(id: string, pool: string, owner: string, header: string | undefined): Promise<void> {
+    const parts = splitHeader(header);
+    const existingPool = parts?.[H.pool] || null;
+    const existingOwner = parts?.[H.own] ?? '';
     const { keys, redis } = this.core;
     const dropPool = existingPool !== pool;
     const dropOwner = owner !== '' && (existingPool !== pool || existingOwner !== owner);
@@ -400,22 +418,25 @@ export class RedisSessionStore implements SessionStore {
 
   private createDegraded(entry: Extract<JournalEntry, { kind: 'create' }>): SessionRecord {
     this.core.degraded.enqueue(entry);
-    const record: SessionRecord = {
-      id: entry.id,
-      pool: entry.pool,
-      data: JSON.parse(entry.serialized) as JsonValue,
-      version: 1,
-      createdAt: entry.at,
-      lastAccessedAt: entry.at,
-      ttlSeconds: entry.ttlSeconds,
-      anonymous: entry.anonymous,
-      owner: entry.owner || null,
-      epoch: entry.owner ? 1 : 0,
-      movingBy: null,
-      checksum: entry.checksum,
+    const stored: StoredSession = {
+      record: {
+        id: entry.id,
+        pool: entry.pool,
+        version: 1,
+        createdAt: entry.at,
+        lastAccessedAt: entry.at,
+        ttlSeconds: entry.ttlSeconds,
+        anonymous: entry.anonymous,
+        owner: entry.owner || null,
+        epoch: entry.owner ? 1 : 0,
+        movingBy: null,
+        checksum: entry.checksum,
+      },
+      serialized: entry.serialized,
+      leaseExpiresAt: entry.owner ? entry.at + this.core.settings.defaultLeaseMs : 0,
     };
-    this.remember(record, entry.serialized, entry.owner ? entry.at + this.core.settings.defaultLeaseMs : 0);
-    return record;
+    this.remember(entry.id, stored);
+    return withData(stored);
   }
 
   private async createInRedis(
@@ -450,7 +471,7 @@ export class RedisSessionStore implements SessionStore {
     );
     if (!Array.isArray(reply) || reply[0] !== 1) throw new InternalStoreError(`create: session id ${id} already taken`);
     // The reply is the header only: the data is what this call wrote (or, a retry, what this write id wrote).
-    const record = await this.decode(id, [reply[1] ?? null, serialized], { serialized, checksum });
+    const record = await this.decode(id, reply[1], serialized, { serialized, checksum });
     if (owner) {
       await this.core.exec('create', () => redis.zadd(keys.leaseIndex(pool), Date.now() + settings.defaultLeaseMs, id), retry);
     }
@@ -460,32 +481,38 @@ export class RedisSessionStore implements SessionStore {
   }
 
   get(id: string, options: { touch?: boolean } = {}): Promise<SessionRecord | null> {
-    return this.op('get', async () => {
-      assertSessionId(id);
-      const { degraded, settings } = this.core;
-      if (degraded.active) {
-        const cached = degraded.cache.get(id);
-        if (cached) return materialize(cached);
-      }
-      const touch = options.touch !== false;
-      const key = this.core.keys.session(id);
-      const retry = degraded.active ? this.once : undefined;
-      try {
-        // Granularity 0: every get touches, in one script.
-        if (touch && settings.touchGranularityMs === 0) return await this.getByScript(id, key, true, retry);
-        // A plain read (no script, nothing written or replicated), then a touch only when one is due.
-        const reply = await this.core.exec('get', () => this.core.redis.hmget(key, 'm', 'd'), retry);
-        // Absent, or a hash without a header (corrupted): the script tells them apart atomically.
-        if (reply[0] == null) return await this.getByScript(id, key, touch, retry);
-        const record = await this.decodeFields(id, unpackRecord(reply));
-        if (touch && this.touchDue(record)) await this.touch(id, key, record, retry);
-        return record;
-      } catch (error) {
-        if (error instanceof StoreUnavailableError && degraded.active) return materialize(this.cachedOrUnavailable(id, 'get'));
-        if (error instanceof Error && error.message.startsWith('WRONGTYPE')) return this.quarantine(id, 'not a hash', null);
-        throw error;
-      }
-    });
+    return this.op('get', () => this.read(id, options.touch !== false));
+  }
+
+  /** get without its metrics. The usual case is one GET and a decode, with no async frame; a touch
+   *  follows only when one is due. */
+  private read(id: string, touch: boolean): Promise<SessionRecord | null> {
+    assertSessionId(id);
+    const { degraded, settings, keys, redis } = this.core;
+    if (degraded.active) {
+      const cached = degraded.cache.get(id);
+      if (cached) return Promise.resolve(withData(cached));
+    }
+    const key = keys.session(id);
+    const retry = degraded.active ? this.once : undefined;
+    const failed = (error: unknown): SessionRecord | Promise<never> => {
+      if (error instanceof StoreUnavailableError && degraded.active) return withData(this.cachedOrUnavailable(id, 'get'));
+      if (error instanceof Error && error.message.startsWith('WRONGTYPE')) return this.quarantine(id, 'not a string', null);
+      throw error;
+    };
+    // Granularity 0: every get touches, in one script.
+    if (touch && settings.touchGranularityMs === 0) return this.getByScript(id, key, true, retry).catch(failed);
+    return this.core
+      .exec('get', () => redis.get(key), retry)
+      .then((value) => {
+        if (value === null) {
+          degraded.cache.delete(id);
+          return null;
+        }
+        const record = this.decodeValue(id, value);
+        if (!touch || record instanceof Promise || !this.touchDue(record)) return record;
+        return this.touch(id, key, record, retry).then(() => record, failed);
+      }, failed);
   }
 
   private async getByScript(id: string, key: string, touch: boolean, retry: typeof this.once | undefined): Promise<SessionRecord | null> {
@@ -494,7 +521,7 @@ export class RedisSessionStore implements SessionStore {
       this.core.degraded.cache.delete(id);
       return null;
     }
-    return this.decode(id, reply);
+    return this.decodeValue(id, reply);
   }
 
   /** True when the last slide (lastAccessedAt, master clock) looks at least min(granularity, TTL/10) old.
@@ -537,32 +564,33 @@ export class RedisSessionStore implements SessionStore {
   }
 
   update(id: string, data: JsonValue, options: UpdateOptions): Promise<SessionRecord> {
-    return this.op('update', async () => {
+    // No async frame on the usual path: validation, one script, a decode of the header it returns.
+    return this.op('update', () => {
       assertSessionId(id);
       if (typeof options !== 'object' || options === null) throw new InvalidArgumentError('update needs options with expectedVersion');
-      if (!Number.isInteger(options.expectedVersion) || options.expectedVersion < 1)
+      const { expectedVersion, fence } = options;
+      if (!Number.isInteger(expectedVersion) || expectedVersion < 1)
         throw new InvalidArgumentError('expectedVersion must be a positive integer');
-      assertFence(options.fence);
+      assertFence(fence);
       const { serialized, checksum } = encodeData(data, this.core.settings.maxDataBytes);
       const wid = newWriteId();
-      const entry: Extract<JournalEntry, { kind: 'update' }> = {
+      const at = Date.now();
+      const entry = (): Extract<JournalEntry, { kind: 'update' }> => ({
         kind: 'update',
         id,
         serialized,
         checksum,
-        expectedVersion: options.expectedVersion,
+        expectedVersion,
         wid,
-        at: Date.now(),
-        ...(options.fence ? { fence: options.fence } : {}),
-      };
-      if (this.core.degraded.active) return this.updateDegraded(entry);
-      try {
-        return await this.updateInRedis(id, serialized, checksum, options.expectedVersion, options.fence, wid);
-      } catch (error) {
+        at,
+        ...(fence ? { fence } : {}),
+      });
+      if (this.core.degraded.active) return Promise.resolve(this.updateDegraded(entry()));
+      return this.updateInRedis(id, serialized, checksum, expectedVersion, fence, wid, undefined, data).catch((error: unknown) => {
         // The outcome is unknown; the journal replays it with the same write id, so it applies at most once.
-        if (error instanceof StoreUnavailableError && this.core.degraded.active) return this.updateDegraded(entry);
+        if (error instanceof StoreUnavailableError && this.core.degraded.active) return this.updateDegraded(entry());
         throw error;
-      }
+      });
     });
   }
 
@@ -581,18 +609,16 @@ export class RedisSessionStore implements SessionStore {
     }
     if (entry.expectedVersion !== current.version) throw refuse(new VersionConflictError(entry.id, entry.expectedVersion, current.version));
     this.core.degraded.enqueue(entry);
-    const record: SessionRecord = {
-      ...current,
-      data: JSON.parse(entry.serialized) as JsonValue,
-      version: current.version + 1,
-      lastAccessedAt: entry.at,
-      checksum: entry.checksum,
+    const stored: StoredSession = {
+      record: { ...current, version: current.version + 1, lastAccessedAt: entry.at, checksum: entry.checksum },
+      serialized: entry.serialized,
+      leaseExpiresAt: cached.leaseExpiresAt,
     };
-    this.remember(record, entry.serialized, cached.leaseExpiresAt);
-    return record;
+    this.remember(entry.id, stored);
+    return withData(stored);
   }
 
-  private async updateInRedis(
+  private updateInRedis(
     id: string,
     serialized: string,
     checksum: string,
@@ -600,33 +626,50 @@ export class RedisSessionStore implements SessionStore {
     fence: Fence | undefined,
     wid: string,
     retry?: typeof this.once,
+    data?: JsonValue,
   ): Promise<SessionRecord> {
     const key = this.core.keys.session(id);
-    const reply = await this.core.script(
-      'update',
-      scripts.update,
-      [key],
-      [
-        expectedVersion,
-        serialized,
-        checksum,
-        wid,
-        fence ? '1' : '0',
-        fence?.epoch ?? 0,
-        fence?.owner !== undefined ? '1' : '0',
-        fence?.owner ?? '',
-        this.core.settings.touchGranularityMs,
-      ],
-      retry,
-    );
+    return this.core
+      .script(
+        'update',
+        scripts.update,
+        [key],
+        [
+          expectedVersion,
+          serialized,
+          checksum,
+          wid,
+          fence ? '1' : '0',
+          fence?.epoch ?? 0,
+          fence?.owner !== undefined ? '1' : '0',
+          fence?.owner ?? '',
+          this.core.settings.touchGranularityMs,
+        ],
+        retry,
+      )
+      .then((reply) => this.updated(id, key, reply, serialized, checksum, expectedVersion, fence, data));
+  }
+
+  /** The outcome of the update script: the record written, or the typed refusal. */
+  private updated(
+    id: string,
+    key: string,
+    reply: LuaReply,
+    serialized: string,
+    checksum: string,
+    expectedVersion: number,
+    fence: Fence | undefined,
+    data: JsonValue | undefined,
+  ): SessionRecord | Promise<SessionRecord> {
     const [status, a, b] = Array.isArray(reply) ? reply : [];
     const conflict = (kind: string) => this.core.metrics.conflicts.inc({ op: 'update', kind });
     switch (status) {
       case 1: {
-        // The reply is the header only: the data is what this call wrote.
-        const record = await this.decode(id, [a ?? null, serialized], { serialized, checksum });
-        await this.core.afterWrite(key, id);
-        return record;
+        // The reply is the header only: the data is what this call wrote, and the record carries the
+        // caller's own data value (validated as JSON by encodeData) rather than a parsed copy of it.
+        const record = this.decode(id, a, serialized, { serialized, checksum }, data);
+        if (record instanceof Promise || this.core.settings.durability !== 'replica') return record;
+        return this.core.afterWrite(key, id).then(() => record);
       }
       case -1:
         throw new SessionNotFoundError(id);

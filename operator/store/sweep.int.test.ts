@@ -2,7 +2,7 @@ import { expect } from 'chai';
 import type { Registry } from 'prom-client';
 import { H } from './codec.ts';
 import { SessionCorruptedError, SessionNotFoundError, type RedisSessionStore } from './index.ts';
-import { expectRejected, metricValue, testStore, uniquePrefix } from './test-helpers.int.ts';
+import { expectRejected, metricValue, rewriteStored, storedParts, testStore, uniquePrefix } from './test-helpers.int.ts';
 
 describe('store: expiry, sweep and corruption', () => {
   const prefix = uniquePrefix('sweep');
@@ -13,11 +13,9 @@ describe('store: expiry, sweep and corruption', () => {
   });
   after(() => store.close());
 
-  /** Rewrites one part of a session's stored header (hash field `m`). */
+  /** Rewrites one part of a session's stored header. */
   async function setHeaderPart(key: string, index: number, value: string): Promise<void> {
-    const parts = (await store.core.redis.hget(key, 'm'))!.split('\n');
-    parts[index] = value;
-    await store.core.redis.hset(key, 'm', parts.join('\n'));
+    await rewriteStored(store.core.redis, key, (header) => void (header[index] = value));
   }
 
   it('sweeps expired sessions out of the pool and owner indexes, and releases lapsed leases', async function () {
@@ -76,12 +74,12 @@ describe('store: expiry, sweep and corruption', () => {
     const pool = 'pool-corrupt';
     const { redis, keys } = store.core;
     const a = await store.create({ pool, data: { secret: 'x' } });
-    await redis.hset(keys.session(a.id), 'd', JSON.stringify({ secret: 'tampered' }));
+    await rewriteStored(redis, keys.session(a.id), () => undefined, JSON.stringify({ secret: 'tampered' }));
     const error = (await expectRejected(store.get(a.id), SessionCorruptedError)) as SessionCorruptedError;
     expect(error.reason).to.equal('checksum mismatch');
     expect(error.message).to.not.include('tampered');
     expect(await redis.exists(keys.session(a.id))).to.equal(0);
-    expect(await redis.hget(keys.quarantine(a.id), 'd')).to.equal(JSON.stringify({ secret: 'tampered' }));
+    expect((await storedParts(redis, keys.quarantine(a.id))).data).to.equal(JSON.stringify({ secret: 'tampered' }));
     expect(await redis.pttl(keys.quarantine(a.id))).to.be.greaterThan(0);
     expect(await store.get(a.id)).to.equal(null);
 
@@ -98,21 +96,21 @@ describe('store: expiry, sweep and corruption', () => {
 
     // A malformed header met by a script (update, claim): quarantined as well.
     const e = await store.create({ pool });
-    await redis.hset(keys.session(e.id), 'm', `${pool}\nnot a header`); // the pool part still drops its index entry
+    await redis.set(keys.session(e.id), `${pool}\nnot a header`, 'KEEPTTL'); // the pool part still drops its index entry
     await expectRejected(store.update(e.id, { n: 1 }, { expectedVersion: 1 }), SessionCorruptedError);
     expect(await redis.exists(keys.quarantine(e.id))).to.equal(1);
     const f = await store.create({ pool });
-    await redis.hdel(keys.session(f.id), 'm');
+    await redis.set(keys.session(f.id), '{"a session value":"without a header"}', 'KEEPTTL');
     await expectRejected(store.claim(f.id, 'pod-x'), SessionNotFoundError); // claim reads the pool from the header first
     await expectRejected(store.update(f.id, { n: 1 }, { expectedVersion: 1 }), SessionCorruptedError);
 
     const d = 'corrupt'.padEnd(32, 'd');
-    await redis.set(keys.session(d), 'not a hash');
+    await redis.hset(keys.session(d), 'm', 'not a string'); // a hash, as a pre-release build (schema 2) left them
     await expectRejected(store.get(d), SessionCorruptedError);
-    expect(await redis.get(keys.quarantine(d))).to.equal('not a hash');
+    expect(await redis.hget(keys.quarantine(d), 'm')).to.equal('not a string');
 
     expect(await metricValue(registry, 'spo_store_corruptions_total')).to.equal(6);
-    // f's hash had no header, so its pool was unknown: its pool-index entry stays until the sweep finds it gone.
+    // f's value had no header, so its pool was unknown: its pool-index entry stays until the sweep finds it gone.
     expect(await store.count(pool)).to.equal(1);
   });
 });

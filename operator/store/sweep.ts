@@ -2,7 +2,7 @@
 // learn of it. Its cost follows the entries due (pool-index scores and lease expiries up to
 // now), not the number of sessions stored, plus a bounded audit of each owner index.
 import type { StoreCore } from './core.ts';
-import { H, splitHeader } from './codec.ts';
+import { H } from './codec.ts';
 import { SessionCorruptedError } from './errors.ts';
 import { assertName } from './keys.ts';
 import { scripts } from './lua.ts';
@@ -104,7 +104,7 @@ export async function sweepPool(core: StoreCore, pool: string): Promise<SweepRes
         }
         continue;
       }
-      const ownerOf = (id: string) => redis.hget(keys.session(id), 'm').then((m) => splitHeader(m)?.[H.own]);
+      const ownerOf = (id: string) => core.headerParts(id).then((h) => h?.[H.own]);
       const actual = await core.exec('sweep', () => Promise.all(members.map(ownerOf)));
       const stale = members.filter((_, i) => actual[i] !== owner);
       if (stale.length === 0) continue;

@@ -4,7 +4,9 @@ import { randomBytes } from 'node:crypto';
 import { expect } from 'chai';
 import { Registry } from 'prom-client';
 import { pino } from 'pino';
+import type { Cluster } from 'ioredis';
 import { redisTestEnv } from '../../e2e/harness/test-env.ts';
+import { splitValue } from './codec.ts';
 import { createSessionStore } from './index.ts';
 import type { SessionStoreOptions } from './options.ts';
 
@@ -50,4 +52,18 @@ export function masterIndexOf(
   const node = nodes.find((n) => n.port === port);
   if (!node) throw new Error(`no node serves slot ${slot}`);
   return node.index;
+}
+
+/** The header parts and data of a stored session value (what tests inspect and tamper with). */
+export async function storedParts(redis: Cluster, key: string): Promise<{ header: string[]; data: string }> {
+  const parts = splitValue(await redis.get(key));
+  if (!parts) throw new Error(`${key} holds no session value`);
+  return { header: parts.header.split('\n'), data: parts.data };
+}
+
+/** Rewrites a stored session value, keeping its TTL: header parts changed by `change`, data replaced when given. */
+export async function rewriteStored(redis: Cluster, key: string, change: (header: string[]) => void, data?: string): Promise<void> {
+  const stored = await storedParts(redis, key);
+  change(stored.header);
+  await redis.set(key, `${stored.header.join('\n')}\n${data ?? stored.data}`, 'KEEPTTL');
 }

@@ -22,7 +22,7 @@ export interface SessionRecord {
   epoch: number;
   /** Set while a migration moves the session: workers start no new work on it. */
   movingBy: string | null;
-  /** Checksum of the serialized data (sha-256, hex prefix); a mismatch means corruption. */
+  /** Checksum of the serialized data (CRC-32, 8 hex digits); a mismatch means corruption. */
   checksum: string;
 }
 

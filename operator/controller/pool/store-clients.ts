@@ -195,7 +195,7 @@ export class StoreClients {
   }
 
   private create(settings: ConnectionSettings): SessionStore {
-    const redisOptions: Record<string, unknown> = { connectTimeout: 2000, commandTimeout: 3000, maxRetriesPerRequest: 1 };
+    const redisOptions: Record<string, unknown> = { connectTimeout: 2000 };
     if (settings.username !== undefined) redisOptions.username = settings.username;
     if (settings.password !== undefined) redisOptions.password = settings.password;
     if (settings.tls) redisOptions.tls = { ...(settings.ca ? { ca: settings.ca } : {}), rejectUnauthorized: !settings.insecureSkipVerify };
@@ -203,6 +203,7 @@ export class StoreClients {
       nodes: settings.nodes,
       keyPrefix: settings.keyPrefix,
       durability: settings.durability,
+      commandTimeoutMs: 3000,
       // The operator never queues writes: an unreachable store must show, not be papered over.
       degraded: { enabled: false },
       retry: { maxAttempts: 3, maxElapsedMs: 2000 },
