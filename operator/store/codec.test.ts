@@ -2,6 +2,7 @@ import { expect } from 'chai';
 import { crc32 } from 'node:zlib';
 import {
   CorruptRecord,
+  H,
   HEADER_PARTS,
   SCHEMA_VERSION,
   assertTtl,
@@ -11,13 +12,15 @@ import {
   encodeData,
   splitValue,
   withData,
+  withHeaderParts,
+  writeSegments,
 } from './codec.ts';
 import { InvalidSessionDataError, InvalidTtlError, SessionTooLargeError } from './errors.ts';
 import type { JsonValue } from './types.ts';
 
 const DATA = JSON.stringify({ a: 1 });
 
-/** A stored header (hash field m) with some parts replaced. */
+/** A stored header with some parts replaced. */
 function header(overrides: Partial<Record<(typeof HEADER_PARTS)[number], string>> = {}): string {
   const base: Record<(typeof HEADER_PARTS)[number], string> = {
     pool: 'p',
@@ -80,6 +83,8 @@ describe('store codec', () => {
       },
       serialized: DATA,
       leaseExpiresAt: 5000,
+      header: header(),
+      segments: undefined,
     });
     expect(withData(stored)).to.deep.equal({ ...stored.record, data: { a: 1 } as JsonValue });
     expect(decodeStored('id', header({ own: '', mov: 'm', lease: '0' }), DATA).record).to.include({ owner: null, movingBy: 'm' });
@@ -107,6 +112,46 @@ describe('store codec', () => {
     expect(decodeStored('id', header(), tampered, (data, cs) => data === tampered && cs === checksum(DATA)).serialized).to.equal(tampered);
     // ... and one that does not vouch leaves the hash to catch it.
     expect(() => decodeStored('id', header(), tampered, () => false)).to.throw(CorruptRecord, /checksum/);
+  });
+
+  it('replaces header parts in one pass, first, middle and last alike', () => {
+    const h = header();
+    const expected = (changes: [number, string][]) => {
+      const parts = h.split('\n');
+      for (const [i, v] of changes) parts[i] = v;
+      return parts.join('\n');
+    };
+    for (const changes of [
+      [[0, 'pool-b']],
+      [[H.wid, 'w-2']],
+      [
+        [H.v, '4'],
+        [H.cs, 'deadbeef'],
+        [H.wid, 'w-3'],
+      ],
+      [
+        [H.la, '3000'],
+        [H.ttl, ''],
+      ],
+      [],
+    ] as [number, string][][]) {
+      expect(withHeaderParts(h, changes)).to.equal(expected(changes));
+    }
+  });
+
+  it('cuts a header around the parts a data write changes, and puts it back together', () => {
+    const h = header({ la: '1790000000000' });
+    const { beforeV, beforeCs, beforeWid, laAt } = writeSegments(h);
+    expect(beforeV + '3' + beforeCs + checksum(DATA) + beforeWid + 'wid-1').to.equal(h);
+    expect(beforeV + '4' + beforeCs + 'deadbeef' + beforeWid + 'w-2').to.equal(
+      withHeaderParts(h, [
+        [H.v, '4'],
+        [H.cs, 'deadbeef'],
+        [H.wid, 'w-2'],
+      ]),
+    );
+    expect(beforeCs.slice(laAt, laAt + 13)).to.equal('1790000000000');
+    expect(writeSegments(header({ la: '2000' })).laAt).to.equal(-1); // not 13 digits: not overwritten in place
   });
 
   it('checksums as CRC-32 of the UTF-8 bytes, 8 hex digits (the check value of the standard)', () => {

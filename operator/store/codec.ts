@@ -114,7 +114,7 @@ export function assertTtl(ttlSeconds: unknown): asserts ttlSeconds is number {
   }
 }
 
-/** Why a stored hash is refused; the reader quarantines it. */
+/** Why a stored session is refused; the reader quarantines it. */
 export class CorruptRecord extends Error {}
 
 const INT = /^-?\d{1,16}$/;
@@ -131,6 +131,32 @@ export interface StoredSession {
   record: Omit<SessionRecord, 'data'>;
   serialized: string;
   leaseExpiresAt: number;
+  /** The stored header exactly as read, or '' when not known (a record made locally in degraded mode).
+   *  An update may offer it as the expected header of its fast path (WRITE_IF_HEADER in docs/store.md). */
+  header: string;
+  /** The header cut around the parts a data write changes, made when first needed (writeSegments). */
+  segments: WriteSegments | undefined;
+}
+
+/** A header cut around the parts every data write changes (v, cs and wid):
+ *  header = beforeV + v + beforeCs + cs + beforeWid + wid; a data write keeps the segments. `laAt` is where
+ *  `la` starts within beforeCs when it has 13 digits (so that a new time can overwrite it in place), else -1. */
+export interface WriteSegments {
+  beforeV: string;
+  beforeCs: string;
+  beforeWid: string;
+  laAt: number;
+}
+
+export function writeSegments(header: string): WriteSegments {
+  const parts = header.split('\n');
+  const la = parts[H.la] ?? '';
+  return {
+    beforeV: `${parts[H.pool]}\n`,
+    beforeCs: `\n${parts.slice(H.ca, H.cs).join('\n')}\n`,
+    beforeWid: `\n${parts[H.sv]}\n`,
+    laAt: /^\d{13}$/.test(la) ? 2 + (parts[H.ca] ?? '').length : -1,
+  };
 }
 
 /** Decodes a stored session from its header and data (a value cut by splitValue, or a header a script
@@ -168,7 +194,25 @@ export function decodeStored(
     },
     serialized: data,
     leaseExpiresAt: lease && INT.test(lease) ? Number(lease) : 0,
+    header: header as string,
+    segments: undefined,
   };
+}
+
+/** A stored header with some of its parts replaced: [index in HEADER_PARTS order, value] pairs, in
+ *  ascending order of index. One pass over the header; nothing split or joined. */
+export function withHeaderParts(header: string, changes: readonly (readonly [number, string])[]): string {
+  let out = '';
+  let copied = 0; // header[0, copied) is in out, or replaced
+  let part = 0;
+  let start = 0; // where part `part` starts
+  for (const [index, value] of changes) {
+    for (; part < index; part++) start = header.indexOf('\n', start) + 1;
+    const end = header.indexOf('\n', start);
+    out += header.slice(copied, start) + value;
+    copied = end === -1 ? header.length : end;
+  }
+  return out + header.slice(copied);
 }
 
 /** The record of a stored session with a fresh copy of its data; CorruptRecord when the data is not JSON. */

@@ -7,14 +7,14 @@ import { defaultRegistry } from '../observability/metrics.ts';
 import { DegradedState } from './degraded.ts';
 import { ReplicaAckTimeoutError, SessionCorruptedError, SessionStoreError, StoreClosedError, StoreUnavailableError } from './errors.ts';
 import { keyLayout, keySlot, type KeyLayout } from './keys.ts';
-import { scripts, type LuaReply, type LuaScript } from './lua.ts';
+import { isNoScript, scripts, type LuaReply, type LuaScript } from './lua.ts';
 import { storeMetrics, type StoreMetrics } from './metrics.ts';
 import type { SessionStoreOptions } from './options.ts';
 import { DEFAULT_RETRY_POLICY, isTransient, rejected, retryAfter, type RetryPolicy } from './retry.ts';
 import { InvalidArgumentError } from './errors.ts';
 import { HEADER_MAX_BYTES, assertTtl, splitHeader, splitValue } from './codec.ts';
 
-/** A script refused a session whose header (hash field `m`) is missing or malformed: error reply `CORRUPT ...`. */
+/** A script refused a session that is not a string or has no well-formed header: error reply `CORRUPT ...`. */
 export function isCorruptReply(error: unknown): boolean {
   return error instanceof Error && error.message.startsWith('CORRUPT');
 }
@@ -147,16 +147,33 @@ export class StoreCore {
   script(op: string, script: LuaScript, keys: string[], args: (string | number)[], retry?: RetryPolicy): Promise<LuaReply> {
     if (this.closed) return Promise.reject(new StoreClosedError('the session store is closed'));
     const started = Date.now();
-    return script.run(this.redis, keys, args).then(undefined, (error: unknown) =>
-      isCorruptReply(error)
-        ? this.corrupted(keys[0]!)
-        : this.recover(op, () => script.run(this.redis, keys, args), retry ?? this.settings.retry, error, started).catch(
-            (failure: unknown) => {
-              if (isCorruptReply(failure)) return this.corrupted(keys[0]!);
-              throw failure;
-            },
-          ),
-    );
+    // The first attempt is a bare EVALSHA: a node without the script yet (NOSCRIPT) is handled below.
+    return script
+      .send(this.redis, keys, args)
+      .then(undefined, (error: unknown) => this.scriptFailed(op, script, keys, args, retry ?? this.settings.retry, error, started));
+  }
+
+  /** After a failed first EVALSHA: EVAL on NOSCRIPT, quarantine on CORRUPT, retries for transient errors. */
+  private scriptFailed(
+    op: string,
+    script: LuaScript,
+    keys: string[],
+    args: (string | number)[],
+    retry: RetryPolicy,
+    error: unknown,
+    started: number,
+  ): Promise<LuaReply> {
+    const attempt = () => script.run(this.redis, keys, args);
+    const corruptOr = (failure: unknown) => {
+      if (isCorruptReply(failure)) return this.corrupted(keys[0]!);
+      throw failure;
+    };
+    const first = isNoScript(error) ? attempt() : rejected<LuaReply>(error);
+    return first
+      .then(undefined, (failure: unknown) =>
+        isCorruptReply(failure) ? this.corrupted(keys[0]!) : this.recover(op, attempt, retry, failure, started),
+      )
+      .catch(corruptOr);
   }
 
   /** The header parts of a stored session, read without its data (the value's first HEADER_MAX_BYTES):

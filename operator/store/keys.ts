@@ -1,5 +1,5 @@
 // Key layout and names. Every key that one Lua script touches shares a hash tag, so the
-// script runs on one slot: a session's hash and its quarantine copy share `{<id>}`; a pool's
+// script runs on one slot: a session's value and its quarantine copy share `{<id>}`; a pool's
 // index, lease index, owner list and worker registry share `{pool:<pool>}`; each owner's
 // index has its own slot `{pool:<pool>:owner:<owner>}`. See docs/store.md.
 import { randomBytes } from 'node:crypto';

@@ -122,8 +122,8 @@ redis.call('PEXPIRE', KEYS[1], ttl * 1000)
 return {1, now, now}
 `;
 
-/** KEYS[1] session. ARGV expectedVersion, data, cs, wid, fenced ('1'/'0'), fenceEpoch, hasFenceOwner ('1'/'0'), fenceOwner,
- *  granularityMs.
+/** KEYS[1] session. ARGV expectedVersion, data, cs, wid, fenced ('1'/'0'), fenceEpoch, hasFenceOwner ('1'/'0'),
+ *  fenceOwner, granularityMs.
  *  Reply {1, header} (the record's header; its data is ARGV data) | {-1} missing | {-2, version} conflict
  *  | {-3, owner, epoch} fenced | {-4, movingBy} moving.
  *  Writes the header (v, wid, cs; la only when the last slide is at least min(granularityMs, ttl/10) old, then
@@ -152,6 +152,31 @@ else
   redis.call('SET', KEYS[1], m .. '\\n' .. ARGV[2], 'KEEPTTL')
 end
 return {1, m}
+`;
+
+/** KEYS[1] session. ARGV value, expected (a header and its newline), la, ttl, granularityMs, laAt.
+ *  The fast path of an update whose client knows the stored header: when the stored value starts with
+ *  `expected` byte for byte, writes `value` (the new header, a newline, the new data) as it is. Parses
+ *  nothing: the client made the new header from `expected` (v + 1, its cs and wid) after checking, against
+ *  it, everything UPDATE checks. `la` and `ttl` are that header's own. When no slide is due (as UPDATE
+ *  judges it) the TTL is kept; when one is, the TTL is slid and the 13 digits of `la` at offset `laAt` of the
+ *  value are overwritten with now (`laAt` -1: not possible, nothing is written).
+ *  Reply 1 written | now (ms) written and slid | 0 not written (the header changed): the client runs UPDATE. */
+export const WRITE_IF_HEADER = `
+local stored = redis.pcall('GETRANGE', KEYS[1], 0, #ARGV[2] - 1)
+if stored ~= ARGV[2] then return 0 end
+local t = redis.call('TIME')
+local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
+local ttl = tonumber(ARGV[4])
+if now - tonumber(ARGV[3]) < math.min(tonumber(ARGV[5]), ttl * 100) then
+  redis.call('SET', KEYS[1], ARGV[1], 'KEEPTTL')
+  return 1
+end
+local la = string.format('%d', now)
+if tonumber(ARGV[6]) < 0 or #la ~= 13 then return 0 end
+redis.call('SET', KEYS[1], ARGV[1], 'PX', ttl * 1000)
+redis.call('SETRANGE', KEYS[1], tonumber(ARGV[6]), la)
+return now
 `;
 
 /** KEYS[1] session. Reply {1, pool, owner} deleted | {0}. */
@@ -320,25 +345,33 @@ return n
 
 export type LuaReply = null | number | string | LuaReply[];
 
+export function isNoScript(error: unknown): boolean {
+  return error instanceof Error && error.message.startsWith('NOSCRIPT');
+}
+
 /** One script: EVALSHA, and EVAL once when the node does not have it yet (NOSCRIPT). */
 export class LuaScript {
   readonly source: string;
   readonly sha: string;
   readonly name: string;
-  constructor(name: string, body: string) {
+  /** `prelude: false` for a script that uses none of the prelude's functions (less to run per call). */
+  constructor(name: string, body: string, options: { prelude?: boolean } = {}) {
     this.name = name;
-    this.source = PRELUDE + body;
+    this.source = options.prelude === false ? body : PRELUDE + body;
     this.sha = createHash('sha1').update(this.source).digest('hex');
   }
 
-  run(redis: Cluster, keys: string[], args: (string | number)[]): Promise<LuaReply> {
-    const sent = (
+  /** EVALSHA only: fails with NOSCRIPT on a node that has not loaded the script yet. */
+  send(redis: Cluster, keys: string[], args: (string | number)[]): Promise<LuaReply> {
+    return (
       keys.length === 1 ? redis.evalsha(this.sha, 1, keys[0]!, ...args) : redis.evalsha(this.sha, keys.length, ...keys, ...args)
     ) as Promise<LuaReply>;
-    return sent.catch((error: unknown) => {
-      if (error instanceof Error && error.message.startsWith('NOSCRIPT')) {
-        return redis.eval(this.source, keys.length, ...keys, ...args) as Promise<LuaReply>;
-      }
+  }
+
+  /** EVALSHA, and EVAL (which also loads it) on NOSCRIPT. */
+  run(redis: Cluster, keys: string[], args: (string | number)[]): Promise<LuaReply> {
+    return this.send(redis, keys, args).catch((error: unknown) => {
+      if (isNoScript(error)) return redis.eval(this.source, keys.length, ...keys, ...args) as Promise<LuaReply>;
       throw error;
     });
   }
@@ -350,6 +383,7 @@ export const scripts = {
   get: new LuaScript('get', GET),
   touch: new LuaScript('touch', TOUCH),
   update: new LuaScript('update', UPDATE),
+  writeIfHeader: new LuaScript('writeIfHeader', WRITE_IF_HEADER, { prelude: false }),
   delete: new LuaScript('delete', DELETE),
   claim: new LuaScript('claim', CLAIM),
   renew: new LuaScript('renew', RENEW),

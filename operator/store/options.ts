@@ -52,7 +52,7 @@ export interface SessionStoreOptions {
   degraded?: { enabled?: boolean; cacheSize?: number; journalSize?: number; probeIntervalMs?: number };
   /** Called for each journal entry refused on replay (the write was not applied). */
   onReplayConflict?: (conflict: ReplayConflict) => void;
-  /** How long quarantined hashes are kept. Default 7 days. */
+  /** How long quarantined sessions are kept. Default 7 days. */
   quarantineKeepMs?: number;
   /** Index entries handled per sweep step. Default 500. */
   sweepBatchSize?: number;

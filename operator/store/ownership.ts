@@ -1,4 +1,4 @@
-// Leases and owner moves. The session hash holds owner, epoch and lease expiry, changed only
+// Leases and owner moves. The session header holds owner, epoch and lease expiry, changed only
 // by the scripts in lua.ts; the per-owner index ({pool:P:owner:O}) and the pool's lease
 // index are updated around them: added to before the session step, removed from after, so
 // a crash leaves an index naming too much (which the sweep repairs), never too little.

@@ -1,5 +1,6 @@
 import { expect } from 'chai';
-import { H } from './codec.ts';
+import { H, checksum, writeSegments } from './codec.ts';
+import { scripts } from './lua.ts';
 import {
   AnonymousSessionError,
   FencedError,
@@ -144,6 +145,74 @@ describe('store: sessions on the real Redis Cluster', () => {
     expect(m.data).to.deep.equal({ n: 2 });
     expect(m.version).to.equal(3);
     await expectRejected(store.update('nope'.padEnd(32, 'x'), {}, { expectedVersion: 1 }), SessionNotFoundError);
+  });
+
+  it('WRITE_IF_HEADER writes the value sent only while the stored header is the expected one, sliding when due', async () => {
+    const { redis, keys } = store.core;
+    const s = await store.create({ pool, data: { n: 0 }, ttlSeconds: 60 });
+    const key = keys.session(s.id);
+    const stored = async () => (await storedParts(redis, key)).header.join('\n');
+    const write = (expected: string, version: number, data: string, wid: string, granularityMs = 60_000) => {
+      const { beforeV, beforeCs, beforeWid, laAt } = writeSegments(expected);
+      const value = `${beforeV}${version}${beforeCs}${checksum(data)}${beforeWid}${wid}\n${data}`;
+      const la = Number(expected.split('\n')[H.la]);
+      const at = beforeV.length + String(version).length + laAt;
+      return { value, reply: scripts.writeIfHeader.run(redis, [key], [value, `${expected}\n`, la, 60, granularityMs, at]) };
+    };
+    const before = await stored();
+    await redis.pexpire(key, 30_000);
+    const first = write(before, 2, '{"n":1}', 'w-fast-1');
+    expect(await first.reply).to.equal(1);
+    expect(await redis.get(key)).to.equal(first.value);
+    expect(await redis.pttl(key)).to.be.within(1, 30_000); // kept, not slid
+    expect(await store.get(s.id, { touch: false }))
+      .to.include({ version: 2 })
+      .and.to.have.deep.property('data', { n: 1 });
+    // The expected header is stale now: nothing is written.
+    expect(await write(before, 2, '{"n":9}', 'w-fast-2').reply).to.equal(0);
+    expect(await redis.get(key)).to.equal(first.value);
+    // A slide that is due (granularity 0): written, la overwritten with the master's now, the TTL slid.
+    const current = await stored();
+    const third = write(current, 3, '{"n":3}', 'w-fast-3', 0);
+    const now = await third.reply;
+    expect(now)
+      .to.be.a('number')
+      .and.to.be.at.least(Number(current.split('\n')[H.la]));
+    const after = await storedParts(redis, key);
+    expect(after.header[H.la]).to.equal(String(now));
+    expect(after.header[H.v]).to.equal('3');
+    expect(after.data).to.equal('{"n":3}');
+    expect(await redis.pttl(key)).to.be.greaterThan(59_000);
+    expect(await store.get(s.id, { touch: false })).to.include({ version: 3, lastAccessedAt: now as number });
+    // Absent, or not a string: nothing is written.
+    await redis.del(key);
+    expect(await write(before, 2, '{"n":1}', 'w-fast-4').reply).to.equal(0);
+    await redis.hset(key, 'm', before);
+    expect(await write(before, 2, '{"n":1}', 'w-fast-5').reply).to.equal(0);
+    expect(await redis.type(key)).to.equal('hash');
+    await redis.del(key);
+  });
+
+  it('updates through the fast path after a read, and a stale cached header still loses no write and passes no stale fence', async () => {
+    const { store: other } = testStore(prefix);
+    try {
+      const s = await store.create({ pool, data: { n: 0 }, owner: 'pod-a' });
+      await store.get(s.id);
+      const a = await store.update(s.id, { n: 1 }, { expectedVersion: 1, fence: { epoch: 1, owner: 'pod-a' } });
+      const b = await store.update(s.id, { n: 2 }, { expectedVersion: 2, fence: { epoch: 1, owner: 'pod-a' } });
+      expect([a.version, b.version]).to.deep.equal([2, 3]);
+      expect((await other.get(s.id))?.data).to.deep.equal({ n: 2 });
+      // Another process moves the session on; this process's cached header is stale from here.
+      const [moved] = await other.moveOwners([{ sessionId: s.id, fromOwner: 'pod-a', fromEpoch: 1, toOwner: 'pod-b' }]);
+      expect(moved).to.include({ status: 'moved' });
+      await expectRejected(store.update(s.id, { n: 99 }, { expectedVersion: 3, fence: { epoch: 1, owner: 'pod-a' } }), FencedError);
+      const written = await other.update(s.id, { n: 3 }, { expectedVersion: 3, fence: { epoch: 2, owner: 'pod-b' } });
+      await expectRejected(store.update(s.id, { n: 98 }, { expectedVersion: 3 }), VersionConflictError);
+      expect(await store.get(s.id, { touch: false })).to.include({ version: written.version, epoch: 2, owner: 'pod-b' });
+      expect((await store.get(s.id))?.data).to.deep.equal({ n: 3 });
+    } finally {
+      await other.close();
+    }
   });
 
   it('loses no increment with 20 concurrent clients mutating one session', async () => {

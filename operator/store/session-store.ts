@@ -11,6 +11,8 @@ import {
   splitHeader,
   splitValue,
   withData,
+  withHeaderParts,
+  writeSegments,
   type StoredSession,
 } from './codec.ts';
 import { StoreCore } from './core.ts';
@@ -263,7 +265,7 @@ export class RedisSessionStore implements SessionStore {
           this.once,
         );
       } else if (entry.kind === 'update') {
-        await this.updateInRedis(entry.id, entry.serialized, entry.checksum, entry.expectedVersion, entry.fence, entry.wid, this.once);
+        await this.updateInRedis(entry, this.once);
       } else {
         await this.deleteInRedis(entry.id, this.once);
       }
@@ -434,6 +436,8 @@ export class RedisSessionStore implements SessionStore {
       },
       serialized: entry.serialized,
       leaseExpiresAt: entry.owner ? entry.at + this.core.settings.defaultLeaseMs : 0,
+      header: '',
+      segments: undefined,
     };
     this.remember(entry.id, stored);
     return withData(stored);
@@ -539,7 +543,11 @@ export class RedisSessionStore implements SessionStore {
     if (typeof la === 'number' && la > record.lastAccessedAt) {
       record.lastAccessedAt = la;
       const cached = this.core.degraded.cache.peek(id);
-      if (cached) cached.record = { ...cached.record, lastAccessedAt: la };
+      if (cached) {
+        cached.record = { ...cached.record, lastAccessedAt: la };
+        if (cached.header) cached.header = withHeaderParts(cached.header, [[H.la, String(la)]]);
+        cached.segments = undefined;
+      }
     }
   }
 
@@ -564,7 +572,7 @@ export class RedisSessionStore implements SessionStore {
   }
 
   update(id: string, data: JsonValue, options: UpdateOptions): Promise<SessionRecord> {
-    // No async frame on the usual path: validation, one script, a decode of the header it returns.
+    // No async frame on the usual path: validation, one script, a record built from what was sent.
     return this.op('update', () => {
       assertSessionId(id);
       if (typeof options !== 'object' || options === null) throw new InvalidArgumentError('update needs options with expectedVersion');
@@ -573,25 +581,35 @@ export class RedisSessionStore implements SessionStore {
         throw new InvalidArgumentError('expectedVersion must be a positive integer');
       assertFence(fence);
       const { serialized, checksum } = encodeData(data, this.core.settings.maxDataBytes);
-      const wid = newWriteId();
-      const at = Date.now();
-      const entry = (): Extract<JournalEntry, { kind: 'update' }> => ({
+      const entry: Extract<JournalEntry, { kind: 'update' }> = {
         kind: 'update',
         id,
         serialized,
         checksum,
         expectedVersion,
-        wid,
-        at,
-        ...(fence ? { fence } : {}),
-      });
-      if (this.core.degraded.active) return Promise.resolve(this.updateDegraded(entry()));
-      return this.updateInRedis(id, serialized, checksum, expectedVersion, fence, wid, undefined, data).catch((error: unknown) => {
+        wid: newWriteId(),
+        at: Date.now(),
+      };
+      if (fence) entry.fence = fence;
+      if (this.core.degraded.active) return Promise.resolve(this.updateDegraded(entry));
+      return this.updateInRedis(entry, undefined, data, this.fastPathBase(entry), (error: unknown) => {
         // The outcome is unknown; the journal replays it with the same write id, so it applies at most once.
-        if (error instanceof StoreUnavailableError && this.core.degraded.active) return this.updateDegraded(entry());
+        if (error instanceof StoreUnavailableError && this.core.degraded.active) return this.updateDegraded(entry);
         throw error;
       });
     });
+  }
+
+  /** The cached session an update may offer as the expected stored header (UPDATE's fast path): only when
+   *  the header is known and every check UPDATE would make passes against it, so that a byte-identical
+   *  stored header means the full script would have accepted the write. */
+  private fastPathBase(write: Extract<JournalEntry, { kind: 'update' }>): StoredSession | undefined {
+    const cached = this.core.degraded.cache.peek(write.id);
+    if (!cached?.header || cached.record.version !== write.expectedVersion) return undefined;
+    const { fence } = write;
+    const { epoch, owner, movingBy } = cached.record;
+    if (fence && (fence.epoch !== epoch || (fence.owner !== undefined && fence.owner !== owner) || movingBy)) return undefined;
+    return cached;
   }
 
   private updateDegraded(entry: Extract<JournalEntry, { kind: 'update' }>): SessionRecord {
@@ -613,22 +631,54 @@ export class RedisSessionStore implements SessionStore {
       record: { ...current, version: current.version + 1, lastAccessedAt: entry.at, checksum: entry.checksum },
       serialized: entry.serialized,
       leaseExpiresAt: cached.leaseExpiresAt,
+      header: '',
+      segments: undefined,
     };
     this.remember(entry.id, stored);
     return withData(stored);
   }
 
+  /** UPDATE for one write (a journal entry's fields). `data`: the caller's value, for the record. `base`:
+   *  the cached session whose exact header the fast path expects (see fastPathBase). `sendFailed`: what
+   *  becomes of a failure to run the script (not of its refusals). */
   private updateInRedis(
-    id: string,
-    serialized: string,
-    checksum: string,
-    expectedVersion: number,
-    fence: Fence | undefined,
-    wid: string,
+    write: Omit<Extract<JournalEntry, { kind: 'update' }>, 'kind' | 'at'>,
     retry?: typeof this.once,
     data?: JsonValue,
+    base?: StoredSession,
+    sendFailed?: (error: unknown) => SessionRecord,
   ): Promise<SessionRecord> {
-    const key = this.core.keys.session(id);
+    const key = this.core.keys.session(write.id);
+    if (base) {
+      // The fast path: the new value whole (the base header with v, cs and wid changed, then the data),
+      // written only if the stored header is still the base's. Otherwise the full script decides.
+      const { beforeV, beforeCs, beforeWid, laAt } = (base.segments ??= writeSegments(base.header));
+      const version = String(write.expectedVersion + 1);
+      const header = beforeV + version + beforeCs + write.checksum + beforeWid + write.wid;
+      return this.core
+        .script(
+          'update',
+          scripts.writeIfHeader,
+          [key],
+          [
+            `${header}\n${write.serialized}`,
+            `${base.header}\n`,
+            base.record.lastAccessedAt,
+            base.record.ttlSeconds,
+            this.core.settings.touchGranularityMs,
+            laAt < 0 ? -1 : beforeV.length + version.length + laAt,
+          ],
+          retry,
+        )
+        .then(
+          (written) =>
+            typeof written === 'number' && written > 0
+              ? this.updatedFast(base, header, written, write, data)
+              : this.updateInRedis(write, retry, data, undefined, sendFailed),
+          sendFailed,
+        );
+    }
+    const { id, serialized, checksum, expectedVersion, fence, wid } = write;
     return this.core
       .script(
         'update',
@@ -647,7 +697,35 @@ export class RedisSessionStore implements SessionStore {
         ],
         retry,
       )
-      .then((reply) => this.updated(id, key, reply, serialized, checksum, expectedVersion, fence, data));
+      .then((reply) => this.updated(id, key, reply, serialized, checksum, expectedVersion, fence, data), sendFailed);
+  }
+
+  /** The record of an update the fast path applied: the base with the new version, checksum and data, and
+   *  the new lastAccessedAt when the write slid the TTL (`written` is then the master's time). */
+  private updatedFast(
+    base: StoredSession,
+    header: string,
+    written: number,
+    write: Omit<Extract<JournalEntry, { kind: 'update' }>, 'kind' | 'at'>,
+    data: JsonValue | undefined,
+  ): SessionRecord | Promise<SessionRecord> {
+    const slid = written > 1;
+    const stored: StoredSession = {
+      record: {
+        ...base.record,
+        version: write.expectedVersion + 1,
+        checksum: write.checksum,
+        lastAccessedAt: slid ? written : base.record.lastAccessedAt,
+      },
+      serialized: write.serialized,
+      leaseExpiresAt: base.leaseExpiresAt,
+      header: slid ? withHeaderParts(header, [[H.la, String(written)]]) : header,
+      segments: slid ? undefined : base.segments,
+    };
+    this.remember(write.id, stored);
+    const record = data === undefined ? withData(stored) : { ...stored.record, data };
+    if (this.core.settings.durability !== 'replica') return record;
+    return this.core.afterWrite(this.core.keys.session(write.id), write.id).then(() => record);
   }
 
   /** The outcome of the update script: the record written, or the typed refusal. */
@@ -832,7 +910,7 @@ export class RedisSessionStore implements SessionStore {
     return this.op('setMoving', () => ownership.setMoving(this.core, sessionIds, migration));
   }
   /** Owner, epoch, moving mark and pool of many sessions (one HGET of the header each, pipelined); absent ones are left out.
-   *  A session whose hash is unreadable is read with get, which quarantines a corrupted one (then absent). */
+   *  A session whose value is unreadable is read with get, which quarantines a corrupted one (then absent). */
   readOwners(sessionIds: string[]): Promise<Map<string, OwnerState>> {
     return this.op('readOwners', async () => {
       const { states, suspect } = await ownership.readOwners(this.core, sessionIds);

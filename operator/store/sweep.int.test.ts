@@ -30,7 +30,7 @@ describe('store: expiry, sweep and corruption', () => {
     expect(await store.count(pool)).to.equal(30);
     await new Promise((r) => setTimeout(r, 1300));
     expect(await store.get(shortLived[0]!.id)).to.equal(null);
-    // The index still names them until the sweep runs (Redis expired the hashes itself).
+    // The index still names them until the sweep runs (Redis expired the values itself).
     expect(await store.count(pool)).to.equal(30);
     const result = await store.sweep(pool);
     expect(result.expired).to.equal(20);

@@ -1,4 +1,4 @@
-// The sweep: Redis expires session hashes itself; the sweep makes the indexes and owners
+// The sweep: Redis expires session values itself; the sweep makes the indexes and owners
 // learn of it. Its cost follows the entries due (pool-index scores and lease expiries up to
 // now), not the number of sessions stored, plus a bounded audit of each owner index.
 import type { StoreCore } from './core.ts';
