@@ -13,6 +13,7 @@ export interface StoreMetrics {
   retries: Counter<'op'>;
   corruptions: Counter;
   journalReplays: Counter<'result'>;
+  updatePaths: Counter<'path'>;
 }
 
 function shared<T>(registry: Registry, name: string, make: () => T): T {
@@ -113,6 +114,17 @@ export function storeMetrics(registry: Registry): StoreMetrics {
           name: 'spo_store_journal_replays_total',
           help: 'Degraded-mode journal entries replayed, by result',
           labelNames: ['result'],
+          registers,
+        }),
+    ),
+    updatePaths: shared(
+      registry,
+      'spo_store_update_paths_total',
+      () =>
+        new Counter({
+          name: 'spo_store_update_paths_total',
+          help: 'Updates by path: fast (WRITE_IF_HEADER wrote), fallback (the header had changed: UPDATE), full (no header known: UPDATE)',
+          labelNames: ['path'],
           registers,
         }),
     ),

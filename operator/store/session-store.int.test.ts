@@ -196,11 +196,17 @@ describe('store: sessions on the real Redis Cluster', () => {
   it('updates through the fast path after a read, and a stale cached header still loses no write and passes no stale fence', async () => {
     const { store: other } = testStore(prefix);
     try {
+      const paths = async () => ({
+        fast: await metricValue(registry, 'spo_store_update_paths_total', { path: 'fast' }),
+        fallback: await metricValue(registry, 'spo_store_update_paths_total', { path: 'fallback' }),
+      });
       const s = await store.create({ pool, data: { n: 0 }, owner: 'pod-a' });
       await store.get(s.id);
+      const before = await paths();
       const a = await store.update(s.id, { n: 1 }, { expectedVersion: 1, fence: { epoch: 1, owner: 'pod-a' } });
       const b = await store.update(s.id, { n: 2 }, { expectedVersion: 2, fence: { epoch: 1, owner: 'pod-a' } });
       expect([a.version, b.version]).to.deep.equal([2, 3]);
+      expect((await paths()).fast - before.fast).to.equal(2); // both through WRITE_IF_HEADER
       expect((await other.get(s.id))?.data).to.deep.equal({ n: 2 });
       // Another process moves the session on; this process's cached header is stale from here.
       const [moved] = await other.moveOwners([{ sessionId: s.id, fromOwner: 'pod-a', fromEpoch: 1, toOwner: 'pod-b' }]);
@@ -208,6 +214,8 @@ describe('store: sessions on the real Redis Cluster', () => {
       await expectRejected(store.update(s.id, { n: 99 }, { expectedVersion: 3, fence: { epoch: 1, owner: 'pod-a' } }), FencedError);
       const written = await other.update(s.id, { n: 3 }, { expectedVersion: 3, fence: { epoch: 2, owner: 'pod-b' } });
       await expectRejected(store.update(s.id, { n: 98 }, { expectedVersion: 3 }), VersionConflictError);
+      // Both stale writes tried the fast path, found the header changed, and UPDATE refused them.
+      expect(await paths()).to.deep.equal({ fast: before.fast + 2, fallback: before.fallback + 2 });
       expect(await store.get(s.id, { touch: false })).to.include({ version: written.version, epoch: 2, owner: 'pod-b' });
       expect((await store.get(s.id))?.data).to.deep.equal({ n: 3 });
     } finally {

@@ -80,6 +80,9 @@ const WRITE_ID_PREFIX = randomBytes(12).toString('base64url');
 let writeIdCounter = 0;
 const newWriteId = () => WRITE_ID_PREFIX + (writeIdCounter++).toString(36);
 
+/** Label objects of spo_store_update_paths_total, made once. */
+const UPDATE_PATH = { fast: { path: 'fast' }, fallback: { path: 'fallback' }, full: { path: 'full' } } as const;
+
 function assertFence(fence: Fence | undefined): void {
   if (fence === undefined) return;
   if (!Number.isInteger(fence.epoch) || fence.epoch < 0) throw new InvalidArgumentError(`fence.epoch must be a non-negative integer`);
@@ -647,6 +650,7 @@ export class RedisSessionStore implements SessionStore {
     data?: JsonValue,
     base?: StoredSession,
     sendFailed?: (error: unknown) => SessionRecord,
+    path: 'full' | 'fallback' = 'full',
   ): Promise<SessionRecord> {
     const key = this.core.keys.session(write.id);
     if (base) {
@@ -670,14 +674,16 @@ export class RedisSessionStore implements SessionStore {
           ],
           retry,
         )
-        .then(
-          (written) =>
-            typeof written === 'number' && written > 0
-              ? this.updatedFast(base, header, written, write, data)
-              : this.updateInRedis(write, retry, data, undefined, sendFailed),
-          sendFailed,
-        );
+        .then((written) => {
+          if (typeof written === 'number' && written > 0) {
+            this.core.metrics.updatePaths.inc(UPDATE_PATH.fast);
+            return this.updatedFast(base, header, written, write, data);
+          }
+          this.core.metrics.updatePaths.inc(UPDATE_PATH.fallback);
+          return this.updateInRedis(write, retry, data, undefined, sendFailed, 'fallback');
+        }, sendFailed);
     }
+    if (path === 'full') this.core.metrics.updatePaths.inc(UPDATE_PATH.full);
     const { id, serialized, checksum, expectedVersion, fence, wid } = write;
     return this.core
       .script(

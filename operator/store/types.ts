@@ -158,6 +158,8 @@ export interface SessionStore {
    *  granularity (RedisSessionStore: option touchGranularityMs, docs/store.md). Null when absent. */
   get(id: string, options?: { touch?: boolean }): Promise<SessionRecord | null>;
   exists(id: string): Promise<boolean>;
+  /** Writes data if the stored version is options.expectedVersion (and the fence holds). The record
+   *  returned carries `data` itself, not a copy: the caller keeps ownership of the value it passed. */
   update(id: string, data: JsonValue, options: UpdateOptions): Promise<SessionRecord>;
   /** Read-modify-write that retries on version conflict. */
   mutate(
