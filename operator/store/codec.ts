@@ -225,10 +225,3 @@ export function withData(stored: StoredSession): SessionRecord {
   }
   return { ...stored.record, data };
 }
-
-/** decodeStored for a whole stored value (header, newline, data). */
-export function decodeValue(id: string, value: unknown, alreadyVerified?: (data: string, cs: string) => boolean): StoredSession {
-  const parts = splitValue(typeof value === 'string' ? value : null);
-  if (parts === null) throw new CorruptRecord('header is malformed');
-  return decodeStored(id, parts.header, parts.data, alreadyVerified);
-}

@@ -81,8 +81,9 @@ export function buildCluster(options: SessionStoreOptions): Cluster {
   const commandTimeout = options.commandTimeoutMs ?? 2000;
   // A silent node is detected per connection (socketTimeout: a connection that owes replies and has
   // received nothing for this long is dropped, failing its commands as transient errors), not per
-  // command: ioredis' commandTimeout arms and clears a timer for every command, a sixth of the CPU of a
-  // get. A WAIT for a replica blocks its connection, so the timeout also covers the longest WAIT.
+  // command: ioredis' commandTimeout arms and clears a timer for every command, and its clearing deletes
+  // a property of the command object, which V8 then handles more slowly. A WAIT for a replica blocks its
+  // connection, so the timeout also covers the longest WAIT.
   const socketTimeout =
     options.durability === 'replica' ? Math.max(commandTimeout, (options.replicaAckTimeoutMs ?? 1000) + 1000) : commandTimeout;
   const defaults: ClusterOptions = {
