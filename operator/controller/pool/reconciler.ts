@@ -2,26 +2,15 @@
 // reads the pool and its children from the informer caches, the counts from the store, and
 // walks a sequence of guarded steps:
 //   finalizer -> store read -> dead workers -> scaling -> apply children -> status
-// A reconcile that changes nothing writes nothing: a child is applied only when the hash of
-// its desired object differs from the one its cached copy carries (or from what this process
-// applied last, while the cache catches up), and status only when it changed. The periodic
-// sweep runs from the Sweeper (sweeper.ts), not from reconciles.
+// A reconcile that changes nothing writes nothing: children are applied only when out of date
+// (children.ts), and status only when it changed. Scale-downs that must empty workers first go
+// through a SessionMigration (evacuation.ts). The periodic sweep runs from the Sweeper
+// (sweeper.ts), not from reconciles.
 // Deletion runs the finalizer instead: delete the pool's sessions (deletionPolicy Delete) or
 // keep them (Retain), then remove the finalizer. Decisions live in pure modules (desired.ts,
 // scaling.ts, status.ts); this file only does I/O in order.
-import { createHash } from 'node:crypto';
 import type { KubernetesObject, V1Deployment, V1Pod } from '@kubernetes/client-node';
-import {
-  API_VERSION,
-  POOL_FINALIZER,
-  POOL_LABEL,
-  SESSION_MIGRATION_KIND,
-  TERMINAL_MIGRATION_PHASES,
-  defaultSessionMigrationSpec,
-  type CurrentEvacuation,
-  type SessionMigration,
-  type SessionPool,
-} from '../../api/index.ts';
+import { POOL_FINALIZER, POOL_LABEL, type SessionMigration, type SessionPool } from '../../api/index.ts';
 import type { ReconcileResult } from '../../kube/controller.ts';
 import { errorMessage, isConflict, isNotFound, statusCode } from '../../kube/errors.ts';
 import type { EventType } from '../../kube/events.ts';
@@ -30,21 +19,12 @@ import { blockedMessage, DRAIN_NODE_LABEL, NODE_DRAIN_PURPOSE } from '../drain/d
 import { isTerminal } from '../migration/phases.ts';
 import { createLogger, type Logger } from '../../observability/logger.ts';
 import type { SessionStore } from '../../store/index.ts';
+import { ChildApplier } from './children.ts';
 import type { PoolApi } from './client.ts';
-import { desiredDeployment, desiredPdb, desiredService, ownerReference } from './desired.ts';
+import { Evacuations } from './evacuation.ts';
 import type { PoolMetrics } from './metrics.ts';
-import {
-  APPLIED_HASH_ANNOTATION,
-  PURPOSE_LABEL,
-  SCALE_DOWN_PURPOSE,
-  SCALE_DOWN_TARGET_ANNOTATION,
-  POD_DELETION_COST_ANNOTATION,
-  VICTIM_DELETION_COST,
-  deploymentName,
-  pdbName,
-  serviceName,
-} from './names.ts';
-import { ScaleHistory, desiredReplicas, planScale, type EvacuationState, type ScalePlan, type WorkerLoad } from './scaling.ts';
+import { PURPOSE_LABEL, deploymentName } from './names.ts';
+import { ScaleHistory, desiredReplicas, planScale, type WorkerLoad } from './scaling.ts';
 import { deadWorkers, deleteAllSessions, readCounts, releaseWorker, type StoreCounts } from './sessions.ts';
 import {
   REASONS,
@@ -54,7 +34,6 @@ import {
   statusEqual,
   statusPatch,
   type DrainObservation,
-  type ScaleObservation,
   type StoreObservation,
 } from './status.ts';
 import type { SweepScheduler } from './sweeper.ts';
@@ -104,55 +83,23 @@ export interface PoolReconcilerDeps {
   evacuationPollMs?: number;
 }
 
-function hashOf(value: unknown): string {
-  return createHash('sha256').update(JSON.stringify(value)).digest('hex').slice(0, 16);
-}
-
-function withAppliedHash<T extends KubernetesObject>(obj: T): { obj: T; hash: string } {
-  const hash = hashOf(obj);
-  return {
-    obj: { ...obj, metadata: { ...obj.metadata, annotations: { ...obj.metadata?.annotations, [APPLIED_HASH_ANNOTATION]: hash } } },
-    hash,
-  };
-}
-
-/** What this process last applied for a child, to tell our own writes from others' while the cache lags. */
-interface AppliedMemo {
-  hash: string;
-  /** resourceVersion the cache showed when we applied (undefined: not cached). */
-  rvBefore: string | undefined;
-  /** resourceVersion and generation the apply returned. */
-  rv: string | undefined;
-  generation: number | undefined;
-  at: number;
-}
-
-/** How long an apply of ours may stay invisible in the cache before we trust the cache again. */
-const CACHE_LAG_MS = 30_000;
 /** Ownership of a drain migration's forced end (migration/runner.ts CONDITION_FORCED). */
 const FORCED_CONDITION = 'ForcedRelease';
-
-function timestamp(value: Date | string | undefined): number | undefined {
-  if (value === undefined) return undefined;
-  const ms = new Date(value).getTime();
-  return Number.isNaN(ms) ? undefined : ms;
-}
 
 export class PoolReconciler {
   private readonly deps: PoolReconcilerDeps;
   private readonly log: Logger;
   private readonly now: () => number;
   readonly history = new ScaleHistory();
-  private readonly lastApplied = new Map<string, number>();
-  /** Per child ("kind/namespace/name"): what we applied last. */
-  private readonly applied = new Map<string, AppliedMemo>();
-  /** Migrations created but maybe not in the cache yet: never create a second one meanwhile. */
-  private readonly created = new Map<string, EvacuationState>();
+  private readonly children: ChildApplier;
+  private readonly evacuations: Evacuations;
 
   constructor(deps: PoolReconcilerDeps) {
     this.deps = deps;
     this.log = deps.logger ?? createLogger('pool-reconciler');
     this.now = deps.now ?? Date.now;
+    this.children = new ChildApplier(deps, this.now);
+    this.evacuations = new Evacuations(deps, this.log, this.now);
   }
 
   async reconcile(key: string): Promise<ReconcileResult> {
@@ -174,11 +121,8 @@ export class PoolReconciler {
   private async forget(key: string): Promise<void> {
     this.history.delete(key);
     this.deps.sweeps?.forget(key);
-    this.lastApplied.delete(key);
-    const { namespace: ns, name: poolName } = parseKey(key);
-    for (const child of [deploymentName(poolName), serviceName(poolName), pdbName(poolName)])
-      for (const kind of ['Deployment', 'Service', 'PodDisruptionBudget']) this.applied.delete(`${kind}/${ns ?? ''}/${child}`);
-    this.created.delete(key);
+    this.children.forget(key);
+    this.evacuations.forget(key);
     const { namespace, name } = parseKey(key);
     this.deps.metrics?.forget(namespace ?? '', name);
     await this.deps.stores.release(key);
@@ -268,7 +212,7 @@ export class PoolReconciler {
       sessions: counts?.byOwner.get(p.metadata?.name ?? '') ?? 0,
       ready: isPodReady(p),
     }));
-    const evacuation = this.findEvacuation(key, pool, liveNames);
+    const evacuation = this.evacuations.find(key, pool, liveNames);
     const plan = planScale({
       pool: name,
       current: current ?? stabilized.desired,
@@ -282,15 +226,15 @@ export class PoolReconciler {
     // Sessions unknown (store unreachable) means workers' loads are unknown: never pick victims blind.
     const scale =
       observation.reachable || plan.action === 'set'
-        ? await this.executePlan(pool, plan, current)
-        : this.holdPlan(current ?? stabilized.desired, stabilized.desired);
+        ? await this.evacuations.execute(pool, plan, current)
+        : this.evacuations.hold(current ?? stabilized.desired, stabilized.desired);
 
     lap('scaling');
     // Children.
     let applyError: string | undefined;
     let lagging = false;
     try {
-      lagging = await this.applyChildren(key, pool, scale.replicas, now);
+      lagging = await this.children.apply(key, pool, scale.replicas, now);
     } catch (err) {
       if (isConflict(err) || (statusCode(err) ?? 500) >= 500 || statusCode(err) === undefined) throw err;
       // 4xx: the apiserver refuses what the spec asks (e.g. an invalid pod template): say so.
@@ -420,222 +364,6 @@ export class PoolReconciler {
         this.log.warn({ pool: name, worker, err: errorMessage(err) }, 'could not release a dead worker');
       }
     }
-  }
-
-  /** The scale-down migration of this pool that still matters: in flight, or ended with victims left. */
-  private findEvacuation(key: string, pool: SessionPool, live: ReadonlySet<string>): EvacuationState | undefined {
-    const namespace = pool.metadata.namespace ?? 'default';
-    const candidates = this.deps.migrations
-      .list(namespace)
-      .filter(
-        (m) =>
-          m.spec.poolRef.name === pool.metadata.name &&
-          m.metadata.labels?.[PURPOSE_LABEL] === SCALE_DOWN_PURPOSE &&
-          !m.metadata.deletionTimestamp &&
-          (m.metadata.ownerReferences ?? []).some((r) => r.uid === pool.metadata.uid),
-      )
-      .sort((a, b) => (timestamp(b.metadata.creationTimestamp) ?? 0) - (timestamp(a.metadata.creationTimestamp) ?? 0));
-    const relevant =
-      candidates.find((m) => !TERMINAL_MIGRATION_PHASES.includes(m.status?.phase ?? 'Pending')) ??
-      candidates.find((m) => (m.spec.evacuate?.pods ?? []).some((p) => live.has(p)));
-    const created = this.created.get(key);
-    if (created && (this.deps.migrations.get(created.name, namespace) || this.now() - created.createdAt > 30_000)) this.created.delete(key);
-    else if (created && created.pods.some((p) => live.has(p))) return created;
-    if (!relevant) return undefined;
-    const state: EvacuationState = {
-      name: relevant.metadata.name ?? '',
-      phase: relevant.status?.phase,
-      pods: relevant.spec.evacuate?.pods ?? [],
-      createdAt: timestamp(relevant.metadata.creationTimestamp) ?? this.now(),
-    };
-    const completedAt = timestamp(relevant.status?.completionTime);
-    if (completedAt !== undefined) state.completedAt = completedAt;
-    if (relevant.status?.reason) state.reason = relevant.status.reason;
-    if (relevant.status?.message) state.message = relevant.status.message;
-    return state;
-  }
-
-  private holdPlan(replicas: number, desired: number): { replicas: number; observation: ScaleObservation; requeueAfterMs?: number } {
-    return { replicas, observation: { desiredReplicas: desired } };
-  }
-
-  private async executePlan(
-    pool: SessionPool,
-    plan: ScalePlan,
-    current: number | undefined,
-  ): Promise<{ replicas: number; observation: ScaleObservation; requeueAfterMs?: number }> {
-    const namespace = pool.metadata.namespace ?? 'default';
-    const name = pool.metadata.name ?? '';
-    const poll = this.deps.evacuationPollMs ?? 5_000;
-    const evacuationStatus = (migration: string, pods: string[], createdAt?: number): CurrentEvacuation => ({
-      migration,
-      reason: 'ScaleDown',
-      pods: pods.slice(0, 50),
-      startTime: new Date(createdAt ?? this.now()).toISOString().replace(/\.\d+Z$/, 'Z'),
-    });
-    switch (plan.action) {
-      case 'set': {
-        await this.markVictims(namespace, plan.annotate);
-        return { replicas: plan.replicas, observation: { desiredReplicas: plan.replicas } };
-      }
-      case 'evacuate': {
-        await this.markVictims(namespace, plan.victims);
-        const migration: SessionMigration = {
-          apiVersion: API_VERSION,
-          kind: SESSION_MIGRATION_KIND,
-          metadata: {
-            name: plan.migration,
-            namespace,
-            labels: { [POOL_LABEL]: name, [PURPOSE_LABEL]: SCALE_DOWN_PURPOSE },
-            annotations: { [SCALE_DOWN_TARGET_ANNOTATION]: String(plan.target) },
-            ownerReferences: [ownerReference(pool)],
-          },
-          spec: defaultSessionMigrationSpec({
-            poolRef: { name },
-            type: 'Evacuate',
-            evacuate: { pods: plan.victims, evictPods: false },
-            deadlineSeconds: pool.spec.maintenance.drainDeadlineSeconds,
-            onFailure: 'Rollback',
-          }),
-        };
-        try {
-          await this.deps.api.createMigration(migration);
-        } catch (err) {
-          if (statusCode(err) !== 409) {
-            const unavailable = isNotFound(err);
-            const message = unavailable
-              ? `cannot evacuate ${plan.victims.join(', ')}: the SessionMigration API is not installed (${errorMessage(err)}); keeping ${plan.replicas} workers`
-              : `cannot create evacuation ${plan.migration}: ${errorMessage(err)}; keeping ${plan.replicas} workers`;
-            this.deps.events.record(pool, 'Warning', REASONS.EvacuationUnavailable, message);
-            if (!unavailable && (statusCode(err) ?? 500) >= 500) throw err;
-            return {
-              replicas: plan.replicas,
-              observation: { desiredReplicas: plan.target, blocked: { reason: REASONS.EvacuationUnavailable, message } },
-              requeueAfterMs: 60_000,
-            };
-          }
-        }
-        this.created.set(`${namespace}/${name}`, { name: plan.migration, phase: 'Pending', pods: plan.victims, createdAt: this.now() });
-        this.deps.events.record(
-          pool,
-          'Normal',
-          'EvacuatingForScaleDown',
-          `evacuating ${plan.victims.join(', ')} through SessionMigration ${plan.migration} before scaling ${plan.replicas} -> ${plan.target}`,
-        );
-        return {
-          replicas: plan.replicas,
-          observation: { desiredReplicas: plan.target, evacuation: evacuationStatus(plan.migration, plan.victims) },
-          requeueAfterMs: poll,
-        };
-      }
-      case 'wait': {
-        const state = this.deps.migrations.get(plan.migration, namespace);
-        return {
-          replicas: plan.replicas,
-          observation: {
-            desiredReplicas: plan.target,
-            evacuation: evacuationStatus(plan.migration, plan.pods, timestamp(state?.metadata.creationTimestamp)),
-          },
-          requeueAfterMs: poll,
-        };
-      }
-      case 'complete': {
-        this.deps.events.record(
-          pool,
-          'Normal',
-          'EvacuationSucceeded',
-          `SessionMigration ${plan.migration} emptied ${plan.pods.join(', ')}: scaling ${current ?? '?'} -> ${plan.replicas}`,
-        );
-        return { replicas: plan.replicas, observation: { desiredReplicas: plan.replicas } };
-      }
-      case 'blocked': {
-        this.deps.events.record(pool, 'Warning', plan.reason, plan.message);
-        if (plan.retry) {
-          try {
-            await this.deps.api.deleteMigration(namespace, plan.migration);
-            this.log.info({ pool: name, migration: plan.migration }, 'retrying a failed scale-down evacuation');
-          } catch (err) {
-            if (!isNotFound(err)) throw err;
-          }
-        }
-        return {
-          replicas: plan.replicas,
-          observation: { desiredReplicas: plan.target, blocked: { reason: plan.reason, message: plan.message } },
-          requeueAfterMs: plan.retry ? 1_000 : (this.deps.evacuationRetryMs ?? 120_000),
-        };
-      }
-    }
-  }
-
-  private async markVictims(namespace: string, pods: readonly string[]): Promise<void> {
-    for (const pod of pods) {
-      const cached = this.deps.pods.get(pod, namespace);
-      if (cached?.metadata?.annotations?.[POD_DELETION_COST_ANNOTATION] === VICTIM_DELETION_COST) continue;
-      try {
-        await this.deps.api.annotatePod(namespace, pod, { [POD_DELETION_COST_ANNOTATION]: VICTIM_DELETION_COST });
-      } catch (err) {
-        if (!isNotFound(err)) throw err;
-      }
-    }
-  }
-
-  /** Applies the children that are not up to date; true when one was skipped only because the cache lags. */
-  private async applyChildren(key: string, pool: SessionPool, replicas: number, now: number): Promise<boolean> {
-    const namespace = pool.metadata.namespace ?? 'default';
-    const name = pool.metadata.name ?? '';
-    const reapplyMs = this.deps.reapplyIntervalMs ?? 6 * 3_600_000;
-    const last = this.lastApplied.get(key);
-    // First sight: a random point of the interval, so pools seen together are not re-applied together.
-    if (last === undefined) this.lastApplied.set(key, now - Math.floor(Math.random() * reapplyMs));
-    const stale = reapplyMs > 0 && last !== undefined && now - last > reapplyMs;
-    const children: Array<{ obj: KubernetesObject; cached: KubernetesObject | undefined; extraCheck?: (c: KubernetesObject) => boolean }> =
-      [
-        {
-          obj: desiredDeployment(pool, replicas),
-          cached: this.deps.deployments.get(deploymentName(name), namespace),
-          extraCheck: (c) => (c as V1Deployment).spec?.replicas === replicas,
-        },
-        { obj: desiredService(pool), cached: this.deps.services.get(serviceName(name), namespace) },
-        { obj: desiredPdb(pool), cached: this.deps.pdbs.get(pdbName(name), namespace) },
-      ];
-    let lagging = false;
-    await Promise.all(
-      children.map(async ({ obj, cached, extraCheck }) => {
-        const { obj: withHash, hash } = withAppliedHash(obj);
-        const childKey = `${obj.kind}/${namespace}/${obj.metadata?.name ?? ''}`;
-        const memo = this.applied.get(childKey);
-        const cachedRv = cached?.metadata?.resourceVersion;
-        const cachedCurrent =
-          cached !== undefined &&
-          cached.metadata?.annotations?.[APPLIED_HASH_ANNOTATION] === hash &&
-          (cached.metadata.ownerReferences ?? []).some((r) => r.uid === pool.metadata.uid) &&
-          (extraCheck?.(cached) ?? true);
-        // Someone else changed the spec after our apply (the generation moved, our hash stayed).
-        const drifted =
-          memo?.hash === hash &&
-          memo.generation !== undefined &&
-          cached?.metadata?.generation !== undefined &&
-          cachedRv !== memo.rv &&
-          cached.metadata.generation > memo.generation;
-        // Our apply is not in the cache yet (the watch lags): do not send it again.
-        const inFlight = memo?.hash === hash && cachedRv === memo.rvBefore && this.now() - memo.at < CACHE_LAG_MS;
-        if (!stale && !drifted && (cachedCurrent || inFlight)) {
-          if (!cachedCurrent) lagging = true;
-          return;
-        }
-        const result = await this.deps.api.apply(withHash);
-        const stored = result ?? undefined;
-        this.applied.set(childKey, {
-          hash,
-          rvBefore: cachedRv,
-          rv: stored?.metadata?.resourceVersion,
-          generation: stored?.metadata?.generation,
-          at: this.now(),
-        });
-      }),
-    );
-    if (stale) this.lastApplied.set(key, now);
-    return lagging;
   }
 
   private async patchStatus(pool: SessionPool, status: SessionPool['status']): Promise<void> {
