@@ -60,7 +60,7 @@ function ownerPoolKey(obj: KubernetesObject): string | undefined {
 
 const uids = (obj: KubernetesObject) => (obj.metadata?.ownerReferences ?? []).map((r) => r.uid);
 
-/** What of a Deployment the reconciler reads (status.ts, applyChildren). */
+/** What of a Deployment the reconciler reads (status.ts, children.ts). */
 export function deploymentSignature(d: V1Deployment): string {
   const conditions = (d.status?.conditions ?? [])
     .filter((c) => c.type === 'ReplicaFailure' || c.type === 'Progressing')
