@@ -1,21 +1,12 @@
-// The session store: composes the key layout, scripts, codec, retries, degraded mode,
-// ownership, worker registry and sweep into the SessionStore contract of types.ts.
+// The session store: composes the key layout, scripts, codec, retries, degraded mode, records
+// (decoding, the cache and the write steps in Redis: records.ts), ownership, worker registry and
+// sweep into the SessionStore contract of types.ts. This file validates input, chooses between
+// Redis and the degraded-mode journal, and counts every operation.
 import { randomBytes } from 'node:crypto';
 import { setTimeout as sleep } from 'node:timers/promises';
-import {
-  CorruptRecord,
-  H,
-  SCHEMA_VERSION,
-  decodeStored,
-  encodeData,
-  splitHeader,
-  splitValue,
-  withData,
-  withHeaderParts,
-  writeSegments,
-  type StoredSession,
-} from './codec.ts';
+import { H, SCHEMA_VERSION, encodeData, splitHeader, splitValue, withData, withHeaderParts, type StoredSession } from './codec.ts';
 import { StoreCore } from './core.ts';
+import { PROVISIONAL_INDEX_MS, SessionRecords } from './records.ts';
 import type { CachedSession, JournalEntry } from './degraded.ts';
 import {
   AnonymousSessionError,
@@ -36,7 +27,7 @@ import {
   SessionTooLargeError,
 } from './errors.ts';
 import { assertName, assertSessionId, newSessionId } from './keys.ts';
-import { scripts, type LuaReply } from './lua.ts';
+import { scripts } from './lua.ts';
 import type { SessionStoreOptions } from './options.ts';
 import * as ownership from './ownership.ts';
 import { rejected } from './retry.ts';
@@ -62,9 +53,6 @@ import type {
   WorkerRegistration,
 } from './types.ts';
 
-/** A provisional pool-index score: the sweep re-scores live sessions, so a crash between the
- *  index step and the session step leaves a phantom entry for at most this long. */
-const PROVISIONAL_INDEX_MS = 60_000;
 const INPUT_ERRORS = [
   InvalidTtlError,
   InvalidNameError,
@@ -80,9 +68,6 @@ const WRITE_ID_PREFIX = randomBytes(12).toString('base64url');
 let writeIdCounter = 0;
 const newWriteId = () => WRITE_ID_PREFIX + (writeIdCounter++).toString(36);
 
-/** Label objects of spo_store_update_paths_total, made once. */
-const UPDATE_PATH = { fast: { path: 'fast' }, fallback: { path: 'fallback' }, full: { path: 'full' } } as const;
-
 function assertFence(fence: Fence | undefined): void {
   if (fence === undefined) return;
   if (!Number.isInteger(fence.epoch) || fence.epoch < 0) throw new InvalidArgumentError(`fence.epoch must be a non-negative integer`);
@@ -91,12 +76,15 @@ function assertFence(fence: Fence | undefined): void {
 
 export class RedisSessionStore implements SessionStore {
   readonly core: StoreCore;
+  /** Decoding, the cache, quarantine and the write steps in Redis (records.ts). */
+  readonly records: SessionRecords;
   private probeTimer: NodeJS.Timeout | undefined;
   private probing = false;
   private readonly onReplayConflict: SessionStoreOptions['onReplayConflict'];
 
   constructor(options: SessionStoreOptions) {
     this.core = new StoreCore(options);
+    this.records = new SessionRecords(this.core);
     this.onReplayConflict = options.onReplayConflict;
     this.core.onUnreachable = (error) => this.enterDegraded(error);
   }
@@ -133,57 +121,6 @@ export class RedisSessionStore implements SessionStore {
         throw error;
       },
     );
-  }
-
-  // ---- decoding, cache, corruption ---------------------------------------------------------
-
-  private remember(id: string, stored: StoredSession): void {
-    if (this.core.settings.degradedEnabled) this.core.degraded.cache.set(id, stored);
-  }
-
-  /** decode for a whole stored value (header, newline, data). */
-  private decodeValue(id: string, value: unknown): SessionRecord | Promise<never> {
-    const parts = splitValue(typeof value === 'string' ? value : null);
-    if (parts) return this.decode(id, parts.header, parts.data);
-    return this.quarantine(id, 'header is malformed', typeof value === 'string' ? value.split('\n', 1)[0]! : null);
-  }
-
-  /** Decodes a stored session (its header and data as a reply carries them), caches it and returns the
-   *  caller's copy; a corrupted one is quarantined (SessionCorruptedError), never returned. `written` is the
-   *  data this call just wrote: a reply carrying exactly those bytes and checksum needs no hashing, nor
-   *  does data byte-identical to the cached copy; `value`, when given, is that data as a value the record
-   *  may carry (the caller's own). Synchronous unless the session is corrupted. */
-  decode(
-    id: string,
-    header: unknown,
-    data: unknown,
-    written?: { serialized: string; checksum: string },
-    value?: JsonValue,
-  ): SessionRecord | Promise<never> {
-    try {
-      const cached = written ? undefined : this.core.degraded.cache.peek(id);
-      const stored = decodeStored(
-        id,
-        header,
-        data,
-        written
-          ? (d, cs) => cs === written.checksum && d === written.serialized
-          : cached
-            ? (d, cs) => cached.record.checksum === cs && cached.serialized === d
-            : undefined,
-      );
-      const record = value === undefined ? withData(stored) : { ...stored.record, data: value };
-      this.remember(id, stored);
-      return record;
-    } catch (error) {
-      if (error instanceof CorruptRecord)
-        return this.quarantine(id, error.message, typeof header === 'string' ? header.split('\n', 1)[0]! : null);
-      throw error;
-    }
-  }
-
-  private async quarantine(id: string, reason: string, pool: string | null): Promise<never> {
-    throw await this.core.quarantine(id, reason, pool);
   }
 
   // ---- degraded mode ---------------------------------------------------------------------------
@@ -256,7 +193,7 @@ export class RedisSessionStore implements SessionStore {
   private async replay(entry: JournalEntry): Promise<string | null> {
     try {
       if (entry.kind === 'create') {
-        await this.createInRedis(
+        await this.records.createInRedis(
           entry.id,
           entry.pool,
           entry.serialized,
@@ -268,9 +205,9 @@ export class RedisSessionStore implements SessionStore {
           this.once,
         );
       } else if (entry.kind === 'update') {
-        await this.updateInRedis(entry, this.once);
+        await this.records.updateInRedis(entry, this.once);
       } else {
-        await this.deleteInRedis(entry.id, this.once);
+        await this.records.deleteInRedis(entry.id, this.once);
       }
       return null;
     } catch (error) {
@@ -318,7 +255,7 @@ export class RedisSessionStore implements SessionStore {
           at: Date.now(),
         });
       try {
-        return await this.createInRedis(id, input.pool, serialized, checksum, ttlSeconds, anonymous, owner, wid);
+        return await this.records.createInRedis(id, input.pool, serialized, checksum, ttlSeconds, anonymous, owner, wid);
       } catch (error) {
         if (error instanceof StoreUnavailableError && this.core.degraded.active) {
           return this.createDegraded({
@@ -388,7 +325,7 @@ export class RedisSessionStore implements SessionStore {
       const found = splitValue(typeof reply[1] === 'string' ? reply[1] : null);
       let record: SessionRecord;
       try {
-        record = await this.decode(id, found?.header ?? null, found?.data, created ? { serialized, checksum } : undefined);
+        record = await this.records.decode(id, found?.header ?? null, found?.data, created ? { serialized, checksum } : undefined);
       } finally {
         if (!created) await this.undoImportIndexes(id, pool, owner, found?.header);
       }
@@ -442,49 +379,8 @@ export class RedisSessionStore implements SessionStore {
       header: '',
       segments: undefined,
     };
-    this.remember(entry.id, stored);
+    this.records.remember(entry.id, stored);
     return withData(stored);
-  }
-
-  private async createInRedis(
-    id: string,
-    pool: string,
-    serialized: string,
-    checksum: string,
-    ttlSeconds: number,
-    anonymous: boolean,
-    owner: string,
-    wid: string,
-    retry?: typeof this.once,
-  ): Promise<SessionRecord> {
-    const { keys, redis, settings } = this.core;
-    // Index first: a crash after this step leaves an entry the sweep removes, never a session no index names.
-    const score = Date.now() + Math.min(ttlSeconds * 1000, PROVISIONAL_INDEX_MS);
-    await this.core.exec(
-      'create',
-      () =>
-        Promise.all([
-          redis.zadd(keys.poolIndex(pool), score, id),
-          ...(owner ? [redis.sadd(keys.ownerIndex(pool, owner), id), redis.sadd(keys.owners(pool), owner)] : []),
-        ]),
-      retry,
-    );
-    const reply = await this.core.script(
-      'create',
-      scripts.create,
-      [keys.session(id)],
-      [pool, serialized, checksum, ttlSeconds, anonymous ? '1' : '0', owner, wid, settings.defaultLeaseMs, SCHEMA_VERSION],
-      retry,
-    );
-    if (!Array.isArray(reply) || reply[0] !== 1) throw new InternalStoreError(`create: session id ${id} already taken`);
-    // The reply is the header only: the data is what this call wrote (or, a retry, what this write id wrote).
-    const record = await this.decode(id, reply[1], serialized, { serialized, checksum });
-    if (owner) {
-      await this.core.exec('create', () => redis.zadd(keys.leaseIndex(pool), Date.now() + settings.defaultLeaseMs, id), retry);
-    }
-    await this.core.afterWrite(keys.session(id), id);
-    this.core.logger.debug({ sessionId: id, pool, anonymous, ttlSeconds, owner: owner || null }, 'session created');
-    return record;
   }
 
   get(id: string, options: { touch?: boolean } = {}): Promise<SessionRecord | null> {
@@ -504,7 +400,7 @@ export class RedisSessionStore implements SessionStore {
     const retry = degraded.active ? this.once : undefined;
     const failed = (error: unknown): SessionRecord | Promise<never> => {
       if (error instanceof StoreUnavailableError && degraded.active) return withData(this.cachedOrUnavailable(id, 'get'));
-      if (error instanceof Error && error.message.startsWith('WRONGTYPE')) return this.quarantine(id, 'not a string', null);
+      if (error instanceof Error && error.message.startsWith('WRONGTYPE')) return this.records.quarantine(id, 'not a string', null);
       throw error;
     };
     // Granularity 0: every get touches, in one script.
@@ -516,7 +412,7 @@ export class RedisSessionStore implements SessionStore {
           degraded.cache.delete(id);
           return null;
         }
-        const record = this.decodeValue(id, value);
+        const record = this.records.decodeValue(id, value);
         if (!touch || record instanceof Promise || !this.touchDue(record)) return record;
         return this.touch(id, key, record, retry).then(() => record, failed);
       }, failed);
@@ -528,7 +424,7 @@ export class RedisSessionStore implements SessionStore {
       this.core.degraded.cache.delete(id);
       return null;
     }
-    return this.decodeValue(id, reply);
+    return this.records.decodeValue(id, reply);
   }
 
   /** True when the last slide (lastAccessedAt, master clock) looks at least min(granularity, TTL/10) old.
@@ -595,24 +491,12 @@ export class RedisSessionStore implements SessionStore {
       };
       if (fence) entry.fence = fence;
       if (this.core.degraded.active) return Promise.resolve(this.updateDegraded(entry));
-      return this.updateInRedis(entry, undefined, data, this.fastPathBase(entry), (error: unknown) => {
+      return this.records.updateInRedis(entry, undefined, data, this.records.fastPathBase(entry), (error: unknown) => {
         // The outcome is unknown; the journal replays it with the same write id, so it applies at most once.
         if (error instanceof StoreUnavailableError && this.core.degraded.active) return this.updateDegraded(entry);
         throw error;
       });
     });
-  }
-
-  /** The cached session an update may offer as the expected stored header (UPDATE's fast path): only when
-   *  the header is known and every check UPDATE would make passes against it, so that a byte-identical
-   *  stored header means the full script would have accepted the write. */
-  private fastPathBase(write: Extract<JournalEntry, { kind: 'update' }>): StoredSession | undefined {
-    const cached = this.core.degraded.cache.peek(write.id);
-    if (!cached?.header || cached.record.version !== write.expectedVersion) return undefined;
-    const { fence } = write;
-    const { epoch, owner, movingBy } = cached.record;
-    if (fence && (fence.epoch !== epoch || (fence.owner !== undefined && fence.owner !== owner) || movingBy)) return undefined;
-    return cached;
   }
 
   private updateDegraded(entry: Extract<JournalEntry, { kind: 'update' }>): SessionRecord {
@@ -637,139 +521,8 @@ export class RedisSessionStore implements SessionStore {
       header: '',
       segments: undefined,
     };
-    this.remember(entry.id, stored);
+    this.records.remember(entry.id, stored);
     return withData(stored);
-  }
-
-  /** UPDATE for one write (a journal entry's fields). `data`: the caller's value, for the record. `base`:
-   *  the cached session whose exact header the fast path expects (see fastPathBase). `sendFailed`: what
-   *  becomes of a failure to run the script (not of its refusals). */
-  private updateInRedis(
-    write: Omit<Extract<JournalEntry, { kind: 'update' }>, 'kind' | 'at'>,
-    retry?: typeof this.once,
-    data?: JsonValue,
-    base?: StoredSession,
-    sendFailed?: (error: unknown) => SessionRecord,
-    path: 'full' | 'fallback' = 'full',
-  ): Promise<SessionRecord> {
-    const key = this.core.keys.session(write.id);
-    if (base) {
-      // The fast path: the new value whole (the base header with v, cs and wid changed, then the data),
-      // written only if the stored header is still the base's. Otherwise the full script decides.
-      const { beforeV, beforeCs, beforeWid, laAt } = (base.segments ??= writeSegments(base.header));
-      const version = String(write.expectedVersion + 1);
-      const header = beforeV + version + beforeCs + write.checksum + beforeWid + write.wid;
-      return this.core
-        .script(
-          'update',
-          scripts.writeIfHeader,
-          [key],
-          [
-            `${header}\n${write.serialized}`,
-            `${base.header}\n`,
-            base.record.lastAccessedAt,
-            base.record.ttlSeconds,
-            this.core.settings.touchGranularityMs,
-            laAt < 0 ? -1 : beforeV.length + version.length + laAt,
-          ],
-          retry,
-        )
-        .then((written) => {
-          if (typeof written === 'number' && written > 0) {
-            this.core.metrics.updatePaths.inc(UPDATE_PATH.fast);
-            return this.updatedFast(base, header, written, write, data);
-          }
-          this.core.metrics.updatePaths.inc(UPDATE_PATH.fallback);
-          return this.updateInRedis(write, retry, data, undefined, sendFailed, 'fallback');
-        }, sendFailed);
-    }
-    if (path === 'full') this.core.metrics.updatePaths.inc(UPDATE_PATH.full);
-    const { id, serialized, checksum, expectedVersion, fence, wid } = write;
-    return this.core
-      .script(
-        'update',
-        scripts.update,
-        [key],
-        [
-          expectedVersion,
-          serialized,
-          checksum,
-          wid,
-          fence ? '1' : '0',
-          fence?.epoch ?? 0,
-          fence?.owner !== undefined ? '1' : '0',
-          fence?.owner ?? '',
-          this.core.settings.touchGranularityMs,
-        ],
-        retry,
-      )
-      .then((reply) => this.updated(id, key, reply, serialized, checksum, expectedVersion, fence, data), sendFailed);
-  }
-
-  /** The record of an update the fast path applied: the base with the new version, checksum and data, and
-   *  the new lastAccessedAt when the write slid the TTL (`written` is then the master's time). */
-  private updatedFast(
-    base: StoredSession,
-    header: string,
-    written: number,
-    write: Omit<Extract<JournalEntry, { kind: 'update' }>, 'kind' | 'at'>,
-    data: JsonValue | undefined,
-  ): SessionRecord | Promise<SessionRecord> {
-    const slid = written > 1;
-    const stored: StoredSession = {
-      record: {
-        ...base.record,
-        version: write.expectedVersion + 1,
-        checksum: write.checksum,
-        lastAccessedAt: slid ? written : base.record.lastAccessedAt,
-      },
-      serialized: write.serialized,
-      leaseExpiresAt: base.leaseExpiresAt,
-      header: slid ? withHeaderParts(header, [[H.la, String(written)]]) : header,
-      segments: slid ? undefined : base.segments,
-    };
-    this.remember(write.id, stored);
-    const record = data === undefined ? withData(stored) : { ...stored.record, data };
-    if (this.core.settings.durability !== 'replica') return record;
-    return this.core.afterWrite(this.core.keys.session(write.id), write.id).then(() => record);
-  }
-
-  /** The outcome of the update script: the record written, or the typed refusal. */
-  private updated(
-    id: string,
-    key: string,
-    reply: LuaReply,
-    serialized: string,
-    checksum: string,
-    expectedVersion: number,
-    fence: Fence | undefined,
-    data: JsonValue | undefined,
-  ): SessionRecord | Promise<SessionRecord> {
-    const [status, a, b] = Array.isArray(reply) ? reply : [];
-    const conflict = (kind: string) => this.core.metrics.conflicts.inc({ op: 'update', kind });
-    switch (status) {
-      case 1: {
-        // The reply is the header only: the data is what this call wrote, and the record carries the
-        // caller's own data value (validated as JSON by encodeData) rather than a parsed copy of it.
-        const record = this.decode(id, a, serialized, { serialized, checksum }, data);
-        if (record instanceof Promise || this.core.settings.durability !== 'replica') return record;
-        return this.core.afterWrite(key, id).then(() => record);
-      }
-      case -1:
-        throw new SessionNotFoundError(id);
-      case -2:
-        conflict('version');
-        throw new VersionConflictError(id, expectedVersion, Number(a));
-      case -3:
-        conflict('fenced');
-        this.core.logger.debug({ sessionId: id, fenceEpoch: fence?.epoch, epoch: Number(b) }, 'fenced write refused');
-        throw new FencedError(id, a ? String(a) : null, Number(b));
-      case -4:
-        conflict('moving');
-        throw new SessionMovingError(id, String(a));
-      default:
-        throw new Error(`update: unexpected reply ${JSON.stringify(reply)}`);
-    }
   }
 
   mutate(
@@ -801,7 +554,7 @@ export class RedisSessionStore implements SessionStore {
       const { degraded } = this.core;
       if (degraded.active) return this.deleteDegraded(id);
       try {
-        return await this.deleteInRedis(id);
+        return await this.records.deleteInRedis(id);
       } catch (error) {
         if (error instanceof StoreUnavailableError && degraded.active) return this.deleteDegraded(id);
         throw error;
@@ -815,30 +568,6 @@ export class RedisSessionStore implements SessionStore {
     degraded.enqueue({ kind: 'delete', id, at: Date.now() });
     degraded.cache.delete(id);
     return known;
-  }
-
-  private async deleteInRedis(id: string, retry?: typeof this.once): Promise<boolean> {
-    const { keys, redis } = this.core;
-    const reply = await this.core.script('delete', scripts.delete, [keys.session(id)], [], retry);
-    this.core.degraded.cache.delete(id);
-    if (!Array.isArray(reply) || reply[0] !== 1) return false;
-    const pool = String(reply[1] ?? '');
-    const owner = String(reply[2] ?? '');
-    await this.core.afterWrite(keys.session(id), id);
-    // Session first, then indexes: a crash in between leaves an entry the sweep removes.
-    if (pool) {
-      await this.core.exec(
-        'delete',
-        () =>
-          Promise.all([
-            redis.zrem(keys.poolIndex(pool), id),
-            ...(owner ? [redis.srem(keys.ownerIndex(pool, owner), id), redis.zrem(keys.leaseIndex(pool), id)] : []),
-          ]),
-        retry,
-      );
-    }
-    this.core.logger.debug({ sessionId: id, pool }, 'session deleted');
-    return true;
   }
 
   count(pool: string): Promise<number> {
