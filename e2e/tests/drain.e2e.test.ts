@@ -6,60 +6,35 @@
 import { expect } from 'chai';
 import { GROUP, SESSION_POOL_PLURAL, VERSION, type SessionPool } from '../../operator/api/index.ts';
 import { waitFor } from '../harness/processes.ts';
-import {
-  createPool,
-  deletePool,
-  getMigration,
-  kubectl,
-  poolPods,
-  setupMigrationEnv,
-  teardownMigrationEnv,
-  waitForPhase,
-  type MigrationEnv,
-  type TestPool,
-} from './support/migration-env.ts';
+import { createPool, getMigration, kubectl, poolPods, waitForPhase } from './support/migration-env.ts';
 import { Traffic, checkInvariants } from './support/traffic.ts';
+import { migrationSuite } from './support/suite.ts';
 import { log } from './support/assertions.ts';
 
 describe('drain e2e: kubectl cordon + drain of a node with pool pods', function () {
   this.timeout(180_000);
-  let env: MigrationEnv | undefined;
-  let pool: TestPool | undefined;
-  let traffic: Traffic | undefined;
+  // The node a test cordoned: undone after the traffic stopped and before the pool is deleted.
   let node: string | undefined;
-
-  before(async function () {
-    this.timeout(120_000);
-    env = await setupMigrationEnv();
-  });
-
-  after(async function () {
-    this.timeout(60_000);
-    await teardownMigrationEnv(env);
-  });
-
-  afterEach(async function () {
-    this.timeout(60_000);
-    await traffic?.stop();
-    traffic = undefined;
-    if (node) {
-      await kubectl(env!, ['uncordon', node]).catch(() => undefined);
-      await kubectl(env!, ['annotate', 'node', node, 'dspex.io/force-drain-']).catch(() => undefined);
-    }
-    node = undefined;
-    await deletePool(env!, pool);
-    pool = undefined;
+  const state = migrationSuite({
+    beforePoolDelete: async (env) => {
+      if (node) {
+        await kubectl(env, ['uncordon', node]).catch(() => undefined);
+        await kubectl(env, ['annotate', 'node', node, 'dspex.io/force-drain-']).catch(() => undefined);
+      }
+      node = undefined;
+    },
   });
 
   it('cordon, then drain: completes, every session of the node moved first, nothing lost', async () => {
-    pool = await createPool(env!, {
+    const { env } = state;
+    const pool = (state.pool = await createPool(env, {
       replicas: 4,
       prefix: 'drain',
       maintenance: { evacuateOnCordon: true, evictAfterEvacuation: true, drainDeadlineSeconds: 120 },
-    });
-    traffic = new Traffic(env!, pool);
+    }));
+    const traffic = (state.traffic = new Traffic(env, pool));
     await traffic.start(400, 8);
-    const pods = await poolPods(env!, pool);
+    const pods = await poolPods(env, pool);
     const byNode = new Map<string, string[]>();
     for (const p of pods) byNode.set(p.spec?.nodeName ?? '', [...(byNode.get(p.spec?.nodeName ?? '') ?? []), p.metadata?.name ?? '']);
     const [chosen, onNode] = [...byNode.entries()]
@@ -71,14 +46,14 @@ describe('drain e2e: kubectl cordon + drain of a node with pool pods', function 
     log(`node ${node}: ${onNode.join(', ')} with ${sessionsOnNode.size} sessions`);
 
     const started = Date.now();
-    await kubectl(env!, ['cordon', node]);
+    await kubectl(env, ['cordon', node]);
     const migrationName = `${pool.name}-drain-${node}`;
-    await waitFor('the drain evacuation', () => getMigration(env!, pool!.namespace, migrationName), 30_000, 100);
+    await waitFor('the drain evacuation', () => getMigration(env, pool.namespace, migrationName), 30_000, 100);
     const drainStarted = Date.now();
-    const output = await kubectl(env!, ['drain', node, '--ignore-daemonsets', '--delete-emptydir-data', '--timeout=120s'], 150_000);
+    const output = await kubectl(env, ['drain', node, '--ignore-daemonsets', '--delete-emptydir-data', '--timeout=120s'], 150_000);
     log(`kubectl drain completed in ${Date.now() - drainStarted} ms (${Date.now() - started} ms after cordon)`);
     if (process.env.SPO_E2E_VERBOSE) log(output);
-    const m = await waitForPhase(env!, pool.namespace, migrationName, ['Succeeded', 'Failed', 'RolledBack'], 60_000);
+    const m = await waitForPhase(env, pool.namespace, migrationName, ['Succeeded', 'Failed', 'RolledBack'], 60_000);
     expect(m.status?.phase, m.status?.message).to.equal('Succeeded');
     expect(m.spec.evacuate?.nodeName).to.equal(node);
     expect(m.metadata.ownerReferences?.[0]?.name).to.equal(pool.name);
@@ -87,7 +62,7 @@ describe('drain e2e: kubectl cordon + drain of a node with pool pods', function 
     const after = await waitFor(
       'replacement pods elsewhere',
       async () => {
-        const list = (await poolPods(env!, pool!)).filter((p) => !p.metadata?.deletionTimestamp && p.status?.phase === 'Running');
+        const list = (await poolPods(env, pool)).filter((p) => !p.metadata?.deletionTimestamp && p.status?.phase === 'Running');
         return list.length >= 4 && list.every((p) => p.spec?.nodeName !== node) ? list : undefined;
       },
       60_000,
@@ -111,33 +86,34 @@ describe('drain e2e: kubectl cordon + drain of a node with pool pods', function 
   });
 
   it('a drain that cannot finish reports why on the pool by its deadline; force-drain releases and evicts', async () => {
+    const { env } = state;
     // One worker, pinned to one node: evacuating it has no target.
-    pool = await createPool(env!, {
+    const pool = (state.pool = await createPool(env, {
       replicas: 1,
       prefix: 'drainblk',
       maintenance: { evacuateOnCordon: true, evictAfterEvacuation: true, drainDeadlineSeconds: 10 },
-    });
-    const traffic1 = new Traffic(env!, pool);
+    }));
+    const traffic1 = new Traffic(env, pool);
     await traffic1.start(50, 2);
     await new Promise((r) => setTimeout(r, 500));
     const stats = await traffic1.stop();
-    const pods = await poolPods(env!, pool);
+    const pods = await poolPods(env, pool);
     node = pods[0]!.spec!.nodeName!;
     const podName = pods[0]!.metadata!.name!;
-    await kubectl(env!, ['cordon', node]);
+    await kubectl(env, ['cordon', node]);
     const migrationName = `${pool.name}-drain-${node}`;
-    const m = await waitForPhase(env!, pool.namespace, migrationName, ['Succeeded', 'Failed', 'RolledBack'], 60_000);
+    const m = await waitForPhase(env, pool.namespace, migrationName, ['Succeeded', 'Failed', 'RolledBack'], 60_000);
     expect(m.status?.phase).to.equal('Failed');
     expect(m.status?.reason).to.equal('NoTargets');
     const blocked = await waitFor(
       'DrainBlocked on the pool',
       async () => {
-        const p = (await env!.custom.getNamespacedCustomObject({
+        const p = (await env.custom.getNamespacedCustomObject({
           group: GROUP,
           version: VERSION,
           plural: SESSION_POOL_PLURAL,
-          namespace: pool!.namespace,
-          name: pool!.name,
+          namespace: pool.namespace,
+          name: pool.name,
         })) as SessionPool;
         return p.status?.conditions?.find((c) => c.type === 'DrainBlocked' && c.status === 'True');
       },
@@ -146,17 +122,17 @@ describe('drain e2e: kubectl cordon + drain of a node with pool pods', function 
     );
     log(`pool condition: ${blocked.reason}: ${blocked.message}`);
     expect(blocked.message).to.contain(podName).and.to.contain('dspex.io/force-drain=true');
-    const events = await env!.core.listNamespacedEvent({ namespace: pool.namespace, fieldSelector: `involvedObject.name=${pool.name}` });
+    const events = await env.core.listNamespacedEvent({ namespace: pool.namespace, fieldSelector: `involvedObject.name=${pool.name}` });
     const eventsV1 = events.items.map((e) => `${e.reason}: ${e.message}`);
     log(`pool events: ${eventsV1.join(' | ').slice(0, 400)}`);
     expect(eventsV1.some((e) => e.startsWith('DrainBlocked'))).to.equal(true);
 
     // Force: the sessions are released to the store unowned and the pod is evicted.
-    await kubectl(env!, ['annotate', '--overwrite', 'node', node, 'dspex.io/force-drain=true']);
+    await kubectl(env, ['annotate', '--overwrite', 'node', node, 'dspex.io/force-drain=true']);
     await waitFor(
       'ForcedRelease on the migration',
       async () =>
-        (await getMigration(env!, pool!.namespace, migrationName))?.status?.conditions?.find(
+        (await getMigration(env, pool.namespace, migrationName))?.status?.conditions?.find(
           (c) => c.type === 'ForcedRelease' && c.status === 'True',
         ),
       60_000,
@@ -165,7 +141,7 @@ describe('drain e2e: kubectl cordon + drain of a node with pool pods', function 
     await waitFor(
       'the pod evicted',
       async () =>
-        (await poolPods(env!, pool!)).some((p) => p.metadata?.name === podName && !p.metadata?.deletionTimestamp) ? undefined : true,
+        (await poolPods(env, pool)).some((p) => p.metadata?.name === podName && !p.metadata?.deletionTimestamp) ? undefined : true,
       60_000,
       200,
     );

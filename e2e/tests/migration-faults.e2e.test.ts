@@ -7,20 +7,9 @@ import { expect } from 'chai';
 import { failOverMaster, redisRoles, restartRedisNode, waitForClusterOk } from '../harness/redis-cluster.ts';
 import { waitFor } from '../harness/processes.ts';
 import { redisTestEnv } from '../harness/test-env.ts';
-import {
-  createMigration,
-  createPool,
-  deletePool,
-  getMigration,
-  killOperator,
-  setupMigrationEnv,
-  startOperator,
-  teardownMigrationEnv,
-  waitForPhase,
-  type MigrationEnv,
-  type TestPool,
-} from './support/migration-env.ts';
+import { createMigration, createPool, getMigration, killOperator, startOperator, waitForPhase } from './support/migration-env.ts';
 import { Traffic, ownersCount } from './support/traffic.ts';
+import { migrationSuite } from './support/suite.ts';
 import { expectNothingLost, log } from './support/assertions.ts';
 
 const SESSIONS = 1000;
@@ -28,33 +17,13 @@ const CLIENTS = 8;
 
 describe('migration e2e faults: operator killed, target killed, Redis failover', function () {
   this.timeout(180_000);
-  let env: MigrationEnv | undefined;
-  let pool: TestPool | undefined;
-  let traffic: Traffic | undefined;
-
-  before(async function () {
-    this.timeout(120_000);
-    env = await setupMigrationEnv();
-  });
-
-  after(async function () {
-    this.timeout(60_000);
-    await teardownMigrationEnv(env);
-  });
-
-  afterEach(async function () {
-    this.timeout(60_000);
-    await traffic?.stop();
-    traffic = undefined;
-    await deletePool(env!, pool);
-    pool = undefined;
-  });
+  const state = migrationSuite();
 
   async function runningWithProgress(name: string, namespace: string, minMoved: number) {
     return waitFor(
       `${name} Running with progress`,
       async () => {
-        const m = await getMigration(env!, namespace, name);
+        const m = await getMigration(state.env, namespace, name);
         return m?.status?.phase === 'Running' && (m.status.progress?.moved ?? 0) >= minMoved ? m : undefined;
       },
       60_000,
@@ -63,19 +32,20 @@ describe('migration e2e faults: operator killed, target killed, Redis failover',
   }
 
   it('operator SIGKILLed mid-migration: the restarted operator resumes from the journal', async () => {
-    pool = await createPool(env!, { replicas: 3, prefix: 'fault-op' });
-    traffic = new Traffic(env!, pool);
+    const { env } = state;
+    const pool = (state.pool = await createPool(env, { replicas: 3, prefix: 'fault-op' }));
+    const traffic = (state.traffic = new Traffic(env, pool));
     await traffic.start(SESSIONS, CLIENTS);
     const source = (await pool.store.listWorkers(pool.name)).map((w) => w.worker).sort()[0]!;
     const before = (await pool.store.listByOwner(pool.name, source)).length;
-    const name = await createMigration(env!, pool, 'evac', { type: 'Evacuate', evacuate: { pods: [source] }, batchSize: 5 });
+    const name = await createMigration(env, pool, 'evac', { type: 'Evacuate', evacuate: { pods: [source] }, batchSize: 5 });
     const mid = await runningWithProgress(name, pool.namespace, 20);
-    killOperator(env!);
+    killOperator(env);
     const journalKey = mid.status?.journalKey;
     log(`killed the operator at moved=${mid.status?.progress?.moved}/${before}, journal ${journalKey}`);
     await new Promise((r) => setTimeout(r, 1_000));
-    startOperator(env!);
-    const m = await waitForPhase(env!, pool.namespace, name, ['Succeeded', 'Failed', 'RolledBack'], 150_000);
+    startOperator(env);
+    const m = await waitForPhase(env, pool.namespace, name, ['Succeeded', 'Failed', 'RolledBack'], 150_000);
     expect(m.status?.phase, m.status?.message).to.equal('Succeeded');
     expect(m.status?.journalKey).to.equal(journalKey);
     const report = await expectNothingLost(pool, traffic);
@@ -84,8 +54,9 @@ describe('migration e2e faults: operator killed, target killed, Redis failover',
   });
 
   it('a target worker killed mid-migration: the round rolls back and the evacuation re-plans', async () => {
-    pool = await createPool(env!, { replicas: 4, prefix: 'fault-tgt' });
-    traffic = new Traffic(env!, pool);
+    const { env } = state;
+    const pool = (state.pool = await createPool(env, { replicas: 4, prefix: 'fault-tgt' }));
+    const traffic = (state.traffic = new Traffic(env, pool));
     await traffic.start(SESSIONS, CLIENTS);
     const workers = (await pool.store.listWorkers(pool.name)).map((w) => w.worker).sort();
     const source = workers[0]!;
@@ -93,11 +64,11 @@ describe('migration e2e faults: operator killed, target killed, Redis failover',
     // Clients stop using the victim before the migration starts (as a Service would once it is
     // gone), so the kill lands while batches still move to it, not after the evacuation ended.
     await traffic.exclude(victim);
-    const name = await createMigration(env!, pool, 'evac', { type: 'Evacuate', evacuate: { pods: [source] }, batchSize: 5 });
+    const name = await createMigration(env, pool, 'evac', { type: 'Evacuate', evacuate: { pods: [source] }, batchSize: 5 });
     await runningWithProgress(name, pool.namespace, 20);
-    env!.kubelet.killWorker(victim);
+    env.kubelet.killWorker(victim);
     log(`killed target worker ${victim}`);
-    const m = await waitForPhase(env!, pool.namespace, name, ['Succeeded', 'Failed', 'RolledBack'], 150_000);
+    const m = await waitForPhase(env, pool.namespace, name, ['Succeeded', 'Failed', 'RolledBack'], 150_000);
     log(`ended ${m.status?.phase} (${m.status?.reason}): ${m.status?.message}; journal ${m.status?.journalKey}`);
     expect(m.status?.phase, m.status?.message).to.equal('Succeeded');
     // The round that lost its target rolled back; a later round finished the evacuation.
@@ -108,11 +79,12 @@ describe('migration e2e faults: operator killed, target killed, Redis failover',
 
   it('a Redis master failover mid-migration', async () => {
     const redis = redisTestEnv().state;
-    pool = await createPool(env!, { replicas: 3, prefix: 'fault-redis' });
-    traffic = new Traffic(env!, pool);
+    const { env } = state;
+    const pool = (state.pool = await createPool(env, { replicas: 3, prefix: 'fault-redis' }));
+    const traffic = (state.traffic = new Traffic(env, pool));
     await traffic.start(SESSIONS, CLIENTS);
     const source = (await pool.store.listWorkers(pool.name)).map((w) => w.worker).sort()[0]!;
-    const name = await createMigration(env!, pool, 'evac', {
+    const name = await createMigration(env, pool, 'evac', {
       type: 'Evacuate',
       evacuate: { pods: [source] },
       batchSize: 5,
@@ -125,7 +97,7 @@ describe('migration e2e faults: operator killed, target killed, Redis failover',
       const started = Date.now();
       promoted = await failOverMaster(redis, master.index);
       log(`failed over Redis master ${master.index} -> ${promoted} in ${Date.now() - started} ms`);
-      const m = await waitForPhase(env!, pool.namespace, name, ['Succeeded', 'Failed', 'RolledBack'], 150_000);
+      const m = await waitForPhase(env, pool.namespace, name, ['Succeeded', 'Failed', 'RolledBack'], 150_000);
       log(`ended ${m.status?.phase} (${m.status?.reason}); moved ${m.status?.progress?.moved}`);
       expect(m.status?.phase, m.status?.message).to.equal('Succeeded');
       const report = await expectNothingLost(pool, traffic);

@@ -3,18 +3,9 @@
 // while clients keep incrementing them, and afterwards no session is lost, no acknowledged
 // increment is lost, no session has two owners, and no client request failed (retries allowed).
 import { expect } from 'chai';
-import {
-  createMigration,
-  createPool,
-  deletePool,
-  poolPods,
-  setupMigrationEnv,
-  teardownMigrationEnv,
-  waitForPhase,
-  type MigrationEnv,
-  type TestPool,
-} from './support/migration-env.ts';
+import { createMigration, createPool, poolPods, waitForPhase } from './support/migration-env.ts';
 import { Traffic, ownersCount } from './support/traffic.ts';
+import { migrationSuite } from './support/suite.ts';
 import { expectNothingLost, log } from './support/assertions.ts';
 
 const SESSIONS = 300;
@@ -22,38 +13,19 @@ const CLIENTS = 8;
 
 describe('migration e2e: every kind of SessionMigration under live traffic', function () {
   this.timeout(180_000);
-  let env: MigrationEnv | undefined;
-  let pool: TestPool | undefined;
-  let traffic: Traffic | undefined;
-
-  before(async function () {
-    this.timeout(120_000);
-    env = await setupMigrationEnv();
-  });
-
-  after(async function () {
-    this.timeout(60_000);
-    await teardownMigrationEnv(env);
-  });
-
-  afterEach(async function () {
-    this.timeout(60_000);
-    await traffic?.stop();
-    traffic = undefined;
-    await deletePool(env!, pool);
-    pool = undefined;
-  });
+  const state = migrationSuite();
 
   it('Evacuate by pod: every session of the pod moves, under traffic', async () => {
-    pool = await createPool(env!, { replicas: 3, prefix: 'mig-pod' });
-    traffic = new Traffic(env!, pool);
+    const { env } = state;
+    const pool = (state.pool = await createPool(env, { replicas: 3, prefix: 'mig-pod' }));
+    const traffic = (state.traffic = new Traffic(env, pool));
     await traffic.start(SESSIONS, CLIENTS);
     const source = (await pool.store.listWorkers(pool.name)).map((w) => w.worker).sort()[0]!;
     const before = (await pool.store.listByOwner(pool.name, source)).length;
     await new Promise((r) => setTimeout(r, 500));
     const started = Date.now();
-    const name = await createMigration(env!, pool, 'evac-pod', { type: 'Evacuate', evacuate: { pods: [source] }, batchSize: 50 });
-    const m = await waitForPhase(env!, pool.namespace, name, ['Succeeded', 'Failed', 'RolledBack']);
+    const name = await createMigration(env, pool, 'evac-pod', { type: 'Evacuate', evacuate: { pods: [source] }, batchSize: 50 });
+    const m = await waitForPhase(env, pool.namespace, name, ['Succeeded', 'Failed', 'RolledBack']);
     log(
       `evacuated ${m.status?.progress?.moved} sessions of ${source} (${before} before) in ${Date.now() - started} ms (creation to Succeeded)`,
     );
@@ -70,16 +42,17 @@ describe('migration e2e: every kind of SessionMigration under live traffic', fun
   });
 
   it('Evacuate by node: the pool pods of one node are emptied, under traffic', async () => {
-    pool = await createPool(env!, { replicas: 4, prefix: 'mig-node' });
-    traffic = new Traffic(env!, pool);
+    const { env } = state;
+    const pool = (state.pool = await createPool(env, { replicas: 4, prefix: 'mig-node' }));
+    const traffic = (state.traffic = new Traffic(env, pool));
     await traffic.start(SESSIONS, CLIENTS);
-    const pods = await poolPods(env!, pool);
+    const pods = await poolPods(env, pool);
     const byNode = new Map<string, string[]>();
     for (const p of pods) byNode.set(p.spec?.nodeName ?? '', [...(byNode.get(p.spec?.nodeName ?? '') ?? []), p.metadata?.name ?? '']);
     // A node with pool pods, leaving at least one pool pod elsewhere.
     const [node, onNode] = [...byNode.entries()].find(([, names]) => names.length < pods.length)!;
-    const name = await createMigration(env!, pool, 'evac-node', { type: 'Evacuate', evacuate: { nodeName: node }, batchSize: 100 });
-    const m = await waitForPhase(env!, pool.namespace, name, ['Succeeded', 'Failed', 'RolledBack']);
+    const name = await createMigration(env, pool, 'evac-node', { type: 'Evacuate', evacuate: { nodeName: node }, batchSize: 100 });
+    const m = await waitForPhase(env, pool.namespace, name, ['Succeeded', 'Failed', 'RolledBack']);
     expect(m.status?.phase, m.status?.message).to.equal('Succeeded');
     log(`node ${node}: ${onNode.join(', ')} evacuated, ${m.status?.progress?.moved} sessions moved`);
     const report = await expectNothingLost(pool, traffic);
@@ -87,17 +60,18 @@ describe('migration e2e: every kind of SessionMigration under live traffic', fun
   });
 
   it('Migrate: named sessions move to the named worker, under traffic', async () => {
-    pool = await createPool(env!, { replicas: 3, prefix: 'mig-migrate' });
-    traffic = new Traffic(env!, pool);
+    const { env } = state;
+    const pool = (state.pool = await createPool(env, { replicas: 3, prefix: 'mig-migrate' }));
+    const traffic = (state.traffic = new Traffic(env, pool));
     await traffic.start(SESSIONS, CLIENTS);
     const target = (await pool.store.listWorkers(pool.name)).map((w) => w.worker).sort()[2]!;
     const chosen = traffic.stats.sessions.slice(0, 120);
-    const name = await createMigration(env!, pool, 'migrate', {
+    const name = await createMigration(env, pool, 'migrate', {
       type: 'Migrate',
       migrate: { sessionIds: chosen, targetWorker: target },
       batchSize: 40,
     });
-    const m = await waitForPhase(env!, pool.namespace, name, ['Succeeded', 'Failed', 'RolledBack']);
+    const m = await waitForPhase(env, pool.namespace, name, ['Succeeded', 'Failed', 'RolledBack']);
     expect(m.status?.phase, m.status?.message).to.equal('Succeeded');
     const report = await expectNothingLost(pool, traffic);
     const onTarget = chosen.filter((id) => report.owners.get(id) === target).length;
@@ -107,23 +81,24 @@ describe('migration e2e: every kind of SessionMigration under live traffic', fun
   });
 
   it('Rebalance: sessions spread evenly over the workers, under traffic', async () => {
-    pool = await createPool(env!, { replicas: 3, prefix: 'mig-rebal' });
-    traffic = new Traffic(env!, pool);
+    const { env } = state;
+    const pool = (state.pool = await createPool(env, { replicas: 3, prefix: 'mig-rebal' }));
+    const traffic = (state.traffic = new Traffic(env, pool));
     await traffic.start(SESSIONS, CLIENTS);
     // Pile everything on one worker first, then rebalance.
     const workers = (await pool.store.listWorkers(pool.name)).map((w) => w.worker).sort();
-    const pile = await createMigration(env!, pool, 'pile', {
+    const pile = await createMigration(env, pool, 'pile', {
       type: 'Migrate',
       migrate: { sessionIds: traffic.stats.sessions, targetWorker: workers[0]! },
       batchSize: 100,
     });
-    expect((await waitForPhase(env!, pool.namespace, pile, ['Succeeded', 'Failed', 'RolledBack'])).status?.phase).to.equal('Succeeded');
-    const name = await createMigration(env!, pool, 'rebalance', {
+    expect((await waitForPhase(env, pool.namespace, pile, ['Succeeded', 'Failed', 'RolledBack'])).status?.phase).to.equal('Succeeded');
+    const name = await createMigration(env, pool, 'rebalance', {
       type: 'Rebalance',
       rebalance: { maxMovesPerRound: 1000, tolerancePercent: 10 },
       batchSize: 50,
     });
-    const m = await waitForPhase(env!, pool.namespace, name, ['Succeeded', 'Failed', 'RolledBack']);
+    const m = await waitForPhase(env, pool.namespace, name, ['Succeeded', 'Failed', 'RolledBack']);
     expect(m.status?.phase, m.status?.message).to.equal('Succeeded');
     const counts = await pool.store.countByOwner(pool.name);
     log(`rebalance: moved ${m.status?.progress?.moved}; per worker ${workers.map((w) => `${w}=${counts.get(w) ?? 0}`).join(' ')}`);
@@ -134,13 +109,14 @@ describe('migration e2e: every kind of SessionMigration under live traffic', fun
   });
 
   it('dry run: the plan is written and nothing moves', async () => {
-    pool = await createPool(env!, { replicas: 3, prefix: 'mig-dry' });
-    traffic = new Traffic(env!, pool);
+    const { env } = state;
+    const pool = (state.pool = await createPool(env, { replicas: 3, prefix: 'mig-dry' }));
+    const traffic = (state.traffic = new Traffic(env, pool));
     await traffic.start(SESSIONS, CLIENTS);
     const source = (await pool.store.listWorkers(pool.name)).map((w) => w.worker).sort()[1]!;
     const before = await pool.store.listByOwner(pool.name, source);
-    const name = await createMigration(env!, pool, 'dry', { type: 'Evacuate', evacuate: { pods: [source] }, dryRun: true });
-    const m = await waitForPhase(env!, pool.namespace, name, ['Succeeded', 'Failed', 'RolledBack']);
+    const name = await createMigration(env, pool, 'dry', { type: 'Evacuate', evacuate: { pods: [source] }, dryRun: true });
+    const m = await waitForPhase(env, pool.namespace, name, ['Succeeded', 'Failed', 'RolledBack']);
     expect(m.status?.phase).to.equal('Succeeded');
     expect(m.status?.reason).to.equal('DryRun');
     expect(m.status?.plan?.totalSessions).to.equal(before.length);
