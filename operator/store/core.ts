@@ -169,7 +169,8 @@ export class StoreCore {
       if (isCorruptReply(failure)) return this.corrupted(keys[0]!);
       throw failure;
     };
-    const first = isNoScript(error) ? attempt() : rejected<LuaReply>(error);
+    // NOSCRIPT: the EVALSHA already failed, so EVAL at once (not run, which would send EVALSHA again).
+    const first = isNoScript(error) ? script.eval(this.redis, keys, args) : rejected<LuaReply>(error);
     return first
       .then(undefined, (failure: unknown) =>
         isCorruptReply(failure) ? this.corrupted(keys[0]!) : this.recover(op, attempt, retry, failure, started),

@@ -368,10 +368,15 @@ export class LuaScript {
     ) as Promise<LuaReply>;
   }
 
-  /** EVALSHA, and EVAL (which also loads it) on NOSCRIPT. */
+  /** EVAL: runs the script and loads it on the node, for a node that answered NOSCRIPT. */
+  eval(redis: Cluster, keys: string[], args: (string | number)[]): Promise<LuaReply> {
+    return redis.eval(this.source, keys.length, ...keys, ...args) as Promise<LuaReply>;
+  }
+
+  /** EVALSHA, and EVAL on NOSCRIPT. */
   run(redis: Cluster, keys: string[], args: (string | number)[]): Promise<LuaReply> {
     return this.send(redis, keys, args).catch((error: unknown) => {
-      if (isNoScript(error)) return redis.eval(this.source, keys.length, ...keys, ...args) as Promise<LuaReply>;
+      if (isNoScript(error)) return this.eval(redis, keys, args);
       throw error;
     });
   }

@@ -223,6 +223,26 @@ describe('store: sessions on the real Redis Cluster', () => {
     }
   });
 
+  it('recovers when a node has lost its scripts (NOSCRIPT): EVAL once, then EVALSHA again', async () => {
+    const { redis } = store.core;
+    const s = await store.create({ pool, data: { n: 0 } });
+    await Promise.all(redis.nodes('master').map((node) => node.script('FLUSH')));
+    // Full path (no cached header for a fresh store), fast path (header cached), touch: each script EVALed once.
+    const { store: fresh, registry: freshRegistry } = testStore(prefix);
+    try {
+      const u = await fresh.update(s.id, { n: 1 }, { expectedVersion: 1 });
+      await Promise.all(redis.nodes('master').map((node) => node.script('FLUSH')));
+      const v = await fresh.update(s.id, { n: 2 }, { expectedVersion: u.version });
+      expect(v).to.include({ version: 3 }).and.to.have.deep.property('data', { n: 2 });
+      // NOSCRIPT is answered by EVAL, not counted as a transient error and retried.
+      expect(await metricValue(freshRegistry, 'spo_store_retries_total', { op: 'update' })).to.equal(0);
+      expect(await metricValue(freshRegistry, 'spo_store_update_paths_total', { path: 'fast' })).to.equal(1);
+    } finally {
+      await fresh.close();
+    }
+    expect((await store.get(s.id, { touch: false }))?.data).to.deep.equal({ n: 2 });
+  });
+
   it('loses no increment with 20 concurrent clients mutating one session', async () => {
     const clients = Array.from({ length: 20 }, () => testStore(prefix).store);
     try {
