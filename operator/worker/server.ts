@@ -252,6 +252,10 @@ const ROUTES: Route[] = [
 
 function send(ctx: ServerContext, res: ServerResponse, reply: Reply, extraHeaders: Record<string, string> = {}): void {
   const headers: Record<string, string> = { 'x-spo-worker': ctx.worker, 'x-spo-mode': ctx.modes.mode, ...extraHeaders };
+  // While draining, every answer closes its connection, so clients stop reusing connections to this
+  // worker before it closes the idle ones at exit: a request sent on a connection the server is closing
+  // at that moment fails after being sent (UND_ERR_SOCKET), and a POST with an unknown outcome is not resent.
+  if (ctx.drainingReason()) headers.connection = 'close';
   if (reply.text !== undefined) {
     res.writeHead(reply.status, { ...headers, 'content-type': reply.contentType ?? 'text/plain' });
     res.end(reply.text);

@@ -218,6 +218,14 @@ describe('worker processes on the Redis Cluster', function () {
     const refused = await direct.execute(session.id, 'incr', { key: 'n' }).catch((e: unknown) => e);
     expect(refused).to.be.instanceOf(WorkerApiError);
     expect(['WORKER_DRAINING', 'ECONNREFUSED']).to.include((refused as WorkerApiError).code);
+    // The refusal also closes its connection, so that no client keeps reusing one into the shutdown.
+    const raw = await fetch(`http://${endpoints()[0]}/v1/sessions/${session.id}/execute`, {
+      method: 'POST',
+      headers: { 'content-type': 'application/json' },
+      body: JSON.stringify({ handler: 'incr', args: { key: 'n' } }),
+    });
+    expect(raw.status).to.equal(503);
+    expect(raw.headers.get('connection')).to.equal('close');
     const done = await Promise.all(inFlight);
     expect(done.map((d) => d.result)).to.deep.equal(Array(8).fill({ slept: 1500 }));
     expect(await w1.exited).to.equal(0);
