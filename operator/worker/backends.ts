@@ -507,6 +507,11 @@ export class SessionModes {
     return this.current;
   }
 
+  /** The pool's session TTL: the most a client may ask for. */
+  get maxTtlSeconds(): number {
+    return this.o.sessionTtlSeconds;
+  }
+
   get switchInProgress(): boolean {
     return this.switching !== undefined;
   }

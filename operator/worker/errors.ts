@@ -1,6 +1,8 @@
 // Errors the worker answers with. Every error response is JSON `{error: {code, message}}`
 // with a stable `code`; the codes in RETRY_ELSEWHERE_CODES mean "nothing was applied, try
-// again later or on another worker" and carry a Retry-After header.
+// again later or on another worker" and carry a Retry-After header. A message says what was
+// wrong with the request, never what went wrong inside (no Redis node address, stack or
+// underlying error text): the cause is kept on the error for the server's log only.
 
 export type WorkerErrorCode =
   | 'INVALID_JSON'
@@ -67,6 +69,9 @@ const STATUS: Record<WorkerErrorCode, number> = {
   INTERNAL: 500,
 };
 
+/** Every code the worker answers with, and its HTTP status (the OpenAPI document lists them). */
+export const WORKER_ERROR_STATUS: Readonly<Record<WorkerErrorCode, number>> = STATUS;
+
 export class WorkerError extends Error {
   readonly code: WorkerErrorCode;
   readonly status: number;
@@ -106,7 +111,9 @@ const STORE_MOVING = new Set(['SESSION_MOVING', 'MOVING']);
 const STORE_TOO_LARGE = new Set(['DATA_TOO_LARGE', 'TOO_LARGE', 'SESSION_TOO_LARGE', 'PAYLOAD_TOO_LARGE']);
 const STORE_INVALID_ID = new Set(['INVALID_ID', 'INVALID_SESSION_ID']);
 const STORE_INVALID_DATA = new Set(['INVALID_DATA', 'NOT_JSON', 'INVALID_JSON']);
-const STORE_INVALID_TTL = new Set(['INVALID_TTL', 'INVALID_NAME', 'INVALID_ARGUMENT']);
+// INVALID_NAME / INVALID_ARGUMENT name the worker's own configuration or calls, not the
+// client's input: they fall through to INTERNAL.
+const STORE_INVALID_TTL = new Set(['INVALID_TTL']);
 const STORE_CORRUPT = new Set(['CORRUPTED', 'SESSION_CORRUPTED', 'CORRUPT', 'CORRUPT_SESSION', 'CHECKSUM_MISMATCH']);
 const STORE_UNAVAILABLE = new Set([
   'UNAVAILABLE',
@@ -137,7 +144,9 @@ export function toWorkerError(error: unknown, sessionId?: string): WorkerError {
     if (STORE_INVALID_DATA.has(code)) return new WorkerError('INVALID_SESSION_DATA', message, { cause: error });
     if (STORE_INVALID_TTL.has(code)) return new WorkerError('INVALID_REQUEST', message, { cause: error });
     if (STORE_CORRUPT.has(code)) return new WorkerError('SESSION_CORRUPTED', `${what} is corrupted and was quarantined`, { cause: error });
-    if (STORE_ANON.has(code)) return new WorkerError('ANONYMOUS_SESSION_FAILED', message, { cause: error });
+    // The store's message quotes the underlying failure (a node address): keep it for the log.
+    if (STORE_ANON.has(code))
+      return new WorkerError('ANONYMOUS_SESSION_FAILED', 'could not create a temporary session; retry later', { cause: error });
     if (STORE_UNCONFIRMED.has(code)) {
       return new WorkerError(
         'WRITE_UNCONFIRMED',

@@ -90,4 +90,43 @@ describe('worker handlers', () => {
     expect(evaluateProgram(p, { a: 1 })).to.deep.equal(evaluateProgram(p, { a: 1 }));
     expect(() => evaluateProgram(p, {})).to.throw(/missing inputs: a/);
   });
+
+  it("reads and writes client keys as own keys only, also those named like Object.prototype's", async () => {
+    for (const key of ['constructor', '__proto__', 'toString', 'valueOf']) {
+      expect((await registry.run('get', { key }, {}, meta)).result, key).to.deep.equal({ key, value: null, exists: false });
+      const set = await registry.run('set', { key, value: 7 }, {}, meta);
+      expect(set.changed, key).to.equal(true);
+      expect(JSON.stringify(set.data)).to.equal(`{"vars":{${JSON.stringify(key)}:7}}`);
+      expect((await registry.run('get', { key }, set.data, meta)).result).to.deep.equal({ key, value: 7, exists: true });
+      expect((await registry.run('incr', { key }, set.data, meta)).result).to.deep.equal({ key, value: 8 });
+    }
+    const defined = await registry.run('define_program', { programId: '__proto__', signature: 'constructor -> toString' }, {}, meta);
+    expect(JSON.stringify(defined.data)).to.contain('"programs":{"__proto__":{');
+    expect(await code(registry.run('execute_program', { programId: '__proto__', inputs: {} }, defined.data, meta))).to.equal(
+      'HANDLER_ERROR',
+    );
+    const ran = await registry.run('execute_program', { programId: '__proto__', inputs: { constructor: 1 } }, defined.data, meta);
+    expect((ran.result as { outputs: Record<string, unknown> }).outputs).to.deep.equal({ toString: 'toString of (constructor=1)' });
+    expect(await code(registry.run('execute_program', { programId: 'constructor', inputs: {} }, {}, meta))).to.equal('HANDLER_ERROR');
+  });
+
+  it('refuses an increment that would overflow to a non-finite number', async () => {
+    const big = await registry.run('set', { key: 'n', value: Number.MAX_VALUE }, {}, meta);
+    expect(await code(registry.run('incr', { key: 'n', by: Number.MAX_VALUE }, big.data, meta))).to.equal('HANDLER_ERROR');
+  });
+
+  it("answers a handler's unexpected failure without its text (kept as the cause for the log)", async () => {
+    const r = new HandlerRegistry().register('boom', () => {
+      throw new TypeError('secret internal detail at 10.0.0.1:6379');
+    });
+    try {
+      await r.run('boom', null, {}, meta);
+      expect.fail('should throw');
+    } catch (error) {
+      expect(error).to.be.instanceOf(WorkerError);
+      expect((error as WorkerError).code).to.equal('HANDLER_ERROR');
+      expect((error as WorkerError).message).to.not.contain('secret');
+      expect(((error as WorkerError).cause as Error).message).to.contain('secret');
+    }
+  });
 });

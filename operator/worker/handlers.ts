@@ -114,7 +114,8 @@ export class HandlerRegistry {
           error.details === undefined ? {} : { details: error.details },
         );
       }
-      throw new WorkerError('HANDLER_ERROR', `handler '${name}' failed: ${error instanceof Error ? error.message : String(error)}`);
+      // Not a HandlerError: a bug, whose text is for the worker's log, not for the client.
+      throw new WorkerError('HANDLER_ERROR', `handler '${name}' failed unexpectedly (the worker logged why)`, { cause: error });
     }
     if (ctx.data === null || typeof ctx.data !== 'object' || Array.isArray(ctx.data)) {
       throw new WorkerError('HANDLER_ERROR', `handler '${name}' left session data that is not an object`);
@@ -125,13 +126,26 @@ export class HandlerRegistry {
 }
 
 // ---- built-in handlers ----------------------------------------------------------------
+// Keys come from clients, so they are read and written as own properties only: `obj[key]`
+// would find Object.prototype's 'constructor' or 'toString', and `obj['__proto__'] = v`
+// would replace the prototype instead of storing a key.
+
+/** An own property of a JSON object, never an inherited one. */
+export function ownValue(obj: JsonObject, key: string): JsonValue | undefined {
+  return Object.hasOwn(obj, key) ? obj[key] : undefined;
+}
+
+/** Sets an own, enumerable property; also for '__proto__'. */
+export function setOwn(obj: JsonObject, key: string, value: JsonValue): void {
+  Object.defineProperty(obj, key, { value, writable: true, enumerable: true, configurable: true });
+}
 
 function section(data: JsonObject, key: string): JsonObject {
-  const value = data[key];
+  const value = ownValue(data, key);
   if (value !== null && typeof value === 'object' && !Array.isArray(value)) return value;
   if (value !== undefined) throw new HandlerError(`session field '${key}' is not an object`);
   const created: JsonObject = {};
-  data[key] = created;
+  setOwn(data, key, created);
   return created;
 }
 
@@ -164,12 +178,12 @@ export function parseSignature(signature: string): ProgramSignature {
  */
 export function evaluateProgram(program: { signature: string; instructions?: string }, inputs: JsonObject): JsonObject {
   const signature = parseSignature(program.signature);
-  const missing = signature.inputs.filter((f) => !(f in inputs));
+  const missing = signature.inputs.filter((f) => !Object.hasOwn(inputs, f));
   if (missing.length > 0) throw new HandlerError(`missing inputs: ${missing.join(', ')}`);
-  const rendered = signature.inputs.map((f) => `${f}=${JSON.stringify(inputs[f])}`).join(', ');
+  const rendered = signature.inputs.map((f) => `${f}=${JSON.stringify(ownValue(inputs, f))}`).join(', ');
   const outputs: JsonObject = {};
   for (const field of signature.outputs) {
-    outputs[field] = `${program.instructions ? `${program.instructions}: ` : ''}${field} of (${rendered})`;
+    setOwn(outputs, field, `${program.instructions ? `${program.instructions}: ` : ''}${field} of (${rendered})`);
   }
   return outputs;
 }
@@ -203,9 +217,10 @@ interface StoredProgram extends JsonObject {
 }
 
 function storedProgram(programs: JsonObject, programId: string): StoredProgram {
-  const program = programs[programId];
-  if (program === null || typeof program !== 'object' || Array.isArray(program))
+  const program = ownValue(programs, programId);
+  if (program === null || typeof program !== 'object' || Array.isArray(program) || program === undefined)
     throw new HandlerError(`program '${programId}' is not defined in this session`);
+  if (typeof program.signature !== 'string') throw new HandlerError(`program '${programId}' has no signature`);
   return program as StoredProgram;
 }
 
@@ -217,7 +232,7 @@ export function builtinHandlers(registry = new HandlerRegistry()): HandlerRegist
       const a = args as { programId: string; signature: string; instructions?: string };
       parseSignature(a.signature);
       const programs = section(ctx.data, 'programs');
-      const previous = programs[a.programId] as StoredProgram | undefined;
+      const previous = ownValue(programs, a.programId) as StoredProgram | undefined;
       const program: StoredProgram = {
         signature: a.signature,
         instructions: a.instructions ?? null,
@@ -225,7 +240,7 @@ export function builtinHandlers(registry = new HandlerRegistry()): HandlerRegist
         executionCount: previous?.executionCount ?? 0,
         lastExecutedAt: previous?.lastExecutedAt ?? null,
       };
-      programs[a.programId] = program;
+      setOwn(programs, a.programId, program);
       return { programId: a.programId, signature: a.signature, redefined: previous !== undefined };
     },
     { args: ProgramArgs, description: 'store a program (a DSPy-style signature) in the session' },
@@ -266,7 +281,8 @@ export function builtinHandlers(registry = new HandlerRegistry()): HandlerRegist
     (ctx, args) => {
       const { key } = args as { key: string };
       const vars = ctx.data.vars;
-      const value = vars !== null && typeof vars === 'object' && !Array.isArray(vars) && vars !== undefined ? vars[key] : undefined;
+      const value =
+        vars !== null && typeof vars === 'object' && !Array.isArray(vars) && vars !== undefined ? ownValue(vars, key) : undefined;
       return { key, value: value ?? null, exists: value !== undefined };
     },
     { args: KeyArgs, description: 'read a session variable' },
@@ -275,7 +291,7 @@ export function builtinHandlers(registry = new HandlerRegistry()): HandlerRegist
     'set',
     (ctx, args) => {
       const { key, value } = args as { key: string; value: JsonValue };
-      section(ctx.data, 'vars')[key] = value ?? null;
+      setOwn(section(ctx.data, 'vars'), key, value ?? null);
       return { key, value: value ?? null };
     },
     { args: SetArgs, description: 'write a session variable' },
@@ -285,10 +301,12 @@ export function builtinHandlers(registry = new HandlerRegistry()): HandlerRegist
     (ctx, args) => {
       const { key, by = 1 } = args as { key: string; by?: number };
       const vars = section(ctx.data, 'vars');
-      const current = vars[key] ?? 0;
+      const current = ownValue(vars, key) ?? 0;
       if (typeof current !== 'number') throw new HandlerError(`variable '${key}' is not a number`);
       const value = current + by;
-      vars[key] = value;
+      // JSON has no Infinity: it would be stored as null.
+      if (!Number.isFinite(value)) throw new HandlerError(`variable '${key}' would overflow to a non-finite number`);
+      setOwn(vars, key, value);
       return { key, value };
     },
     { args: IncrArgs, description: 'add to a numeric session variable (default 1) and return the new value' },

@@ -1,6 +1,7 @@
 // The worker's HTTP JSON API (node:http). Routes, body validation, error mapping, metrics.
 // Session routes go through SessionModes (so a mode switch holds them briefly) and are
 // refused with 503 WORKER_DRAINING while the worker drains.
+import { randomUUID } from 'node:crypto';
 import http, { type IncomingMessage, type ServerResponse } from 'node:http';
 import type { Registry } from 'prom-client';
 import type { Logger } from '../observability/logger.ts';
@@ -9,7 +10,10 @@ import type { SessionModes, SessionView } from './backends.ts';
 import { WorkerError, toWorkerError } from './errors.ts';
 import type { HandlerRegistry, JsonObject } from './handlers.ts';
 import type { WorkerMetrics } from './metrics.ts';
+import { openApiDocument } from './openapi.ts';
 import {
+  checkTtl,
+  decodePathSegment,
   parseJsonBody,
   readBody,
   validateAnonymous,
@@ -90,7 +94,7 @@ async function jsonBody(ctx: ServerContext, req: IncomingMessage, emptyAs?: unkn
 }
 
 function sessionParam(params: string[]): string {
-  return validateSessionId(decodeURIComponent(params[0] ?? ''));
+  return validateSessionId(decodePathSegment(params[0] ?? ''));
 }
 
 function checkAdmin(ctx: ServerContext, req: IncomingMessage): void {
@@ -158,6 +162,13 @@ const ROUTES: Route[] = [
     run: async (ctx) => ({ status: 200, text: await ctx.registry.metrics(), contentType: ctx.registry.contentType }),
   },
   {
+    name: '/openapi.json',
+    method: 'GET',
+    pattern: /^\/openapi\.json$/,
+    session: false,
+    run: async () => ({ status: 200, body: openApiDocument() }),
+  },
+  {
     name: '/v1/handlers',
     method: 'GET',
     pattern: /^\/v1\/handlers$/,
@@ -171,6 +182,7 @@ const ROUTES: Route[] = [
     session: true,
     run: async (ctx, req) => {
       const body = validateCreate(await jsonBody(ctx, req, {}));
+      checkTtl(body.ttlSeconds, ctx.modes.maxTtlSeconds);
       const view = await ctx.modes.run((b) =>
         b.create({ data: (body.data ?? {}) as JsonObject, ...(body.ttlSeconds ? { ttlSeconds: body.ttlSeconds } : {}) }),
       );
@@ -217,6 +229,7 @@ const ROUTES: Route[] = [
     session: true,
     run: async (ctx, req) => {
       const body = validateAnonymous(await jsonBody(ctx, req));
+      checkTtl(body.ttlSeconds, ctx.modes.maxTtlSeconds);
       return executeIn(ctx, undefined, body.handler, (body.args ?? null) as JsonValue, (body.data ?? {}) as JsonObject, body.ttlSeconds);
     },
   },
@@ -249,6 +262,9 @@ const ROUTES: Route[] = [
     },
   },
 ];
+
+/** Every route the server answers, as `METHOD /path` (`:id` for a parameter); the OpenAPI test compares. */
+export const SERVED_ROUTES: readonly string[] = ROUTES.map((r) => `${r.method} ${r.name}`);
 
 function send(ctx: ServerContext, res: ServerResponse, reply: Reply, extraHeaders: Record<string, string> = {}): void {
   const headers: Record<string, string> = { 'x-spo-worker': ctx.worker, 'x-spo-mode': ctx.modes.mode, ...extraHeaders };
@@ -311,13 +327,20 @@ async function handle(ctx: ServerContext, req: IncomingMessage, res: ServerRespo
     record(ctx, routeName, method, reply.status, started);
   } catch (error) {
     const e = toWorkerError(error);
-    if (e.code === 'INTERNAL') ctx.logger.error({ err: e.cause ?? error, route: routeName }, 'request failed');
-    else ctx.logger.debug({ code: e.code, route: routeName }, 'request refused');
     const headers: Record<string, string> = {};
+    let body: object = e.toBody();
+    if (e.code === 'INTERNAL') {
+      // The client gets 'internal error' and an id to quote; the log gets the id and the cause.
+      const requestId = randomUUID();
+      ctx.logger.error({ err: e.cause ?? error, route: routeName, requestId }, 'request failed');
+      body = { error: { code: e.code, message: 'internal error', requestId } };
+      headers['x-request-id'] = requestId;
+    } else if (e.cause !== undefined && e.code === 'HANDLER_ERROR') ctx.logger.warn({ err: e.cause, route: routeName }, 'handler failed');
+    else ctx.logger.debug({ code: e.code, route: routeName }, 'request refused');
     if (e.retryAfterSeconds !== undefined) headers['retry-after'] = String(e.retryAfterSeconds);
     // An unread (oversized) body: close the connection rather than read it all.
     if (e.code === 'PAYLOAD_TOO_LARGE' || e.code === 'UNSUPPORTED_MEDIA_TYPE') headers.connection = 'close';
-    if (!res.headersSent) send(ctx, res, { status: e.status, body: e.toBody() }, headers);
+    if (!res.headersSent) send(ctx, res, { status: e.status, body }, headers);
     else res.destroy();
     record(ctx, routeName, method, e.status, started);
   } finally {

@@ -60,16 +60,82 @@ export function validateSessionId(id: string): string {
   return id;
 }
 
-/** Parses a JSON body; an empty body is `emptyAs`. Throws INVALID_JSON on malformed text. */
+/** The deepest nesting of objects and arrays a request body may have (documented in docs/worker.md). */
+export const MAX_JSON_DEPTH = 64;
+
+/**
+ * Parses a JSON body; an empty body is `emptyAs`. Throws INVALID_JSON on malformed text, on
+ * nesting deeper than MAX_JSON_DEPTH (checked on the text before parsing, so that nothing
+ * recursive ever sees a deep value) and on numbers JSON.parse turns into ±Infinity (1e999):
+ * JSON.stringify would write them as null, so the stored value would not be the one sent.
+ */
 export function parseJsonBody(text: string, emptyAs: unknown = undefined): unknown {
   if (text.trim() === '') {
     if (emptyAs !== undefined) return emptyAs;
     throw new WorkerError('INVALID_JSON', 'the request body is empty; a JSON object is expected');
   }
+  checkDepth(text, MAX_JSON_DEPTH);
+  let value: unknown;
   try {
-    return JSON.parse(text) as unknown;
+    value = JSON.parse(text) as unknown;
   } catch (error) {
+    // V8's messages quote a short excerpt of the body and a position: the client's own text.
     throw new WorkerError('INVALID_JSON', `the request body is not valid JSON: ${error instanceof Error ? error.message : String(error)}`);
+  }
+  const where = nonFiniteNumberAt(value);
+  if (where !== undefined)
+    throw new WorkerError(
+      'INVALID_JSON',
+      `the number at ${where || '/'} is too large to represent (not a finite double); send it as a string`,
+    );
+  return value;
+}
+
+/** Refuses text whose brackets nest deeper than maxDepth, counting outside strings only. */
+function checkDepth(text: string, maxDepth: number): void {
+  let depth = 0;
+  let inString = false;
+  for (let i = 0; i < text.length; i++) {
+    const c = text.charCodeAt(i);
+    if (inString) {
+      if (c === 0x5c /* \ */) i++;
+      else if (c === 0x22 /* " */) inString = false;
+    } else if (c === 0x22) inString = true;
+    else if (c === 0x7b /* { */ || c === 0x5b /* [ */) {
+      if (++depth > maxDepth)
+        throw new WorkerError('INVALID_JSON', `the request body nests objects and arrays deeper than the limit of ${maxDepth} levels`);
+    } else if (c === 0x7d /* } */ || c === 0x5d /* ] */) depth--;
+  }
+}
+
+/** The JSON pointer of the first non-finite number in a parsed value, or undefined. Iterative. */
+export function nonFiniteNumberAt(value: unknown): string | undefined {
+  const stack: [unknown, string][] = [[value, '']];
+  for (let next = stack.pop(); next !== undefined; next = stack.pop()) {
+    const [v, path] = next;
+    if (typeof v === 'number') {
+      if (!Number.isFinite(v)) return path;
+    } else if (v !== null && typeof v === 'object') {
+      for (const [key, child] of Object.entries(v)) stack.push([child, `${path}/${key.replace(/~/g, '~0').replace(/\//g, '~1')}`]);
+    }
+  }
+  return undefined;
+}
+
+/** Refuses a client TTL above the pool's session TTL (the most a session may live idle). */
+export function checkTtl(ttlSeconds: number | undefined, maxTtlSeconds: number): void {
+  if (ttlSeconds !== undefined && ttlSeconds > maxTtlSeconds)
+    throw new WorkerError('INVALID_REQUEST', `ttlSeconds ${ttlSeconds} is above this pool's maximum of ${maxTtlSeconds} seconds`, {
+      details: [`/ttlSeconds must be at most ${maxTtlSeconds}`],
+    });
+}
+
+/** Decodes a percent-encoded path segment; malformed encoding (e.g. '%E0%A4%A') is a 400. */
+export function decodePathSegment(segment: string): string {
+  try {
+    return decodeURIComponent(segment);
+  } catch {
+    throw new WorkerError('INVALID_SESSION_ID', `the session id in the path has malformed percent-encoding: '${segment.slice(0, 80)}'`);
   }
 }
 
@@ -103,7 +169,8 @@ export function readBody(req: IncomingMessage, maxBytes: number): Promise<string
     req.on('error', (error) => {
       if (!failed) {
         failed = true;
-        reject(error);
+        // The client went away mid-body (ECONNRESET): a request error, not a store outage.
+        reject(new WorkerError('INVALID_REQUEST', 'the request body was not received completely', { cause: error }));
       }
     });
   });
