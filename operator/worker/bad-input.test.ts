@@ -4,6 +4,7 @@
 // 'internal error' and a request id. (The same cases against a real worker process on the Redis
 // Cluster: fuzz.int.test.ts.)
 import { expect } from 'chai';
+import { connect } from 'node:net';
 import { pino } from 'pino';
 import { Registry } from 'prom-client';
 import { parseConfig } from './config.ts';
@@ -65,6 +66,26 @@ describe('worker HTTP layer: bad input', function () {
       expect((await send('GET', `/v1/sessions/${id}`)).body.session).to.include({ version: 1 });
     });
   }
+
+  /** Writes raw bytes on one connection and reads until the server closes it. */
+  function raw(bytes: string): Promise<string> {
+    return new Promise((resolve, reject) => {
+      const socket = connect(Number(new URL(base).port), '127.0.0.1', () => socket.end(bytes));
+      let text = '';
+      socket.on('data', (chunk: Buffer) => (text += chunk.toString('utf8')));
+      socket.on('close', () => resolve(text));
+      socket.on('error', reject);
+    });
+  }
+
+  it('answers unparseable HTTP with a JSON 400, and a request followed by junk with its own answer', async () => {
+    expect(await raw('GARBAGE\r\n\r\n')).to.match(/^HTTP\/1.1 400 .*\r\n\r\n\{"error":\{"code":"INVALID_REQUEST"/s);
+    // A DELETE with an unframed body (Node's client sends one): the body is a second, malformed request.
+    const id = await newSession();
+    const answer = await raw(`DELETE /v1/sessions/${id} HTTP/1.1\r\nhost: x\r\n\r\n/)(`);
+    expect(answer).to.match(/^HTTP\/1.1 200 /);
+    expect(answer).to.contain(`{"deleted":true,"sessionId":"${id}"}`);
+  });
 
   it("accepts a TTL up to the pool's session TTL", async () => {
     const ok = await send('POST', '/v1/sessions', `{"ttlSeconds":${worker.config.sessionTtlSeconds}}`);

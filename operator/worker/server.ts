@@ -8,6 +8,7 @@ import type { Logger } from '../observability/logger.ts';
 import type { JsonValue } from '../store/types.ts';
 import type { SessionModes, SessionView } from './backends.ts';
 import { WorkerError, toWorkerError } from './errors.ts';
+import { guardMalformedRequests } from './http-guard.ts';
 import type { HandlerRegistry, JsonObject } from './handlers.ts';
 import type { WorkerMetrics } from './metrics.ts';
 import { openApiDocument } from './openapi.ts';
@@ -356,5 +357,6 @@ function record(ctx: ServerContext, route: string, method: string, status: numbe
 
 export function createHttpServer(ctx: ServerContext): http.Server {
   const server = http.createServer({ keepAliveTimeout: 5_000, requestTimeout: 60_000 }, createRequestListener(ctx));
+  guardMalformedRequests(server);
   return server;
 }

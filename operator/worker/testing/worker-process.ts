@@ -1,0 +1,57 @@
+// One real worker process (`node operator/cmd/worker.ts`) on the test run's Redis Cluster, for
+// integration tests: started through the harness (pid recorded, own process group), ready when
+// /readyz answers 200, stopped by its recorded pid.
+import { mkdtempSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import path from 'node:path';
+import { repoRoot } from '../../../e2e/harness/paths.ts';
+import { freePort } from '../../../e2e/harness/ports.ts';
+import { isRunning, startProcess, stopProcess, waitFor, type ProcessRecord } from '../../../e2e/harness/processes.ts';
+import { redisTestEnv } from '../../../e2e/harness/test-env.ts';
+
+export interface WorkerProcess {
+  record: ProcessRecord;
+  /** `http://127.0.0.1:<port>` */
+  base: string;
+  stop(): Promise<void>;
+}
+
+export async function startWorkerProcess(options: { pool: string; name: string; env?: Record<string, string> }): Promise<WorkerProcess> {
+  const port = await freePort();
+  const runDir = mkdtempSync(path.join(tmpdir(), `spo-${options.pool}-`));
+  const record = startProcess({
+    name: options.name,
+    bin: path.join(repoRoot, 'node_modules/.bin/node'),
+    args: ['operator/cmd/worker.ts'],
+    runDir,
+    cwd: repoRoot,
+    env: {
+      ...process.env,
+      SPO_POOL: options.pool,
+      SPO_WORKER_NAME: options.name,
+      SPO_HOST: '127.0.0.1',
+      SPO_PORT: String(port),
+      SPO_ADVERTISE_ENDPOINT: `127.0.0.1:${port}`,
+      SPO_REDIS_NODES: redisTestEnv().endpoints.join(','),
+      SPO_LOG_LEVEL: 'warn',
+      ...options.env,
+    },
+  });
+  const base = `http://127.0.0.1:${port}`;
+  const worker = { record, base, stop: () => stopProcess(record, 10_000) };
+  try {
+    await waitFor(
+      `worker ${options.name} ready (log: ${record.logFile})`,
+      async () => {
+        if (!isRunning(record)) throw new Error(`worker ${options.name} exited (log: ${record.logFile})`);
+        return (await fetch(`${base}/readyz`)).status === 200 ? true : undefined;
+      },
+      30_000,
+      100,
+    );
+  } catch (error) {
+    await worker.stop();
+    throw error;
+  }
+  return worker;
+}
