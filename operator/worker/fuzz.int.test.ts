@@ -6,6 +6,7 @@
 import { expect } from 'chai';
 import fc from 'fast-check';
 import http from 'node:http';
+import { connect } from 'node:net';
 import { redisTestEnv } from '../../e2e/harness/test-env.ts';
 import { createSessionStore } from '../store/index.ts';
 import type { SessionStore } from '../store/types.ts';
@@ -233,6 +234,31 @@ describe('worker fuzzing (property-based, a running worker on the Redis Cluster)
       expect(error.message, input.name).to.match(input.reason);
       expect(await snapshot(store), input.name).to.equal(before);
     }
+  });
+
+  /** Writes raw bytes on one connection and reads until the worker closes it (10 s at most). */
+  function raw(bytes: string): Promise<string> {
+    return new Promise((resolve, reject) => {
+      // write, not end: Node's server answers nothing on a connection its client half-closed.
+      const socket = connect(Number(new URL(worker.base).port), '127.0.0.1', () => socket.write(bytes));
+      socket.setTimeout(10_000, () => socket.destroy());
+      let text = '';
+      socket.on('data', (chunk: Buffer) => (text += chunk.toString('utf8')));
+      socket.on('close', () => resolve(text));
+      socket.on('error', reject);
+    });
+  }
+
+  it('answers HTTP it cannot parse with a JSON 4xx, and a request followed by junk with its own answer', async () => {
+    expect(await raw('GARBAGE\r\n\r\n')).to.match(/^HTTP\/1.1 400 .*\r\n\r\n\{"error":\{"code":"INVALID_REQUEST"/s);
+    expect(await raw(`GET /healthz HTTP/1.1\r\nx: ${'a'.repeat(20_000)}\r\n\r\n`)).to.match(/^HTTP\/1.1 431 .*"code":"INVALID_REQUEST"/s);
+    // A DELETE with an unframed body (Node's client sends one): the body reads as a second, malformed
+    // request. The DELETE was carried out, so its client must get its 200, not the junk's 400.
+    const id = (await ensureSessions([]))[0] as string;
+    const answer = await raw(`DELETE /v1/sessions/${id} HTTP/1.1\r\nhost: x\r\n\r\n/)(`);
+    expect(answer).to.match(/^HTTP\/1.1 200 /);
+    expect(answer).to.contain(`{"deleted":true,"sessionId":"${id}"}`);
+    expect(await store.exists(id)).to.equal(false);
   });
 
   it('stores the key __proto__ and does not find constructor (through Redis)', async () => {
