@@ -213,9 +213,13 @@ export class Worker {
       this.metrics.heartbeats.inc({ result: 'ok' });
     } catch (error) {
       this.storeReachable = false;
-      this.lastHeartbeatError = errorCode(error) ?? (error instanceof Error ? error.message : String(error));
+      // /readyz shows the code only: an error's text can name Redis nodes; the log has it.
+      this.lastHeartbeatError = errorCode(error) ?? 'error';
       this.metrics.heartbeats.inc({ result: 'error' });
-      this.logger.warn({ code: this.lastHeartbeatError }, 'heartbeat failed');
+      this.logger.warn(
+        { code: this.lastHeartbeatError, reason: error instanceof Error ? error.message : String(error) },
+        'heartbeat failed',
+      );
     }
   }
 
