@@ -56,7 +56,10 @@ function send(base: string, r: Request): Promise<Answer> {
   });
 }
 
-/** What a write would change: every session id of the pool, with its version and data. */
+/**
+ * What a write would change: every session id of the pool, with its version and data. Not the
+ * last-access time: a refusal after the session was read (a handler's 422) slides the TTL, as any access does.
+ */
 async function snapshot(store: SessionStore): Promise<string> {
   const ids: string[] = [];
   let cursor: string | null = null;
