@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 
-from conftest import Session, Worker
+from worker_process import Session, Worker
 
 
 def test_ready_lists_the_dspy_handlers(worker: Worker) -> None:

@@ -6,7 +6,7 @@ import concurrent.futures
 import json
 import socket
 
-from conftest import Handler
+from handler_process import Handler
 
 INVOKE = "/contract/v1/invoke"
 

@@ -9,7 +9,7 @@ import time
 from pathlib import Path
 from typing import Any
 
-from conftest import start
+from handler_process import start
 
 SESSION = {"id": "s", "version": 1, "data": {}}
 

@@ -36,7 +36,11 @@ state = _State()
 def load_dspy() -> None:
     """Imports DSPy (about a second) and builds the LM client before the handler reports ready."""
     config = lm_config_from_env()
+    # LiteLLM would fetch its model price list from the network at import: use the packaged one.
+    os.environ.setdefault("LITELLM_LOCAL_MODEL_COST_MAP", "True")
     from . import programs
+
+    programs.configure_dspy()
 
     state.runner = programs.Runner(config)
     state.cache = programs.WarmCache(int(os.environ.get("SPO_DSPY_WARM_PROGRAMS", "256")))

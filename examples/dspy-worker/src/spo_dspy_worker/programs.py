@@ -26,6 +26,12 @@ from .lm import LMConfig, dummy_answer
 STATE_KEYS = ("traces", "train", "demos", "signature")
 
 
+def configure_dspy() -> None:
+    """No response cache: every execute_program calls the LM once (a cached answer would depend on
+    which worker served the session before), and nothing is written to a read-only root."""
+    dspy.configure_cache(enable_disk_cache=False, enable_memory_cache=False)
+
+
 def build_module(module: str, signature: str, instructions: str | None, descs: Mapping[str, str] | None = None) -> dspy.Module:
     sig = dspy.Signature(signature, instructions) if instructions else dspy.Signature(signature)
     for name, desc in (descs or {}).items():
