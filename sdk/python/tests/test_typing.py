@@ -12,7 +12,7 @@ ROOT = Path(__file__).resolve().parents[1]
 
 def test_mypy_strict_on_the_package_and_a_user_of_it() -> None:
     result = subprocess.run(
-        [sys.executable, "-m", "mypy", "--strict", "--no-incremental", "-p", "spo_handler", "-m", "sample_app"],
+        [sys.executable, "-m", "mypy", "--strict", "--no-incremental", "--cache-dir=/dev/null", "-p", "spo_handler", "-m", "sample_app"],
         capture_output=True,
         text=True,
         cwd=ROOT,
@@ -31,6 +31,6 @@ def test_mypy_catches_a_handler_that_returns_the_wrong_shape(tmp_path: Path) -> 
         "def x(data: Data, args: object) -> Outcome:\n"
         "    return 'not a pair'\n"
     )
-    result = subprocess.run([sys.executable, "-m", "mypy", "--strict", "--no-incremental", str(wrong)], capture_output=True, text=True, cwd=tmp_path)
+    result = subprocess.run([sys.executable, "-m", "mypy", "--strict", "--no-incremental", "--cache-dir=/dev/null", str(wrong)], capture_output=True, text=True, cwd=tmp_path)
     assert result.returncode == 1
     assert "Incompatible return value" in result.stdout
