@@ -60,6 +60,45 @@ def serve_sdk_async(port: int) -> None:
     app.run(port=port)
 
 
+def serve_aiohttp_bare(port: int) -> None:
+    """aiohttp's low-level server with the stdlib variant's minimal handler: the library's own cost."""
+    import asyncio
+
+    from aiohttp import web
+
+    async def handle(request: web.BaseRequest) -> web.Response:
+        envelope = json.loads(await request.read())
+        return web.Response(body=json.dumps({"result": envelope["args"]}).encode(), content_type="application/json")
+
+    async def main() -> None:
+        runner = web.ServerRunner(web.Server(handle, access_log=None))
+        await runner.setup()
+        await web.TCPSite(runner, "127.0.0.1", port).start()
+        await asyncio.Event().wait()
+
+    asyncio.run(main())
+
+
+def serve_uvicorn_raw(port: int) -> None:
+    """uvicorn (httptools parser) with a bare ASGI app, no framework."""
+    import uvicorn
+
+    async def app(scope: Any, receive: Any, send: Any) -> None:
+        if scope["type"] != "http":
+            return
+        body = b""
+        more = True
+        while more:
+            message = await receive()
+            body += message.get("body", b"")
+            more = message.get("more_body", False)
+        answer = json.dumps({"result": json.loads(body)["args"]}).encode()
+        await send({"type": "http.response.start", "status": 200, "headers": [(b"content-type", b"application/json")]})
+        await send({"type": "http.response.body", "body": answer})
+
+    uvicorn.run(app, host="127.0.0.1", port=port, log_level="warning", access_log=False, lifespan="off")
+
+
 def serve_stdlib(port: int) -> None:
     from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
@@ -99,7 +138,7 @@ def serve_starlette(port: int) -> None:
     uvicorn.run(app, host="127.0.0.1", port=port, log_level="warning", access_log=False)
 
 
-SERVERS = {"sdk-aiohttp": serve_sdk, "sdk-aiohttp-async": serve_sdk_async, "stdlib-threading": serve_stdlib, "uvicorn-starlette": serve_starlette}
+SERVERS = {"sdk-aiohttp": serve_sdk, "sdk-aiohttp-async": serve_sdk_async, "aiohttp-bare": serve_aiohttp_bare, "stdlib-threading": serve_stdlib, "uvicorn-starlette": serve_starlette, "uvicorn-raw-asgi": serve_uvicorn_raw}
 
 
 def free_port() -> int:
@@ -149,12 +188,12 @@ def main() -> None:
         SERVERS[options.serve](options.port)
         return
 
-    names = ["sdk-aiohttp", "sdk-aiohttp-async", "stdlib-threading"]
+    names = ["sdk-aiohttp", "sdk-aiohttp-async", "aiohttp-bare", "stdlib-threading"]
     try:
         import starlette  # noqa: F401
         import uvicorn  # noqa: F401
 
-        names.append("uvicorn-starlette")
+        names += ["uvicorn-starlette", "uvicorn-raw-asgi"]
     except ImportError:
         pass
     processes: dict[str, subprocess.Popen[bytes]] = {}

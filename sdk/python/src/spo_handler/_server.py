@@ -66,7 +66,10 @@ def make_request_handler(app: HandlerApp) -> web.Server:
             return _json_response(status, payload)
         return _json_response(404, error_body("NOT_FOUND", f"no route {request.path}"))
 
-    return web.Server(handle, access_log=None)
+    # Idle keep-alive connections stay open this long; the runtime's client must drop its idle
+    # connections sooner, or a request sent as the server closes one is lost.
+    keepalive_seconds = float(os.environ.get("SPO_HANDLER_KEEPALIVE_SECONDS", "75"))
+    return web.Server(handle, access_log=None, keepalive_timeout=keepalive_seconds)
 
 
 def port_from_env() -> int:

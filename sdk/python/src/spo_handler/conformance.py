@@ -3,6 +3,7 @@
     SPO_HANDLER_PORT=8081 python -m spo_handler.conformance
 
 `add_conformance_handlers(app)` adds them to an app of your own, so the suite can run against it.
+They are async: none blocks, so none needs the thread pool's hop (the benchmarks time `echo`).
 """
 
 from __future__ import annotations
@@ -27,11 +28,11 @@ def _int_arg(args: Any, key: str, maximum: int) -> int:
 
 def add_conformance_handlers(app: HandlerApp) -> HandlerApp:
     @app.handler("echo", description="result = args; data unchanged")
-    def echo(data: Data, args: Any) -> Outcome:
+    async def echo(data: Data, args: Any) -> Outcome:
         return UNCHANGED, args
 
     @app.handler("put", description="data[key] = value; result = {previous}")
-    def put(data: Data, args: Any) -> Outcome:
+    async def put(data: Data, args: Any) -> Outcome:
         if not isinstance(args, dict) or not isinstance(args.get("key"), str) or "value" not in args:
             raise InvalidArgs('args must be {"key": string, "value": any}')
         key: str = args["key"]
@@ -40,7 +41,7 @@ def add_conformance_handlers(app: HandlerApp) -> HandlerApp:
         return data, {"previous": previous}
 
     @app.handler("fail", description="422 with the code and message given")
-    def fail(data: Data, args: Any) -> Outcome:
+    async def fail(data: Data, args: Any) -> Outcome:
         code = args.get("code") if isinstance(args, dict) else None
         message = args.get("message", "") if isinstance(args, dict) else None
         if not isinstance(code, str) or not ERROR_CODE.match(code) or not isinstance(message, str):
@@ -54,11 +55,11 @@ def add_conformance_handlers(app: HandlerApp) -> HandlerApp:
         return UNCHANGED, {"slept": ms}
 
     @app.handler("crash", description="the process exits at once with status 1")
-    def crash(data: Data, args: Any) -> Outcome:
+    async def crash(data: Data, args: Any) -> Outcome:
         os._exit(1)
 
     @app.handler("grow", description="data.blob = args.bytes times 'x'")
-    def grow(data: Data, args: Any) -> Outcome:
+    async def grow(data: Data, args: Any) -> Outcome:
         size = _int_arg(args, "bytes", MAX_GROW_BYTES)
         data["blob"] = "x" * size
         return data, {"bytes": size}
