@@ -90,3 +90,22 @@ def test_sigterm_finishes_requests_in_flight_then_exits_0(tmp_path: Path) -> Non
     # It stopped listening: a new connection is refused.
     assert handler.ready_status() is None
     handler.stop()
+
+
+def test_chunked_bodies_are_read_and_held_to_the_limit() -> None:
+    import http.client
+
+    handler = start("sample_app.py", {"SPO_HANDLER_MAX_BODY_BYTES": "4096"})
+    try:
+        for size, expected in [(1000, 200), (8000, 413)]:
+            body = json.dumps({"handler": "echo", "args": "y" * size, "session": SESSION}).encode()
+            conn = http.client.HTTPConnection("127.0.0.1", handler.port, timeout=30)
+            # No content-length: the body goes as chunks, as Node's http.request sends it by default.
+            conn.request("POST", "/contract/v1/invoke", iter([body[:500], body[500:]]), {"content-type": "application/json"}, encode_chunked=True)
+            response = conn.getresponse()
+            answer = json.loads(response.read())
+            conn.close()
+            assert response.status == expected, answer
+        assert handler.invoke("echo", "up") == (200, {"result": "up"})
+    finally:
+        handler.stop()
