@@ -77,6 +77,10 @@ def test_a_program_with_a_dspy_history_input_gets_its_past_turns(worker: Worker)
         assert status == 200, body
     # The turns stored are the client's inputs; the history passed to DSPy is not nested in them.
     assert [t["inputs"] for t in session.data["history"]] == [{"question": "hi"}, {"question": "and then?"}]
+    status, body = session.call("execute_program", {"name": "chat", "inputs": {"question": "q", "history": [{"question": "a", "answer": "b"}]}})
+    assert status == 200, body
+    status, body = session.call("execute_program", {"name": "chat", "inputs": {"question": "q", "history": "not a list"}})
+    assert (status, body["error"]["code"]) == (400, "INVALID_ARGS")
 
 
 def test_redefining_replaces_and_every_program_is_kept(worker: Worker) -> None:

@@ -109,8 +109,15 @@ def execute_program(data: Data, args: Any, call: Call) -> Outcome:
     if _takes_dspy_history(program):
         # The conversation so far: the client's own, or this program's past turns in the session.
         given = inputs.get("history")
-        past = [{**t.get("inputs", {}), **t.get("outputs", {})} for t in history if isinstance(t, dict) and t.get("program") == name]
-        inputs["history"] = dspy.History(messages=given if isinstance(given, list) else past)
+        past = [
+            {**turn["inputs"], **turn["outputs"]}
+            for turn in history
+            if isinstance(turn, dict) and turn.get("program") == name and isinstance(turn.get("inputs"), dict) and isinstance(turn.get("outputs"), dict)
+        ]
+        try:
+            inputs["history"] = dspy.History(messages=given if given is not None else past)
+        except ValueError:  # pydantic's ValidationError: the client's history is not a list of objects
+            raise InvalidArgs("inputs.history must be a list of objects") from None
         turn_inputs.pop("history", None)
     elif "history" in expected and "history" not in inputs:
         raise InvalidArgs(f"program {name!r} takes inputs {expected}", {"missing": ["history"], "unexpected": []})
