@@ -85,6 +85,7 @@ def test_malformed_envelopes_are_400_and_change_nothing(sample: Handler) -> None
         json.dumps({"handler": "bad name!", "session": session}).encode(),
         json.dumps({"handler": 7, "session": session}).encode(),
         json.dumps({"handler": "echo", "session": session, "deadlineMs": "soon"}).encode(),
+        b'{"handler": "echo", "session": {"id": "s", "version": 1, "data": {}}, "deadlineMs": 1' + b"0" * 400 + b"}",
         b"",
     ]
     for body in cases:

@@ -291,7 +291,7 @@ class HandlerApp:
         deadline_ms = envelope.get("deadlineMs", headers.get("x-spo-deadline-ms", DEFAULT_DEADLINE_MS))
         try:
             deadline_s = max(0.0, float(deadline_ms)) / 1000
-        except (TypeError, ValueError):
+        except (TypeError, ValueError, OverflowError):
             raise _BadRequest(400, "BAD_REQUEST", "deadlineMs must be a number") from None
         call = Call(
             handler=name,
