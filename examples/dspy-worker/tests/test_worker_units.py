@@ -74,3 +74,18 @@ def test_the_warm_cache_is_used_only_for_an_equal_record() -> None:
     cache.put(("t", "qa"), record, load(record))  # capacity 1: the older entry goes
     assert cache.take(("s", "qa"), record) is None
     assert cache.hits == 1
+
+
+def test_the_worker_passes_mypy_strict() -> None:
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    config = Path(__file__).resolve().parents[1] / "pyproject.toml"
+    result = subprocess.run(
+        [sys.executable, "-m", "mypy", "--config-file", str(config), "--cache-dir=/dev/null", "-p", "spo_dspy_worker"],
+        capture_output=True,
+        text=True,
+    )
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert "Success" in result.stdout

@@ -3,11 +3,7 @@
 from __future__ import annotations
 
 import json
-from typing import Any, Union
-
-# Any JSON value. Recursive aliases are fine for mypy; values arrive from json.loads.
-JSON = Union[None, bool, int, float, str, list["JSON"], dict[str, "JSON"]]
-JSONObject = dict[str, Any]
+from typing import Any
 
 
 class NotJSON(ValueError):
