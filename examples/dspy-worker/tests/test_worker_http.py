@@ -131,6 +131,5 @@ def test_a_broken_program_record_is_a_typed_error(worker: Worker) -> None:
 def test_without_an_lm_configured_the_worker_exits_1_and_says_why() -> None:
     process = Worker({"SPO_DSPY_LM": ""})
     assert process.process.wait(120) == 1
-    assert process.process.stderr is not None
-    assert "SPO_DSPY_LM is not set" in process.process.stderr.read()
+    assert "SPO_DSPY_LM is not set" in process.stderr()
     process.stop()

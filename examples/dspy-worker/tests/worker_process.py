@@ -10,6 +10,7 @@ import signal
 import socket
 import subprocess
 import sys
+import tempfile
 import time
 from typing import Any
 
@@ -23,10 +24,12 @@ def free_port() -> int:
 class Worker:
     def __init__(self, env: dict[str, str]) -> None:
         self.port = free_port()
+        # stderr to a file, not a pipe: a pipe nobody drains blocks a chatty process.
+        self.log = tempfile.TemporaryFile("w+")
         self.process = subprocess.Popen(
             [sys.executable, "-m", "spo_dspy_worker"],
             env={**os.environ, "SPO_HANDLER_PORT": str(self.port), **env},
-            stderr=subprocess.PIPE,
+            stderr=self.log,
             text=True,
         )
 
@@ -52,12 +55,15 @@ class Worker:
             time.sleep(0.1)
         raise TimeoutError("worker not ready")
 
+    def stderr(self) -> str:
+        self.log.seek(0)
+        return self.log.read()
+
     def stop(self) -> int:
         if self.process.poll() is None:
             self.process.send_signal(signal.SIGTERM)
         code = self.process.wait(30)
-        if self.process.stderr:
-            self.process.stderr.close()
+        self.log.close()
         return code
 
 

@@ -9,6 +9,7 @@ import signal
 import socket
 import subprocess
 import sys
+import tempfile
 import time
 from pathlib import Path
 from typing import Any
@@ -28,7 +29,9 @@ class Handler:
     def __init__(self, command: list[str], env: dict[str, str] | None = None) -> None:
         self.port = free_port()
         full_env = {**os.environ, "SPO_HANDLER_PORT": str(self.port), **(env or {})}
-        self.process = subprocess.Popen(command, env=full_env, stderr=subprocess.PIPE, text=True)
+        # stderr to a file, not a pipe: a pipe nobody drains blocks a chatty process.
+        self.log = tempfile.TemporaryFile("w+")
+        self.process = subprocess.Popen(command, env=full_env, stderr=self.log, text=True)
 
     def request(self, method: str, path: str, body: bytes | None = None, headers: dict[str, str] | None = None) -> tuple[int, Any]:
         conn = http.client.HTTPConnection("127.0.0.1", self.port, timeout=30)
@@ -65,7 +68,7 @@ class Handler:
             if status is not None:
                 return status
             if self.process.poll() is not None:
-                raise RuntimeError(f"handler exited with {self.process.returncode}: {self.process.stderr.read() if self.process.stderr else ''}")
+                raise RuntimeError(f"handler exited with {self.process.returncode}: {self.stderr()}")
             time.sleep(0.05)
         raise TimeoutError("handler did not listen")
 
@@ -79,14 +82,17 @@ class Handler:
             time.sleep(0.05)
         raise TimeoutError("handler did not become ready")
 
+    def stderr(self) -> str:
+        self.log.seek(0)
+        return self.log.read()
+
     def stop(self) -> int:
         if self.process.poll() is None:
             self.process.send_signal(signal.SIGTERM)
         try:
             return self.process.wait(30)
         finally:
-            if self.process.stderr:
-                self.process.stderr.close()
+            self.log.close()
 
 
 def start(app: str, env: dict[str, str] | None = None, wait: bool = True) -> Handler:

@@ -57,8 +57,7 @@ def test_not_ready_until_the_startup_hook_ran(tmp_path: Path) -> None:
 def test_a_failing_startup_hook_exits_with_status_1() -> None:
     handler = start("sample_app.py", {"SAMPLE_STARTUP_FAILS": "1"}, wait=False)
     assert handler.process.wait(30) == 1
-    assert handler.process.stderr is not None
-    assert "cannot load the model" in handler.process.stderr.read()
+    assert "cannot load the model" in handler.stderr()
     handler.stop()
 
 
