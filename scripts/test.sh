@@ -15,5 +15,7 @@ if [ $# -eq 0 ]; then
   eslint --max-warnings 0 .
   prettier --check . >/dev/null || { prettier --check . ; exit 1; }
   git ls-files '*.sh' .ci/run | xargs shellcheck -x
+  # The Python SDK and the DSPy worker (creates their cached venv the first time).
+  bash scripts/test-python.sh
 fi
 exec node scripts/run-tests.ts "$@"
