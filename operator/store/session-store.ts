@@ -26,7 +26,7 @@ import {
   InvalidSessionIdError,
   SessionTooLargeError,
 } from './errors.ts';
-import { assertName, assertSessionId, newSessionId } from './keys.ts';
+import { assertName, assertPoolId, assertSessionId, newSessionId } from './keys.ts';
 import { scripts } from './lua.ts';
 import type { SessionStoreOptions } from './options.ts';
 import * as ownership from './ownership.ts';
@@ -232,7 +232,7 @@ export class RedisSessionStore implements SessionStore {
   create(input: CreateSessionInput): Promise<SessionRecord> {
     return this.op('create', async () => {
       if (typeof input !== 'object' || input === null) throw new InvalidArgumentError('create needs an input object');
-      assertName('pool', input.pool);
+      assertPoolId(input.pool);
       if (input.owner !== undefined) assertName('owner', input.owner);
       const anonymous = input.anonymous ?? false;
       if (typeof anonymous !== 'boolean') throw new InvalidArgumentError('anonymous must be a boolean');
@@ -280,7 +280,7 @@ export class RedisSessionStore implements SessionStore {
     return this.op('import', async () => {
       if (typeof input !== 'object' || input === null) throw new InvalidArgumentError('importSession needs an input object');
       assertSessionId(input.id);
-      assertName('pool', input.pool);
+      assertPoolId(input.pool);
       const owner = input.owner ?? '';
       if (owner !== '') assertName('owner', owner);
       const anonymous = input.anonymous ?? false;
@@ -572,7 +572,7 @@ export class RedisSessionStore implements SessionStore {
 
   count(pool: string): Promise<number> {
     return this.op('count', async () => {
-      assertName('pool', pool);
+      assertPoolId(pool);
       const n = await this.core.exec('count', () => this.core.redis.zcard(this.core.keys.poolIndex(pool)));
       this.core.metrics.sessions.set({ pool }, n);
       return n;
@@ -581,7 +581,7 @@ export class RedisSessionStore implements SessionStore {
 
   list(pool: string, options: { cursor?: string | null; limit?: number } = {}): Promise<ListPage> {
     return this.op('list', async () => {
-      assertName('pool', pool);
+      assertPoolId(pool);
       const limit = options.limit ?? 100;
       if (!Number.isInteger(limit) || limit < 1 || limit > 10_000)
         throw new InvalidArgumentError('limit must be an integer from 1 to 10000');
