@@ -80,7 +80,8 @@ export function parseConfig(env: NodeJS.ProcessEnv = process.env, defaultHostnam
   if (!pool) problems.push('SPO_POOL is required (the SessionPool this worker belongs to)');
   else if (!DNS_NAME.test(pool)) problems.push(`SPO_POOL='${pool}' is not a DNS-1123 name (lowercase letters, digits, '-' and '.')`);
   const poolNamespace = text('SPO_POOL_NAMESPACE') ?? '';
-  if (!poolNamespace) problems.push("SPO_POOL_NAMESPACE is required (the SessionPool's namespace: part of the pool's identity in the store)");
+  if (!poolNamespace)
+    problems.push("SPO_POOL_NAMESPACE is required (the SessionPool's namespace: part of the pool's identity in the store)");
   else if (!DNS_LABEL.test(poolNamespace)) problems.push(`SPO_POOL_NAMESPACE='${poolNamespace}' is not a DNS-1123 label`);
 
   const workerName = text('SPO_WORKER_NAME') ?? text('POD_NAME') ?? defaultHostname;

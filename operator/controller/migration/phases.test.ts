@@ -68,7 +68,9 @@ describe('migration phases', () => {
   });
 
   it('resumes a Running migration from the journal named in status, plans otherwise', () => {
-    expect(nextStep({ status: { phase: 'Running', journalKey: journalHeaderKey('spo', 'ns-a/pool-1', 'abc-r2') } }, journalUidFromKey)).to.deep.equal({
+    expect(
+      nextStep({ status: { phase: 'Running', journalKey: journalHeaderKey('spo', 'ns-a/pool-1', 'abc-r2') } }, journalUidFromKey),
+    ).to.deep.equal({
       kind: 'resume',
       journalUid: 'abc-r2',
     });

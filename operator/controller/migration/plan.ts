@@ -78,7 +78,14 @@ export async function buildPlan(ctx: PlanContext): Promise<BuiltPlan> {
   }
   const rebalance = spec.rebalance;
   if (!rebalance) throw new ResolveError('InvalidSpec', 'spec.rebalance is required for a Rebalance migration');
-  const input = { pool: ctx.pool, poolName: ctx.migration.spec.poolRef.name, workers, pods: ctx.pods, sources: [], ...(rebalance.weights ? { weights: rebalance.weights } : {}) };
+  const input = {
+    pool: ctx.pool,
+    poolName: ctx.migration.spec.poolRef.name,
+    workers,
+    pods: ctx.pods,
+    sources: [],
+    ...(rebalance.weights ? { weights: rebalance.weights } : {}),
+  };
   const { participants, emptied } = rebalanceWorkers(input);
   if (participants.length === 0) throw new ResolveError('NoTargets', `no ready, non-draining worker of pool ${ctx.pool} to rebalance over`);
   const sessionsByWorker = new Map<string, string[]>();

@@ -60,9 +60,9 @@ describe('migration sources and targets', () => {
     const workers = [worker('a'), worker('b', true), worker('c'), worker('d'), worker('e'), worker('ghost'), worker('x')];
     expect(resolveTargets({ pool: 'ns/p', poolName: 'p', workers, pods, sources: ['a'] }).map((t) => t.name)).to.deep.equal(['c']);
     expect(resolveTargets({ pool: 'ns/p', poolName: 'p', workers, pods, sources: [] }).map((t) => t.name)).to.deep.equal(['a', 'c']);
-    expect(resolveTargets({ pool: 'ns/p', poolName: 'p', workers, pods, sources: [], drainingNodes: new Set(['n1']) }).map((t) => t.name)).to.deep.equal([
-      'c',
-    ]);
+    expect(
+      resolveTargets({ pool: 'ns/p', poolName: 'p', workers, pods, sources: [], drainingNodes: new Set(['n1']) }).map((t) => t.name),
+    ).to.deep.equal(['c']);
     expect(isPodReady(pod('z', 'n1', { deleting: true }))).to.equal(false);
   });
 
@@ -73,7 +73,14 @@ describe('migration sources and targets', () => {
 
   it('rebalance: weight 0 empties a worker, others keep their weight', () => {
     const workers = [worker('a'), worker('c')];
-    const { participants, emptied } = rebalanceWorkers({ pool: 'ns/p', poolName: 'p', workers, pods, sources: [], weights: { a: 0, c: 3 } });
+    const { participants, emptied } = rebalanceWorkers({
+      pool: 'ns/p',
+      poolName: 'p',
+      workers,
+      pods,
+      sources: [],
+      weights: { a: 0, c: 3 },
+    });
     expect(participants).to.deep.equal([{ name: 'c', weight: 3 }]);
     expect(emptied).to.deep.equal(['a']);
   });
