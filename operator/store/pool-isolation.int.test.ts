@@ -83,6 +83,22 @@ describe('store: two pools of the same name in two namespaces', () => {
     for (const s of sessionsA) expect((await store.get(s.id, { touch: false }))?.pool).to.equal(a);
   });
 
+  it("a read as one pool neither returns nor touches the other's session", async () => {
+    // Granularity 0: every read that may touch does, so an untouched session shows it was not read as A's.
+    const { store: eager } = testStore(prefix, { degraded: { enabled: false }, touchGranularityMs: 0 });
+    try {
+      const theirs = sessionsB[0]!;
+      await new Promise((resolve) => setTimeout(resolve, 5));
+      expect(await eager.get(theirs.id, { pool: a })).to.equal(null);
+      expect((await eager.get(theirs.id, { touch: false }))?.lastAccessedAt).to.equal(theirs.lastAccessedAt);
+      const asB = await eager.get(theirs.id, { pool: b });
+      expect(asB?.pool).to.equal(b);
+      expect(asB?.lastAccessedAt, 'read as its own pool it is touched').to.be.greaterThan(theirs.lastAccessedAt);
+    } finally {
+      await eager.close();
+    }
+  });
+
   it("a migration of one pool cannot move, mark or journal over the other's sessions", async () => {
     const owned = sessionsB.filter((s) => s.owner === workers[0]);
     const moves = owned.map((s) => ({ sessionId: s.id, fromOwner: workers[0]!, fromEpoch: s.epoch, toOwner: workers[1]! }));

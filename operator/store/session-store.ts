@@ -383,18 +383,20 @@ export class RedisSessionStore implements SessionStore {
     return withData(stored);
   }
 
-  get(id: string, options: { touch?: boolean } = {}): Promise<SessionRecord | null> {
-    return this.op('get', () => this.read(id, options.touch !== false));
+  get(id: string, options: { touch?: boolean; pool?: string } = {}): Promise<SessionRecord | null> {
+    if (options.pool !== undefined) assertPoolId(options.pool);
+    return this.op('get', () => this.read(id, options.touch !== false, options.pool));
   }
 
   /** get without its metrics. The usual case is one GET and a decode, with no async frame; a touch
-   *  follows only when one is due. */
-  private read(id: string, touch: boolean): Promise<SessionRecord | null> {
+   *  follows only when one is due. With `pool`, a session of another pool reads as absent and is
+   *  never touched. */
+  private read(id: string, touch: boolean, pool?: string): Promise<SessionRecord | null> {
     assertSessionId(id);
     const { degraded, settings, keys, redis } = this.core;
     if (degraded.active) {
       const cached = degraded.cache.get(id);
-      if (cached) return Promise.resolve(withData(cached));
+      if (cached) return Promise.resolve(pool === undefined || cached.record.pool === pool ? withData(cached) : null);
     }
     const key = keys.session(id);
     const retry = degraded.active ? this.once : undefined;
@@ -403,8 +405,8 @@ export class RedisSessionStore implements SessionStore {
       if (error instanceof Error && error.message.startsWith('WRONGTYPE')) return this.records.quarantine(id, 'not a string', null);
       throw error;
     };
-    // Granularity 0: every get touches, in one script.
-    if (touch && settings.touchGranularityMs === 0) return this.getByScript(id, key, true, retry).catch(failed);
+    // Granularity 0: every get touches, in one script (unless the pool must be checked before the touch).
+    if (touch && settings.touchGranularityMs === 0 && pool === undefined) return this.getByScript(id, key, true, retry).catch(failed);
     return this.core
       .exec('get', () => redis.get(key), retry)
       .then((value) => {
@@ -413,7 +415,9 @@ export class RedisSessionStore implements SessionStore {
           return null;
         }
         const record = this.records.decodeValue(id, value);
-        if (!touch || record instanceof Promise || !this.touchDue(record)) return record;
+        if (record instanceof Promise) return record;
+        if (pool !== undefined && record.pool !== pool) return null; // another pool's: not there for this one
+        if (!touch || !this.touchDue(record)) return record;
         return this.touch(id, key, record, retry).then(() => record, failed);
       }, failed);
   }

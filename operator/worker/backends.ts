@@ -292,7 +292,8 @@ export class StoreBackend implements SessionBackend {
 
   protected async load(id: string): Promise<SessionRecord | null> {
     try {
-      const r = await this.o.store.get(id);
+      // Read as this pool: the store neither returns nor touches another pool's session.
+      const r = await this.o.store.get(id, { pool: this.o.pool });
       if (r && r.pool !== this.o.pool) return null; // another pool's session is not ours to serve
       return r;
     } catch (error) {
