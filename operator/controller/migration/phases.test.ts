@@ -1,3 +1,5 @@
+import type { Cluster } from 'ioredis';
+import { MigrationJournal } from '../../migration/journal.ts';
 import { expect } from 'chai';
 import {
   PhaseTransitionError,
@@ -87,6 +89,9 @@ describe('migration phases', () => {
     expect(roundOf(uid, 'other-r1')).to.equal(undefined);
     expect(journalUidFromKey(journalHeaderKey('my.prefix', 'team-a/web', roundUid(uid, 1)))).to.equal(`${uid}-r1`);
     expect(journalHeaderKey('spo', 'team-a/web', 'u-1')).to.equal('{spo:mig:team-a/web:u-1}:h');
+    // status.journalKey names the key the pool's journal really writes.
+    const journal = new MigrationJournal({} as Cluster, { prefix: 'spo', pool: 'team-a/web' });
+    expect(journalHeaderKey('spo', 'team-a/web', 'u-1')).to.equal(journal.keys('u-1').header);
     expect(journalUidFromKey('garbage')).to.equal(undefined);
   });
 
