@@ -31,6 +31,7 @@ async function startWorker(name: string, mode: string, nodes: string): Promise<s
     env: {
       ...process.env,
       SPO_POOL: `bench-${mode.toLowerCase()}`,
+      SPO_POOL_NAMESPACE: 'bench',
       SPO_WORKER_NAME: name,
       SPO_HOST: '127.0.0.1',
       SPO_PORT: String(port),

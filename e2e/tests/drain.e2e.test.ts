@@ -42,7 +42,7 @@ describe('drain e2e: kubectl cordon + drain of a node with pool pods', function 
       .find(([, names]) => names.length < pods.length)!;
     node = chosen;
     const sessionsOnNode = new Set<string>();
-    for (const podName of onNode) for (const id of await pool.store.listByOwner(pool.name, podName)) sessionsOnNode.add(id);
+    for (const podName of onNode) for (const id of await pool.store.listByOwner(pool.id, podName)) sessionsOnNode.add(id);
     log(`node ${node}: ${onNode.join(', ')} with ${sessionsOnNode.size} sessions`);
 
     const started = Date.now();

@@ -216,7 +216,7 @@ describe('helm e2e: the chart installed on the local control plane', function ()
       },
     });
     const created: string[] = [];
-    for (let i = 0; i < 25; i++) created.push((await autoscaled.store.create({ pool: autoscaled.name, data: { i } })).id);
+    for (let i = 0; i < 25; i++) created.push((await autoscaled.store.create({ pool: autoscaled.id, data: { i } })).id);
     await waitForWorkers(env, autoscaled, 3, 120_000);
     for (const id of created) await autoscaled.store.delete(id);
     const down = await waitFor(

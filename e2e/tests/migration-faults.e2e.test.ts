@@ -36,8 +36,8 @@ describe('migration e2e faults: operator killed, target killed, Redis failover',
     const pool = (state.pool = await createPool(env, { replicas: 3, prefix: 'fault-op' }));
     const traffic = (state.traffic = new Traffic(env, pool));
     await traffic.start(SESSIONS, CLIENTS);
-    const source = (await pool.store.listWorkers(pool.name)).map((w) => w.worker).sort()[0]!;
-    const before = (await pool.store.listByOwner(pool.name, source)).length;
+    const source = (await pool.store.listWorkers(pool.id)).map((w) => w.worker).sort()[0]!;
+    const before = (await pool.store.listByOwner(pool.id, source)).length;
     const name = await createMigration(env, pool, 'evac', { type: 'Evacuate', evacuate: { pods: [source] }, batchSize: 5 });
     const mid = await runningWithProgress(name, pool.namespace, 20);
     killOperator(env);
@@ -58,7 +58,7 @@ describe('migration e2e faults: operator killed, target killed, Redis failover',
     const pool = (state.pool = await createPool(env, { replicas: 4, prefix: 'fault-tgt' }));
     const traffic = (state.traffic = new Traffic(env, pool));
     await traffic.start(SESSIONS, CLIENTS);
-    const workers = (await pool.store.listWorkers(pool.name)).map((w) => w.worker).sort();
+    const workers = (await pool.store.listWorkers(pool.id)).map((w) => w.worker).sort();
     const source = workers[0]!;
     const victim = workers[1]!;
     // Clients stop using the victim before the migration starts (as a Service would once it is
@@ -83,7 +83,7 @@ describe('migration e2e faults: operator killed, target killed, Redis failover',
     const pool = (state.pool = await createPool(env, { replicas: 3, prefix: 'fault-redis' }));
     const traffic = (state.traffic = new Traffic(env, pool));
     await traffic.start(SESSIONS, CLIENTS);
-    const source = (await pool.store.listWorkers(pool.name)).map((w) => w.worker).sort()[0]!;
+    const source = (await pool.store.listWorkers(pool.id)).map((w) => w.worker).sort()[0]!;
     const name = await createMigration(env, pool, 'evac', {
       type: 'Evacuate',
       evacuate: { pods: [source] },

@@ -20,8 +20,8 @@ describe('migration e2e: every kind of SessionMigration under live traffic', fun
     const pool = (state.pool = await createPool(env, { replicas: 3, prefix: 'mig-pod' }));
     const traffic = (state.traffic = new Traffic(env, pool));
     await traffic.start(SESSIONS, CLIENTS);
-    const source = (await pool.store.listWorkers(pool.name)).map((w) => w.worker).sort()[0]!;
-    const before = (await pool.store.listByOwner(pool.name, source)).length;
+    const source = (await pool.store.listWorkers(pool.id)).map((w) => w.worker).sort()[0]!;
+    const before = (await pool.store.listByOwner(pool.id, source)).length;
     await new Promise((r) => setTimeout(r, 500));
     const started = Date.now();
     const name = await createMigration(env, pool, 'evac-pod', { type: 'Evacuate', evacuate: { pods: [source] }, batchSize: 50 });
@@ -38,7 +38,7 @@ describe('migration e2e: every kind of SessionMigration under live traffic', fun
     await new Promise((r) => setTimeout(r, 500));
     const report = await expectNothingLost(pool, traffic);
     expect(ownersCount(report).get(source) ?? 0, 'sessions left on the source').to.equal(0);
-    expect((await pool.store.listByOwner(pool.name, source)).length).to.equal(0);
+    expect((await pool.store.listByOwner(pool.id, source)).length).to.equal(0);
   });
 
   it('Evacuate by node: the pool pods of one node are emptied, under traffic', async () => {
@@ -64,7 +64,7 @@ describe('migration e2e: every kind of SessionMigration under live traffic', fun
     const pool = (state.pool = await createPool(env, { replicas: 3, prefix: 'mig-migrate' }));
     const traffic = (state.traffic = new Traffic(env, pool));
     await traffic.start(SESSIONS, CLIENTS);
-    const target = (await pool.store.listWorkers(pool.name)).map((w) => w.worker).sort()[2]!;
+    const target = (await pool.store.listWorkers(pool.id)).map((w) => w.worker).sort()[2]!;
     const chosen = traffic.stats.sessions.slice(0, 120);
     const name = await createMigration(env, pool, 'migrate', {
       type: 'Migrate',
@@ -86,7 +86,7 @@ describe('migration e2e: every kind of SessionMigration under live traffic', fun
     const traffic = (state.traffic = new Traffic(env, pool));
     await traffic.start(SESSIONS, CLIENTS);
     // Pile everything on one worker first, then rebalance.
-    const workers = (await pool.store.listWorkers(pool.name)).map((w) => w.worker).sort();
+    const workers = (await pool.store.listWorkers(pool.id)).map((w) => w.worker).sort();
     const pile = await createMigration(env, pool, 'pile', {
       type: 'Migrate',
       migrate: { sessionIds: traffic.stats.sessions, targetWorker: workers[0]! },
@@ -100,7 +100,7 @@ describe('migration e2e: every kind of SessionMigration under live traffic', fun
     });
     const m = await waitForPhase(env, pool.namespace, name, ['Succeeded', 'Failed', 'RolledBack']);
     expect(m.status?.phase, m.status?.message).to.equal('Succeeded');
-    const counts = await pool.store.countByOwner(pool.name);
+    const counts = await pool.store.countByOwner(pool.id);
     log(`rebalance: moved ${m.status?.progress?.moved}; per worker ${workers.map((w) => `${w}=${counts.get(w) ?? 0}`).join(' ')}`);
     expect(m.status?.progress?.moved).to.be.greaterThan(SESSIONS / 3);
     const owned = workers.map((w) => counts.get(w) ?? 0);
@@ -113,8 +113,8 @@ describe('migration e2e: every kind of SessionMigration under live traffic', fun
     const pool = (state.pool = await createPool(env, { replicas: 3, prefix: 'mig-dry' }));
     const traffic = (state.traffic = new Traffic(env, pool));
     await traffic.start(SESSIONS, CLIENTS);
-    const source = (await pool.store.listWorkers(pool.name)).map((w) => w.worker).sort()[1]!;
-    const before = await pool.store.listByOwner(pool.name, source);
+    const source = (await pool.store.listWorkers(pool.id)).map((w) => w.worker).sort()[1]!;
+    const before = await pool.store.listByOwner(pool.id, source);
     const name = await createMigration(env, pool, 'dry', { type: 'Evacuate', evacuate: { pods: [source] }, dryRun: true });
     const m = await waitForPhase(env, pool.namespace, name, ['Succeeded', 'Failed', 'RolledBack']);
     expect(m.status?.phase).to.equal('Succeeded');
@@ -122,9 +122,9 @@ describe('migration e2e: every kind of SessionMigration under live traffic', fun
     expect(m.status?.plan?.totalSessions).to.equal(before.length);
     expect(m.status?.progress?.moved).to.equal(0);
     expect(m.status?.journalKey).to.equal(undefined);
-    const after = await pool.store.listByOwner(pool.name, source);
+    const after = await pool.store.listByOwner(pool.id, source);
     expect(after.sort()).to.deep.equal(before.sort());
-    expect((await pool.store.listWorkers(pool.name)).find((w) => w.worker === source)?.draining).to.equal(false);
+    expect((await pool.store.listWorkers(pool.id)).find((w) => w.worker === source)?.draining).to.equal(false);
     await expectNothingLost(pool, traffic);
   });
 });

@@ -1,18 +1,21 @@
 // The migration journal in Redis: enough to finish or undo every batch after an operator
-// restart. Two keys per migration, both under the hash tag {<prefix>:mig:<uid>} so one Lua
-// script changes a batch and the header's counters atomically:
-//   {<prefix>:mig:<uid>}:h   hash: the header (uid, pool, kind, phase, plan summary, counters, times)
-//   {<prefix>:mig:<uid>}:b   hash: s:<i> = batch state, e:<i> = batch entry (JSON)
-//   {<prefix>:mig:<uid>}:p   hash: <i> = the planned batch (JSON: [{from, to, sessionIds}]), written once
-// and one index of unfinished migrations, {<prefix>:migs}:active (sorted set uid -> createdAt),
-// so a restarted operator can find them. The index is in another slot: it is updated after the
-// header (add) and before the TTL (remove), both idempotent.
+// restart. Three keys per migration, all under the hash tag {<prefix>:mig:<pool>:<uid>} so one
+// Lua script changes a batch and the header's counters atomically (<pool> is the pool identity,
+// `<namespace>/<name>`, which holds no `:`; without the option `pool` the tag is
+// {<prefix>:mig:<uid>}, for tests of the journal alone):
+//   {<prefix>:mig:<pool>:<uid>}:h   hash: the header (uid, pool, kind, phase, plan summary, counters, times)
+//   {<prefix>:mig:<pool>:<uid>}:b   hash: s:<i> = batch state, e:<i> = batch entry (JSON)
+//   {<prefix>:mig:<pool>:<uid>}:p   hash: <i> = the planned batch (JSON: [{from, to, sessionIds}]), written once
+// and one index of the pool's unfinished migrations, {<prefix>:migs:<pool>}:active (sorted set
+// uid -> createdAt), so a restarted operator can find them. The index is in another slot: it is
+// updated after the header (add) and before the TTL (remove), both idempotent.
 //
 // A batch state only moves forward: planned -> frozen -> moved, and any of these -> rolledback.
 // A transition to the state the batch is already in, or backwards, changes nothing (the script
 // returns 0), so applying an entry twice is harmless and counters are never counted twice.
 import type { Cluster } from 'ioredis';
 import type { Batch, MigrationKind, PlannedMove, PlanSummary } from './planner.ts';
+import { assertPoolId } from '../store/keys.ts';
 
 export type BatchState = 'planned' | 'frozen' | 'moved' | 'rolledback';
 export type MigrationPhase = 'Pending' | 'Planning' | 'Running' | 'Succeeded' | 'Failed' | 'RolledBack';
@@ -70,6 +73,9 @@ export interface JournalHeader extends JournalCounters {
 export interface JournalOptions {
   /** Key prefix inside the hash tag; default 'spo'. */
   prefix?: string;
+  /** The pool identity (`<namespace>/<name>`) whose migrations this journal holds: part of every key,
+   *  and the only pool create() accepts. The operator always sets it. */
+  pool?: string;
   /** TTL of a finished journal; default 7 days. */
   ttlSeconds?: number;
   now?: () => number;
@@ -157,23 +163,29 @@ export interface Journal {
 export class MigrationJournal implements Journal {
   readonly redis: Cluster;
   readonly prefix: string;
+  readonly pool: string | undefined;
   readonly ttlSeconds: number;
   private readonly now: () => number;
 
   constructor(redis: Cluster, options: JournalOptions = {}) {
     this.redis = redis;
     this.prefix = options.prefix ?? 'spo';
+    if (options.pool !== undefined) assertPoolId(options.pool);
+    this.pool = options.pool;
     this.ttlSeconds = options.ttlSeconds ?? DEFAULT_JOURNAL_TTL_SECONDS;
     this.now = options.now ?? Date.now;
   }
 
   keys(uid: string): { header: string; batches: string; plan: string; active: string } {
-    const tag = `{${this.prefix}:mig:${validUid(uid)}}`;
-    return { header: `${tag}:h`, batches: `${tag}:b`, plan: `${tag}:p`, active: `{${this.prefix}:migs}:active` };
+    const scope = this.pool === undefined ? '' : `:${this.pool}`;
+    const tag = `{${this.prefix}:mig${scope}:${validUid(uid)}}`;
+    return { header: `${tag}:h`, batches: `${tag}:b`, plan: `${tag}:p`, active: `{${this.prefix}:migs${scope}}:active` };
   }
 
   /** Creates the header (phase Running). Idempotent: an existing journal is left as it is; returns whether it was created. */
   async create(input: CreateJournalInput): Promise<boolean> {
+    if (this.pool !== undefined && input.pool !== this.pool)
+      throw new Error(`migration journal of pool ${this.pool} cannot hold a migration of pool ${input.pool}`);
     const k = this.keys(input.uid);
     const now = this.now();
     const fields: Record<string, string> = {

@@ -6,7 +6,7 @@ import type { JsonValue, SessionRecord } from './types.ts';
 /** Version of the stored layout, part `sv` of the header. A reader refuses any other. 3: one string per
  *  session, the header then the data, with a CRC-32 checksum; 2 was a hash of two fields (`m`, `d`) with a
  *  sha-256 prefix as checksum; 1 was one hash field per value. */
-export const SCHEMA_VERSION = '3';
+export const SCHEMA_VERSION = '4';
 
 /** The parts of the stored header, joined by '\n', in this order; the stored value is the header, '\n', the data. */
 export const HEADER_PARTS = ['pool', 'v', 'ca', 'la', 'ttl', 'anon', 'own', 'ep', 'mov', 'lease', 'cs', 'sv', 'wid'] as const;
@@ -33,8 +33,8 @@ export function splitValue(value: string | null | undefined): { header: string; 
   return { header: value.slice(0, at), data: value.slice(at + 1) };
 }
 
-/** Bounds the longest header: names of at most 253 characters (pool, owner, migration), integers of at
- *  most 16 digits, write ids of at most 64 characters: under 950 bytes. Reading this many bytes of a value (GETRANGE 0 HEADER_MAX_BYTES-1)
+/** Bounds the longest header: a pool identity of at most 317 characters, owner and migration names of at
+ *  most 253, integers of at most 16 digits, write ids of at most 64 characters: at most 1006 bytes. Reading this many bytes of a value (GETRANGE 0 HEADER_MAX_BYTES-1)
  *  always gets the whole header. */
 export const HEADER_MAX_BYTES = 1024;
 

@@ -9,7 +9,7 @@ export type { JournalEntry } from './degraded.ts';
 export type { RetryPolicy } from './retry.ts';
 export * from './errors.ts';
 export { RedisSessionStore } from './session-store.ts';
-export { keyLayout, newSessionId } from './keys.ts';
+export { keyLayout, newSessionId, poolIdentity } from './keys.ts';
 
 export function createSessionStore(options: SessionStoreOptions): RedisSessionStore & SessionStore {
   return new RedisSessionStore(options);

@@ -1,6 +1,6 @@
 import { expect } from 'chai';
 import { InvalidNameError, InvalidSessionIdError } from './errors.ts';
-import { assertName, assertSessionId, keyLayout, keySlot, newSessionId } from './keys.ts';
+import { assertName, assertPoolId, assertSessionId, keyLayout, keySlot, newSessionId, poolIdentity } from './keys.ts';
 
 describe('store keys', () => {
   it('makes unguessable url-safe ids of at least 128 bits', () => {
@@ -17,8 +17,8 @@ describe('store keys', () => {
     for (const id of ['', 'short', 'a'.repeat(65), 'has space'.padEnd(30, 'x'), '{tag}'.padEnd(30, 'x'), 42, null]) {
       expect(() => assertSessionId(id)).to.throw(InvalidSessionIdError);
     }
-    for (const name of ['', 'a{b}', 'a b', '-lead', 'x'.repeat(254), 3]) expect(() => assertName('pool', name)).to.throw(InvalidNameError);
-    expect(() => assertName('pool', 'pool-1.a:b_c')).to.not.throw();
+    for (const name of ['', 'a{b}', 'a b', '-lead', 'x'.repeat(254), 3]) expect(() => assertName('owner', name)).to.throw(InvalidNameError);
+    expect(() => assertName('owner', 'pool-1.a:b_c')).to.not.throw();
   });
 
   it('computes Redis Cluster slots (CRC16 mod 16384) honouring hash tags', () => {
@@ -41,5 +41,112 @@ describe('store keys', () => {
     expect(keySlot(keys.workers('p'))).to.equal(pool);
     expect(keys.ownerIndex('p', 'w')).to.equal('spo:{pool:p:owner:w}:sessions');
     expect(() => keyLayout('bad prefix')).to.throw(InvalidNameError);
+  });
+
+  describe('pool identity', () => {
+    const keys = keyLayout('spo');
+    /** Every key a pool owns, with the owners given (each owner index is a key of the pool). */
+    const keysOf = (pool: string, owners: readonly string[]): string[] => [
+      keys.poolIndex(pool),
+      keys.leaseIndex(pool),
+      keys.owners(pool),
+      keys.workers(pool),
+      ...owners.map((owner) => keys.ownerIndex(pool, owner)),
+    ];
+
+    it('is <namespace>/<name>, in every key of the pool', () => {
+      const id = poolIdentity('team-a', 'web');
+      expect(id).to.equal('team-a/web');
+      expect(keys.poolIndex(id)).to.equal('spo:{pool:team-a/web}:sessions');
+      expect(keys.leaseIndex(id)).to.equal('spo:{pool:team-a/web}:leases');
+      expect(keys.owners(id)).to.equal('spo:{pool:team-a/web}:owners');
+      expect(keys.workers(id)).to.equal('spo:{pool:team-a/web}:workers');
+      expect(keys.ownerIndex(id, 'web-0')).to.equal('spo:{pool:team-a/web:owner:web-0}:sessions');
+    });
+
+    it('refuses a namespace or name that could make two pools share an identity', () => {
+      for (const [namespace, name] of [
+        ['a/b', 'c'],
+        ['a', 'b/c'],
+        ['a:b', 'c'],
+        ['a', 'b:owner:c'],
+        ['A', 'c'],
+        ['a', 'C'],
+        ['a.b', 'c'], // a namespace is a DNS label: no dots
+        ['', 'c'],
+        ['a', ''],
+        ['x'.repeat(64), 'c'],
+        ['a', 'x'.repeat(254)],
+        ['a', '{c}'],
+      ] as const)
+        expect(() => poolIdentity(namespace, name), `${namespace} ${name}`).to.throw(InvalidNameError);
+      expect(poolIdentity('x'.repeat(63), 'y'.repeat(253))).to.have.length(317);
+      expect(() => assertPoolId(poolIdentity('x'.repeat(63), 'y'.repeat(253)))).to.not.throw();
+    });
+
+    it('the store refuses pool ids with a key separator or hash-tag brace', () => {
+      for (const bad of ['a:b', 'p:owner:w', '{x}', 'a}b', '/lead', 'a b', '', 'x'.repeat(318), 7])
+        expect(() => assertPoolId(bad), String(bad)).to.throw(InvalidNameError);
+      for (const good of ['p', 'team-a/web', 'a.b/c-d', 'A_b']) expect(() => assertPoolId(good), good).to.not.throw();
+    });
+
+    it('never maps two different pools to the same key, nor a pool key to another pool’s owner index (tricky names)', () => {
+      const pairs: [string, string][] = [
+        ['a-b', 'c'],
+        ['a', 'b-c'],
+        ['a', 'b.c'],
+        ['ab', 'c'],
+        ['a', 'bc'],
+        ['default', 'sample'],
+        ['other', 'sample'],
+        ['sample', 'default'],
+        ['a', 'owner'],
+        ['owner', 'a'],
+        ['a', 'b'],
+        ['a', 'b.owner.c'],
+        ['pool', 'a'],
+        ['a', 'pool'],
+      ];
+      const owners = ['w', 'c', 'b-c', 'owner', 'a', 'sample-0', 'x:y', 'owner:w'];
+      const ownerOf = new Map<string, string>();
+      for (const [namespace, name] of pairs) {
+        const id = poolIdentity(namespace, name);
+        for (const key of keysOf(id, owners)) {
+          const previous = ownerOf.get(key);
+          expect(previous, `${key} of ${id} and ${previous}`).to.equal(undefined);
+          ownerOf.set(key, id);
+        }
+      }
+      expect(ownerOf.size).to.equal(pairs.length * (4 + owners.length));
+    });
+
+    it('never maps two different pools to the same key (every namespace/name over a small alphabet)', () => {
+      // Exhaustive over short names of 'a', 'b', '-', '.', which is where separators could meet.
+      const words = (alphabet: string, max: number): string[] => {
+        let level = [''];
+        const all: string[] = [];
+        for (let n = 1; n <= max; n++) {
+          level = level.flatMap((w) => [...alphabet].map((c) => w + c));
+          all.push(...level);
+        }
+        return all;
+      };
+      const namespaces = words('ab-', 3).filter((w) => /^[a-z0-9]([-a-z0-9]*[a-z0-9])?$/.test(w));
+      const names = words('ab-.', 3).filter((w) => /^[a-z0-9]([-a-z0-9.]*[a-z0-9])?$/.test(w));
+      const seen = new Map<string, string>();
+      let pools = 0;
+      for (const namespace of namespaces)
+        for (const name of names) {
+          const id = poolIdentity(namespace, name);
+          pools++;
+          for (const key of keysOf(id, ['a', 'a-b'])) {
+            const previous = seen.get(key);
+            expect(previous, `${key}: ${id} and ${previous}`).to.equal(undefined);
+            seen.set(key, id);
+          }
+        }
+      expect(pools).to.be.greaterThan(100);
+      expect(seen.size).to.equal(pools * 6);
+    });
   });
 });

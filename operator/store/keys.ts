@@ -1,7 +1,9 @@
 // Key layout and names. Every key that one Lua script touches shares a hash tag, so the
 // script runs on one slot: a session's value and its quarantine copy share `{<id>}`; a pool's
 // index, lease index, owner list and worker registry share `{pool:<pool>}`; each owner's
-// index has its own slot `{pool:<pool>:owner:<owner>}`. See docs/store.md.
+// index has its own slot `{pool:<pool>:owner:<owner>}`. `<pool>` is the pool identity
+// (`<namespace>/<name>` for a SessionPool, see poolIdentity): it never holds `:`, `{` or `}`, so
+// no two pools (nor a pool and an owner index) ever map to the same key. See docs/store.md.
 import { randomBytes } from 'node:crypto';
 import { InvalidNameError, InvalidSessionIdError } from './errors.ts';
 
@@ -13,6 +15,12 @@ export function newSessionId(): string {
 
 const ID_PATTERN = /^[A-Za-z0-9_-]{22,64}$/;
 const NAME_PATTERN = /^[A-Za-z0-9][A-Za-z0-9._:-]{0,252}$/;
+/** Pool identities: no `:` (the separator of the key parts around them), no braces (hash tags); `/`
+ *  allowed (namespace/name). 317 = a 63-character namespace, `/`, a 253-character name. */
+const POOL_PATTERN = /^[A-Za-z0-9][A-Za-z0-9._/-]{0,316}$/;
+/** Kubernetes namespace (DNS-1123 label) and object name (DNS-1123 subdomain): neither holds a `/`. */
+const NAMESPACE_PATTERN = /^[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?$/;
+const OBJECT_NAME_PATTERN = /^[a-z0-9]([-a-z0-9.]{0,251}[a-z0-9])?$/;
 
 export function assertSessionId(id: unknown): asserts id is string {
   if (typeof id !== 'string' || !ID_PATTERN.test(id)) {
@@ -20,11 +28,33 @@ export function assertSessionId(id: unknown): asserts id is string {
   }
 }
 
-/** Pool, owner, worker and migration names: no braces (hash tags), no spaces, 1 to 253 chars. */
+/** Owner, worker and migration names: no braces (hash tags), no spaces, 1 to 253 chars. Pool
+ *  identities follow assertPoolId. */
 export function assertName(kind: string, name: unknown): asserts name is string {
   if (typeof name !== 'string' || !NAME_PATTERN.test(name)) {
     throw new InvalidNameError(`invalid ${kind} name ${JSON.stringify(typeof name === 'string' ? name.slice(0, 80) : typeof name)}`);
   }
+}
+
+/** A pool identity as the store takes it: 1 to 317 characters of letters, digits, `.`, `_`, `-`, `/`. */
+export function assertPoolId(pool: unknown): asserts pool is string {
+  if (typeof pool !== 'string' || !POOL_PATTERN.test(pool)) {
+    throw new InvalidNameError(`invalid pool name ${JSON.stringify(typeof pool === 'string' ? pool.slice(0, 80) : typeof pool)}`);
+  }
+}
+
+/**
+ * The identity of the SessionPool `name` in `namespace`, as every store key, worker registration,
+ * session header and migration journal of the pool names it: `<namespace>/<name>`. A namespace
+ * and a name never hold `/`, so the first `/` splits it back: two pools that differ in namespace
+ * or name never share an identity (`a-b/c` and `a/b-c` are distinct). The one place it is built.
+ */
+export function poolIdentity(namespace: string, name: string): string {
+  if (!NAMESPACE_PATTERN.test(namespace))
+    throw new InvalidNameError(`invalid namespace ${JSON.stringify(namespace.slice(0, 80))}: not a DNS-1123 label`);
+  if (!OBJECT_NAME_PATTERN.test(name))
+    throw new InvalidNameError(`invalid pool name ${JSON.stringify(name.slice(0, 80))}: not a DNS-1123 subdomain`);
+  return `${namespace}/${name}`;
 }
 
 export interface KeyLayout {

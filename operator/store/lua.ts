@@ -3,6 +3,7 @@
 // docs/store.md specifies each one (arguments, effects, replies) for other implementations.
 import { createHash } from 'node:crypto';
 import type { Cluster } from 'ioredis';
+import { SCHEMA_VERSION } from './codec.ts';
 
 const PRELUDE = `
 -- A session is one string: its header (the 13 parts of H joined by a newline), a newline, then the data.
@@ -27,14 +28,14 @@ local function parse(s)
   return h, at
 end
 -- The parsed header of KEYS[1], its value and the data's position; nil when the key is absent. A key that
--- is not a string or has no well-formed header (13 parts, sv '3', integer v, ttl and ep) raises CORRUPT:
+-- is not a string or has no well-formed header (13 parts, sv '${SCHEMA_VERSION}', integer v, ttl and ep) raises CORRUPT:
 -- the client quarantines the session.
 local function load(key)
   local s = redis.pcall('GET', key)
   if not s then return nil end
   if type(s) ~= 'string' then corrupt() end
   local h, at = parse(s)
-  if not h or h[12] ~= '3' or not tonumber(h[2]) or not tonumber(h[5]) or not tonumber(h[8]) then corrupt() end
+  if not h or h[12] ~= '${SCHEMA_VERSION}' or not tonumber(h[2]) or not tonumber(h[5]) or not tonumber(h[8]) then corrupt() end
   return h, s, at
 end
 -- Writes a changed header in front of the unchanged data (value s, data at position at), keeping the TTL:

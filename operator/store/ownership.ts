@@ -12,7 +12,7 @@ import {
   SessionNotFoundError,
   SessionOwnedError,
 } from './errors.ts';
-import { assertName, assertSessionId } from './keys.ts';
+import { assertName, assertPoolId, assertSessionId } from './keys.ts';
 import { H, SCHEMA_VERSION } from './codec.ts';
 import { isCorruptReply } from './core.ts';
 import { scripts, type LuaReply } from './lua.ts';
@@ -265,7 +265,7 @@ export async function readOwners(core: StoreCore, sessionIds: string[]): Promise
  * pool is refused as a conflict, so the index steps never name the wrong pool).
  */
 export async function migrateOwners(core: StoreCore, pool: string, moves: OwnerMove[], migration: string): Promise<OwnerMoveOutcome[]> {
-  assertName('pool', pool);
+  assertPoolId(pool);
   assertName('migration', migration);
   assertMoves(moves);
   if (moves.length === 0) return [];
@@ -355,14 +355,14 @@ export async function setMoving(core: StoreCore, sessionIds: string[], migration
 }
 
 export async function listByOwner(core: StoreCore, pool: string, owner: string): Promise<string[]> {
-  assertName('pool', pool);
+  assertPoolId(pool);
   assertName('owner', owner);
   return core.exec('listByOwner', () => core.redis.smembers(core.keys.ownerIndex(pool, owner)));
 }
 
 /** Counts per owner from the owner indexes; unowned ('') is the pool count less the owned. */
 export async function countByOwner(core: StoreCore, pool: string): Promise<Map<string, number>> {
-  assertName('pool', pool);
+  assertPoolId(pool);
   const { keys, redis } = core;
   const owners = await core.exec('countByOwner', () => redis.smembers(keys.owners(pool)));
   const [total, ...counts] = await core.exec('countByOwner', () =>

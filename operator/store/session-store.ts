@@ -26,7 +26,7 @@ import {
   InvalidSessionIdError,
   SessionTooLargeError,
 } from './errors.ts';
-import { assertName, assertSessionId, newSessionId } from './keys.ts';
+import { assertName, assertPoolId, assertSessionId, newSessionId } from './keys.ts';
 import { scripts } from './lua.ts';
 import type { SessionStoreOptions } from './options.ts';
 import * as ownership from './ownership.ts';
@@ -232,7 +232,7 @@ export class RedisSessionStore implements SessionStore {
   create(input: CreateSessionInput): Promise<SessionRecord> {
     return this.op('create', async () => {
       if (typeof input !== 'object' || input === null) throw new InvalidArgumentError('create needs an input object');
-      assertName('pool', input.pool);
+      assertPoolId(input.pool);
       if (input.owner !== undefined) assertName('owner', input.owner);
       const anonymous = input.anonymous ?? false;
       if (typeof anonymous !== 'boolean') throw new InvalidArgumentError('anonymous must be a boolean');
@@ -280,7 +280,7 @@ export class RedisSessionStore implements SessionStore {
     return this.op('import', async () => {
       if (typeof input !== 'object' || input === null) throw new InvalidArgumentError('importSession needs an input object');
       assertSessionId(input.id);
-      assertName('pool', input.pool);
+      assertPoolId(input.pool);
       const owner = input.owner ?? '';
       if (owner !== '') assertName('owner', owner);
       const anonymous = input.anonymous ?? false;
@@ -383,18 +383,20 @@ export class RedisSessionStore implements SessionStore {
     return withData(stored);
   }
 
-  get(id: string, options: { touch?: boolean } = {}): Promise<SessionRecord | null> {
-    return this.op('get', () => this.read(id, options.touch !== false));
+  get(id: string, options: { touch?: boolean; pool?: string } = {}): Promise<SessionRecord | null> {
+    if (options.pool !== undefined) assertPoolId(options.pool);
+    return this.op('get', () => this.read(id, options.touch !== false, options.pool));
   }
 
   /** get without its metrics. The usual case is one GET and a decode, with no async frame; a touch
-   *  follows only when one is due. */
-  private read(id: string, touch: boolean): Promise<SessionRecord | null> {
+   *  follows only when one is due. With `pool`, a session of another pool reads as absent and is
+   *  never touched. */
+  private read(id: string, touch: boolean, pool?: string): Promise<SessionRecord | null> {
     assertSessionId(id);
     const { degraded, settings, keys, redis } = this.core;
     if (degraded.active) {
       const cached = degraded.cache.get(id);
-      if (cached) return Promise.resolve(withData(cached));
+      if (cached) return Promise.resolve(pool === undefined || cached.record.pool === pool ? withData(cached) : null);
     }
     const key = keys.session(id);
     const retry = degraded.active ? this.once : undefined;
@@ -403,8 +405,8 @@ export class RedisSessionStore implements SessionStore {
       if (error instanceof Error && error.message.startsWith('WRONGTYPE')) return this.records.quarantine(id, 'not a string', null);
       throw error;
     };
-    // Granularity 0: every get touches, in one script.
-    if (touch && settings.touchGranularityMs === 0) return this.getByScript(id, key, true, retry).catch(failed);
+    // Granularity 0: every get touches, in one script (unless the pool must be checked before the touch).
+    if (touch && settings.touchGranularityMs === 0 && pool === undefined) return this.getByScript(id, key, true, retry).catch(failed);
     return this.core
       .exec('get', () => redis.get(key), retry)
       .then((value) => {
@@ -413,7 +415,9 @@ export class RedisSessionStore implements SessionStore {
           return null;
         }
         const record = this.records.decodeValue(id, value);
-        if (!touch || record instanceof Promise || !this.touchDue(record)) return record;
+        if (record instanceof Promise) return record;
+        if (pool !== undefined && record.pool !== pool) return null; // another pool's: not there for this one
+        if (!touch || !this.touchDue(record)) return record;
         return this.touch(id, key, record, retry).then(() => record, failed);
       }, failed);
   }
@@ -572,7 +576,7 @@ export class RedisSessionStore implements SessionStore {
 
   count(pool: string): Promise<number> {
     return this.op('count', async () => {
-      assertName('pool', pool);
+      assertPoolId(pool);
       const n = await this.core.exec('count', () => this.core.redis.zcard(this.core.keys.poolIndex(pool)));
       this.core.metrics.sessions.set({ pool }, n);
       return n;
@@ -581,7 +585,7 @@ export class RedisSessionStore implements SessionStore {
 
   list(pool: string, options: { cursor?: string | null; limit?: number } = {}): Promise<ListPage> {
     return this.op('list', async () => {
-      assertName('pool', pool);
+      assertPoolId(pool);
       const limit = options.limit ?? 100;
       if (!Number.isInteger(limit) || limit < 1 || limit > 10_000)
         throw new InvalidArgumentError('limit must be an integer from 1 to 10000');

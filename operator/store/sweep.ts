@@ -4,7 +4,7 @@
 import type { StoreCore } from './core.ts';
 import { H } from './codec.ts';
 import { SessionCorruptedError } from './errors.ts';
-import { assertName } from './keys.ts';
+import { assertPoolId } from './keys.ts';
 import { scripts } from './lua.ts';
 import type { SweepResult } from './types.ts';
 
@@ -12,7 +12,7 @@ import type { SweepResult } from './types.ts';
 const auditCursors = new WeakMap<StoreCore, Map<string, string>>();
 
 export async function sweepPool(core: StoreCore, pool: string): Promise<SweepResult> {
-  assertName('pool', pool);
+  assertPoolId(pool);
   const started = Date.now();
   const { keys, redis, settings, logger, metrics } = core;
   const batch = settings.sweepBatchSize;

@@ -155,8 +155,9 @@ export interface SessionStore {
    *  Optional in the contract so test doubles need not implement it; RedisSessionStore does. */
   importSession?(input: ImportSessionInput): Promise<ImportSessionResult>;
   /** Reads a session; updates lastAccessedAt and slides its TTL when the last slide is older than the touch
-   *  granularity (RedisSessionStore: option touchGranularityMs, docs/store.md). Null when absent. */
-  get(id: string, options?: { touch?: boolean }): Promise<SessionRecord | null>;
+   *  granularity (RedisSessionStore: option touchGranularityMs, docs/store.md). Null when absent, and
+   *  with `pool` when the session belongs to another pool (then it is not touched either). */
+  get(id: string, options?: { touch?: boolean; pool?: string }): Promise<SessionRecord | null>;
   exists(id: string): Promise<boolean>;
   /** Writes data if the stored version is options.expectedVersion (and the fence holds). The record
    *  returned carries `data` itself, not a copy: the caller keeps ownership of the value it passed. */

@@ -4,7 +4,7 @@
 // the draining flag when asked to but never clears it: only setWorkerDraining(false) does.
 import type { StoreCore } from './core.ts';
 import { InvalidArgumentError, WorkerNotFoundError } from './errors.ts';
-import { assertName } from './keys.ts';
+import { assertName, assertPoolId } from './keys.ts';
 import { scripts } from './lua.ts';
 import type { WorkerRegistration } from './types.ts';
 
@@ -20,7 +20,7 @@ export async function registerWorker(
   registration: Omit<WorkerRegistration, 'heartbeatAt'>,
   ttlMs = 30_000,
 ): Promise<void> {
-  assertName('pool', registration.pool);
+  assertPoolId(registration.pool);
   assertName('worker', registration.worker);
   if (typeof registration.endpoint !== 'string' || !/^[^\s]{1,300}$/.test(registration.endpoint))
     throw new InvalidArgumentError('invalid worker endpoint');
@@ -41,7 +41,7 @@ export async function registerWorker(
 }
 
 export async function listWorkers(core: StoreCore, pool: string): Promise<WorkerRegistration[]> {
-  assertName('pool', pool);
+  assertPoolId(pool);
   const key = core.keys.workers(pool);
   const all = await core.exec('listWorkers', () => core.redis.hgetall(key));
   const now = Date.now();
@@ -69,7 +69,7 @@ export async function listWorkers(core: StoreCore, pool: string): Promise<Worker
 }
 
 export async function setWorkerDraining(core: StoreCore, pool: string, worker: string, draining: boolean): Promise<void> {
-  assertName('pool', pool);
+  assertPoolId(pool);
   assertName('worker', worker);
   const found = await core.script(
     'setWorkerDraining',
@@ -82,7 +82,7 @@ export async function setWorkerDraining(core: StoreCore, pool: string, worker: s
 }
 
 export async function unregisterWorker(core: StoreCore, pool: string, worker: string): Promise<void> {
-  assertName('pool', pool);
+  assertPoolId(pool);
   assertName('worker', worker);
   await core.exec('unregisterWorker', () => core.redis.hdel(core.keys.workers(pool), worker));
 }

@@ -95,6 +95,16 @@ describe('worker session backends', () => {
     expect(await codeOf(m.run((b) => b.execute(s.id, incr())))).to.equal('STORE_UNAVAILABLE');
   });
 
+  it("the switch to Dual never writes a local session over another pool's session of the same id", async () => {
+    const store = new MemorySessionStore();
+    const m = modes(store, 'WorkerLocal');
+    const id = (await m.run((b) => b.create({ data: {} }))).id;
+    for (let i = 0; i < 2; i++) await m.run((b) => b.execute(id, incr()));
+    await store.importSession({ id, pool: 'other-ns/p', data: { theirs: true }, version: 1, createdAt: 0, ttlSeconds: 3600, owner: null });
+    await m.switchTo('Dual').catch(() => undefined);
+    expect(await store.get(id, { touch: false })).to.deep.include({ pool: 'other-ns/p', version: 1, data: { theirs: true } });
+  });
+
   it('switches WorkerLocal -> Dual -> Centralized -> Dual -> WorkerLocal keeping every session and version', async () => {
     const store = new MemorySessionStore();
     const m = modes(store, 'WorkerLocal');

@@ -292,7 +292,8 @@ export class StoreBackend implements SessionBackend {
 
   protected async load(id: string): Promise<SessionRecord | null> {
     try {
-      const r = await this.o.store.get(id);
+      // Read as this pool: the store neither returns nor touches another pool's session.
+      const r = await this.o.store.get(id, { pool: this.o.pool });
       if (r && r.pool !== this.o.pool) return null; // another pool's session is not ours to serve
       return r;
     } catch (error) {
@@ -386,7 +387,7 @@ export class DualBackend extends StoreBackend {
     try {
       if (!importSession) {
         // Without an import operation only sessions the store already has can be brought up to date.
-        const stored = await this.o.store.get(id, { touch: false });
+        const stored = await this.o.store.get(id, { touch: false, pool: this.o.pool });
         if (!stored)
           throw new WorkerError('INTERNAL', `the session store has no import operation: cannot copy local session ${id} into it`);
         if (stored.version < s.version) {
@@ -409,8 +410,10 @@ export class DualBackend extends StoreBackend {
         if (record) this.o.leases?.held(record);
         return true;
       }
+      // The id is taken by another pool's session (128 random bits: never by chance): never write over it.
+      if (record && record.pool !== this.o.pool) throw new WorkerError('CONFLICT', `session id ${id} belongs to another pool`);
       // The store holds an older copy (an earlier export): bring it up to the local one.
-      const stored = record ?? (await this.o.store.get(id, { touch: false }));
+      const stored = record ?? (await this.o.store.get(id, { touch: false, pool: this.o.pool }));
       if (stored && stored.version < s.version) {
         const written = await this.o.store.update(id, s.data, { expectedVersion: stored.version, fence: { epoch: stored.epoch } });
         this.o.local.put(localOf(written));

@@ -1,7 +1,7 @@
 import { expect } from 'chai';
 import { ConfigError, parseConfig } from './config.ts';
 
-const base = { SPO_POOL: 'demo', SPO_REDIS_NODES: '127.0.0.1:7000, redis-1:7001' };
+const base = { SPO_POOL: 'demo', SPO_POOL_NAMESPACE: 'team-a', SPO_REDIS_NODES: '127.0.0.1:7000, redis-1:7001' };
 
 function problems(env: NodeJS.ProcessEnv): string[] {
   try {
@@ -16,7 +16,7 @@ function problems(env: NodeJS.ProcessEnv): string[] {
 describe('worker config', () => {
   it('applies defaults', () => {
     const c = parseConfig(base, 'host-1');
-    expect(c.pool).to.equal('demo');
+    expect(c.pool, 'the pool identity: namespace/name').to.equal('team-a/demo');
     expect(c.workerName).to.equal('host-1');
     expect(c.port).to.equal(8080);
     expect(c.redisNodes).to.deep.equal([
@@ -96,6 +96,12 @@ describe('worker config', () => {
     expect(problems({ SPO_POOL: 'demo' }).join()).to.match(/SPO_REDIS_NODES is required/);
     expect(problems({ ...base, SPO_SESSION_TTL_SECONDS: '100', SPO_ANON_TTL_SECONDS: '200' }).join()).to.match(/must not exceed/);
     expect(problems({ ...base, SPO_POOL: 'Bad_Pool' }).join()).to.match(/DNS-1123/);
+  });
+
+  it('requires the pool namespace, a DNS-1123 label, as part of the pool identity', () => {
+    expect(problems({ ...base, SPO_POOL_NAMESPACE: '' }).join()).to.match(/SPO_POOL_NAMESPACE is required/);
+    for (const bad of ['a/b', 'Team', 'a.b', 'x'.repeat(64), '-a'])
+      expect(problems({ ...base, SPO_POOL_NAMESPACE: bad }).join(), bad).to.match(/SPO_POOL_NAMESPACE='.*' is not a DNS-1123 label/);
     expect(problems({ ...base, SPO_PORT: '70000' }).join()).to.match(/out of range/);
   });
 });

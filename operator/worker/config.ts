@@ -3,8 +3,10 @@
 import { hostname } from 'node:os';
 import { SESSION_MODES, type SessionMode } from './backends.ts';
 import type { DurabilityLevel } from '../store/types.ts';
+import { poolIdentity } from '../store/keys.ts';
 
 export interface WorkerConfig {
+  /** The pool identity every store key and registration of this worker uses: `<namespace>/<name>`. */
   pool: string;
   workerName: string;
   host: string;
@@ -39,6 +41,7 @@ export class ConfigError extends Error {
 }
 
 const DNS_NAME = /^[a-z0-9]([-a-z0-9.]{0,251}[a-z0-9])?$/;
+const DNS_LABEL = /^[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?$/;
 
 export function parseConfig(env: NodeJS.ProcessEnv = process.env, defaultHostname: string = hostname()): WorkerConfig {
   const problems: string[] = [];
@@ -76,6 +79,10 @@ export function parseConfig(env: NodeJS.ProcessEnv = process.env, defaultHostnam
   const pool = text('SPO_POOL') ?? '';
   if (!pool) problems.push('SPO_POOL is required (the SessionPool this worker belongs to)');
   else if (!DNS_NAME.test(pool)) problems.push(`SPO_POOL='${pool}' is not a DNS-1123 name (lowercase letters, digits, '-' and '.')`);
+  const poolNamespace = text('SPO_POOL_NAMESPACE') ?? '';
+  if (!poolNamespace)
+    problems.push("SPO_POOL_NAMESPACE is required (the SessionPool's namespace: part of the pool's identity in the store)");
+  else if (!DNS_LABEL.test(poolNamespace)) problems.push(`SPO_POOL_NAMESPACE='${poolNamespace}' is not a DNS-1123 label`);
 
   const workerName = text('SPO_WORKER_NAME') ?? text('POD_NAME') ?? defaultHostname;
   if (!/^[A-Za-z0-9][-A-Za-z0-9_.]{0,252}$/.test(workerName))
@@ -119,7 +126,7 @@ export function parseConfig(env: NodeJS.ProcessEnv = process.env, defaultHostnam
 
   if (problems.length > 0) throw new ConfigError(problems);
   return {
-    pool,
+    pool: poolIdentity(poolNamespace, pool),
     workerName,
     host,
     port,

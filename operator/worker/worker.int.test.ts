@@ -17,8 +17,10 @@ import { WorkerApiError, WorkerClient } from './client.ts';
 import type { SessionMode } from './backends.ts';
 
 const NODE = path.join(repoRoot, 'node_modules/.bin/node');
-const pool = `wk-int-${Date.now().toString(36)}`;
-const logDir = path.join(tmpdir(), `spo-${pool}`);
+const poolName = `wk-int-${Date.now().toString(36)}`;
+/** The pool identity the workers use in the store (SPO_POOL_NAMESPACE/SPO_POOL). */
+const pool = `default/${poolName}`;
+const logDir = path.join(tmpdir(), `spo-${poolName}`);
 
 interface Running {
   name: string;
@@ -37,7 +39,8 @@ async function startWorker(name: string, port: number, mode: SessionMode): Promi
     stdio: ['ignore', fd, fd],
     env: {
       ...process.env,
-      SPO_POOL: pool,
+      SPO_POOL: poolName,
+      SPO_POOL_NAMESPACE: 'default',
       SPO_WORKER_NAME: name,
       SPO_HOST: '127.0.0.1',
       SPO_PORT: String(port),

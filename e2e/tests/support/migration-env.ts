@@ -15,7 +15,7 @@ import {
   type SessionMigration,
   type SessionMigrationSpec,
 } from '../../../operator/api/index.ts';
-import { createSessionStore, type RedisSessionStore, type SessionStore } from '../../../operator/store/index.ts';
+import { createSessionStore, poolIdentity, type RedisSessionStore, type SessionStore } from '../../../operator/store/index.ts';
 import { LocalKubelet } from '../../harness/local-kubelet.ts';
 import { binaries, repoRoot } from '../../harness/paths.ts';
 import { isRunning, run, startProcess, stopProcess, waitFor, type ProcessRecord } from '../../harness/processes.ts';
@@ -111,6 +111,8 @@ export async function teardownMigrationEnv(env: MigrationEnv | undefined): Promi
 export interface TestPool {
   name: string;
   namespace: string;
+  /** The pool's identity in the store (`<namespace>/<name>`): what every store call of the test names. */
+  id: string;
   keyPrefix: string;
   store: RedisSessionStore & SessionStore;
 }
@@ -127,12 +129,19 @@ export async function createPool(
     nodeSelector?: Record<string, string>;
     /** More spec fields (e.g. autoscaling), merged over the defaults above. */
     spec?: Record<string, unknown>;
+    /** Namespace (created when missing); default 'default'. */
+    namespace?: string;
+    /** Exact pool name instead of one made from the prefix. */
+    name?: string;
+    /** Exact key prefix instead of one made from the name. */
+    keyPrefix?: string;
   },
 ): Promise<TestPool> {
   poolCounter += 1;
-  const name = `${options.prefix}-${Date.now().toString(36)}-${poolCounter}`;
-  const namespace = 'default';
-  const keyPrefix = `e2e-${name}`;
+  const name = options.name ?? `${options.prefix}-${Date.now().toString(36)}-${poolCounter}`;
+  const namespace = options.namespace ?? 'default';
+  const keyPrefix = options.keyPrefix ?? `e2e-${name}`;
+  if (namespace !== 'default') await ensureNamespace(env, namespace);
   await env.custom.createNamespacedCustomObject({
     group: GROUP,
     version: VERSION,
@@ -159,9 +168,16 @@ export async function createPool(
     },
   });
   const store = createSessionStore({ nodes: env.redisEndpoints, keyPrefix, degraded: { enabled: false }, logger: undefined });
-  const pool: TestPool = { name, namespace, keyPrefix, store };
+  const pool: TestPool = { name, namespace, id: poolIdentity(namespace, name), keyPrefix, store };
   await waitForWorkers(env, pool, options.replicas);
   return pool;
+}
+
+/** Creates the namespace unless it exists. */
+export async function ensureNamespace(env: MigrationEnv, namespace: string): Promise<void> {
+  await env.core.createNamespace({ body: { metadata: { name: namespace } } }).catch((error: unknown) => {
+    if ((error as { code?: number }).code !== 409) throw error;
+  });
 }
 
 /** Waits until `count` pool pods run locally and are registered, not draining, in the store. */
@@ -173,7 +189,7 @@ export async function waitForWorkers(env: MigrationEnv, pool: TestPool, count: n
       const running = new Set(
         pods.filter((p) => p.status?.phase === 'Running' && !p.metadata?.deletionTimestamp).map((p) => p.metadata?.name ?? ''),
       );
-      const registered = (await pool.store.listWorkers(pool.name)).filter((w) => !w.draining && running.has(w.worker)).map((w) => w.worker);
+      const registered = (await pool.store.listWorkers(pool.id)).filter((w) => !w.draining && running.has(w.worker)).map((w) => w.worker);
       return registered.length >= count ? registered.sort() : undefined;
     },
     timeoutMs,
@@ -187,7 +203,7 @@ export async function poolPods(env: MigrationEnv, pool: TestPool): Promise<V1Pod
 
 /** Local endpoints of the pool's running workers (not draining). */
 export async function poolEndpoints(env: MigrationEnv, pool: TestPool): Promise<string[]> {
-  const names = new Set((await pool.store.listWorkers(pool.name)).filter((w) => !w.draining).map((w) => w.worker));
+  const names = new Set((await pool.store.listWorkers(pool.id)).filter((w) => !w.draining).map((w) => w.worker));
   return [...env.kubelet.workers.values()]
     .filter((w) => w.namespace === pool.namespace && names.has(w.pod) && isRunning(w.record))
     .map((w) => w.endpoint);

@@ -121,13 +121,13 @@ export async function checkInvariants(pool: TestPool, stats: TrafficStats): Prom
     if (stored < acked) report.lostWrites.push({ id, acked, stored });
   }
   // Owner indexes: a session may appear under one owner at most, and only under its owner.
-  const owners = new Set<string>([...(await pool.store.countByOwner(pool.name)).keys()].filter((o) => o !== ''));
-  for (const w of await pool.store.listWorkers(pool.name)) owners.add(w.worker);
+  const owners = new Set<string>([...(await pool.store.countByOwner(pool.id)).keys()].filter((o) => o !== ''));
+  for (const w of await pool.store.listWorkers(pool.id)) owners.add(w.worker);
   for (const owner of report.owners.values()) if (owner) owners.add(owner);
   const seen = new Map<string, string>();
   const mine = new Set(stats.sessions);
   for (const owner of owners) {
-    for (const id of await pool.store.listByOwner(pool.name, owner)) {
+    for (const id of await pool.store.listByOwner(pool.id, owner)) {
       if (!mine.has(id)) continue;
       const actual = report.owners.get(id);
       if (actual !== owner) continue; // a stale index entry the sweep removes: not an owner

@@ -1,3 +1,5 @@
+import type { Cluster } from 'ioredis';
+import { MigrationJournal } from '../../migration/journal.ts';
 import { expect } from 'chai';
 import {
   PhaseTransitionError,
@@ -68,7 +70,9 @@ describe('migration phases', () => {
   });
 
   it('resumes a Running migration from the journal named in status, plans otherwise', () => {
-    expect(nextStep({ status: { phase: 'Running', journalKey: journalHeaderKey('spo', 'abc-r2') } }, journalUidFromKey)).to.deep.equal({
+    expect(
+      nextStep({ status: { phase: 'Running', journalKey: journalHeaderKey('spo', 'ns-a/pool-1', 'abc-r2') } }, journalUidFromKey),
+    ).to.deep.equal({
       kind: 'resume',
       journalUid: 'abc-r2',
     });
@@ -83,7 +87,11 @@ describe('migration phases', () => {
     expect(roundOf(uid, roundUid(uid, 0))).to.equal(0);
     expect(roundOf(uid, roundUid(uid, 3))).to.equal(3);
     expect(roundOf(uid, 'other-r1')).to.equal(undefined);
-    expect(journalUidFromKey(journalHeaderKey('my.prefix', roundUid(uid, 1)))).to.equal(`${uid}-r1`);
+    expect(journalUidFromKey(journalHeaderKey('my.prefix', 'team-a/web', roundUid(uid, 1)))).to.equal(`${uid}-r1`);
+    expect(journalHeaderKey('spo', 'team-a/web', 'u-1')).to.equal('{spo:mig:team-a/web:u-1}:h');
+    // status.journalKey names the key the pool's journal really writes.
+    const journal = new MigrationJournal({} as Cluster, { prefix: 'spo', pool: 'team-a/web' });
+    expect(journalHeaderKey('spo', 'team-a/web', 'u-1')).to.equal(journal.keys('u-1').header);
     expect(journalUidFromKey('garbage')).to.equal(undefined);
   });
 

@@ -182,14 +182,14 @@ export function roundOf(uid: string, journalUid: string): number | undefined {
   return match ? Number(match[1]) : undefined;
 }
 
-/** The header key of a journal, the form written to status.journalKey (see migration/journal.ts). */
-export function journalHeaderKey(prefix: string, journalUid: string): string {
-  return `{${prefix}:mig:${journalUid}}:h`;
+/** The header key of a pool's journal, the form written to status.journalKey (see migration/journal.ts). */
+export function journalHeaderKey(prefix: string, pool: string, journalUid: string): string {
+  return `{${prefix}:mig:${pool}:${journalUid}}:h`;
 }
 
-/** Inverse of journalHeaderKey. */
+/** Inverse of journalHeaderKey: the journal uid (after the last `:`; neither a uid nor a pool holds one). */
 export function journalUidFromKey(key: string): string | undefined {
-  const match = /^\{[^{}]*:mig:([A-Za-z0-9._-]{1,128})\}:h$/.exec(key);
+  const match = /^\{[^{}]*:mig:[A-Za-z0-9._/-]+:([A-Za-z0-9._-]{1,128})\}:h$/.exec(key);
   return match?.[1];
 }
 

@@ -8,7 +8,7 @@ import { rebalanceWorkers, resolveSources, resolveTargets, ResolveError } from '
 
 export interface PlanContext {
   migration: SessionMigration;
-  /** The pool name in the store. */
+  /** The pool identity in the store (`<namespace>/<name>`). */
   pool: string;
   store: SessionStore;
   pods: readonly V1Pod[];
@@ -42,6 +42,7 @@ export async function buildPlan(ctx: PlanContext): Promise<BuiltPlan> {
     if (total === 0) return { plan: emptyPlan('Evacuate'), sources };
     const targets = resolveTargets({
       pool: ctx.pool,
+      poolName: ctx.migration.spec.poolRef.name,
       workers,
       pods: ctx.pods,
       sources,
@@ -58,7 +59,7 @@ export async function buildPlan(ctx: PlanContext): Promise<BuiltPlan> {
   if (spec.type === 'Migrate') {
     const migrate = spec.migrate;
     if (!migrate) throw new ResolveError('InvalidSpec', 'spec.migrate is required for a Migrate migration');
-    const targets = resolveTargets({ pool: ctx.pool, workers, pods: ctx.pods, sources: [] });
+    const targets = resolveTargets({ pool: ctx.pool, poolName: ctx.migration.spec.poolRef.name, workers, pods: ctx.pods, sources: [] });
     const sessions: { id: string; owner: string | null }[] = [];
     const ids = [...new Set(migrate.sessionIds)];
     for (let i = 0; i < ids.length; i += READ_CONCURRENCY) {
@@ -77,7 +78,14 @@ export async function buildPlan(ctx: PlanContext): Promise<BuiltPlan> {
   }
   const rebalance = spec.rebalance;
   if (!rebalance) throw new ResolveError('InvalidSpec', 'spec.rebalance is required for a Rebalance migration');
-  const input = { pool: ctx.pool, workers, pods: ctx.pods, sources: [], ...(rebalance.weights ? { weights: rebalance.weights } : {}) };
+  const input = {
+    pool: ctx.pool,
+    poolName: ctx.migration.spec.poolRef.name,
+    workers,
+    pods: ctx.pods,
+    sources: [],
+    ...(rebalance.weights ? { weights: rebalance.weights } : {}),
+  };
   const { participants, emptied } = rebalanceWorkers(input);
   if (participants.length === 0) throw new ResolveError('NoTargets', `no ready, non-draining worker of pool ${ctx.pool} to rebalance over`);
   const sessionsByWorker = new Map<string, string[]>();

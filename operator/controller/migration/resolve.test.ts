@@ -17,8 +17,8 @@ function pod(name: string, node: string, options: { pool?: string; ready?: boole
   };
 }
 
-function worker(name: string, draining = false): WorkerRegistration {
-  return { pool: 'p', worker: name, endpoint: `${name}:8080`, draining, heartbeatAt: 0 };
+function worker(name: string, draining = false, pool = 'ns/p'): WorkerRegistration {
+  return { pool, worker: name, endpoint: `${name}:8080`, draining, heartbeatAt: 0 };
 }
 
 describe('migration sources and targets', () => {
@@ -58,17 +58,29 @@ describe('migration sources and targets', () => {
 
   it('targets: registered, not draining, ready pod, not a source, not on a draining node', () => {
     const workers = [worker('a'), worker('b', true), worker('c'), worker('d'), worker('e'), worker('ghost'), worker('x')];
-    expect(resolveTargets({ pool: 'p', workers, pods, sources: ['a'] }).map((t) => t.name)).to.deep.equal(['c']);
-    expect(resolveTargets({ pool: 'p', workers, pods, sources: [] }).map((t) => t.name)).to.deep.equal(['a', 'c']);
-    expect(resolveTargets({ pool: 'p', workers, pods, sources: [], drainingNodes: new Set(['n1']) }).map((t) => t.name)).to.deep.equal([
-      'c',
-    ]);
+    expect(resolveTargets({ pool: 'ns/p', poolName: 'p', workers, pods, sources: ['a'] }).map((t) => t.name)).to.deep.equal(['c']);
+    expect(resolveTargets({ pool: 'ns/p', poolName: 'p', workers, pods, sources: [] }).map((t) => t.name)).to.deep.equal(['a', 'c']);
+    expect(
+      resolveTargets({ pool: 'ns/p', poolName: 'p', workers, pods, sources: [], drainingNodes: new Set(['n1']) }).map((t) => t.name),
+    ).to.deep.equal(['c']);
     expect(isPodReady(pod('z', 'n1', { deleting: true }))).to.equal(false);
+  });
+
+  it('targets: never a registration of another pool identity, even of the same name in another namespace', () => {
+    const workers = [worker('a', false, 'other-ns/p'), worker('c')];
+    expect(resolveTargets({ pool: 'ns/p', poolName: 'p', workers, pods, sources: [] }).map((t) => t.name)).to.deep.equal(['c']);
   });
 
   it('rebalance: weight 0 empties a worker, others keep their weight', () => {
     const workers = [worker('a'), worker('c')];
-    const { participants, emptied } = rebalanceWorkers({ pool: 'p', workers, pods, sources: [], weights: { a: 0, c: 3 } });
+    const { participants, emptied } = rebalanceWorkers({
+      pool: 'ns/p',
+      poolName: 'p',
+      workers,
+      pods,
+      sources: [],
+      weights: { a: 0, c: 3 },
+    });
     expect(participants).to.deep.equal([{ name: 'c', weight: 3 }]);
     expect(emptied).to.deep.equal(['a']);
   });

@@ -54,7 +54,10 @@ export function resolveSources(spec: SessionMigrationSpec, pods: readonly V1Pod[
 }
 
 export interface TargetInput {
+  /** The pool identity in the store (`<namespace>/<name>`): registrations of another pool are never targets. */
   pool: string;
+  /** The SessionPool's name: its pods carry it in the pool label. */
+  poolName: string;
   /** Workers registered in the store (live heartbeats). */
   workers: readonly WorkerRegistration[];
   /** Pods of the migration's namespace (the cache). */
@@ -73,7 +76,7 @@ export interface TargetInput {
  */
 export function resolveTargets(input: TargetInput): TargetWorker[] {
   const sources = new Set(input.sources);
-  const pods = new Map(input.pods.filter((p) => isPoolPod(p, input.pool)).map((p) => [p.metadata?.name ?? '', p]));
+  const pods = new Map(input.pods.filter((p) => isPoolPod(p, input.poolName)).map((p) => [p.metadata?.name ?? '', p]));
   const targets: TargetWorker[] = [];
   for (const worker of input.workers) {
     if (worker.pool !== input.pool || worker.draining || sources.has(worker.worker)) continue;

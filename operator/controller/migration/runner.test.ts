@@ -7,6 +7,9 @@ import { MemoryJournal } from '../../migration/testing/memory-journal.ts';
 import { createLogger } from '../../observability/logger.ts';
 import { MigrationRunner, type RunnerDeps } from './runner.ts';
 
+/** The store identity of SessionPool ns/p. */
+const POOL_ID = 'ns/p';
+
 function pod(name: string, node: string): V1Pod {
   return {
     metadata: { name, namespace: 'ns', labels: { 'dspex.io/pool': 'p', 'app.kubernetes.io/component': 'session-worker' } },
@@ -18,7 +21,7 @@ function pod(name: string, node: string): V1Pod {
 function setup(workers: string[]) {
   const store = new FakeSessionStore();
   const journal = new MemoryJournal();
-  for (const w of workers) store.addWorker('p', w);
+  for (const w of workers) store.addWorker(POOL_ID, w);
   const pool = newSessionPool('p', 'ns', { replicas: workers.length, worker: { image: 'i' }, store: { endpoints: ['r:1'] } });
   const statuses: SessionMigrationStatus[] = [];
   const events: string[] = [];
@@ -26,7 +29,7 @@ function setup(workers: string[]) {
     getPool: async () => pool,
     listPods: () => workers.map((w, i) => pod(w, `n${i}`)),
     drainingNodes: () => new Set(),
-    storeFor: async () => ({ store, journal, pool: 'p', keyPrefix: 'spo' }),
+    storeFor: async () => ({ store, journal, pool: POOL_ID, keyPrefix: 'spo' }),
     writeStatus: async (_m, status) => void statuses.push(structuredClone(status)),
     event: (_m, type, reason) => void events.push(`${type}/${reason}`),
     eviction: { createNamespacedPodEviction: async () => ({}) },
@@ -48,7 +51,7 @@ function migration(spec: Parameters<typeof newSessionMigration>[2]): SessionMigr
 describe('migration runner (fake store and journal)', () => {
   it('a dry run plans and moves nothing: Pending -> Planning -> Succeeded', async () => {
     const { store, deps, statuses } = setup(['a', 'b', 'c']);
-    store.seed('p', 'a', 10);
+    store.seed(POOL_ID, 'a', 10);
     await new MigrationRunner(deps).run(
       migration({ poolRef: { name: 'p' }, type: 'Evacuate', evacuate: { pods: ['a'] }, dryRun: true }),
       new AbortController().signal,
@@ -57,14 +60,14 @@ describe('migration runner (fake store and journal)', () => {
     const last = statuses.at(-1)!;
     expect(last.reason).to.equal('DryRun');
     expect(last.plan?.totalSessions).to.equal(10);
-    expect(store.ownersOf('p').get('a')).to.equal(10);
+    expect(store.ownersOf(POOL_ID).get('a')).to.equal(10);
     expect(store.calls.get('moveOwners') ?? 0).to.equal(0);
   });
 
   it('an Evacuate moves every session off the source, then marks it draining', async () => {
     const { store, deps, statuses, events } = setup(['a', 'b', 'c']);
-    store.seed('p', 'a', 25);
-    store.seed('p', 'b', 5);
+    store.seed(POOL_ID, 'a', 25);
+    store.seed(POOL_ID, 'b', 5);
     await new MigrationRunner(deps).run(
       migration({ poolRef: { name: 'p' }, type: 'Evacuate', evacuate: { pods: ['a'] }, batchSize: 4 }),
       new AbortController().signal,
@@ -72,30 +75,30 @@ describe('migration runner (fake store and journal)', () => {
     const last = statuses.at(-1)!;
     expect(last.phase, last.message).to.equal('Succeeded');
     expect(last.progress).to.deep.equal({ moved: 25, remaining: 0, failed: 0 });
-    expect(last.journalKey).to.equal('{spo:mig:uid-1}:h');
-    expect(store.ownersOf('p').get('a') ?? 0).to.equal(0);
-    expect(store.ownersOf('p').get('b')! + store.ownersOf('p').get('c')!).to.equal(30);
-    expect(store.workers.get('p/a')?.draining).to.equal(true);
+    expect(last.journalKey).to.equal('{spo:mig:ns/p:uid-1}:h');
+    expect(store.ownersOf(POOL_ID).get('a') ?? 0).to.equal(0);
+    expect(store.ownersOf(POOL_ID).get('b')! + store.ownersOf(POOL_ID).get('c')!).to.equal(30);
+    expect(store.workers.get(`${POOL_ID}/a`)?.draining).to.equal(true);
     expect(statuses.map((s) => s.phase)).to.include.members(['Planning', 'Running', 'Succeeded']);
     expect(events).to.include.members(['Normal/Planning', 'Normal/Running', 'Normal/Succeeded']);
   });
 
   it('an Evacuate without a target waits, then fails NoTargets by its deadline and leaves the source serving', async () => {
     const { store, deps, statuses } = setup(['a']);
-    store.seed('p', 'a', 3);
+    store.seed(POOL_ID, 'a', 3);
     const m = migration({ poolRef: { name: 'p' }, type: 'Evacuate', evacuate: { pods: ['a'] }, deadlineSeconds: 1 });
     await new MigrationRunner(deps).run(m, new AbortController().signal);
     const last = statuses.at(-1)!;
     expect(last.phase).to.equal('Failed');
     expect(last.reason).to.equal('NoTargets');
     expect(last.completionTime).to.be.a('string');
-    expect(store.ownersOf('p').get('a')).to.equal(3);
-    expect(store.workers.get('p/a')?.draining).to.equal(false);
+    expect(store.ownersOf(POOL_ID).get('a')).to.equal(3);
+    expect(store.workers.get(`${POOL_ID}/a`)?.draining).to.equal(false);
   });
 
   it('a Running migration resumes the journal named in its status and never re-plans', async () => {
     const { store, journal, deps, statuses } = setup(['a', 'b']);
-    store.seed('p', 'a', 12);
+    store.seed(POOL_ID, 'a', 12);
     const m = migration({ poolRef: { name: 'p' }, type: 'Evacuate', evacuate: { pods: ['a'] }, batchSize: 3 });
     // First run: interrupted after two batches (an operator crash, as far as the journal knows).
     const abort = new AbortController();
@@ -111,14 +114,14 @@ describe('migration runner (fake store and journal)', () => {
     journal.transition = origin;
     const running = statuses.at(-1)!;
     expect(running.phase).to.equal('Running');
-    expect(store.ownersOf('p').get('a')).to.equal(6);
+    expect(store.ownersOf(POOL_ID).get('a')).to.equal(6);
     // Restart: the object as the apiserver has it.
     const planReads = store.calls.get('countByOwner') ?? 0;
     await new MigrationRunner(deps).run({ ...m, status: running }, new AbortController().signal);
     const last = statuses.at(-1)!;
     expect(last.phase, last.message).to.equal('Succeeded');
     expect(last.progress?.moved).to.equal(12);
-    expect(store.ownersOf('p').get('b')).to.equal(12);
+    expect(store.ownersOf(POOL_ID).get('b')).to.equal(12);
     // Resumed from the journal: no new plan was made (planning reads the target loads).
     expect(store.calls.get('countByOwner') ?? 0).to.equal(planReads);
   });

@@ -208,7 +208,7 @@ export class MigrationRunner {
       let result: MigrationResult;
       if (header) {
         if (round === startRound)
-          ctx.event('Normal', REASONS.Resumed, `resuming round ${round} from journal ${journalHeaderKey(ps.keyPrefix, juid)}`);
+          ctx.event('Normal', REASONS.Resumed, `resuming round ${round} from journal ${journalHeaderKey(ps.keyPrefix, ps.pool, juid)}`);
         result = await executor.resume(juid);
       } else {
         const plan = round === startRound && firstPlan ? firstPlan : (await this.planWithWait(ctx, ctx.sources, signal)).plan;
@@ -219,7 +219,7 @@ export class MigrationRunner {
             round === 0
               ? `moving ${plan.summary.totalSessions} sessions in batches of ${m.spec.batchSize}`
               : `round ${round}: moving ${plan.summary.totalSessions} sessions`,
-          journalKey: journalHeaderKey(ps.keyPrefix, juid),
+          journalKey: journalHeaderKey(ps.keyPrefix, ps.pool, juid),
           progress: { moved: totals.moved, remaining: plan.summary.totalSessions, failed: totals.failed },
         });
         if (plan.summary.totalSessions === 0) {

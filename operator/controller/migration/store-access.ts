@@ -11,11 +11,12 @@ import type { SessionPool } from '../../api/index.ts';
 import { MigrationJournal, type Journal } from '../../migration/journal.ts';
 import { createLogger, type Logger } from '../../observability/logger.ts';
 import { createSessionStore, type SessionStore } from '../../store/index.ts';
+import { storePoolId } from '../pool/names.ts';
 
 export interface PoolStore {
   store: SessionStore;
   journal: Journal;
-  /** The pool name as the store knows it (the SessionPool's name). */
+  /** The pool identity as the store knows it (`<namespace>/<name>`, storePoolId). */
   pool: string;
   keyPrefix: string;
 }
@@ -81,6 +82,7 @@ export class StoreAccess {
 
   private build(pool: SessionPool, credentials: { username?: string; password?: string; ca?: string }): PoolStore {
     const store = pool.spec.store;
+    const id = storePoolId(pool);
     const redisOptions: NonNullable<ClusterOptions['redisOptions']> = {};
     if (credentials.username) redisOptions.username = credentials.username;
     if (credentials.password) redisOptions.password = credentials.password;
@@ -93,10 +95,10 @@ export class StoreAccess {
       degraded: { enabled: false },
       clusterOptions: { redisOptions },
       ...(this.options.registry ? { registry: this.options.registry } : {}),
-      logger: this.log.child({ pool: pool.metadata.name }),
+      logger: this.log.child({ pool: id }),
     });
-    const journal = new MigrationJournal(client.core.redis, { prefix: store.keyPrefix });
-    return { store: client, journal, pool: pool.metadata.name ?? '', keyPrefix: store.keyPrefix };
+    const journal = new MigrationJournal(client.core.redis, { prefix: store.keyPrefix, pool: id });
+    return { store: client, journal, pool: id, keyPrefix: store.keyPrefix };
   }
 
   /** Closes the client of a pool that is gone. */

@@ -27,7 +27,7 @@ import type { SharedInformers } from '../shared/informers.ts';
 export { onChange } from '../shared/handlers.ts';
 import type { PoolApi } from './client.ts';
 import { PoolMetrics } from './metrics.ts';
-import { CONTROLLER_NAME } from './names.ts';
+import { CONTROLLER_NAME, storePoolId } from './names.ts';
 import { APPLIED_HASH_ANNOTATION, PoolReconciler, type EventSink, type PoolReconcilerDeps } from './reconciler.ts';
 import { isPodReady } from './status.ts';
 import { POD_DELETION_COST_ANNOTATION } from './names.ts';
@@ -322,10 +322,10 @@ export class PoolController {
       // 5 % slack: a check that comes a little early (timer jitter) still sweeps.
       if (now - (this.swept.get(key) ?? 0) >= sweepMs * 0.95) {
         this.swept.set(key, now);
-        const result = await this.stores.call('sweep', store.sweep(name));
+        const result = await this.stores.call('sweep', store.sweep(storePoolId(pool)));
         if (result.expired > 0 || result.leasesReleased > 0) this.log.debug({ pool: key, ...result }, 'swept');
       }
-      counts = await this.stores.call('counts', readCounts(store, name));
+      counts = await this.stores.call('counts', readCounts(store, storePoolId(pool)));
     } catch (err) {
       this.log.warn({ pool: key, err: errorMessage(err) }, 'sweep failed');
     }

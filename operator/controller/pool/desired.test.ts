@@ -56,6 +56,7 @@ describe('pool/desired', () => {
     );
     expect(e).to.include({
       SPO_POOL: 'web',
+      SPO_POOL_NAMESPACE: 'ns1',
       SPO_PORT: '8080',
       SPO_REDIS_NODES: 'r:1',
       SPO_KEY_PREFIX: 'kp',
@@ -104,6 +105,7 @@ describe('pool/desired', () => {
               env: [
                 { name: 'EXTRA', value: '1' },
                 { name: 'SPO_POOL', value: 'hijack' },
+                { name: 'SPO_POOL_NAMESPACE', value: 'other-tenant' },
               ],
             },
             { name: 'sidecar', image: 'side:1' },
@@ -121,6 +123,7 @@ describe('pool/desired', () => {
     const e = Object.fromEntries((worker?.env ?? []).map((x) => [x.name, x.value]));
     expect(e.EXTRA).to.equal('1');
     expect(e.SPO_POOL).to.equal('web');
+    expect(e.SPO_POOL_NAMESPACE, 'the template cannot move the pool into another identity').to.equal('ns1');
     expect(e.SPO_PORT).to.equal('9000');
     expect(worker?.readinessProbe?.httpGet).to.deep.equal({ path: '/readyz', port: 'http' });
     expect(worker?.command).to.deep.equal(['node', 'operator/cmd/worker.ts']);

@@ -66,6 +66,8 @@ export function workerEnv(pool: SessionPool): V1EnvVar[] {
   const { spec } = pool;
   const env: V1EnvVar[] = [
     { name: 'SPO_POOL', value: pool.metadata.name ?? '' },
+    // With SPO_POOL, the pool identity (namespace/name) every key of the pool is built from.
+    { name: 'SPO_POOL_NAMESPACE', value: pool.metadata.namespace ?? 'default' },
     { name: 'SPO_WORKER_NAME', valueFrom: { fieldRef: { fieldPath: 'metadata.name' } } },
     { name: 'POD_NAMESPACE', valueFrom: { fieldRef: { fieldPath: 'metadata.namespace' } } },
     { name: 'POD_IP', valueFrom: { fieldRef: { fieldPath: 'status.podIP' } } },

@@ -1,7 +1,8 @@
 // Names, labels and annotations of a pool's children: a contract with the test harness
 // (e2e/harness/local-kubelet.ts selects worker pods by the component label), the chart's
 // alerts and users' selectors. Change nothing here lightly.
-import { POOL_LABEL } from '../../api/index.ts';
+import { POOL_LABEL, type SessionPool } from '../../api/index.ts';
+import { poolIdentity } from '../../store/keys.ts';
 
 export const FIELD_MANAGER = 'session-pool-operator';
 export const CONTROLLER_NAME = 'sessionpool';
@@ -26,6 +27,12 @@ export const PURPOSE_LABEL = 'dspex.io/purpose';
 export const SCALE_DOWN_PURPOSE = 'scale-down';
 /** Replica count the scale-down migration was created to reach. */
 export const SCALE_DOWN_TARGET_ANNOTATION = 'dspex.io/scale-down-target';
+
+/** The pool's identity in the session store (`<namespace>/<name>`): every key, worker registration,
+ *  session header and migration journal of the pool is built from it, never from the name alone. */
+export function storePoolId(pool: Pick<SessionPool, 'metadata'>): string {
+  return poolIdentity(pool.metadata.namespace ?? 'default', pool.metadata.name ?? '');
+}
 
 export function deploymentName(pool: string): string {
   return `${pool}-workers`;

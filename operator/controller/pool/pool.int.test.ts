@@ -193,6 +193,7 @@ describe('SessionPool reconciler (integration: apiserver + Redis Cluster)', func
     const container = dep.spec?.template.spec?.containers.find((c) => c.name === 'worker');
     const env = Object.fromEntries((container?.env ?? []).map((e) => [e.name, e.value ?? e.valueFrom?.fieldRef?.fieldPath ?? e.valueFrom]));
     expect(env.SPO_POOL).to.equal('basic');
+    expect(env.SPO_POOL_NAMESPACE).to.equal(namespace);
     expect(env.SPO_REDIS_NODES).to.equal(endpoints.join(','));
     expect(env.SPO_SESSION_TTL_SECONDS).to.equal('600');
     expect(env.SPO_ANON_TTL_SECONDS).to.equal('60');
@@ -270,7 +271,7 @@ describe('SessionPool reconciler (integration: apiserver + Redis Cluster)', func
     await waitFor('Deployment at 1', async () => (await deployment('auto'))?.spec?.replicas === 1);
     const pool = await getPool('auto');
     const store = storeFor(pool.spec.store.keyPrefix);
-    const unowned = await Promise.all(Array.from({ length: 25 }, () => store.create({ pool: 'auto' })));
+    const unowned = await Promise.all(Array.from({ length: 25 }, () => store.create({ pool: `${namespace}/auto` })));
     await waitFor('Deployment at 3 (25 sessions / 10)', async () => (await deployment('auto'))?.spec?.replicas === 3, 20_000);
     const pods = await waitFor('3 pods', async () => {
       const list = await podsOf('auto');
@@ -284,7 +285,7 @@ describe('SessionPool reconciler (integration: apiserver + Redis Cluster)', func
       [middle, 3],
       [emptiest, 2],
     ] as const) {
-      for (let i = 0; i < n; i++) await store.create({ pool: 'auto', owner });
+      for (let i = 0; i < n; i++) await store.create({ pool: `${namespace}/auto`, owner });
     }
     const migration = await waitFor(
       'scale-down SessionMigration',
@@ -325,7 +326,7 @@ describe('SessionPool reconciler (integration: apiserver + Redis Cluster)', func
 
     // Play the migration controller: move the sessions, then report success.
     for (const victim of [middle, emptiest]) {
-      for (const id of await store.listByOwner('auto', victim)) {
+      for (const id of await store.listByOwner(`${namespace}/auto`, victim)) {
         const rec = await store.get(id, { touch: false });
         await store.moveOwners([{ sessionId: id, fromOwner: victim, fromEpoch: rec?.epoch ?? 0, toOwner: busiest }]);
       }
@@ -358,7 +359,7 @@ describe('SessionPool reconciler (integration: apiserver + Redis Cluster)', func
     });
     const pool = await getPool('failing');
     const store = storeFor(pool.spec.store.keyPrefix);
-    for (const owner of pods) await store.create({ pool: 'failing', owner });
+    for (const owner of pods) await store.create({ pool: `${namespace}/failing`, owner });
     await waitFor('sessions counted', async () => (await getPool('failing')).status?.activeSessions === 2);
     await patchPool('failing', { spec: { replicas: 1 } });
     const migration = await waitFor('migration', async () => {
@@ -412,7 +413,7 @@ describe('SessionPool reconciler (integration: apiserver + Redis Cluster)', func
     const store = storeFor(pool.spec.store.keyPrefix);
     const [worker] = (await podsOf('counted')).map((p) => p.metadata?.name ?? '');
     const sessions = await Promise.all(
-      Array.from({ length: 5 }, () => store.create({ pool: 'counted', ...(worker ? { owner: worker } : {}) })),
+      Array.from({ length: 5 }, () => store.create({ pool: `${namespace}/counted`, ...(worker ? { owner: worker } : {}) })),
     );
     // Up: within one sweep interval (2 s) plus a reconcile.
     let t0 = Date.now();
@@ -438,11 +439,20 @@ describe('SessionPool reconciler (integration: apiserver + Redis Cluster)', func
     await waitFor('Deployment', () => deployment('dead'));
     const pool = await getPool('dead');
     const store = storeFor(pool.spec.store.keyPrefix);
-    await store.registerWorker({ pool: 'dead', worker: 'dead-workers-gone-1', endpoint: '127.0.0.1:1', draining: false }, 60_000);
-    const sessions = await Promise.all(Array.from({ length: 3 }, () => store.create({ pool: 'dead', owner: 'dead-workers-gone-1' })));
-    await waitFor('sessions released', async () => (await store.listByOwner('dead', 'dead-workers-gone-1')).length === 0, 20_000);
+    await store.registerWorker(
+      { pool: `${namespace}/dead`, worker: 'dead-workers-gone-1', endpoint: '127.0.0.1:1', draining: false },
+      60_000,
+    );
+    const sessions = await Promise.all(
+      Array.from({ length: 3 }, () => store.create({ pool: `${namespace}/dead`, owner: 'dead-workers-gone-1' })),
+    );
+    await waitFor(
+      'sessions released',
+      async () => (await store.listByOwner(`${namespace}/dead`, 'dead-workers-gone-1')).length === 0,
+      20_000,
+    );
     for (const s of sessions) expect((await store.get(s.id, { touch: false }))?.owner).to.equal(null);
-    expect((await store.listWorkers('dead')).map((w) => w.worker)).to.not.include('dead-workers-gone-1');
+    expect((await store.listWorkers(`${namespace}/dead`)).map((w) => w.worker)).to.not.include('dead-workers-gone-1');
   });
 
   it('reports StoreReachable False and Degraded when the store cannot be reached, without crashing', async () => {
@@ -489,8 +499,8 @@ describe('SessionPool reconciler (integration: apiserver + Redis Cluster)', func
     });
     const goneStore = storeFor(gone.spec.store.keyPrefix);
     const keptStore = storeFor(kept.spec.store.keyPrefix);
-    await Promise.all(Array.from({ length: 30 }, () => goneStore.create({ pool: 'gone', owner: 'someone' })));
-    await Promise.all(Array.from({ length: 5 }, () => keptStore.create({ pool: 'kept' })));
+    await Promise.all(Array.from({ length: 30 }, () => goneStore.create({ pool: `${namespace}/gone`, owner: 'someone' })));
+    await Promise.all(Array.from({ length: 5 }, () => keptStore.create({ pool: `${namespace}/kept` })));
     for (const name of ['gone', 'kept'])
       await custom.deleteNamespacedCustomObject({ group: GROUP, version: VERSION, plural: SESSION_POOL_PLURAL, namespace, name });
     for (const name of ['gone', 'kept']) {
@@ -503,8 +513,8 @@ describe('SessionPool reconciler (integration: apiserver + Redis Cluster)', func
         }
       });
     }
-    expect(await goneStore.count('gone')).to.equal(0);
-    expect(await keptStore.count('kept')).to.equal(5);
+    expect(await goneStore.count(`${namespace}/gone`)).to.equal(0);
+    expect(await keptStore.count(`${namespace}/kept`)).to.equal(5);
   });
 
   it('serves /metrics with the pool gauges and reconcile counters, /healthz and /readyz', async () => {

@@ -251,9 +251,9 @@ describe('pool/reconciler (fake client and store)', () => {
     addPod(t.caches, 'web-a');
     addPod(t.caches, 'web-b');
     await t.reconciler.reconcile('ns/web');
-    await t.store.create({ pool: 'web', owner: 'web-a' });
-    await t.store.create({ pool: 'web', owner: 'web-a' });
-    await t.store.create({ pool: 'web', owner: 'web-b' });
+    await t.store.create({ pool: 'ns/web', owner: 'web-a' });
+    await t.store.create({ pool: 'ns/web', owner: 'web-a' });
+    await t.store.create({ pool: 'ns/web', owner: 'web-b' });
     t.pool.spec.replicas = 1;
     t.calls.length = 0;
     await t.reconciler.reconcile('ns/web');
@@ -282,28 +282,28 @@ describe('pool/reconciler (fake client and store)', () => {
   it('releases the sessions of a worker whose pod is gone', async () => {
     const t = setup();
     addPod(t.caches, 'web-a');
-    const s = await t.store.create({ pool: 'web', owner: 'web-zombie' });
-    await t.store.registerWorker({ pool: 'web', worker: 'web-zombie', endpoint: 'x:1', draining: false });
+    const s = await t.store.create({ pool: 'ns/web', owner: 'web-zombie' });
+    await t.store.registerWorker({ pool: 'ns/web', worker: 'web-zombie', endpoint: 'x:1', draining: false });
     await t.reconciler.reconcile('ns/web');
     expect((await t.store.get(s.id, { touch: false }))?.owner).to.equal(null);
-    expect((await t.store.listWorkers('web')).map((w) => w.worker)).to.deep.equal([]);
+    expect((await t.store.listWorkers('ns/web')).map((w) => w.worker)).to.deep.equal([]);
     expect(t.events).to.deep.include(['Normal', 'WorkerSessionsReleased']);
   });
 
   it('on deletion with Delete removes the sessions, then the finalizer; Retain keeps them', async () => {
     const t = setup();
-    await t.store.create({ pool: 'web' });
-    await t.store.create({ pool: 'web' });
+    await t.store.create({ pool: 'ns/web' });
+    await t.store.create({ pool: 'ns/web' });
     t.pool.metadata.deletionTimestamp = new Date();
     await t.reconciler.reconcile('ns/web');
-    expect(await t.store.count('web')).to.equal(0);
+    expect(await t.store.count('ns/web')).to.equal(0);
     expect(t.of('finalizers')).to.deep.equal([[]]);
 
     const r = setup({ deletionPolicy: 'Retain' });
-    await r.store.create({ pool: 'web' });
+    await r.store.create({ pool: 'ns/web' });
     r.pool.metadata.deletionTimestamp = new Date();
     await r.reconciler.reconcile('ns/web');
-    expect(await r.store.count('web')).to.equal(1);
+    expect(await r.store.count('ns/web')).to.equal(1);
     expect(r.of('finalizers')).to.deep.equal([[]]);
   });
 

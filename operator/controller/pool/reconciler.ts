@@ -23,7 +23,7 @@ import { ChildApplier } from './children.ts';
 import type { PoolApi } from './client.ts';
 import { Evacuations } from './evacuation.ts';
 import type { PoolMetrics } from './metrics.ts';
-import { PURPOSE_LABEL, deploymentName } from './names.ts';
+import { PURPOSE_LABEL, deploymentName, storePoolId } from './names.ts';
 import { ScaleHistory, desiredReplicas, planScale, type WorkerLoad } from './scaling.ts';
 import { deadWorkers, deleteAllSessions, readCounts, releaseWorker, type StoreCounts } from './sessions.ts';
 import {
@@ -133,12 +133,12 @@ export class PoolReconciler {
   private async finalize(key: string, pool: SessionPool): Promise<ReconcileResult> {
     const finalizers = pool.metadata.finalizers ?? [];
     if (!finalizers.includes(POOL_FINALIZER)) return {};
-    const name = pool.metadata.name ?? '';
     if (pool.spec.deletionPolicy === 'Delete') {
       let store: SessionStore;
       try {
         store = await this.deps.stores.forPool(key, pool);
-        const deleted = await this.deps.stores.call('deleteAll', deleteAllSessions(store, name));
+        // By the pool's identity: only this pool's keys, never a same-named pool's of another namespace.
+        const deleted = await this.deps.stores.call('deleteAll', deleteAllSessions(store, storePoolId(pool)));
         this.log.info({ pool: key, deleted }, 'pool deleted: its sessions were removed from the store');
         this.deps.events.record(
           pool,
@@ -327,10 +327,9 @@ export class PoolReconciler {
     key: string,
     pool: SessionPool,
   ): Promise<{ observation: StoreObservation; counts?: StoreCounts; store?: SessionStore }> {
-    const name = pool.metadata.name ?? '';
     try {
       const store = await this.deps.stores.forPool(key, pool);
-      const counts = await this.deps.stores.call('counts', readCounts(store, name));
+      const counts = await this.deps.stores.call('counts', readCounts(store, storePoolId(pool)));
       const observation: StoreObservation = { reachable: true, activeSessions: counts.active, byOwner: counts.byOwner };
       if (counts.anonymous !== undefined) observation.anonymousSessions = counts.anonymous;
       return { observation, counts, store };
@@ -347,7 +346,7 @@ export class PoolReconciler {
     const name = pool.metadata.name ?? '';
     for (const worker of deadWorkers(counts, live)) {
       try {
-        const result = await this.deps.stores.call('releaseWorker', releaseWorker(store, name, worker));
+        const result = await this.deps.stores.call('releaseWorker', releaseWorker(store, storePoolId(pool), worker));
         const held = counts.byOwner.get(worker) ?? 0;
         counts.byOwner.delete(worker);
         counts.byOwner.set('', (counts.byOwner.get('') ?? 0) + held);

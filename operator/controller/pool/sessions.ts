@@ -55,7 +55,7 @@ export async function releaseWorker(store: SessionStore, pool: string, worker: s
     const batch = ids.slice(i, i + batchSize);
     const records = await Promise.all(batch.map((id) => store.get(id, { touch: false })));
     const moves = records
-      .filter((r) => r !== null && r.owner === worker)
+      .filter((r) => r !== null && r.pool === pool && r.owner === worker)
       .map((r) => ({ sessionId: r!.id, fromOwner: worker, fromEpoch: r!.epoch, toOwner: null }));
     if (moves.length === 0) continue;
     const outcomes = await store.moveOwners(moves);
@@ -68,7 +68,18 @@ export async function releaseWorker(store: SessionStore, pool: string, worker: s
   return { released, conflicts };
 }
 
-/** Deletes every session of the pool (deletionPolicy Delete). Returns how many were deleted. */
+/** The ids among `ids` whose session belongs to `pool`: an index entry naming another pool's
+ *  session (left by a crash or written by a foreign client) is never acted on. */
+async function ofPool(store: SessionStore, pool: string, ids: readonly string[]): Promise<string[]> {
+  if (store.readOwners) {
+    const states = await store.readOwners([...ids]);
+    return ids.filter((id) => states.get(id)?.pool === pool);
+  }
+  const records = await Promise.all(ids.map((id) => store.get(id, { touch: false })));
+  return ids.filter((_, i) => records[i]?.pool === pool);
+}
+
+/** Deletes every session of the pool (deletionPolicy Delete), and only those. Returns how many were deleted. */
 export async function deleteAllSessions(store: SessionStore, pool: string, batchSize = 200): Promise<number> {
   let deleted = 0;
   // A scan pass can miss entries added meanwhile: pass again until the pool is empty or a
@@ -78,7 +89,7 @@ export async function deleteAllSessions(store: SessionStore, pool: string, batch
     let deletedThisPass = 0;
     do {
       const page = await store.list(pool, { cursor, limit: batchSize });
-      const results = await Promise.all(page.ids.map((id) => store.delete(id)));
+      const results = await Promise.all((await ofPool(store, pool, page.ids)).map((id) => store.delete(id)));
       deletedThisPass += results.filter(Boolean).length;
       cursor = page.cursor;
     } while (cursor !== null);
