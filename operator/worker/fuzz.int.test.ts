@@ -9,9 +9,10 @@ import http from 'node:http';
 import { connect } from 'node:net';
 import { redisTestEnv } from '../../e2e/harness/test-env.ts';
 import { createSessionStore } from '../store/index.ts';
+import { poolIdentity } from '../store/keys.ts';
 import type { SessionStore } from '../store/types.ts';
 import { BAD_INPUTS, LEAKS } from './testing/bad-inputs.ts';
-import { startWorkerProcess, type WorkerProcess } from './testing/worker-process.ts';
+import { WORKER_TEST_NAMESPACE, startWorkerProcess, type WorkerProcess } from './testing/worker-process.ts';
 import { MAX_JSON_DEPTH } from './validation.ts';
 
 const RUNS = 2_000;
@@ -64,7 +65,7 @@ async function snapshot(store: SessionStore): Promise<string> {
   const ids: string[] = [];
   let cursor: string | null = null;
   do {
-    const page = await store.list(pool, { cursor, limit: 500 });
+    const page = await store.list(poolIdentity(WORKER_TEST_NAMESPACE, pool), { cursor, limit: 500 });
     ids.push(...page.ids);
     cursor = page.cursor;
   } while (cursor !== null);

@@ -16,6 +16,9 @@ export interface WorkerProcess {
   stop(): Promise<void>;
 }
 
+/** The namespace test workers run in; their store identity is `${WORKER_TEST_NAMESPACE}/<pool>`. */
+export const WORKER_TEST_NAMESPACE = 'default';
+
 export async function startWorkerProcess(options: { pool: string; name: string; env?: Record<string, string> }): Promise<WorkerProcess> {
   const port = await freePort();
   const runDir = mkdtempSync(path.join(tmpdir(), `spo-${options.pool}-`));
@@ -28,6 +31,7 @@ export async function startWorkerProcess(options: { pool: string; name: string; 
     env: {
       ...process.env,
       SPO_POOL: options.pool,
+      SPO_POOL_NAMESPACE: WORKER_TEST_NAMESPACE,
       SPO_WORKER_NAME: options.name,
       SPO_HOST: '127.0.0.1',
       SPO_PORT: String(port),
