@@ -97,7 +97,7 @@ describe('chart: admission policies on the apiserver', function () {
     expect(refused.stderr).to.contain('may patch only worker pods of a SessionPool');
     ok(kubectl(['-n', namespace, as, 'annotate', 'pod', 'worker', `${COST}=-2147483648`]));
     const stored = ok(kubectl(['-n', namespace, 'get', 'pod', 'worker', '-o', 'jsonpath={.metadata.annotations}']));
-    expect(JSON.parse(stored.stdout)).to.deep.equal({ [COST]: '-2147483648' });
+    expect(JSON.parse(stored.stdout)).to.have.property(COST, '-2147483648');
     // Anyone else is not concerned by the policy.
     ok(kubectl(['-n', namespace, 'annotate', 'pod', 'database', `${COST}=-100`]));
   });

@@ -23,7 +23,8 @@ describe('pool/pod-security on the apiserver (Pod Security admission, restricted
     } catch (err) {
       if (!(err instanceof ApiException)) throw err;
       expect(err.code, String(err.body)).to.equal(403);
-      return typeof err.body === 'string' ? err.body : JSON.stringify(err.body);
+      const body = (typeof err.body === 'string' ? JSON.parse(err.body) : err.body) as { message?: string };
+      return body.message ?? '';
     }
   }
 
