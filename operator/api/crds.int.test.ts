@@ -14,6 +14,9 @@ import { SESSION_MIGRATION_KIND, SESSION_MIGRATION_PLURAL, type SessionMigration
 import { defaultSessionMigrationSpec, defaultSessionPoolSpec, type DeepPartial } from './defaults.ts';
 
 const run = promisify(execFile);
+/** Well-formed session ids (base64url, 22 to 64 characters). */
+const SESSION_A = 'c2Vzc2lvbi1hYmMxMjM0NTY3ODkwYWJj';
+const SESSION_B = 'c2Vzc2lvbi1kZWYxMjM0NTY3ODkwZGVm';
 
 describe('api: CRDs on the real apiserver', function () {
   this.timeout(60_000);
@@ -292,7 +295,11 @@ describe('api: CRDs on the real apiserver', function () {
     const specs: Record<string, DeepPartial<SessionMigrationSpec>> = {
       'evacuate-node': { poolRef: { name: 'minimal' }, type: 'Evacuate', evacuate: { nodeName: 'node-1', evictPods: true } },
       'evacuate-pods': { poolRef: { name: 'minimal' }, type: 'Evacuate', evacuate: { pods: ['minimal-a', 'minimal-b'] } },
-      migrate: { poolRef: { name: 'minimal' }, type: 'Migrate', migrate: { sessionIds: ['s1', 's2'], targetWorker: 'minimal-a' } },
+      migrate: {
+        poolRef: { name: 'minimal' },
+        type: 'Migrate',
+        migrate: { sessionIds: [SESSION_A, SESSION_B], targetWorker: 'minimal-a' },
+      },
       rebalance: { poolRef: { name: 'minimal' }, type: 'Rebalance', rebalance: { weights: { 'minimal-a': 2 } }, dryRun: true },
     };
     for (const [name, spec] of Object.entries(specs)) {
@@ -365,6 +372,73 @@ describe('api: CRDs on the real apiserver', function () {
       'spec.onFailure',
       '"Rollback", "Stop"',
     );
+  });
+
+  it('refuses a store endpoint whose port is 0 or above 65535; accepts 1 and 65535', async function () {
+    const withEndpoints = (endpoints: string[]) => ({ ...minimalPool, store: { endpoints } });
+    await expectRefused(
+      createPool('port-zero', withEndpoints(['redis-0:0'])),
+      'spec.store.endpoints[0]',
+      'the port of a store endpoint must be 1 to 65535',
+    );
+    await expectRefused(
+      createPool('port-high', withEndpoints(['redis-0:6379', '[::1]:65536'])),
+      'spec.store.endpoints[1]',
+      'the port of a store endpoint must be 1 to 65535',
+    );
+    await expectRefused(createPool('port-padded', withEndpoints(['redis-0:06379'])), 'the port of a store endpoint must be 1 to 65535');
+    const accepted = await createPool('port-edges', withEndpoints(['redis-0:1', '10.0.0.1:65535', '[fd00::1]:6379']));
+    expect(accepted.spec.store.endpoints).to.have.length(3);
+  });
+
+  it("refuses a Secret key with '/' or '..', in the credentials and the TLS CA reference", async function () {
+    const creds = (ref: Record<string, string>) => ({
+      ...minimalPool,
+      store: { endpoints: ['r:6379'], credentialsSecretRef: { name: 'c', ...ref } },
+    });
+    await expectRefused(createPool('key-slash', creds({ passwordKey: 'dir/password' })), 'spec.store.credentialsSecretRef.passwordKey');
+    await expectRefused(createPool('key-dots', creds({ usernameKey: '..' })), 'spec.store.credentialsSecretRef.usernameKey');
+    await expectRefused(createPool('key-climb', creds({ passwordKey: '../../etc/passwd' })), 'spec.store.credentialsSecretRef.passwordKey');
+    await expectRefused(
+      createPool('ca-key-dots', {
+        ...minimalPool,
+        store: { endpoints: ['r:6379'], tls: { enabled: true, caSecretRef: { name: 'ca', key: 'a..crt' } } },
+      }),
+      'spec.store.tls.caSecretRef.key',
+    );
+    const accepted = await createPool('key-ok', creds({ usernameKey: 'user-name_1', passwordKey: 'redis.password' }));
+    expect(accepted.spec.store.credentialsSecretRef?.passwordKey).to.equal('redis.password');
+  });
+
+  it('refuses a Migrate naming a malformed session id', async function () {
+    const migrate = (sessionIds: string[]) => ({
+      poolRef: { name: 'minimal' },
+      type: 'Migrate' as const,
+      migrate: { sessionIds, targetWorker: 'minimal-a' },
+    });
+    await expectRefused(createMigration('id-short', migrate([SESSION_A, 's1'])), 'spec.migrate.sessionIds[1]');
+    await expectRefused(createMigration('id-chars', migrate(['../../../../etc/passwd/aaaaaaaaaaaa'])), 'spec.migrate.sessionIds[0]');
+    await expectRefused(createMigration('id-long', migrate(['a'.repeat(65)])), 'spec.migrate.sessionIds[0]');
+    const accepted = await createMigration('id-ok', migrate([SESSION_A, 'A'.repeat(22), `${'-_'.repeat(32)}`]));
+    expect(accepted.spec.migrate?.sessionIds).to.have.length(3);
+  });
+
+  it('refuses rebalance weights that are all zero; accepts one above zero, and none', async function () {
+    const rebalance = (weights: Record<string, number>) => ({
+      poolRef: { name: 'minimal' },
+      type: 'Rebalance' as const,
+      rebalance: { weights },
+    });
+    await expectRefused(
+      createMigration('weights-zero', rebalance({ 'minimal-a': 0, 'minimal-b': 0 })),
+      'spec.rebalance.weights',
+      'rebalance.weights must give at least one worker a weight above 0',
+    );
+    expect((await createMigration('weights-some', rebalance({ 'minimal-a': 0, 'minimal-b': 1 }))).spec.rebalance?.weights).to.deep.equal({
+      'minimal-a': 0,
+      'minimal-b': 1,
+    });
+    expect((await createMigration('weights-empty', rebalance({}))).spec.rebalance?.weights).to.deep.equal({});
   });
 
   it('teaches the API through kubectl explain', async function () {

@@ -76,7 +76,7 @@ describe('api: defaulting in TypeScript', function () {
     const migration = newSessionMigration('m', 'ns', {
       poolRef: { name: 'p' },
       type: 'Migrate',
-      migrate: { sessionIds: ['a'], targetWorker: 'w' },
+      migrate: { sessionIds: ['c2Vzc2lvbi1hYmMxMjM0NTY3ODkwYWJj'], targetWorker: 'w' },
     });
     expect(migration.spec.onFailure).to.equal('Rollback');
   });

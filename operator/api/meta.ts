@@ -16,6 +16,16 @@ export const POOL_FINALIZER = `${GROUP}/sessions`;
 
 /** Kubernetes object name (RFC 1123 subdomain). */
 export const DNS_SUBDOMAIN_PATTERN = '^[a-z0-9]([-a-z0-9]*[a-z0-9])?(\\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*$';
+/**
+ * A key of a Secret: letters, digits, '-', '_' and '.', never '/' and never '..' (the rule of
+ * Kubernetes' own Secret keys). A key becomes a file name under a mount, so nothing may climb.
+ */
+export const SECRET_KEY_PATTERN = '^\\.?[-_A-Za-z0-9]+(\\.[-_A-Za-z0-9]+)*\\.?$';
+/** A session id: base64url, 22 to 64 characters (the store's and the worker's rule). */
+export const SESSION_ID_PATTERN = '^[A-Za-z0-9_-]{22,64}$';
+/** A TCP port in `host:port`: 1 to 65535, no leading zero. */
+export const PORT_SUFFIX_PATTERN = ':([1-9][0-9]{0,3}|[1-5][0-9]{4}|6[0-4][0-9]{3}|65[0-4][0-9]{2}|655[0-2][0-9]|6553[0-5])$';
+
 /** A Kubernetes resource quantity such as `500m`, `1Gi`, `2`. */
 export const QUANTITY_PATTERN =
   '^(\\+|-)?(([0-9]+(\\.[0-9]*)?)|(\\.[0-9]+))(([KMGTPE]i)|[numkMGTPE]|([eE](\\+|-)?(([0-9]+(\\.[0-9]*)?)|(\\.[0-9]+))))?$';
@@ -28,6 +38,11 @@ export function StringEnum<const T extends readonly string[]>(values: T, options
 /** Name of an object in the same namespace. */
 export function ObjectName(description: string) {
   return Type.String({ description, minLength: 1, maxLength: 253, pattern: DNS_SUBDOMAIN_PATTERN });
+}
+
+/** A key in a Secret of the pool namespace (SECRET_KEY_PATTERN). */
+export function SecretKey(description: string, options: { default?: string } = {}) {
+  return Type.String({ description, minLength: 1, maxLength: 253, pattern: SECRET_KEY_PATTERN, ...options });
 }
 
 /** A resource quantity: an integer or a string such as `500m` (x-kubernetes-int-or-string). */

@@ -5,7 +5,7 @@
 import Type, { type Static } from 'typebox';
 import type { V1ObjectMeta } from '@kubernetes/client-node';
 import type { API_VERSION } from './meta.ts';
-import { CATEGORIES, Conditions, ObjectName, StringEnum, type CrdDefinition } from './meta.ts';
+import { CATEGORIES, Conditions, ObjectName, SESSION_ID_PATTERN, StringEnum, type CrdDefinition } from './meta.ts';
 
 export const SESSION_MIGRATION_KIND = 'SessionMigration';
 export const SESSION_MIGRATION_LIST_KIND = 'SessionMigrationList';
@@ -23,7 +23,6 @@ export const ON_FAILURE_POLICIES = ['Rollback', 'Stop'] as const;
 export type OnFailurePolicy = (typeof ON_FAILURE_POLICIES)[number];
 
 const MAX_SESSION_IDS = 5000;
-const SESSION_ID_MAX_LENGTH = 128;
 
 const PodName = (description: string) => Type.String({ description, minLength: 1, maxLength: 253 });
 
@@ -56,12 +55,20 @@ export type EvacuateSpec = Static<typeof EvacuateSchema>;
 
 export const MigrateSchema = Type.Object(
   {
-    sessionIds: Type.Array(Type.String({ description: 'A session id.', minLength: 1, maxLength: SESSION_ID_MAX_LENGTH }), {
-      description: `Sessions to move, at most ${MAX_SESSION_IDS}.`,
-      minItems: 1,
-      maxItems: MAX_SESSION_IDS,
-      'x-kubernetes-list-type': 'set',
-    }),
+    sessionIds: Type.Array(
+      Type.String({
+        description: 'A session id: base64url, 22 to 64 characters.',
+        minLength: 22,
+        maxLength: 64,
+        pattern: SESSION_ID_PATTERN,
+      }),
+      {
+        description: `Sessions to move, at most ${MAX_SESSION_IDS}.`,
+        minItems: 1,
+        maxItems: MAX_SESSION_IDS,
+        'x-kubernetes-list-type': 'set',
+      },
+    ),
     targetWorker: PodName('Worker pod of the pool the sessions move to; it must be ready.'),
   },
   { description: 'Migrate: the named sessions move to the named worker.' },
@@ -75,8 +82,15 @@ export const RebalanceSchema = Type.Object(
         Type.String(),
         Type.Integer({ description: 'Relative weight of the worker; 0 empties it.', minimum: 0, maximum: 1000, format: 'int32' }),
         {
-          description: 'Relative share of sessions per worker pod name; workers not listed weigh 1. Unset: an even distribution.',
+          description:
+            'Relative share of sessions per worker pod name; workers not listed weigh 1. Unset: an even distribution. At least one listed weight is above 0 (to empty workers, use an Evacuate).',
           maxProperties: 1000,
+          'x-kubernetes-validations': [
+            {
+              rule: 'size(self) == 0 || self.exists(worker, self[worker] > 0)',
+              message: 'rebalance.weights must give at least one worker a weight above 0; to empty workers, use an Evacuate',
+            },
+          ],
         },
       ),
     ),

@@ -6,7 +6,16 @@
 import Type, { type Static } from 'typebox';
 import type { V1ObjectMeta, V1PodSpec } from '@kubernetes/client-node';
 import type { API_VERSION } from './meta.ts';
-import { CATEGORIES, Conditions, ObjectName, ResourceRequirementsSchema, StringEnum, type CrdDefinition } from './meta.ts';
+import {
+  CATEGORIES,
+  Conditions,
+  ObjectName,
+  PORT_SUFFIX_PATTERN,
+  ResourceRequirementsSchema,
+  SecretKey,
+  StringEnum,
+  type CrdDefinition,
+} from './meta.ts';
 
 export const SESSION_POOL_KIND = 'SessionPool';
 export const SESSION_POOL_LIST_KIND = 'SessionPoolList';
@@ -143,12 +152,7 @@ export type AutoscalingSpec = Static<typeof AutoscalingSchema>;
 export const SecretKeyRefSchema = Type.Object(
   {
     name: ObjectName('Name of the Secret, in the pool namespace.'),
-    key: Type.String({
-      description: 'Key in the Secret that holds the PEM-encoded CA certificate.',
-      minLength: 1,
-      maxLength: 253,
-      default: 'ca.crt',
-    }),
+    key: SecretKey('Key in the Secret that holds the PEM-encoded CA certificate.', { default: 'ca.crt' }),
   },
   { description: 'A key of a Secret in the pool namespace.' },
 );
@@ -156,7 +160,14 @@ export const SecretKeyRefSchema = Type.Object(
 export const StoreSchema = Type.Object(
   {
     endpoints: Type.Array(
-      Type.String({ description: 'A node of the Redis Cluster as host:port.', maxLength: 261, pattern: ENDPOINT_PATTERN }),
+      Type.String({
+        description: 'A node of the Redis Cluster as host:port, the port 1 to 65535.',
+        maxLength: 261,
+        pattern: ENDPOINT_PATTERN,
+        'x-kubernetes-validations': [
+          { rule: `self.matches('${PORT_SUFFIX_PATTERN}')`, message: 'the port of a store endpoint must be 1 to 65535' },
+        ],
+      }),
       {
         description: 'Seed nodes of the Redis Cluster, as host:port. One is enough; the client discovers the others.',
         minItems: 1,
@@ -169,19 +180,11 @@ export const StoreSchema = Type.Object(
         {
           name: ObjectName('Name of the Secret, in the pool namespace.'),
           usernameKey: Type.Optional(
-            Type.String({
-              description:
-                'Key in the Secret that holds the Redis ACL user name. Unset: authenticate with the password only (the default user).',
-              minLength: 1,
-              maxLength: 253,
-            }),
+            SecretKey(
+              'Key in the Secret that holds the Redis ACL user name. Unset: authenticate with the password only (the default user).',
+            ),
           ),
-          passwordKey: Type.String({
-            description: 'Key in the Secret that holds the password.',
-            minLength: 1,
-            maxLength: 253,
-            default: 'password',
-          }),
+          passwordKey: SecretKey('Key in the Secret that holds the password.', { default: 'password' }),
         },
         { description: 'Secret with the Redis credentials. Credentials are only ever read from a Secret. Unset: no authentication.' },
       ),

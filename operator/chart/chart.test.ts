@@ -91,7 +91,7 @@ describe('chart: default render', function () {
     objects = render();
   });
 
-  it('installs the operator, its account, RBAC, metrics Service, disruption budget and CRDs, and nothing optional', () => {
+  it('installs the operator, its account, RBAC and pod-patch policy, metrics Service, disruption budget and CRDs, and nothing optional', () => {
     const kinds = objects.map((o) => o.kind).sort();
     expect(kinds).to.deep.equal(
       [
@@ -105,9 +105,18 @@ describe('chart: default render', function () {
         'RoleBinding',
         'Service',
         'ServiceAccount',
+        'ValidatingAdmissionPolicy',
+        'ValidatingAdmissionPolicyBinding',
       ].sort(),
     );
-    for (const object of objects.filter((o) => !['ClusterRole', 'ClusterRoleBinding', 'CustomResourceDefinition'].includes(o.kind))) {
+    const clusterScoped = [
+      'ClusterRole',
+      'ClusterRoleBinding',
+      'CustomResourceDefinition',
+      'ValidatingAdmissionPolicy',
+      'ValidatingAdmissionPolicyBinding',
+    ];
+    for (const object of objects.filter((o) => !clusterScoped.includes(o.kind))) {
       expect(object.metadata.namespace, `${object.kind} namespace`).to.equal(NAMESPACE);
     }
   });

@@ -44,6 +44,7 @@ export const REASONS = {
   EvictionBlocked: 'EvictionBlocked',
   PodsEvicted: 'PodsEvicted',
   ForcedRelease: 'ForcedRelease',
+  NotPoolPods: 'NotPoolPods',
   DeadlineExceeded: 'DeadlineExceeded',
 } as const;
 

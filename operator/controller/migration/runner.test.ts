@@ -10,13 +10,29 @@ import { MigrationRunner, type RunnerDeps } from './runner.ts';
 /** The store identity of SessionPool ns/p. */
 const POOL_ID = 'ns/p';
 
+/** A worker pod of pool p, as its Deployment's ReplicaSet makes it. */
 function pod(name: string, node: string): V1Pod {
   return {
-    metadata: { name, namespace: 'ns', labels: { 'dspex.io/pool': 'p', 'app.kubernetes.io/component': 'session-worker' } },
+    metadata: {
+      name,
+      namespace: 'ns',
+      labels: { 'dspex.io/pool': 'p', 'app.kubernetes.io/component': 'session-worker' },
+      ownerReferences: [{ apiVersion: 'apps/v1', kind: 'ReplicaSet', name: 'p-workers-5d8f7c9b6', uid: 'rs', controller: true }],
+    },
     spec: { nodeName: node, containers: [] },
     status: { phase: 'Running', conditions: [{ type: 'Ready', status: 'True' }] },
   };
 }
+
+/** Pods of the namespace that are not the pool's: another workload's, and one that only wears the pool label. */
+const FOREIGN_PODS: V1Pod[] = [
+  { metadata: { name: 'db-0', namespace: 'ns', labels: { app: 'db' } }, spec: { containers: [] }, status: { phase: 'Running' } },
+  {
+    metadata: { name: 'lookalike', namespace: 'ns', labels: { 'dspex.io/pool': 'p' } },
+    spec: { containers: [] },
+    status: { phase: 'Running' },
+  },
+];
 
 function setup(workers: string[]) {
   const store = new FakeSessionStore();
@@ -25,20 +41,26 @@ function setup(workers: string[]) {
   const pool = newSessionPool('p', 'ns', { replicas: workers.length, worker: { image: 'i' }, store: { endpoints: ['r:1'] } });
   const statuses: SessionMigrationStatus[] = [];
   const events: string[] = [];
+  const evicted: string[] = [];
   const deps: RunnerDeps = {
     getPool: async () => pool,
-    listPods: () => workers.map((w, i) => pod(w, `n${i}`)),
+    listPods: () => [...workers.map((w, i) => pod(w, `n${i}`)), ...FOREIGN_PODS],
     drainingNodes: () => new Set(),
     storeFor: async () => ({ store, journal, pool: POOL_ID, keyPrefix: 'spo' }),
     writeStatus: async (_m, status) => void statuses.push(structuredClone(status)),
     event: (_m, type, reason) => void events.push(`${type}/${reason}`),
-    eviction: { createNamespacedPodEviction: async () => ({}) },
+    eviction: {
+      createNamespacedPodEviction: async ({ name }: { name: string }) => {
+        evicted.push(name);
+        return {};
+      },
+    },
     registry: new Registry(),
     logger: createLogger('test').child({}, { level: 'silent' }),
     graceMs: 0,
     waitMs: 10,
   };
-  return { store, journal, deps, statuses, events };
+  return { store, journal, deps, statuses, events, evicted };
 }
 
 function migration(spec: Parameters<typeof newSessionMigration>[2]): SessionMigration {
@@ -94,6 +116,33 @@ describe('migration runner (fake store and journal)', () => {
     expect(last.completionTime).to.be.a('string');
     expect(store.ownersOf(POOL_ID).get('a')).to.equal(3);
     expect(store.workers.get(`${POOL_ID}/a`)?.draining).to.equal(false);
+  });
+
+  it("evicts, after an Evacuate, only the pool's own workers, never other pods the spec names", async () => {
+    const { store, deps, statuses, events, evicted } = setup(['a', 'b']);
+    store.seed(POOL_ID, 'a', 4);
+    await new MigrationRunner(deps).run(
+      migration({ poolRef: { name: 'p' }, type: 'Evacuate', evacuate: { pods: ['a', 'db-0', 'lookalike'], evictPods: true } }),
+      new AbortController().signal,
+    );
+    const last = statuses.at(-1)!;
+    expect(last.phase, last.message).to.equal('Succeeded');
+    expect(evicted).to.deep.equal(['a']);
+    expect(events).to.include('Warning/NotPoolPods');
+  });
+
+  it("force-drain releases and evicts only the pool's own workers, and says which named pods it left alone", async () => {
+    const { store, deps, statuses, evicted } = setup(['a', 'b']);
+    store.seed(POOL_ID, 'a', 3);
+    const m = migration({ poolRef: { name: 'p' }, type: 'Evacuate', evacuate: { pods: ['a', 'db-0', 'lookalike'] } });
+    m.metadata.annotations = { 'dspex.io/force-drain': 'true' };
+    m.status = { phase: 'Failed', reason: 'NoTargets' };
+    await new MigrationRunner(deps).run(m, new AbortController().signal);
+    expect(evicted).to.deep.equal(['a']);
+    const forced = statuses.at(-1)?.conditions?.find((c) => c.type === 'ForcedRelease');
+    expect(forced?.status).to.equal('True');
+    expect(forced?.message).to.contain('3 sessions released').and.to.contain('not workers of pool p: db-0, lookalike');
+    expect(store.ownersOf(POOL_ID).get('a') ?? 0).to.equal(0);
   });
 
   it('a Running migration resumes the journal named in its status and never re-plans', async () => {

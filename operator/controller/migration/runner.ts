@@ -35,7 +35,8 @@ import {
   transition,
 } from './phases.ts';
 import { buildPlan } from './plan.ts';
-import { ResolveError, isPoolPod, resolveSources } from './resolve.ts';
+import { ResolveError, resolveSources } from './resolve.ts';
+import { splitPoolWorkers } from '../shared/worker-pods.ts';
 import type { PoolStore } from './store-access.ts';
 
 import { FORCE_DRAIN_ANNOTATION } from '../pool/names.ts';
@@ -67,6 +68,10 @@ export interface RunnerDeps {
 
 export function isForced(obj: { metadata?: { annotations?: Record<string, string> } }): boolean {
   return obj.metadata?.annotations?.[FORCE_DRAIN_ANNOTATION] === 'true';
+}
+
+function notPoolPodsNote(pods: readonly string[], pool: string): string {
+  return `not evicted, not workers of pool ${pool}: ${pods.join(', ')}`;
 }
 
 const sleep = (ms: number): Promise<void> => new Promise((resolve) => setTimeout(resolve, ms));
@@ -293,13 +298,9 @@ export class MigrationRunner {
 
   /** Evicts the source pods that still exist; false when the deadline passed first (status written). */
   private async evictSources(ctx: RunContext, signal: AbortSignal): Promise<boolean> {
-    const existing = new Set(
-      this.deps
-        .listPods(ctx.namespace)
-        .filter((p) => isPoolPod(p, ctx.m.spec.poolRef.name))
-        .map((p) => p.metadata?.name ?? ''),
-    );
-    const pods = (ctx.sources ?? []).filter((p) => existing.has(p));
+    // Only the pool's own workers are evicted, never another workload's pod a spec names.
+    const { workers: pods, refused } = splitPoolWorkers(ctx.sources ?? [], this.deps.listPods(ctx.namespace), ctx.m.spec.poolRef.name);
+    if (refused.length > 0) ctx.event('Warning', REASONS.NotPoolPods, notPoolPodsNote(refused, ctx.m.spec.poolRef.name));
     if (pods.length === 0) return true;
     const result = await evictPods(this.deps.eviction, ctx.namespace, pods, {
       deadlineAt: this.now() + Math.max(0, ctx.remaining()),
@@ -385,13 +386,13 @@ export class MigrationRunner {
         released += outcomes.filter((o) => o.status === 'moved').length;
       }
     }
-    const existing = new Set(this.deps.listPods(ctx.namespace).map((p) => p.metadata?.name ?? ''));
-    const pods = sources.filter((p) => existing.has(p));
+    // Only the pool's own workers are evicted, never another workload's pod a spec names.
+    const { workers: pods, refused } = splitPoolWorkers(sources, this.deps.listPods(ctx.namespace), ctx.m.spec.poolRef.name);
     const evicted =
       pods.length > 0
         ? await evictPods(this.deps.eviction, ctx.namespace, pods, { deadlineAt: this.now() + 30_000, retryMs: this.deps.waitMs ?? 1000 })
         : { evicted: [], blocked: [] };
-    const note = `forced: ${released} sessions released unowned to the store; evicted ${evicted.evicted.join(', ') || 'none'}${evicted.blocked.length ? `; still blocked: ${evicted.blocked.map((b) => b.pod).join(', ')}` : ''}`;
+    const note = `forced: ${released} sessions released unowned to the store; evicted ${evicted.evicted.join(', ') || 'none'}${evicted.blocked.length ? `; still blocked: ${evicted.blocked.map((b) => b.pod).join(', ')}` : ''}${refused.length ? `; ${notPoolPodsNote(refused, ctx.m.spec.poolRef.name)}` : ''}`;
     ctx.condition(CONDITION_FORCED, 'True', REASONS.ForcedRelease, note);
     ctx.event('Warning', REASONS.ForcedRelease, note);
     await ctx.flush();

@@ -14,6 +14,7 @@ import type {
 } from '@kubernetes/client-node';
 import { API_VERSION, SESSION_POOL_KIND, type SessionPool } from '../../api/index.ts';
 import { STORE_HASH_ANNOTATION, WORKER_CONTAINER, deploymentName, pdbName, poolLabels, selectorLabels, serviceName } from './names.ts';
+import { DEFAULT_WORKER_RESOURCES, hardenPodSpec } from './pod-security.ts';
 
 /** The worker's own drain deadline is capped (SPO_DRAIN_DEADLINE_SECONDS accepts 0..3600). */
 export const MAX_WORKER_DRAIN_SECONDS = 3600;
@@ -133,7 +134,8 @@ function workerContainer(pool: SessionPool, fromTemplate: V1Container | undefine
     },
   };
   if (worker.imagePullPolicy) container.imagePullPolicy = worker.imagePullPolicy;
-  if (worker.resources) container.resources = worker.resources as V1Container['resources'];
+  container.resources =
+    (worker.resources as V1Container['resources']) ?? fromTemplate?.resources ?? structuredClone(DEFAULT_WORKER_RESOURCES);
   if (mounts.length > 0) container.volumeMounts = mounts;
   return container;
 }
@@ -158,7 +160,7 @@ export function podSpec(pool: SessionPool): V1PodSpec {
     terminationGracePeriodSeconds: Math.max(template.terminationGracePeriodSeconds ?? 0, minGrace),
   };
   if (volumes.length > 0) spec.volumes = volumes;
-  return spec;
+  return hardenPodSpec(spec);
 }
 
 export function desiredDeployment(pool: SessionPool, replicas: number): V1Deployment {

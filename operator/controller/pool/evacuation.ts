@@ -14,6 +14,7 @@ import {
 } from '../../api/index.ts';
 import { errorMessage, isNotFound, statusCode } from '../../kube/errors.ts';
 import type { Logger } from '../../observability/logger.ts';
+import { isPoolWorkerPod } from '../shared/worker-pods.ts';
 import { ownerReference } from './desired.ts';
 import {
   PURPOSE_LABEL,
@@ -109,11 +110,11 @@ export class Evacuations {
     });
     switch (plan.action) {
       case 'set': {
-        await this.markVictims(namespace, plan.annotate);
+        await this.markVictims(name, namespace, plan.annotate);
         return { replicas: plan.replicas, observation: { desiredReplicas: plan.replicas } };
       }
       case 'evacuate': {
-        await this.markVictims(namespace, plan.victims);
+        await this.markVictims(name, namespace, plan.victims);
         const migration: SessionMigration = {
           apiVersion: API_VERSION,
           kind: SESSION_MIGRATION_KIND,
@@ -201,10 +202,15 @@ export class Evacuations {
     }
   }
 
-  private async markVictims(namespace: string, pods: readonly string[]): Promise<void> {
+  /** Only the pool's own workers are annotated: the operator patches no other pod (docs/chart.md, "Security"). */
+  private async markVictims(pool: string, namespace: string, pods: readonly string[]): Promise<void> {
     for (const pod of pods) {
       const cached = this.deps.pods.get(pod, namespace);
-      if (cached?.metadata?.annotations?.[POD_DELETION_COST_ANNOTATION] === VICTIM_DELETION_COST) continue;
+      if (!cached || !isPoolWorkerPod(cached, pool)) {
+        this.log.debug({ pool, pod }, 'not a worker pod of the pool: deletion cost not set');
+        continue;
+      }
+      if (cached.metadata?.annotations?.[POD_DELETION_COST_ANNOTATION] === VICTIM_DELETION_COST) continue;
       try {
         await this.deps.api.annotatePod(namespace, pod, { [POD_DELETION_COST_ANNOTATION]: VICTIM_DELETION_COST });
       } catch (err) {

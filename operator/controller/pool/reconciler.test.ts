@@ -112,9 +112,11 @@ function setup(poolSpec: Parameters<typeof newSessionPool>[2] = {}, sweeps?: Swe
   };
 }
 
-function addPod(caches: ReturnType<typeof setup>['caches'], name: string, nodeName?: string): void {
+/** A worker pod of pool web as its Deployment's ReplicaSet makes it; `owned: false` only wears the pool label. */
+function addPod(caches: ReturnType<typeof setup>['caches'], name: string, nodeName?: string, owned = true): void {
+  const ownerReferences = [{ apiVersion: 'apps/v1', kind: 'ReplicaSet', name: 'web-workers-7c9d8f6b5', uid: 'rs', controller: true }];
   caches.pods.put({
-    metadata: { name, namespace: 'ns', labels: { 'dspex.io/pool': 'web' } },
+    metadata: { name, namespace: 'ns', labels: { 'dspex.io/pool': 'web' }, ...(owned ? { ownerReferences } : {}) },
     ...(nodeName ? { spec: { nodeName, containers: [] } } : {}),
     status: { phase: 'Running', conditions: [{ type: 'Ready', status: 'True' }] },
   });
@@ -277,6 +279,21 @@ describe('pool/reconciler (fake client and store)', () => {
     await t.reconciler.reconcile('ns/web');
     expect((t.caches.deployments.get('web-workers', 'ns') as V1Deployment).spec?.replicas).to.equal(1);
     expect(t.events).to.deep.include(['Normal', 'EvacuationSucceeded']);
+  });
+
+  it('sets the deletion cost only on pods its Deployment made, never on a pod that only wears the pool label', async () => {
+    const t = setup();
+    addPod(t.caches, 'web-a');
+    addPod(t.caches, 'web-b', undefined, false);
+    await t.reconciler.reconcile('ns/web');
+    await t.store.create({ pool: 'web', owner: 'web-a' });
+    await t.store.create({ pool: 'web', owner: 'web-a' });
+    await t.store.create({ pool: 'web', owner: 'web-b' });
+    t.pool.spec.replicas = 1;
+    t.calls.length = 0;
+    await t.reconciler.reconcile('ns/web');
+    expect((t.of('createMigration') as SessionMigration[])[0]?.spec.evacuate?.pods).to.deep.equal(['web-b']);
+    expect(t.of('annotatePod')).to.deep.equal([]);
   });
 
   it('releases the sessions of a worker whose pod is gone', async () => {
