@@ -28,12 +28,14 @@ hash_of() {
   done | sha256sum | cut -c1-16
 }
 
-# ensure_packages: Debian's Docker engine and debootstrap, installed when missing.
+# ensure_packages: Debian's Docker engine, debootstrap, jq and a C compiler, installed when missing.
 ensure_packages() {
   local missing=()
   command -v dockerd >/dev/null || missing+=(docker.io)
   command -v debootstrap >/dev/null || missing+=(debootstrap)
   command -v jq >/dev/null || missing+=(jq)
+  command -v gcc >/dev/null || missing+=(gcc)                                          # kind's pause image
+  [ -f "/usr/lib/$(gcc -dumpmachine 2>/dev/null)/libc.a" ] || missing+=(libc6-dev) # (static)
   [ ${#missing[@]} -gt 0 ] || return 0
   [ "$(id -u)" -eq 0 ] || { ilog "missing: ${missing[*]}; run as root or: sudo apt-get install -y ${missing[*]}"; return 1; }
   ilog "installing Debian packages: ${missing[*]}"
