@@ -51,10 +51,11 @@ stand_in redis "redis:7.0" "$images_dir/stand-ins/redis.Dockerfile" "$images_dir
 cd "$repo_root"
 runtime_hash=$(hash_of "$node_hash" @Dockerfile @.dockerignore @package.json @package-lock.json @operator)
 build_dockerfile runtime "$runtime_hash" "$RUNTIME_IMAGE" .
+# The handler example builds from the repository's root (it installs sdk/python too).
 handler_dir=examples/dspy-worker
 if [ -f "$handler_dir/Dockerfile" ]; then
-  handler_hash=$(hash_of "$python_hash" "@$handler_dir")
-  build_dockerfile dspy-worker "$handler_hash" "$HANDLER_IMAGE" "$handler_dir"
+  handler_hash=$(hash_of "$python_hash" "@$handler_dir" @sdk/python @.dockerignore)
+  build_dockerfile dspy-worker "$handler_hash" "$HANDLER_IMAGE" . -f "$handler_dir/Dockerfile"
 else
   ilog "no $handler_dir/Dockerfile: handler image not built"
 fi

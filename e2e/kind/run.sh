@@ -173,6 +173,7 @@ spec:
     image: $example_image
   handler:
     image: $handler_image
+    env: [{ name: SPO_DSPY_LM, value: dummy }]
   store:
     endpoints: [redis-cluster.redis.svc:6379]
 YAML
