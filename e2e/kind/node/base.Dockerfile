@@ -4,6 +4,9 @@
 # e2e/kind/node-image.sh), and Debian's containerd, runc and CNI plugins.
 ARG BASE
 FROM $BASE
+# containerd's restrict_oom_score_adj: the node lacks CAP_SYS_RESOURCE (this machine's bounding
+# set has none to give), so a negative oom_score_adj (-998 for pod sandboxes) fails in runc
+# ("can't get final child's PID from pipe: EOF"); clamped to containerd's own, it does not.
 # Packages first: kind's files replace some of their configuration (containerd's config.toml).
 RUN apt-get update -qq \
  && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends \
@@ -25,6 +28,8 @@ RUN chmod 0755 /kind /kind/bin /kind/bin/* /usr/local/bin/* \
  && ln -s /usr/bin/containerd /usr/local/bin/containerd \
  && mkdir -p /opt/cni/bin /etc/kubernetes/manifests \
  && ln -s /usr/lib/cni/* /opt/cni/bin/ \
+ && sed -i 's/restrict_oom_score_adj = false/restrict_oom_score_adj = true/' /etc/containerd/config.toml \
+ && grep -q 'restrict_oom_score_adj = true' /etc/containerd/config.toml \
  && ctr oci spec \
       | jq '.hooks.createContainer[.hooks.createContainer| length] |= . + {"path": "/kind/bin/mount-product-files.sh"}' \
       | jq 'del(.process.rlimits)' > /etc/containerd/cri-base.json \
