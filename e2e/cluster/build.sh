@@ -5,6 +5,10 @@
 #   <cache>/etcd-<ver>/bin/etcd
 #   <cache>/kwok-<ver>/bin/kwok and <cache>/kwok-<ver>/stages.yaml
 #   <cache>/helm-<ver>/bin/helm
+# and with `build.sh kind`, for the kind tier:
+#   <cache>/kind-<ver>/bin/kind
+#   <cache>/k8s-node-<ver>/bin/{kubelet,kubeadm,kube-proxy}
+#   <cache>/crictl-<ver>/bin/crictl, <cache>/coredns-<ver>/bin/coredns
 # A finished build leaves a .complete marker; a rerun skips it. Concurrent runs wait on a lock.
 set -euo pipefail
 here=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
@@ -21,11 +25,12 @@ need_go() {
 }
 export GOFLAGS=-mod=mod CGO_ENABLED=0 GOTOOLCHAIN=local
 
-build_k8s() {
-  local out="$cache/k8s-$K8S_VERSION"
-  [ -f "$out/.complete" ] && return 0
-  need_go
-  log "building kube-apiserver, kube-controller-manager, kube-scheduler, kubectl $K8S_VERSION (about 6 min cold)"
+# build_k8s_cmds OUT CMD...: builds k8s.io/kubernetes/cmd/CMD... of $K8S_VERSION into OUT/bin
+# through a wrapper module (k8s.io/kubernetes is not meant to be required: its staging
+# modules are pinned at v0.0.0, so each is replaced by its published v0.<minor>.<patch>).
+build_k8s_cmds() {
+  local out=$1
+  shift
   local src="$out/src"; rm -rf "$src"; mkdir -p "$src" "$out/bin"
   local gomod minor
   gomod=$(cd "$src" && go mod download -json "k8s.io/kubernetes@$K8S_VERSION" | sed -n 's/.*"GoMod": "\(.*\)".*/\1/p')
@@ -41,27 +46,38 @@ build_k8s() {
     # Every staging module k8s.io/kubernetes pins at v0.0.0 maps to its published v0.<minor>.<patch>.
     grep -E '^\s+k8s\.io/[^ ]+ v0\.0\.0\s*$' "$gomod" | awk -v v="v0.${K8S_VERSION#v1.}" '{print "replace " $1 " => " $1 " " v}' | sort -u
   } >"$src/go.mod"
-  cat >"$src/tools.go" <<'GO'
-//go:build tools
-
-package tools
-
-import (
-	_ "k8s.io/kubernetes/cmd/kube-apiserver"
-	_ "k8s.io/kubernetes/cmd/kube-controller-manager"
-	_ "k8s.io/kubernetes/cmd/kube-scheduler"
-	_ "k8s.io/kubernetes/cmd/kubectl"
-)
-GO
+  local cmd pkgs=()
+  {
+    printf '//go:build tools\n\npackage tools\n\nimport (\n'
+    for cmd in "$@"; do printf '\t_ "k8s.io/kubernetes/cmd/%s"\n' "$cmd"; pkgs+=("k8s.io/kubernetes/cmd/$cmd"); done
+    printf ')\n'
+  } >"$src/tools.go"
   (cd "$src" && go mod tidy)
   local ld="-s -w"
   for pkg in k8s.io/component-base/version k8s.io/client-go/pkg/version; do
     ld="$ld -X $pkg.gitVersion=$K8S_VERSION -X $pkg.gitMajor=1 -X $pkg.gitMinor=$minor -X $pkg.gitTreeState=clean"
   done
-  (cd "$src" && go build -tags tools -trimpath -ldflags "$ld" -o "$out/bin/" \
-    k8s.io/kubernetes/cmd/kube-apiserver k8s.io/kubernetes/cmd/kube-controller-manager \
-    k8s.io/kubernetes/cmd/kube-scheduler k8s.io/kubernetes/cmd/kubectl)
+  (cd "$src" && go build -tags tools -trimpath -ldflags "$ld" -o "$out/bin/" "${pkgs[@]}")
+}
+
+build_k8s() {
+  local out="$cache/k8s-$K8S_VERSION"
+  [ -f "$out/.complete" ] && return 0
+  need_go
+  log "building kube-apiserver, kube-controller-manager, kube-scheduler, kubectl $K8S_VERSION (about 6 min cold)"
+  build_k8s_cmds "$out" kube-apiserver kube-controller-manager kube-scheduler kubectl
   "$out/bin/kube-apiserver" --version | grep -q "$K8S_VERSION"
+  touch "$out/.complete"
+}
+
+# The node's binaries, for the kind tier only (`build.sh kind`).
+build_k8s_node() {
+  local out="$cache/k8s-node-$K8S_VERSION"
+  [ -f "$out/.complete" ] && return 0
+  need_go
+  log "building kubelet, kubeadm, kube-proxy $K8S_VERSION (about 5 min cold)"
+  build_k8s_cmds "$out" kubelet kubeadm kube-proxy
+  "$out/bin/kubelet" --version | grep -q "$K8S_VERSION"
   touch "$out/.complete"
 }
 
@@ -135,9 +151,50 @@ build_helm() {
   touch "$out/.complete-r2"
 }
 
+build_kind() {
+  local out="$cache/kind-$KIND_VERSION"
+  [ -f "$out/.complete" ] && return 0
+  need_go
+  log "building kind $KIND_VERSION (about 1 min cold)"
+  mkdir -p "$out/bin"
+  GOBIN="$out/bin" go install -trimpath -ldflags "-s -w" "sigs.k8s.io/kind@$KIND_VERSION"
+  touch "$out/.complete"
+}
+
+build_crictl() {
+  local out="$cache/crictl-$CRICTL_VERSION"
+  [ -f "$out/.complete" ] && return 0
+  need_go
+  log "building crictl $CRICTL_VERSION (about 1 min cold)"
+  mkdir -p "$out/bin"
+  GOBIN="$out/bin" go install -trimpath -ldflags "-s -w" "sigs.k8s.io/cri-tools/cmd/crictl@$CRICTL_VERSION"
+  touch "$out/.complete"
+}
+
+# CoreDNS at the version kubeadm of $K8S_VERSION names (read from kubeadm's constants).
+build_coredns() {
+  local constants version out
+  constants="$(cd "$cache" && go mod download -json "k8s.io/kubernetes@$K8S_VERSION" | sed -n 's/.*"Dir": "\(.*\)".*/\1/p')/cmd/kubeadm/app/constants/constants.go"
+  version=$(sed -n 's/^\s*CoreDNSVersion = "\(.*\)"/\1/p' "$constants")
+  [ -n "$version" ] || { echo "CoreDNSVersion not found in $constants" >&2; exit 1; }
+  out="$cache/coredns-$version"
+  [ -f "$out/.complete" ] && return 0
+  log "building coredns $version (about 2 min cold)"
+  mkdir -p "$out/bin"
+  GOBIN="$out/bin" go install -trimpath -ldflags "-s -w" "github.com/coredns/coredns@$version"
+  touch "$out/.complete"
+}
+
 start=$(date +%s)
 build_etcd
 build_kwok
 build_k8s
 build_helm
+# `build.sh kind`: also what the kind tier needs (kind, and the node's Kubernetes binaries).
+if [ "${1:-}" = "kind" ]; then
+  build_kind
+  build_crictl
+  build_coredns
+  build_k8s_node
+fi
 log "control plane binaries ready in $cache ($(( $(date +%s) - start )) s)"
