@@ -244,11 +244,12 @@ describe('chart: RBAC', function () {
     expect(grants(cluster, '', 'pods/eviction', 'create')).to.have.length(1);
   });
 
-  it('reads nodes, gets Secrets (never lists them), and only creates and patches events', () => {
+  it('reads nodes, gets and creates Secrets (never lists, changes or deletes them), and only creates and patches events', () => {
     const verbsOn = (group: string, resource: string) =>
       cluster.filter((r) => r.apiGroups?.includes(group) && r.resources?.includes(resource)).flatMap((r) => r.verbs);
     expect(verbsOn('', 'nodes').sort()).to.deep.equal([...READ_VERBS].sort());
-    expect(verbsOn('', 'secrets')).to.deep.equal(['get']);
+    // get: credentials a pool names and its admin token; create: the admin token Secret, once.
+    expect(verbsOn('', 'secrets').sort()).to.deep.equal(['create', 'get']);
     expect(verbsOn('', 'events').sort()).to.deep.equal(['create', 'patch']);
     expect(verbsOn('events.k8s.io', 'events').sort()).to.deep.equal(['create', 'patch']);
   });

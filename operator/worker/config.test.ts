@@ -1,5 +1,5 @@
 import { expect } from 'chai';
-import { ConfigError, parseConfig } from './config.ts';
+import { ConfigError, describeConfig, parseConfig } from './config.ts';
 
 const base = { SPO_POOL: 'demo', SPO_REDIS_NODES: '127.0.0.1:7000, redis-1:7001' };
 
@@ -97,5 +97,16 @@ describe('worker config', () => {
     expect(problems({ ...base, SPO_SESSION_TTL_SECONDS: '100', SPO_ANON_TTL_SECONDS: '200' }).join()).to.match(/must not exceed/);
     expect(problems({ ...base, SPO_POOL: 'Bad_Pool' }).join()).to.match(/DNS-1123/);
     expect(problems({ ...base, SPO_PORT: '70000' }).join()).to.match(/out of range/);
+  });
+
+  it('takes an admin token of 16 characters or more, refuses a short one without echoing it, and never describes it', () => {
+    const token = 'a'.repeat(64);
+    const c = parseConfig({ ...base, SPO_ADMIN_TOKEN: token }, 'host-1');
+    expect(c.adminToken).to.equal(token);
+    expect(describeConfig(c).adminToken).to.equal('[set]');
+    expect(parseConfig(base, 'host-1').adminToken).to.equal(undefined);
+    const short = problems({ ...base, SPO_ADMIN_TOKEN: 'short-secret' }).join();
+    expect(short).to.match(/SPO_ADMIN_TOKEN must be at least 16 characters/);
+    expect(short).to.not.include('short-secret');
   });
 });

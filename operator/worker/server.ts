@@ -4,6 +4,7 @@
 import http, { type IncomingMessage, type ServerResponse } from 'node:http';
 import type { Registry } from 'prom-client';
 import type { Logger } from '../observability/logger.ts';
+import { checkAdminAuthorization } from './admin-auth.ts';
 import type { JsonValue } from '../store/types.ts';
 import type { SessionModes, SessionView } from './backends.ts';
 import { WorkerError, toWorkerError } from './errors.ts';
@@ -94,8 +95,7 @@ function sessionParam(params: string[]): string {
 }
 
 function checkAdmin(ctx: ServerContext, req: IncomingMessage): void {
-  if (ctx.adminToken && req.headers.authorization !== `Bearer ${ctx.adminToken}`)
-    throw new WorkerError('UNAUTHORIZED', 'admin routes need Authorization: Bearer <SPO_ADMIN_TOKEN>');
+  checkAdminAuthorization(ctx.adminToken, req.headers.authorization);
 }
 
 async function executeIn(
@@ -315,6 +315,7 @@ async function handle(ctx: ServerContext, req: IncomingMessage, res: ServerRespo
     else ctx.logger.debug({ code: e.code, route: routeName }, 'request refused');
     const headers: Record<string, string> = {};
     if (e.retryAfterSeconds !== undefined) headers['retry-after'] = String(e.retryAfterSeconds);
+    if (e.code === 'UNAUTHORIZED') headers['www-authenticate'] = 'Bearer realm="spo-admin"';
     // An unread (oversized) body: close the connection rather than read it all.
     if (e.code === 'PAYLOAD_TOO_LARGE' || e.code === 'UNSUPPORTED_MEDIA_TYPE') headers.connection = 'close';
     if (!res.headersSent) send(ctx, res, { status: e.status, body: e.toBody() }, headers);

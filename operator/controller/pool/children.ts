@@ -7,6 +7,7 @@ import { createHash } from 'node:crypto';
 import type { KubernetesObject, V1Deployment } from '@kubernetes/client-node';
 import type { SessionPool } from '../../api/index.ts';
 import { parseKey } from '../../kube/informer.ts';
+import { withAdminTokenSecret } from './admin-token.ts';
 import { desiredDeployment, desiredPdb, desiredService } from './desired.ts';
 import { APPLIED_HASH_ANNOTATION, deploymentName, pdbName, serviceName } from './names.ts';
 import type { PoolReconcilerDeps } from './reconciler.ts';
@@ -58,8 +59,11 @@ export class ChildApplier {
       for (const kind of ['Deployment', 'Service', 'PodDisruptionBudget']) this.applied.delete(`${kind}/${ns ?? ''}/${child}`);
   }
 
-  /** Applies the children that are not up to date; true when one was skipped only because the cache lags. */
-  async apply(key: string, pool: SessionPool, replicas: number, now: number): Promise<boolean> {
+  /**
+   * Applies the children that are not up to date; true when one was skipped only because the cache lags.
+   * `adminTokenSecretUid` is stamped on the pod template: a recreated token Secret rolls the workers.
+   */
+  async apply(key: string, pool: SessionPool, replicas: number, now: number, adminTokenSecretUid: string): Promise<boolean> {
     const namespace = pool.metadata.namespace ?? 'default';
     const name = pool.metadata.name ?? '';
     const reapplyMs = this.deps.reapplyIntervalMs ?? 6 * 3_600_000;
@@ -70,7 +74,7 @@ export class ChildApplier {
     const children: Array<{ obj: KubernetesObject; cached: KubernetesObject | undefined; extraCheck?: (c: KubernetesObject) => boolean }> =
       [
         {
-          obj: desiredDeployment(pool, replicas),
+          obj: withAdminTokenSecret(desiredDeployment(pool, replicas), adminTokenSecretUid),
           cached: this.deps.deployments.get(deploymentName(name), namespace),
           extraCheck: (c) => (c as V1Deployment).spec?.replicas === replicas,
         },
