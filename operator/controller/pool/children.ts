@@ -9,10 +9,14 @@ import type { SessionPool } from '../../api/index.ts';
 import { parseKey } from '../../kube/informer.ts';
 import { withAdminTokenSecret } from './admin-token.ts';
 import { desiredDeployment, desiredPdb, desiredService } from './desired.ts';
-import { APPLIED_HASH_ANNOTATION, deploymentName, pdbName, serviceName } from './names.ts';
+import { desiredNetworkPolicy } from './network-policy.ts';
+import { APPLIED_HASH_ANNOTATION, deploymentName, networkPolicyName, pdbName, serviceName } from './names.ts';
 import type { PoolReconcilerDeps } from './reconciler.ts';
 
-export type ChildDeps = Pick<PoolReconcilerDeps, 'api' | 'deployments' | 'services' | 'pdbs' | 'reapplyIntervalMs'>;
+export type ChildDeps = Pick<
+  PoolReconcilerDeps,
+  'api' | 'deployments' | 'services' | 'pdbs' | 'reapplyIntervalMs' | 'networkPolicies' | 'workerNetworkPolicy'
+>;
 
 function hashOf(value: unknown): string {
   return createHash('sha256').update(JSON.stringify(value)).digest('hex').slice(0, 16);
@@ -55,8 +59,9 @@ export class ChildApplier {
   forget(key: string): void {
     this.lastApplied.delete(key);
     const { namespace: ns, name: poolName } = parseKey(key);
-    for (const child of [deploymentName(poolName), serviceName(poolName), pdbName(poolName)])
-      for (const kind of ['Deployment', 'Service', 'PodDisruptionBudget']) this.applied.delete(`${kind}/${ns ?? ''}/${child}`);
+    for (const child of [deploymentName(poolName), serviceName(poolName), pdbName(poolName), networkPolicyName(poolName)])
+      for (const kind of ['Deployment', 'Service', 'PodDisruptionBudget', 'NetworkPolicy'])
+        this.applied.delete(`${kind}/${ns ?? ''}/${child}`);
   }
 
   /**
@@ -81,6 +86,12 @@ export class ChildApplier {
         { obj: desiredService(pool), cached: this.deps.services.get(serviceName(name), namespace) },
         { obj: desiredPdb(pool), cached: this.deps.pdbs.get(pdbName(name), namespace) },
       ];
+    const { workerNetworkPolicy, networkPolicies } = this.deps;
+    if (workerNetworkPolicy && networkPolicies)
+      children.push({
+        obj: desiredNetworkPolicy(pool, workerNetworkPolicy),
+        cached: networkPolicies.get(networkPolicyName(name), namespace),
+      });
     let lagging = false;
     await Promise.all(
       children.map(async ({ obj, cached, extraCheck }) => {

@@ -22,6 +22,7 @@ import { createLogger, type Logger } from '../../observability/logger.ts';
 import type { SessionStore } from '../../store/index.ts';
 import { AdminStep } from './admin.ts';
 import type { AdminCall } from './worker-admin.ts';
+import type { WorkerNetworkPolicySettings } from './network-policy.ts';
 import { ChildApplier } from './children.ts';
 import type { PoolApi } from './client.ts';
 import { Evacuations } from './evacuation.ts';
@@ -86,6 +87,9 @@ export interface PoolReconcilerDeps {
   evacuationPollMs?: number;
   /** The operator's call to a worker's POST /admin/mode; default HTTP (worker-admin.ts). */
   adminCall?: AdminCall;
+  /** Each pool's worker NetworkPolicy is applied when both are set (network-policy.ts). */
+  workerNetworkPolicy?: WorkerNetworkPolicySettings;
+  networkPolicies?: Cache<KubernetesObject>;
 }
 
 /** Ownership of a drain migration's forced end (migration/runner.ts CONDITION_FORCED). */
