@@ -103,6 +103,30 @@ describe('pool/admin-token', () => {
     expect(second.secretUid).to.not.equal(first.secretUid);
   });
 
+  it('keeps a known token when a refresh read fails for another reason than 404', async () => {
+    const f = fakeApi();
+    let now = 0;
+    let down = false;
+    const api = {
+      ...f.api,
+      readSecret: async (ns: string, name: string) => {
+        if (down) throw Object.assign(new Error('unavailable'), { code: 503 });
+        return f.api.readSecret(ns, name);
+      },
+    };
+    const tokens = new AdminTokens(api, () => now, 1000);
+    const first = await tokens.get('ns1/web', pool());
+    down = true;
+    now = 5000;
+    expect(await tokens.get('ns1/web', pool())).to.deep.equal({ ...first, created: false });
+    const fresh = new AdminTokens(api, () => now, 1000);
+    const error = await fresh.get('ns1/web', pool()).then(
+      () => undefined,
+      (e: unknown) => e,
+    );
+    expect(error).to.be.instanceOf(AdminTokenError);
+  });
+
   it('uses the Secret another writer created between its read and its create', async () => {
     const f = fakeApi();
     const theirs = {

@@ -125,6 +125,9 @@ export class AdminTokens {
     try {
       secret = await this.api.readSecret(namespace, name);
     } catch (err) {
+      // A refresh that fails for another reason than 404 keeps the token known (tried again next time).
+      if (!isNotFound(err) && known && known.poolUid === pool.metadata.uid)
+        return { token: known.token, secretUid: known.secretUid, created: false };
       if (!isNotFound(err)) throw new AdminTokenError(`cannot read Secret ${name}`, { cause: err });
       try {
         secret = await this.api.createSecret(desiredAdminTokenSecret(pool, newAdminToken()));
