@@ -102,6 +102,13 @@ export const ALL_FEATURES = {
   podAnnotations: { 'example.org/team': 'platform' },
   tolerations: [{ key: 'dedicated', operator: 'Equal', value: 'operators', effect: 'NoSchedule' }],
   topologySpreadConstraints: [{ maxSkew: 1, topologyKey: 'topology.kubernetes.io/zone', whenUnsatisfiable: 'ScheduleAnyway' }],
+  networkPolicy: {
+    workers: { extraFrom: [{ namespaceSelector: { matchLabels: { 'kubernetes.io/metadata.name': 'monitoring' } } }] },
+    operator: {
+      metricsFrom: [{ namespaceSelector: { matchLabels: { 'kubernetes.io/metadata.name': 'monitoring' } } }],
+      egress: [{ ports: [{ protocol: 'UDP', port: 53 }] }, { to: [{ ipBlock: { cidr: '10.0.0.0/8' } }] }],
+    },
+  },
 };
 
 /** Every optional feature on except those that need CRDs a bare apiserver lacks (Prometheus Operator's). */

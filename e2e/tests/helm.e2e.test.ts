@@ -131,6 +131,16 @@ describe('helm e2e: the chart installed on the local control plane', function ()
     }
     const stored = await pool.store.get(session.id, { touch: false });
     expect((stored?.data as { vars: { n: number } }).vars.n).to.equal(30);
+    // With the chart's RBAC the operator created the pool's admin token Secret and its worker
+    // NetworkPolicy, which admits the operator's pods (release namespace, selector labels).
+    const secret = await env.core.readNamespacedSecret({ name: `${pool.name}-admin-token`, namespace: pool.namespace });
+    expect(secret.metadata?.ownerReferences?.[0]?.name).to.equal(pool.name);
+    const policy = JSON.parse(await kubectl(env, ['get', 'networkpolicy', `${pool.name}-workers`, '-n', pool.namespace, '-o', 'json'])) as {
+      spec: { ingress: { from: { namespaceSelector?: { matchLabels?: Record<string, string> } }[] }[] };
+    };
+    expect(policy.spec.ingress[0]?.from.map((p) => p.namespaceSelector?.matchLabels?.['kubernetes.io/metadata.name'])).to.include(
+      NAMESPACE,
+    );
   });
 
   it('kubectl scale sessionpool resizes the workers', async () => {

@@ -102,4 +102,29 @@ describe('cmd/config (operator)', () => {
     expect(c.resyncMs).to.equal(600_000);
     expect(USAGE).to.include(`(SPO_LEASE_DURATION_SECONDS, ${DEFAULT_LEASE_DURATION_MS / 1000})`);
   });
+
+  it('generates worker NetworkPolicies only when asked, and then needs the operator namespace and pod labels', () => {
+    expect(parse().workerNetworkPolicy).to.equal(undefined);
+    const c = parse([], {
+      SPO_WORKER_NETWORK_POLICY: 'true',
+      SPO_POD_NAMESPACE: 'spo-system',
+      SPO_OPERATOR_POD_LABELS: 'app.kubernetes.io/name=session-pool-operator,app.kubernetes.io/instance=spo',
+      SPO_WORKER_NETWORK_POLICY_EXTRA_PEERS: '[{"namespaceSelector":{"matchLabels":{"kubernetes.io/metadata.name":"monitoring"}}}]',
+    });
+    expect(c.workerNetworkPolicy).to.deep.equal({
+      operatorNamespace: 'spo-system',
+      operatorPodLabels: { 'app.kubernetes.io/name': 'session-pool-operator', 'app.kubernetes.io/instance': 'spo' },
+      extraPeers: [{ namespaceSelector: { matchLabels: { 'kubernetes.io/metadata.name': 'monitoring' } } }],
+    });
+    const missing = problems(['--worker-network-policy']).join('\n');
+    expect(missing).to.match(/needs the operator namespace/);
+    expect(missing).to.match(/needs the operator's pod labels/);
+    const bad = problems([
+      '--worker-network-policy',
+      '--operator-namespace=spo',
+      '--operator-pod-labels=a=b',
+      '--worker-network-policy-extra-peers=[1]',
+    ]);
+    expect(bad.join()).to.match(/--worker-network-policy-extra-peers\[0\] is not a NetworkPolicyPeer/);
+  });
 });

@@ -2,6 +2,7 @@
 // then defaults. Every bad value is reported at once, naming the flag or variable and what was
 // expected, before anything starts.
 import { DEFAULT_LEASE_DURATION_MS, DEFAULT_RENEW_DEADLINE_MS, DEFAULT_RETRY_PERIOD_MS } from '../kube/leader-election-timing.ts';
+import { parseLabels, parsePeers, type WorkerNetworkPolicySettings } from '../controller/pool/network-policy.ts';
 
 const LEASE_S = DEFAULT_LEASE_DURATION_MS / 1000;
 const RENEW_S = DEFAULT_RENEW_DEADLINE_MS / 1000;
@@ -34,6 +35,8 @@ export interface OperatorConfig {
   autoscaleIntervalMs: number;
   shutdownTimeoutMs: number;
   controllers: ControllerName[];
+  /** Generate each pool's worker NetworkPolicy (network-policy.ts); undefined: none. */
+  workerNetworkPolicy: WorkerNetworkPolicySettings | undefined;
 }
 
 export class ConfigError extends Error {
@@ -68,6 +71,10 @@ const FLAGS = {
   autoscaleInterval: { flag: 'autoscale-interval-seconds', env: 'SPO_AUTOSCALE_INTERVAL_SECONDS' },
   shutdownTimeout: { flag: 'shutdown-timeout-seconds', env: 'SPO_SHUTDOWN_TIMEOUT_SECONDS' },
   controllers: { flag: 'controllers', env: 'SPO_CONTROLLERS' },
+  workerNetworkPolicy: { flag: 'worker-network-policy', env: 'SPO_WORKER_NETWORK_POLICY', boolean: true },
+  operatorNamespace: { flag: 'operator-namespace', env: 'SPO_POD_NAMESPACE' },
+  operatorPodLabels: { flag: 'operator-pod-labels', env: 'SPO_OPERATOR_POD_LABELS' },
+  workerNetworkPolicyExtraPeers: { flag: 'worker-network-policy-extra-peers', env: 'SPO_WORKER_NETWORK_POLICY_EXTRA_PEERS' },
 } satisfies Record<string, FlagSpec>;
 
 export const USAGE = `usage: node operator/cmd/operator.ts [flags]
@@ -86,7 +93,14 @@ export const USAGE = `usage: node operator/cmd/operator.ts [flags]
   --resync-seconds=N                  re-enqueue every pool this often (SPO_RESYNC_SECONDS, ${DEFAULT_RESYNC_SECONDS})
   --autoscale-interval-seconds=N      autoscaled pools: counts read at least this often (SPO_AUTOSCALE_INTERVAL_SECONDS, 15)
   --shutdown-timeout-seconds=N        wait for reconciles in flight on SIGTERM (SPO_SHUTDOWN_TIMEOUT_SECONDS, 25)
-  --controllers=LIST                  comma list of ${CONTROLLERS.join(', ')} (SPO_CONTROLLERS, all)`;
+  --controllers=LIST                  comma list of ${CONTROLLERS.join(', ')} (SPO_CONTROLLERS, all)
+  --worker-network-policy             generate each pool's worker NetworkPolicy (SPO_WORKER_NETWORK_POLICY, false);
+                                      needs --operator-namespace and --operator-pod-labels
+  --operator-namespace=NS             namespace of the operator's pods (SPO_POD_NAMESPACE)
+  --operator-pod-labels=K=V,...       labels of the operator's pods, admitted to the workers (SPO_OPERATOR_POD_LABELS)
+  --worker-network-policy-extra-peers=JSON
+                                      NetworkPolicyPeers admitted to every pool's workers
+                                      (SPO_WORKER_NETWORK_POLICY_EXTRA_PEERS, [])`;
 
 export interface ParseInput {
   argv?: readonly string[];
@@ -211,6 +225,23 @@ export function parseOperatorConfig(input: ParseInput = {}): OperatorConfig {
   if (controllers.length === 0 && !problems.some((p) => p.includes('controller')))
     problems.push('at least one controller must run (--controllers)');
 
+  let workerNetworkPolicy: WorkerNetworkPolicySettings | undefined;
+  if (bool(FLAGS.workerNetworkPolicy, false)) {
+    const source = (spec: FlagSpec) => raw(spec)?.source ?? `--${spec.flag}`;
+    const operatorNamespace = text(FLAGS.operatorNamespace, '');
+    if (!operatorNamespace)
+      problems.push('--worker-network-policy needs the operator namespace (--operator-namespace or SPO_POD_NAMESPACE)');
+    else dnsName(FLAGS.operatorNamespace, operatorNamespace, 'namespace');
+    const operatorPodLabels = parseLabels(text(FLAGS.operatorPodLabels, ''), problems, source(FLAGS.operatorPodLabels));
+    if (
+      Object.keys(operatorPodLabels).length === 0 &&
+      !problems.some((p) => p.includes('operator-pod-labels') || p.includes('SPO_OPERATOR_POD_LABELS'))
+    )
+      problems.push("--worker-network-policy needs the operator's pod labels (--operator-pod-labels or SPO_OPERATOR_POD_LABELS)");
+    const extraPeers = parsePeers(text(FLAGS.workerNetworkPolicyExtraPeers, '[]'), problems, source(FLAGS.workerNetworkPolicyExtraPeers));
+    workerNetworkPolicy = { operatorNamespace, operatorPodLabels, extraPeers };
+  }
+
   const config: OperatorConfig = {
     leaderElect: bool(FLAGS.leaderElect, false),
     metricsPort: integer(FLAGS.metricsPort, 9090, 0, 65535),
@@ -228,6 +259,7 @@ export function parseOperatorConfig(input: ParseInput = {}): OperatorConfig {
     autoscaleIntervalMs: integer(FLAGS.autoscaleInterval, 15, 1, 3600) * 1000,
     shutdownTimeoutMs: integer(FLAGS.shutdownTimeout, 25, 1, 3600) * 1000,
     controllers,
+    workerNetworkPolicy,
   };
   if (problems.length > 0) throw new ConfigError(problems);
   return config;

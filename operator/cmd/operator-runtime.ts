@@ -83,7 +83,11 @@ export async function startOperator(config: OperatorConfig, options: StartOperat
   const registry = options.registry ?? defaultRegistry();
   const kc = shareConnections(options.kubeConfig ?? loadKubeConfig());
 
-  const informers = createSharedInformers(kc, { namespace: config.namespace, registry });
+  const informers = createSharedInformers(kc, {
+    namespace: config.namespace,
+    registry,
+    networkPolicies: config.workerNetworkPolicy !== undefined,
+  });
   const events = new EventRecorder({ api: kc.makeApiClient(EventsV1Api), reportingInstance: config.identity });
   const pool = new PoolController({
     informers,
@@ -93,6 +97,7 @@ export async function startOperator(config: OperatorConfig, options: StartOperat
     registry,
     resyncMs: config.resyncMs,
     tuning: { autoscaleIntervalMs: config.autoscaleIntervalMs, ...options.tuning },
+    ...(config.workerNetworkPolicy ? { workerNetworkPolicy: config.workerNetworkPolicy } : {}),
   });
 
   let stopping = false;

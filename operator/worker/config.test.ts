@@ -1,5 +1,5 @@
 import { expect } from 'chai';
-import { ConfigError, parseConfig } from './config.ts';
+import { ConfigError, describeConfig, parseConfig } from './config.ts';
 
 const base = { SPO_POOL: 'demo', SPO_POOL_NAMESPACE: 'team-a', SPO_REDIS_NODES: '127.0.0.1:7000, redis-1:7001' };
 
@@ -103,5 +103,16 @@ describe('worker config', () => {
     for (const bad of ['a/b', 'Team', 'a.b', 'x'.repeat(64), '-a'])
       expect(problems({ ...base, SPO_POOL_NAMESPACE: bad }).join(), bad).to.match(/SPO_POOL_NAMESPACE='.*' is not a DNS-1123 label/);
     expect(problems({ ...base, SPO_PORT: '70000' }).join()).to.match(/out of range/);
+  });
+
+  it('takes an admin token of 16 characters or more, refuses a short one without echoing it, and never describes it', () => {
+    const token = 'a'.repeat(64);
+    const c = parseConfig({ ...base, SPO_ADMIN_TOKEN: token }, 'host-1');
+    expect(c.adminToken).to.equal(token);
+    expect(describeConfig(c).adminToken).to.equal('[set]');
+    expect(parseConfig(base, 'host-1').adminToken).to.equal(undefined);
+    const short = problems({ ...base, SPO_ADMIN_TOKEN: 'short-secret' }).join();
+    expect(short).to.match(/SPO_ADMIN_TOKEN must be at least 16 characters/);
+    expect(short).to.not.include('short-secret');
   });
 });

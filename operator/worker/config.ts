@@ -1,6 +1,7 @@
 // The worker's configuration, read from the environment. Every bad value is reported at once,
 // with the variable's name and what was expected, before anything starts.
 import { hostname } from 'node:os';
+import { MIN_ADMIN_TOKEN_LENGTH } from './admin-auth.ts';
 import { SESSION_MODES, type SessionMode } from './backends.ts';
 import type { DurabilityLevel } from '../store/types.ts';
 import { poolIdentity } from '../store/keys.ts';
@@ -27,7 +28,7 @@ export interface WorkerConfig {
   allowDegraded: boolean;
   drainDeadlineSeconds: number;
   heartbeatSeconds: number;
-  /** When set, /admin/* requires `Authorization: Bearer <token>`. */
+  /** /admin/* requires `Authorization: Bearer <token>`; without a token the admin routes are refused. */
   adminToken: string | undefined;
 }
 
@@ -124,6 +125,10 @@ export function parseConfig(env: NodeJS.ProcessEnv = process.env, defaultHostnam
   const advertiseEndpoint =
     text('SPO_ADVERTISE_ENDPOINT') ?? `${text('POD_IP') ?? (host === '0.0.0.0' || host === '::' ? defaultHostname : host)}:${port}`;
 
+  const adminToken = text('SPO_ADMIN_TOKEN');
+  if (adminToken !== undefined && (adminToken.length < MIN_ADMIN_TOKEN_LENGTH || /\s/.test(adminToken)))
+    problems.push(`SPO_ADMIN_TOKEN must be at least ${MIN_ADMIN_TOKEN_LENGTH} characters without spaces (its value is not shown)`);
+
   if (problems.length > 0) throw new ConfigError(problems);
   return {
     pool: poolIdentity(poolNamespace, pool),
@@ -144,7 +149,7 @@ export function parseConfig(env: NodeJS.ProcessEnv = process.env, defaultHostnam
     allowDegraded,
     drainDeadlineSeconds,
     heartbeatSeconds,
-    adminToken: text('SPO_ADMIN_TOKEN'),
+    adminToken,
   };
 }
 

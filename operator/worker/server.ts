@@ -5,6 +5,7 @@ import { randomUUID } from 'node:crypto';
 import http, { type IncomingMessage, type ServerResponse } from 'node:http';
 import type { Registry } from 'prom-client';
 import type { Logger } from '../observability/logger.ts';
+import { checkAdminAuthorization } from './admin-auth.ts';
 import type { JsonValue } from '../store/types.ts';
 import type { SessionModes, SessionView } from './backends.ts';
 import { WorkerError, toWorkerError } from './errors.ts';
@@ -99,8 +100,7 @@ function sessionParam(params: string[]): string {
 }
 
 function checkAdmin(ctx: ServerContext, req: IncomingMessage): void {
-  if (ctx.adminToken && req.headers.authorization !== `Bearer ${ctx.adminToken}`)
-    throw new WorkerError('UNAUTHORIZED', 'admin routes need Authorization: Bearer <SPO_ADMIN_TOKEN>');
+  checkAdminAuthorization(ctx.adminToken, req.headers.authorization);
 }
 
 async function executeIn(
@@ -339,6 +339,7 @@ async function handle(ctx: ServerContext, req: IncomingMessage, res: ServerRespo
     } else if (e.cause !== undefined && e.code === 'HANDLER_ERROR') ctx.logger.warn({ err: e.cause, route: routeName }, 'handler failed');
     else ctx.logger.debug({ code: e.code, route: routeName }, 'request refused');
     if (e.retryAfterSeconds !== undefined) headers['retry-after'] = String(e.retryAfterSeconds);
+    if (e.code === 'UNAUTHORIZED') headers['www-authenticate'] = 'Bearer realm="spo-admin"';
     // An unread (oversized) body: close the connection rather than read it all.
     if (e.code === 'PAYLOAD_TOO_LARGE' || e.code === 'UNSUPPORTED_MEDIA_TYPE') headers.connection = 'close';
     if (!res.headersSent) send(ctx, res, { status: e.status, body }, headers);

@@ -4,6 +4,7 @@
 // every session. Each worker is started here and stopped by its pid.
 import { expect } from 'chai';
 import { spawn, type ChildProcess } from 'node:child_process';
+import { randomBytes } from 'node:crypto';
 import { mkdirSync, openSync, closeSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
@@ -21,6 +22,7 @@ const poolName = `wk-int-${Date.now().toString(36)}`;
 /** The pool identity the workers use in the store (SPO_POOL_NAMESPACE/SPO_POOL). */
 const pool = `default/${poolName}`;
 const logDir = path.join(tmpdir(), `spo-${poolName}`);
+const adminToken = randomBytes(32).toString('hex');
 
 interface Running {
   name: string;
@@ -50,6 +52,7 @@ async function startWorker(name: string, port: number, mode: SessionMode): Promi
       SPO_DRAIN_DEADLINE_SECONDS: '10',
       SPO_HEARTBEAT_SECONDS: '1',
       SPO_LOG_LEVEL: 'warn',
+      SPO_ADMIN_TOKEN: adminToken,
     },
   });
   closeSync(fd);
@@ -156,6 +159,21 @@ describe('worker processes on the Redis Cluster', function () {
     expect(metrics).to.match(/spo_worker_requests_total\{[^}]*status="413"/);
   });
 
+  it('refuses admin calls without the token (401) or with a wrong one (403) and changes nothing', async () => {
+    const url = `http://${endpoints()[0]}/admin/mode`;
+    const body = JSON.stringify({ mode: 'Dual' });
+    const missing = await fetch(url, { method: 'POST', body });
+    expect(missing.status).to.equal(401);
+    expect(missing.headers.get('www-authenticate')).to.match(/^Bearer/);
+    expect(((await missing.json()) as { error: { code: string } }).error.code).to.equal('UNAUTHORIZED');
+    const wrong = await fetch(url, { method: 'POST', body, headers: { authorization: `Bearer ${'0'.repeat(64)}` } });
+    expect(wrong.status).to.equal(403);
+    expect(((await wrong.json()) as { error: { code: string } }).error.code).to.equal('FORBIDDEN');
+    const state = await fetch(url, { headers: { authorization: `Bearer ${adminToken}` } });
+    expect(state.status).to.equal(200);
+    expect(((await state.json()) as { mode: string }).mode).to.equal('Centralized');
+  });
+
   it('refuses work on a session being moved with 409 SESSION_MOVING and Retry-After', async () => {
     const client = new WorkerClient({ endpoints: endpoints(), maxAttempts: 1 });
     const session = await client.createSession();
@@ -260,7 +278,11 @@ describe('worker processes on the Redis Cluster', function () {
     })();
     const switchAll = async (mode: SessionMode) => {
       for (const e of endpoints()) {
-        const r = await fetch(`http://${e}/admin/mode`, { method: 'POST', body: JSON.stringify({ mode }) });
+        const r = await fetch(`http://${e}/admin/mode`, {
+          method: 'POST',
+          headers: { authorization: `Bearer ${adminToken}` },
+          body: JSON.stringify({ mode }),
+        });
         expect(r.status, `switch ${e} to ${mode}: ${await r.clone().text()}`).to.equal(200);
       }
       await sleep(300);

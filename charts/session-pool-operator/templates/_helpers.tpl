@@ -28,6 +28,15 @@ app.kubernetes.io/instance: {{ .Release.Name }}
 app.kubernetes.io/component: operator
 {{- end -}}
 
+{{/* The selector labels as k=v,k2=v2 (SPO_OPERATOR_POD_LABELS). */}}
+{{- define "spo.selectorLabelsCsv" -}}
+{{- $pairs := list -}}
+{{- range $k, $v := (include "spo.selectorLabels" . | fromYaml) -}}
+{{- $pairs = append $pairs (printf "%s=%s" $k $v) -}}
+{{- end -}}
+{{- join "," $pairs -}}
+{{- end -}}
+
 {{/* Labels on every object of the chart. */}}
 {{- define "spo.labels" -}}
 {{ include "spo.selectorLabels" . }}

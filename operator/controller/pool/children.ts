@@ -7,11 +7,16 @@ import { createHash } from 'node:crypto';
 import type { KubernetesObject, V1Deployment } from '@kubernetes/client-node';
 import type { SessionPool } from '../../api/index.ts';
 import { parseKey } from '../../kube/informer.ts';
+import { withAdminTokenSecret } from './admin-token.ts';
 import { desiredDeployment, desiredPdb, desiredService } from './desired.ts';
-import { APPLIED_HASH_ANNOTATION, deploymentName, pdbName, serviceName } from './names.ts';
+import { desiredNetworkPolicy } from './network-policy.ts';
+import { APPLIED_HASH_ANNOTATION, deploymentName, networkPolicyName, pdbName, serviceName } from './names.ts';
 import type { PoolReconcilerDeps } from './reconciler.ts';
 
-export type ChildDeps = Pick<PoolReconcilerDeps, 'api' | 'deployments' | 'services' | 'pdbs' | 'reapplyIntervalMs'>;
+export type ChildDeps = Pick<
+  PoolReconcilerDeps,
+  'api' | 'deployments' | 'services' | 'pdbs' | 'reapplyIntervalMs' | 'networkPolicies' | 'workerNetworkPolicy'
+>;
 
 function hashOf(value: unknown): string {
   return createHash('sha256').update(JSON.stringify(value)).digest('hex').slice(0, 16);
@@ -54,12 +59,16 @@ export class ChildApplier {
   forget(key: string): void {
     this.lastApplied.delete(key);
     const { namespace: ns, name: poolName } = parseKey(key);
-    for (const child of [deploymentName(poolName), serviceName(poolName), pdbName(poolName)])
-      for (const kind of ['Deployment', 'Service', 'PodDisruptionBudget']) this.applied.delete(`${kind}/${ns ?? ''}/${child}`);
+    for (const child of [deploymentName(poolName), serviceName(poolName), pdbName(poolName), networkPolicyName(poolName)])
+      for (const kind of ['Deployment', 'Service', 'PodDisruptionBudget', 'NetworkPolicy'])
+        this.applied.delete(`${kind}/${ns ?? ''}/${child}`);
   }
 
-  /** Applies the children that are not up to date; true when one was skipped only because the cache lags. */
-  async apply(key: string, pool: SessionPool, replicas: number, now: number): Promise<boolean> {
+  /**
+   * Applies the children that are not up to date; true when one was skipped only because the cache lags.
+   * `adminTokenSecretUid` is stamped on the pod template: a recreated token Secret rolls the workers.
+   */
+  async apply(key: string, pool: SessionPool, replicas: number, now: number, adminTokenSecretUid: string): Promise<boolean> {
     const namespace = pool.metadata.namespace ?? 'default';
     const name = pool.metadata.name ?? '';
     const reapplyMs = this.deps.reapplyIntervalMs ?? 6 * 3_600_000;
@@ -70,13 +79,19 @@ export class ChildApplier {
     const children: Array<{ obj: KubernetesObject; cached: KubernetesObject | undefined; extraCheck?: (c: KubernetesObject) => boolean }> =
       [
         {
-          obj: desiredDeployment(pool, replicas),
+          obj: withAdminTokenSecret(desiredDeployment(pool, replicas), adminTokenSecretUid),
           cached: this.deps.deployments.get(deploymentName(name), namespace),
           extraCheck: (c) => (c as V1Deployment).spec?.replicas === replicas,
         },
         { obj: desiredService(pool), cached: this.deps.services.get(serviceName(name), namespace) },
         { obj: desiredPdb(pool), cached: this.deps.pdbs.get(pdbName(name), namespace) },
       ];
+    const { workerNetworkPolicy, networkPolicies } = this.deps;
+    if (workerNetworkPolicy && networkPolicies)
+      children.push({
+        obj: desiredNetworkPolicy(pool, workerNetworkPolicy),
+        cached: networkPolicies.get(networkPolicyName(name), namespace),
+      });
     let lagging = false;
     await Promise.all(
       children.map(async ({ obj, cached, extraCheck }) => {

@@ -26,6 +26,8 @@ export interface PoolApi {
   deleteMigration(namespace: string, name: string): Promise<void>;
   annotatePod(namespace: string, name: string, annotations: Record<string, string | null>): Promise<void>;
   readSecret(namespace: string, name: string): Promise<V1Secret>;
+  /** Creates a Secret (the pool's admin token); 409 when it exists. Resolves with the Secret as stored. */
+  createSecret(secret: V1Secret): Promise<V1Secret>;
 }
 
 export function createPoolApi(kubeConfig: KubeConfig): PoolApi {
@@ -86,6 +88,9 @@ export function createPoolApi(kubeConfig: KubeConfig): PoolApi {
     },
     async readSecret(namespace, name) {
       return core.readNamespacedSecret({ name, namespace });
+    },
+    async createSecret(secret) {
+      return core.createNamespacedSecret({ namespace: secret.metadata?.namespace ?? 'default', body: secret, fieldManager: FIELD_MANAGER });
     },
   };
 }

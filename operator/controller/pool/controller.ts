@@ -26,6 +26,7 @@ import type { SharedInformers } from '../shared/informers.ts';
 
 export { onChange } from '../shared/handlers.ts';
 import type { PoolApi } from './client.ts';
+import type { WorkerNetworkPolicySettings } from './network-policy.ts';
 import { PoolMetrics } from './metrics.ts';
 import { CONTROLLER_NAME, storePoolId } from './names.ts';
 import { APPLIED_HASH_ANNOTATION, PoolReconciler, type EventSink, type PoolReconcilerDeps } from './reconciler.ts';
@@ -51,6 +52,8 @@ export interface PoolControllerOptions {
   tuning?: Pick<PoolReconcilerDeps, 'autoscaleIntervalMs' | 'reapplyIntervalMs' | 'evacuationRetryMs' | 'evacuationPollMs'>;
   /** Store call timeout. Default 5 s. */
   storeTimeoutMs?: number;
+  /** Generate each pool's worker NetworkPolicy (needs informers.networkPolicies). */
+  workerNetworkPolicy?: WorkerNetworkPolicySettings;
 }
 
 function ownerPoolKey(obj: KubernetesObject): string | undefined {
@@ -216,7 +219,7 @@ export class PoolController {
       ),
     );
     informers.deployments.on(onChange<V1Deployment>(deploymentSignature, ownerPoolKey, soon));
-    for (const informer of [informers.services, informers.pdbs])
+    for (const informer of [informers.services, informers.pdbs, ...(informers.networkPolicies ? [informers.networkPolicies] : [])])
       informer.on(onChange<KubernetesObject>(childSignature, ownerPoolKey, soon));
     informers.pods.on(
       onChange<V1Pod>(
@@ -274,6 +277,9 @@ export class PoolController {
       pdbs: informers.pdbs,
       pods: informers.pods,
       migrations: informers.migrations,
+      ...(this.options.workerNetworkPolicy && informers.networkPolicies
+        ? { workerNetworkPolicy: this.options.workerNetworkPolicy, networkPolicies: informers.networkPolicies }
+        : {}),
       stores: this.stores,
       events: this.options.events,
       metrics: new PoolMetrics(this.options.registry),

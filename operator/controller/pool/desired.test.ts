@@ -73,6 +73,14 @@ describe('pool/desired', () => {
     expect(e).to.not.have.property('SPO_REDIS_PASSWORD');
   });
 
+  it("gives every worker the pool's admin token from the pool's Secret, whatever the template says", () => {
+    const p = pool({
+      template: { spec: { containers: [{ name: 'worker', env: [{ name: 'SPO_ADMIN_TOKEN', value: 'from-the-template-0000' }] }] } },
+    });
+    const e = env(p);
+    expect(e.SPO_ADMIN_TOKEN).to.deep.equal({ secretKeyRef: { name: 'web-admin-token', key: 'token' } });
+  });
+
   it('reads credentials only from the Secret (secretKeyRef), username optional', () => {
     const withUser = env(
       pool({ store: { endpoints: ['r:1'], credentialsSecretRef: { name: 'creds', usernameKey: 'user', passwordKey: 'pw' } } }),

@@ -13,7 +13,17 @@ import type {
   V1VolumeMount,
 } from '@kubernetes/client-node';
 import { API_VERSION, SESSION_POOL_KIND, type SessionPool } from '../../api/index.ts';
-import { STORE_HASH_ANNOTATION, WORKER_CONTAINER, deploymentName, pdbName, poolLabels, selectorLabels, serviceName } from './names.ts';
+import {
+  ADMIN_TOKEN_KEY,
+  STORE_HASH_ANNOTATION,
+  WORKER_CONTAINER,
+  adminTokenSecretName,
+  deploymentName,
+  pdbName,
+  poolLabels,
+  selectorLabels,
+  serviceName,
+} from './names.ts';
 import { DEFAULT_WORKER_RESOURCES, hardenPodSpec } from './pod-security.ts';
 
 /** The worker's own drain deadline is capped (SPO_DRAIN_DEADLINE_SECONDS accepts 0..3600). */
@@ -96,6 +106,11 @@ export function workerEnv(pool: SessionPool): V1EnvVar[] {
     env.push({ name: 'SPO_REDIS_TLS_CA_FILE', value: `${TLS_CA_MOUNT}/${spec.store.tls.caSecretRef.key}` });
   }
   if (spec.store.tls.enabled && spec.store.tls.insecureSkipVerify) env.push({ name: 'SPO_REDIS_TLS_INSECURE_SKIP_VERIFY', value: 'true' });
+  // The pool's admin token (admin-token.ts): without it the worker refuses every /admin/* call.
+  env.push({
+    name: 'SPO_ADMIN_TOKEN',
+    valueFrom: { secretKeyRef: { name: adminTokenSecretName(pool.metadata.name ?? ''), key: ADMIN_TOKEN_KEY } },
+  });
   return env;
 }
 

@@ -23,6 +23,10 @@ export const VICTIM_DELETION_COST = '-2147483648';
 /** On SessionMigrations the pool creates for a scale-down. */
 /** Annotation on children: hash of what was last applied, so an unchanged child is not re-sent. */
 export const APPLIED_HASH_ANNOTATION = 'dspex.io/applied-hash';
+/** Key of the admin token in the pool's admin token Secret. */
+export const ADMIN_TOKEN_KEY = 'token';
+/** On the pod template: uid of the admin token Secret the workers read (a new Secret rolls them). */
+export const ADMIN_TOKEN_SECRET_ANNOTATION = 'dspex.io/admin-token-secret-uid';
 export const PURPOSE_LABEL = 'dspex.io/purpose';
 export const SCALE_DOWN_PURPOSE = 'scale-down';
 /** Replica count the scale-down migration was created to reach. */
@@ -35,6 +39,16 @@ export function storePoolId(pool: Pick<SessionPool, 'metadata'>): string {
 }
 
 export function deploymentName(pool: string): string {
+  return `${pool}-workers`;
+}
+
+/** The Secret holding the pool's worker admin token (created once by the operator, owned by the pool). */
+export function adminTokenSecretName(pool: string): string {
+  return `${pool}-admin-token`;
+}
+
+/** The pool's worker NetworkPolicy. */
+export function networkPolicyName(pool: string): string {
   return `${pool}-workers`;
 }
 

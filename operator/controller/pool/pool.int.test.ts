@@ -13,6 +13,7 @@ import {
   CoreV1Api,
   CustomObjectsApi,
   KubeConfig,
+  NetworkingV1Api,
   PatchStrategy,
   PolicyV1Api,
   setHeaderOptions,
@@ -150,6 +151,10 @@ describe('SessionPool reconciler (integration: apiserver + Redis Cluster)', func
         '--controllers=pool',
         '--autoscale-interval-seconds=1',
         '--resync-seconds=30',
+        '--worker-network-policy',
+        '--operator-namespace=spo-system',
+        '--operator-pod-labels=app.kubernetes.io/name=session-pool-operator,app.kubernetes.io/instance=spo',
+        '--worker-network-policy-extra-peers=[{"namespaceSelector":{"matchLabels":{"kubernetes.io/metadata.name":"monitoring"}}}]',
       ],
       env: {},
       hostname: 'pool-int',
@@ -223,6 +228,38 @@ describe('SessionPool reconciler (integration: apiserver + Redis Cluster)', func
     expect(condition(pool, 'StoreReachable')).to.include({ status: 'True', reason: 'StoreReachable' });
     expect(condition(pool, 'Degraded')).to.include({ status: 'False', reason: 'AsExpected' });
     expect(condition(pool, 'Progressing')).to.include({ status: 'False', reason: 'Stable' });
+  });
+
+  it("creates the pool's admin token Secret and worker NetworkPolicy, owned by the pool, as the apiserver stores them", async () => {
+    const pool = await getPool('basic');
+    const secret = await core.readNamespacedSecret({ name: 'basic-admin-token', namespace });
+    expect(secret.immutable).to.equal(true);
+    expect(secret.metadata?.ownerReferences?.[0]).to.include({ uid: pool.metadata.uid, controller: true });
+    expect(Buffer.from(secret.data?.token ?? '', 'base64').toString()).to.match(/^[0-9a-f]{64}$/);
+    const dep = await waitFor('Deployment', () => deployment('basic'));
+    const tokenEnv = dep.spec?.template.spec?.containers.find((c) => c.name === 'worker')?.env?.find((e) => e.name === 'SPO_ADMIN_TOKEN');
+    expect(tokenEnv?.valueFrom?.secretKeyRef).to.deep.include({ name: 'basic-admin-token', key: 'token' });
+    expect(dep.spec?.template.metadata?.annotations?.['dspex.io/admin-token-secret-uid']).to.equal(secret.metadata?.uid);
+
+    const networking = kc.makeApiClient(NetworkingV1Api);
+    const np = await waitFor('NetworkPolicy', () =>
+      networking.readNamespacedNetworkPolicy({ name: 'basic-workers', namespace }).catch((err: unknown) => {
+        if (isNotFound(err)) return undefined;
+        throw err;
+      }),
+    );
+    expect(np.metadata?.ownerReferences?.[0]).to.include({ uid: pool.metadata.uid, controller: true });
+    expect(np.spec?.podSelector?.matchLabels).to.deep.equal({ 'app.kubernetes.io/component': 'session-worker', 'dspex.io/pool': 'basic' });
+    expect(np.spec?.policyTypes).to.deep.equal(['Ingress']);
+    expect(np.spec?.ingress?.[0]?.ports).to.deep.equal([{ protocol: 'TCP', port: 8080 }]);
+    expect(np.spec?.ingress?.[0]?._from).to.deep.equal([
+      { podSelector: {} },
+      {
+        namespaceSelector: { matchLabels: { 'kubernetes.io/metadata.name': 'spo-system' } },
+        podSelector: { matchLabels: { 'app.kubernetes.io/name': 'session-pool-operator', 'app.kubernetes.io/instance': 'spo' } },
+      },
+      { namespaceSelector: { matchLabels: { 'kubernetes.io/metadata.name': 'monitoring' } } },
+    ]);
   });
 
   it('rolls a spec change out to the Deployment (env and the store hash annotation)', async () => {

@@ -46,6 +46,7 @@ function setup(poolSpec: Parameters<typeof newSessionPool>[2] = {}, sweeps?: Swe
   const calls: Array<[string, unknown]> = [];
   const state = { lagging: false, held: [] as KubernetesObject[] };
   let rv = 100;
+  const secrets = new Map<string, V1Secret>();
   const api: PoolApi = {
     apply: async (obj) => {
       calls.push(['apply', obj]);
@@ -71,12 +72,28 @@ function setup(poolSpec: Parameters<typeof newSessionPool>[2] = {}, sweeps?: Swe
     },
     deleteMigration: async (_ns, name) => void calls.push(['deleteMigration', name]),
     annotatePod: async (_ns, name, annotations) => void calls.push(['annotatePod', { name, annotations }]),
-    readSecret: async (): Promise<V1Secret> => ({}),
+    readSecret: async (ns, name): Promise<V1Secret> => {
+      const secret = secrets.get(`${ns}/${name}`);
+      if (secret) return secret;
+      if (name.endsWith('-admin-token')) throw Object.assign(new Error('not found'), { code: 404 });
+      return {};
+    },
+    createSecret: async (secret) => {
+      calls.push(['createSecret', secret.metadata?.name]);
+      const stored = { ...secret, metadata: { ...secret.metadata, uid: `secret-${++rv}` } };
+      secrets.set(`${secret.metadata?.namespace}/${secret.metadata?.name}`, stored);
+      return stored;
+    },
   };
   const store = new MemorySessionStore();
   const stores = new StoreClients({ readSecret: (ns, name) => api.readSecret(ns, name), factory: () => store, logger: silent });
   const events: Array<[string, string]> = [];
+  const adminCalls: Array<{ endpoint: string; token: string; mode: string }> = [];
   const reconciler = new PoolReconciler({
+    adminCall: async (endpoint, token, mode) => {
+      adminCalls.push({ endpoint, token, mode });
+      return { status: 200, body: { report: { from: 'Centralized', steps: [mode] } } };
+    },
     api,
     ...caches,
     stores,
@@ -94,6 +111,8 @@ function setup(poolSpec: Parameters<typeof newSessionPool>[2] = {}, sweeps?: Swe
     store,
     reconciler,
     events,
+    adminCalls,
+    secrets,
     /** The cache catches up with the applies it missed. */
     catchUp() {
       for (const obj of state.held.splice(0)) {
@@ -145,6 +164,43 @@ describe('pool/reconciler (fake client and store)', () => {
     t.calls.length = 0;
     await t.reconciler.reconcile('ns/web');
     expect(t.calls, 'a reconcile that changes nothing writes nothing').to.deep.equal([]);
+  });
+
+  it('creates the admin token Secret once, before the Deployment that names it, and switches live workers with it', async () => {
+    const t = setup({ sessionMode: 'Dual' });
+    addPod(t.caches, 'web-1');
+    await t.store.registerWorker({ pool: 'web', worker: 'web-1', endpoint: '10.0.0.1:8080', draining: false });
+    await t.reconciler.reconcile('ns/web');
+    const kinds = t.calls
+      .filter(([k]) => k === 'createSecret' || k === 'apply')
+      .map(([k, v]) => (k === 'apply' ? (v as KubernetesObject).kind : k));
+    expect(kinds[0]).to.equal('createSecret');
+    expect(kinds).to.include('Deployment');
+    const secret = t.secrets.get('ns/web-admin-token');
+    const token = Buffer.from(secret?.data?.token ?? '', 'base64').toString();
+    expect(token).to.match(/^[0-9a-f]{64}$/);
+    const deployment = t.of('apply').find((o) => (o as KubernetesObject).kind === 'Deployment') as V1Deployment;
+    expect(deployment.spec?.template.metadata?.annotations?.['dspex.io/admin-token-secret-uid']).to.equal(secret?.metadata?.uid);
+    expect(t.adminCalls).to.deep.equal([{ endpoint: '10.0.0.1:8080', token, mode: 'Dual' }]);
+    expect(t.events).to.deep.include(['Normal', 'AdminTokenCreated']);
+    expect(t.events).to.deep.include(['Normal', 'SessionModeSwitched']);
+    t.pool.status = t.of('status')[0] as SessionPool['status'];
+    t.calls.length = 0;
+    await t.reconciler.reconcile('ns/web');
+    expect(t.of('createSecret')).to.deep.equal([]);
+    expect(t.adminCalls, 'a worker is asked once per mode').to.have.length(1);
+  });
+
+  it('leaves the Deployment alone and retries when the admin token Secret is not usable', async () => {
+    const t = setup();
+    t.secrets.set('ns/web-admin-token', { metadata: { name: 'web-admin-token', namespace: 'ns', uid: 's' }, data: { token: 'eA==' } });
+    const error = await t.reconciler.reconcile('ns/web').then(
+      () => undefined,
+      (e: unknown) => e,
+    );
+    expect(String(error)).to.match(/admin token is unavailable/);
+    expect(t.of('apply')).to.deep.equal([]);
+    expect(t.events).to.deep.include(['Warning', 'AdminTokenUnavailable']);
   });
 
   it('schedules the sweep instead of sweeping, and forgets it with the pool', async () => {

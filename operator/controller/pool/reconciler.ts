@@ -1,7 +1,8 @@
 // The SessionPool reconciler: level-triggered, one pool key ("namespace/name") at a time. It
 // reads the pool and its children from the informer caches, the counts from the store, and
 // walks a sequence of guarded steps:
-//   finalizer -> store read -> dead workers -> scaling -> apply children -> status
+//   finalizer -> store read -> dead workers -> admin (token Secret, live mode switch)
+//   -> scaling -> apply children -> status
 // A reconcile that changes nothing writes nothing: children are applied only when out of date
 // (children.ts), and status only when it changed. Scale-downs that must empty workers first go
 // through a SessionMigration (evacuation.ts). The periodic sweep runs from the Sweeper
@@ -19,6 +20,9 @@ import { blockedMessage, DRAIN_NODE_LABEL, NODE_DRAIN_PURPOSE } from '../drain/d
 import { isTerminal } from '../migration/phases.ts';
 import { createLogger, type Logger } from '../../observability/logger.ts';
 import type { SessionStore } from '../../store/index.ts';
+import { AdminStep } from './admin.ts';
+import type { AdminCall } from './worker-admin.ts';
+import type { WorkerNetworkPolicySettings } from './network-policy.ts';
 import { ChildApplier } from './children.ts';
 import type { PoolApi } from './client.ts';
 import { Evacuations } from './evacuation.ts';
@@ -81,6 +85,11 @@ export interface PoolReconcilerDeps {
   evacuationRetryMs?: number;
   /** While waiting on an evacuation, look again this often (informer events come sooner). Default 5 s. */
   evacuationPollMs?: number;
+  /** The operator's call to a worker's POST /admin/mode; default HTTP (worker-admin.ts). */
+  adminCall?: AdminCall;
+  /** Each pool's worker NetworkPolicy is applied when both are set (network-policy.ts). */
+  workerNetworkPolicy?: WorkerNetworkPolicySettings;
+  networkPolicies?: Cache<KubernetesObject>;
 }
 
 /** Ownership of a drain migration's forced end (migration/runner.ts CONDITION_FORCED). */
@@ -93,6 +102,7 @@ export class PoolReconciler {
   readonly history = new ScaleHistory();
   private readonly children: ChildApplier;
   private readonly evacuations: Evacuations;
+  private readonly admin: AdminStep;
 
   constructor(deps: PoolReconcilerDeps) {
     this.deps = deps;
@@ -100,6 +110,7 @@ export class PoolReconciler {
     this.now = deps.now ?? Date.now;
     this.children = new ChildApplier(deps, this.now);
     this.evacuations = new Evacuations(deps, this.log, this.now);
+    this.admin = new AdminStep({ ...deps, logger: this.log, now: this.now });
   }
 
   async reconcile(key: string): Promise<ReconcileResult> {
@@ -123,6 +134,7 @@ export class PoolReconciler {
     this.deps.sweeps?.forget(key);
     this.children.forget(key);
     this.evacuations.forget(key);
+    this.admin.forget(key);
     const { namespace, name } = parseKey(key);
     this.deps.metrics?.forget(namespace ?? '', name);
     await this.deps.stores.release(key);
@@ -201,6 +213,9 @@ export class PoolReconciler {
     if (store && counts && this.deps.pods.hasSynced()) await this.releaseDeadWorkers(pool, store, counts, liveNames);
     if (store) this.deps.sweeps?.schedule(key, this.checkIntervalMs(pool));
     lap('storeMaintenance');
+    // Admin: the token Secret exists before the Deployment names it; live workers take spec.sessionMode.
+    const admin = await this.admin.run(key, pool, counts?.workers, liveNames);
+    lap('admin');
 
     // Scaling.
     const deployment = this.deps.deployments.get(deploymentName(name), namespace);
@@ -231,10 +246,11 @@ export class PoolReconciler {
 
     lap('scaling');
     // Children.
-    let applyError: string | undefined;
+    // Without the admin token the Deployment is left as it is (it would name a Secret we do not know).
+    let applyError: string | undefined = admin.problem;
     let lagging = false;
     try {
-      lagging = await this.children.apply(key, pool, scale.replicas, now);
+      if (admin.secretUid !== undefined) lagging = await this.children.apply(key, pool, scale.replicas, now, admin.secretUid);
     } catch (err) {
       if (isConflict(err) || (statusCode(err) ?? 500) >= 500 || statusCode(err) === undefined) throw err;
       // 4xx: the apiserver refuses what the spec asks (e.g. an invalid pod template): say so.
@@ -273,7 +289,9 @@ export class PoolReconciler {
       // Backoff requeue through the work queue; the status already says why.
       throw new Error(`pool ${key}: ${observation.error ?? 'session store unreachable'}`);
     }
-    const next = this.nextCheck(key, pool, lagging ? 5_000 : scale.requeueAfterMs, stabilized.desired, current, now);
+    if (admin.problem) throw new Error(`pool ${key}: ${admin.problem}`);
+    const requeues = [lagging ? 5_000 : scale.requeueAfterMs, admin.requeueAfterMs].filter((ms): ms is number => ms !== undefined);
+    const next = this.nextCheck(key, pool, requeues.length > 0 ? Math.min(...requeues) : undefined, stabilized.desired, current, now);
     if (next !== undefined) this.log.debug({ pool: key, requeueAfterMs: next, lagging, plan: plan.action }, 'requeue');
     return next === undefined ? {} : { requeueAfterMs: next };
   }

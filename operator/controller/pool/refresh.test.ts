@@ -12,7 +12,7 @@ const pods: V1Pod[] = ['w-a', 'w-b'].map((name) => ({
 
 function counts(byOwner: Record<string, number>, extra: Partial<StoreCounts> = {}): StoreCounts {
   const map = new Map(Object.entries(byOwner));
-  return { active: [...map.values()].reduce((a, b) => a + b, 0), byOwner: map, registered: ['w-a', 'w-b'], ...extra };
+  return { active: [...map.values()].reduce((a, b) => a + b, 0), byOwner: map, registered: ['w-a', 'w-b'], workers: [], ...extra };
 }
 
 /** A pool whose status is what the reconciler wrote after reading `seen`. */

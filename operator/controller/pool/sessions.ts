@@ -1,12 +1,15 @@
 // Store-side work of the pool reconciler: reading counts, releasing the sessions of dead
 // workers, and deleting a pool's sessions on deletion. Plain functions over SessionStore.
 import type { SessionStore } from '../../store/index.ts';
+import type { WorkerRegistration } from '../../store/types.ts';
 
 export interface StoreCounts {
   active: number;
   anonymous?: number;
   byOwner: Map<string, number>;
   registered: string[];
+  /** The registrations themselves (endpoints, draining): whom the operator's admin calls go to. */
+  workers: WorkerRegistration[];
 }
 
 /** A store that can also count anonymous sessions (not in the SessionStore contract yet). */
@@ -25,7 +28,7 @@ export async function readCounts(store: SessionStore, pool: string): Promise<Sto
     store.listWorkers(pool),
     hasAnonymousCount(store) ? store.countAnonymous(pool) : Promise.resolve(undefined),
   ]);
-  const counts: StoreCounts = { active, byOwner, registered: workers.map((w) => w.worker) };
+  const counts: StoreCounts = { active, byOwner, registered: workers.map((w) => w.worker), workers };
   if (anonymous !== undefined) counts.anonymous = anonymous;
   return counts;
 }

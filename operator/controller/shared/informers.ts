@@ -5,11 +5,13 @@ import {
   AppsV1Api,
   CoreV1Api,
   CustomObjectsApi,
+  NetworkingV1Api,
   PolicyV1Api,
   type KubeConfig,
   type KubernetesListObject,
   type KubernetesObject,
   type V1Deployment,
+  type V1NetworkPolicy,
   type V1Node,
   type V1Pod,
   type V1PodDisruptionBudget,
@@ -40,6 +42,8 @@ export interface SharedInformers {
   pdbs: Informer<V1PodDisruptionBudget>;
   pods: Informer<V1Pod>;
   nodes: Informer<V1Node>;
+  /** The pools' worker NetworkPolicies; only when the operator generates them. */
+  networkPolicies?: Informer<V1NetworkPolicy>;
   all(): Informer<KubernetesObject>[];
   start(): void;
   stop(): Promise<void>;
@@ -57,6 +61,8 @@ export interface SharedInformersOptions {
   resyncMs?: number;
   watchdogMs?: number;
   registry?: Registry;
+  /** Watch the NetworkPolicies the operator manages (--worker-network-policy). */
+  networkPolicies?: boolean;
 }
 
 /**
@@ -221,7 +227,32 @@ export function createSharedInformers(kubeConfig: KubeConfig, options: SharedInf
     list: (o) => leanList(core.listNode(o), lean.node),
   });
 
-  const list = [pools, migrations, deployments, services, pdbs, pods, nodes] as unknown as Informer<KubernetesObject>[];
+  const networking = kc.makeApiClient(NetworkingV1Api);
+  const networkPolicies = options.networkPolicies
+    ? new Informer<V1NetworkPolicy>({
+        ...common,
+        resource: 'networkpolicies',
+        path: path('networking.k8s.io/v1', 'networkpolicies'),
+        labelSelector: MANAGED_SELECTOR,
+        deserialize: lean.child<V1NetworkPolicy>,
+        list: (o) =>
+          leanList(
+            ns ? networking.listNamespacedNetworkPolicy({ namespace: ns, ...o }) : networking.listNetworkPolicyForAllNamespaces(o),
+            lean.child<V1NetworkPolicy>,
+          ),
+      })
+    : undefined;
+
+  const list = [
+    pools,
+    migrations,
+    deployments,
+    services,
+    pdbs,
+    pods,
+    nodes,
+    ...(networkPolicies ? [networkPolicies] : []),
+  ] as unknown as Informer<KubernetesObject>[];
   return {
     pools,
     migrations,
@@ -230,6 +261,7 @@ export function createSharedInformers(kubeConfig: KubeConfig, options: SharedInf
     pdbs,
     pods,
     nodes,
+    ...(networkPolicies ? { networkPolicies } : {}),
     all: () => list,
     start: () => list.forEach((i) => i.start()),
     stop: async () => {
