@@ -13,13 +13,13 @@ import type {
   V1VolumeMount,
 } from '@kubernetes/client-node';
 import { API_VERSION, SESSION_POOL_KIND, type SessionPool } from '../../api/index.ts';
+import { tlsEnv, tlsMounts, tlsVolumes } from './desired-tls.ts';
 import { STORE_HASH_ANNOTATION, WORKER_CONTAINER, deploymentName, pdbName, poolLabels, selectorLabels, serviceName } from './names.ts';
 
 /** The worker's own drain deadline is capped (SPO_DRAIN_DEADLINE_SECONDS accepts 0..3600). */
 export const MAX_WORKER_DRAIN_SECONDS = 3600;
 /** Grace on top of the drain deadline before the kubelet kills a draining worker. */
 export const TERMINATION_GRACE_MARGIN_SECONDS = 15;
-const TLS_CA_MOUNT = '/etc/spo/redis-ca';
 
 export function ownerReference(pool: SessionPool): V1OwnerReference {
   return {
@@ -87,12 +87,8 @@ export function workerEnv(pool: SessionPool): V1EnvVar[] {
     { name: 'SPO_SESSION_MODE', value: spec.sessionMode },
     { name: 'SPO_ALLOW_DEGRADED', value: String(spec.store.allowDegradedMode) },
     { name: 'SPO_DRAIN_DEADLINE_SECONDS', value: String(workerDrainSeconds(pool)) },
-    { name: 'SPO_REDIS_TLS', value: String(spec.store.tls.enabled) },
+    ...tlsEnv(pool),
   );
-  if (spec.store.tls.enabled && spec.store.tls.caSecretRef) {
-    env.push({ name: 'SPO_REDIS_TLS_CA_FILE', value: `${TLS_CA_MOUNT}/${spec.store.tls.caSecretRef.key}` });
-  }
-  if (spec.store.tls.enabled && spec.store.tls.insecureSkipVerify) env.push({ name: 'SPO_REDIS_TLS_INSECURE_SKIP_VERIFY', value: 'true' });
   return env;
 }
 
@@ -105,10 +101,8 @@ function mergeEnv(...lists: (V1EnvVar[] | undefined)[]): V1EnvVar[] {
 
 function workerContainer(pool: SessionPool, fromTemplate: V1Container | undefined): V1Container {
   const { worker } = pool.spec;
-  const tls = pool.spec.store.tls;
   const mounts: V1VolumeMount[] = [...(fromTemplate?.volumeMounts ?? [])];
-  if (tls.enabled && tls.caSecretRef && !mounts.some((m) => m.name === 'redis-ca'))
-    mounts.push({ name: 'redis-ca', mountPath: TLS_CA_MOUNT, readOnly: true });
+  mounts.push(...tlsMounts(pool, mounts));
   const ports = (fromTemplate?.ports ?? []).filter((p) => p.name !== 'http' && p.containerPort !== worker.port);
   const container: V1Container = {
     ...fromTemplate,
@@ -142,13 +136,7 @@ export function podSpec(pool: SessionPool): V1PodSpec {
   const fromTemplate = containers.find((c) => c.name === WORKER_CONTAINER);
   const others = containers.filter((c) => c.name !== WORKER_CONTAINER);
   const volumes: V1Volume[] = [...(template.volumes ?? [])];
-  const tls = pool.spec.store.tls;
-  if (tls.enabled && tls.caSecretRef && !volumes.some((v) => v.name === 'redis-ca')) {
-    volumes.push({
-      name: 'redis-ca',
-      secret: { secretName: tls.caSecretRef.name, items: [{ key: tls.caSecretRef.key, path: tls.caSecretRef.key }] },
-    });
-  }
+  volumes.push(...tlsVolumes(pool, volumes));
   const minGrace = workerDrainSeconds(pool) + TERMINATION_GRACE_MARGIN_SECONDS;
   const spec: V1PodSpec = {
     ...template,
