@@ -97,7 +97,8 @@ export function buildCluster(options: SessionStoreOptions): Cluster {
     slotsRefreshTimeout: 1000,
     slotsRefreshInterval: 2000,
     clusterRetryStrategy: (times) => Math.min(100 * times, 1000),
-    redisOptions: { connectTimeout: 1000, socketTimeout, maxRetriesPerRequest: 1 },
+    // No CLIENT SETINFO: two fewer round trips per connection, one command fewer in a pool's ACL.
+    redisOptions: { connectTimeout: 1000, socketTimeout, maxRetriesPerRequest: 1, disableClientInfo: true },
   };
   return new Cluster(options.nodes.map(parseNode), {
     ...defaults,
