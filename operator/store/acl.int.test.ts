@@ -6,8 +6,6 @@
 import { expect } from 'chai';
 import { randomBytes } from 'node:crypto';
 import { readFileSync } from 'node:fs';
-import { tmpdir } from 'node:os';
-import path from 'node:path';
 import { Redis } from 'ioredis';
 import { redisTlsTestEnv } from '../../e2e/harness/test-env.ts';
 import { tlsClientOptions } from '../../e2e/harness/redis-cluster.ts';
@@ -80,20 +78,23 @@ describe('per-pool Redis ACL users', function () {
   });
 
   it('a worker process runs under its pool user and serves sessions; nothing it sends is refused', async () => {
-    const worker = await startWorkerProcess('acl-w1', poolA.pool, path.join(tmpdir(), `spo-acl-${run}`), {
-      SPO_REDIS_NODES: env().endpoints.join(','),
-      SPO_KEY_PREFIX: poolA.keyPrefix,
-      SPO_REDIS_USERNAME: poolA.user,
-      SPO_REDIS_PASSWORD: poolA.password,
-      SPO_REDIS_TLS: 'true',
-      SPO_REDIS_TLS_CA_FILE: pki().caCert,
-      SPO_REDIS_TLS_CERT_FILE: pki().clientCert,
-      SPO_REDIS_TLS_KEY_FILE: pki().clientKey,
-      SPO_REDIS_TLS_SERVER_NAME: pki().serverName,
+    const worker = await startWorkerProcess({
+      pool: poolA.pool,
+      name: 'acl-w1',
+      env: {
+        SPO_REDIS_NODES: env().endpoints.join(','),
+        SPO_KEY_PREFIX: poolA.keyPrefix,
+        SPO_REDIS_USERNAME: poolA.user,
+        SPO_REDIS_PASSWORD: poolA.password,
+        SPO_REDIS_TLS: 'true',
+        SPO_REDIS_TLS_CA_FILE: pki().caCert,
+        SPO_REDIS_TLS_CERT_FILE: pki().clientCert,
+        SPO_REDIS_TLS_KEY_FILE: pki().clientKey,
+        SPO_REDIS_TLS_SERVER_NAME: pki().serverName,
+      },
     });
     workers.push(worker);
-    await worker.ready();
-    const client = new WorkerClient({ endpoints: [worker.endpoint] });
+    const client = new WorkerClient({ endpoints: [worker.base] });
     const session = await client.createSession({ who: 'a' });
     expect((await client.execute(session.id, 'incr', { key: 'n' })).result).to.deep.include({ value: 1 });
     expect((await client.getSession(session.id)).data).to.deep.include({ who: 'a' });
