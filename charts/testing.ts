@@ -93,12 +93,7 @@ export const ALL_FEATURES = {
   serviceMonitor: { enabled: true, labels: { release: 'prometheus' } },
   prometheusRule: { enabled: true, labels: { release: 'prometheus' }, alertLabels: { team: 'platform' }, runbookBaseURL: 'https://example.org/runbooks' },
   grafanaDashboard: { enabled: true },
-  redis: {
-    endpoints: ['redis-0.redis:6379', 'redis-1.redis:6379'],
-    credentialsSecret: { name: 'redis-credentials', usernameKey: 'username', passwordKey: 'password' },
-    tls: { enabled: true, caSecret: 'redis-ca', caKey: 'ca.crt' },
-  },
-  extraArgs: ['--workers=4'],
+  extraArgs: ['--concurrency=4'],
   podAnnotations: { 'example.org/team': 'platform' },
   tolerations: [{ key: 'dedicated', operator: 'Equal', value: 'operators', effect: 'NoSchedule' }],
   topologySpreadConstraints: [{ maxSkew: 1, topologyKey: 'topology.kubernetes.io/zone', whenUnsatisfiable: 'ScheduleAnyway' }],

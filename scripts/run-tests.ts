@@ -103,7 +103,8 @@ try {
       }
       const runDir = path.join(runRoot(), `test-${tier}-${new Date().toISOString().replace(/[:.]/g, '-')}-${process.pid}`);
       mkdirSync(runDir, { recursive: true });
-      environment = await startEnvironment(runDir, { log: (line) => console.log(`[env] ${line}`) });
+      // The TLS-only cluster serves the integration tests of TLS and ACL users only.
+      environment = await startEnvironment(runDir, { log: (line) => console.log(`[env] ${line}`), tlsRedis: tier === 'integration' });
       env = { ...env, ...environment.variables() };
     }
     const result = await runMocha(tier, env);

@@ -1,13 +1,17 @@
 // The whole local environment of one run: a Redis Cluster and a Kubernetes control plane
 // with kwok nodes. SPO_SERVICES=redis starts the Redis Cluster only (quick store work).
+// `tlsRedis` adds a second, TLS-only Redis Cluster (its certificates made here with openssl)
+// in the sub-directory redis-tls/, for the TLS and ACL tests.
 import { startControlPlane, stopControlPlane, type ControlPlane } from './control-plane.ts';
 import { startRedisCluster, stopRedisCluster, redisEndpoints, type RedisClusterState } from './redis-cluster.ts';
 import { binaries, runRoot } from './paths.ts';
-import { existsSync, readFileSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
+import { createRedisTlsPki } from './pki.ts';
+import { existsSync, mkdirSync, readFileSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
 import { stopAllRecorded } from './processes.ts';
 
 const OWNER_FILE = 'owner.json';
+const TLS_REDIS_DIR = 'redis-tls';
 
 function ownerAlive(runDir: string): boolean {
   try {
@@ -31,6 +35,7 @@ export async function reapStaleRuns(log: (line: string) => void = () => undefine
     if (!existsSync(path.join(dir, OWNER_FILE)) || ownerAlive(dir)) continue;
     log(`cleaning up stale run ${name}`);
     await stopAllRecorded(dir, ['kwok', 'kube-scheduler', 'kube-controller-manager', 'kube-apiserver', 'etcd']);
+    if (existsSync(path.join(dir, TLS_REDIS_DIR))) await stopAllRecorded(path.join(dir, TLS_REDIS_DIR));
     rmSync(dir, { recursive: true, force: true });
   }
 }
@@ -38,6 +43,8 @@ export async function reapStaleRuns(log: (line: string) => void = () => undefine
 export interface Environment {
   runDir: string;
   redis: RedisClusterState;
+  /** The TLS-only cluster, when asked for. */
+  tlsRedis?: RedisClusterState;
   kube?: ControlPlane;
   /** Variables that tests and child processes read (see test-env.ts). */
   variables(): Record<string, string>;
@@ -47,16 +54,21 @@ export interface Environment {
 export interface EnvironmentOptions {
   log?: (line: string) => void;
   kube?: boolean;
+  /** Also start a TLS-only Redis Cluster. Default false. */
+  tlsRedis?: boolean;
 }
 
 export async function startEnvironment(runDir: string, options: EnvironmentOptions = {}): Promise<Environment> {
   const log = options.log ?? (() => undefined);
   const wantKube = options.kube ?? process.env.SPO_SERVICES !== 'redis';
   let redis: RedisClusterState | undefined;
+  let tlsRedis: RedisClusterState | undefined;
   let kube: ControlPlane | undefined;
+  const tlsDir = path.join(runDir, TLS_REDIS_DIR);
   const stop = async () => {
     if (kube) await stopControlPlane(kube, log);
     if (redis) await stopRedisCluster(redis);
+    if (existsSync(tlsDir)) await stopAllRecorded(tlsDir);
     // Anything else a test or the sandbox recorded here (workers, the operator).
     await stopAllRecorded(runDir);
   };
@@ -67,6 +79,12 @@ export async function startEnvironment(runDir: string, options: EnvironmentOptio
     log('starting Redis Cluster (3 masters, 3 replicas)');
     redis = await startRedisCluster(runDir);
     log(`Redis Cluster ready in ${Date.now() - started} ms: ${redisEndpoints(redis).join(',')}`);
+    if (options.tlsRedis) {
+      started = Date.now();
+      mkdirSync(tlsDir, { recursive: true });
+      tlsRedis = await startRedisCluster(tlsDir, { tls: await createRedisTlsPki(path.join(tlsDir, 'pki')) });
+      log(`TLS-only Redis Cluster ready in ${Date.now() - started} ms: ${redisEndpoints(tlsRedis).join(',')}`);
+    }
     if (wantKube) {
       started = Date.now();
       kube = await startControlPlane(runDir, { log });
@@ -80,6 +98,7 @@ export async function startEnvironment(runDir: string, options: EnvironmentOptio
   return {
     runDir,
     redis: redisState,
+    ...(tlsRedis ? { tlsRedis } : {}),
     ...(kube ? { kube } : {}),
     variables() {
       const bins = binaries();
@@ -87,6 +106,7 @@ export async function startEnvironment(runDir: string, options: EnvironmentOptio
         SPO_RUN_DIR: runDir,
         SPO_REDIS_RUN_DIR: runDir,
         SPO_REDIS_NODES: redisEndpoints(redisState).join(','),
+        ...(tlsRedis ? { SPO_REDIS_TLS_RUN_DIR: tlsDir } : {}),
         PATH: [...bins.pathDirs, process.env.PATH ?? ''].join(':'),
         ...(kube ? { KUBECONFIG: kube.kubeconfigPath } : {}),
       };

@@ -101,3 +101,78 @@ contexts:
 current-context: local
 `;
 }
+
+/** Certificates for a TLS-only Redis Cluster and its clients (see redis-cluster.ts, `tls`). */
+export interface RedisTlsPki {
+  /** The CA every node and client certificate is signed by. */
+  caCert: string;
+  /** The nodes' certificate (server and, towards each other on the bus, client). Its only name is
+   *  `serverName`: no IP SAN, as with a cluster whose nodes announce IPs a certificate cannot know. */
+  nodeCert: string;
+  nodeKey: string;
+  serverName: string;
+  /** A client certificate for mutual TLS. */
+  clientCert: string;
+  clientKey: string;
+  /** A CA that signed nothing here: a client trusting only it must refuse the nodes. */
+  otherCaCert: string;
+}
+
+async function newCa(dir: string, name: string): Promise<{ cert: string; key: string }> {
+  const key = path.join(dir, `${name}.key`);
+  const cert = path.join(dir, `${name}.crt`);
+  await run('openssl', ['genpkey', '-algorithm', 'EC', '-pkeyopt', 'ec_paramgen_curve:P-256', '-out', key], { cwd: dir });
+  await run('openssl', ['req', '-x509', '-new', '-nodes', '-key', key, '-subj', `/CN=${name}`, '-days', '30', '-out', cert], { cwd: dir });
+  return { cert, key };
+}
+
+async function issue(
+  dir: string,
+  ca: { cert: string; key: string },
+  name: string,
+  extensions: string[],
+): Promise<{ cert: string; key: string }> {
+  const p = (suffix: string) => path.join(dir, `${name}.${suffix}`);
+  await run('openssl', ['genpkey', '-algorithm', 'EC', '-pkeyopt', 'ec_paramgen_curve:P-256', '-out', p('key')], { cwd: dir });
+  writeFileSync(p('ext'), ['basicConstraints=CA:FALSE', 'keyUsage=digitalSignature,keyEncipherment', ...extensions, ''].join('\n'));
+  await run('openssl', ['req', '-new', '-key', p('key'), '-subj', `/CN=${name}`, '-out', p('csr')], { cwd: dir });
+  await run(
+    'openssl',
+    [
+      'x509',
+      '-req',
+      '-in',
+      p('csr'),
+      '-CA',
+      ca.cert,
+      '-CAkey',
+      ca.key,
+      '-CAcreateserial',
+      '-days',
+      '30',
+      '-extfile',
+      p('ext'),
+      '-out',
+      p('crt'),
+    ],
+    { cwd: dir },
+  );
+  return { cert: p('crt'), key: p('key') };
+}
+
+export async function createRedisTlsPki(dir: string, serverName = 'redis-cluster.spo.test'): Promise<RedisTlsPki> {
+  mkdirSync(dir, { recursive: true });
+  const ca = await newCa(dir, 'redis-ca');
+  const node = await issue(dir, ca, 'redis-node', ['extendedKeyUsage=serverAuth,clientAuth', `subjectAltName=DNS:${serverName}`]);
+  const client = await issue(dir, ca, 'redis-client', ['extendedKeyUsage=clientAuth']);
+  const other = await newCa(dir, 'other-ca');
+  return {
+    caCert: ca.cert,
+    nodeCert: node.cert,
+    nodeKey: node.key,
+    serverName,
+    clientCert: client.cert,
+    clientKey: client.key,
+    otherCaCert: other.cert,
+  };
+}

@@ -1,9 +1,13 @@
 // A real Redis Cluster from Debian's redis-server: three masters and three replicas on
 // loopback, each node in its own directory. The state file lets any process (a test, the
 // sandbox) stop, restart or fail over one node of a cluster another process started.
+// With `tls` the cluster is TLS-only: no plain port, TLS on the cluster bus and replication,
+// and client certificates required (Redis' tls-auth-clients yes).
 import { existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
+import type { ConnectionOptions } from 'node:tls';
 import { Redis } from 'ioredis';
+import type { RedisTlsPki } from './pki.ts';
 import { freePortPairs } from './ports.ts';
 import { isRunning, readProcessRecord, run, startProcess, stopRecorded, waitFor } from './processes.ts';
 
@@ -19,6 +23,8 @@ export interface RedisClusterState {
   nodes: RedisNodeState[];
   /** Milliseconds before a silent master is failed over; short so fault tests stay short. */
   nodeTimeoutMs: number;
+  /** Set: the nodes speak TLS only, with these certificates. */
+  tls?: RedisTlsPki;
 }
 
 export interface RedisNodeRole {
@@ -57,6 +63,57 @@ export function redisEndpoints(state: RedisClusterState): string[] {
   return state.nodes.map((n) => `${state.host}:${n.port}`);
 }
 
+function tlsArgs(state: RedisClusterState, node: RedisNodeState): string[] {
+  if (!state.tls) return ['--port', String(node.port)];
+  const { tls } = state;
+  return [
+    '--port',
+    '0',
+    '--tls-port',
+    String(node.port),
+    '--tls-cluster',
+    'yes',
+    '--tls-replication',
+    'yes',
+    '--tls-cert-file',
+    tls.nodeCert,
+    '--tls-key-file',
+    tls.nodeKey,
+    '--tls-ca-cert-file',
+    tls.caCert,
+    '--tls-auth-clients',
+    'yes',
+  ];
+}
+
+/** TLS options of a harness client of a TLS cluster: its CA, the client certificate, the name. */
+export function tlsClientOptions(state: RedisClusterState): ConnectionOptions | undefined {
+  if (!state.tls) return undefined;
+  const { tls } = state;
+  return {
+    ca: readFileSync(tls.caCert, 'utf8'),
+    cert: readFileSync(tls.clientCert, 'utf8'),
+    key: readFileSync(tls.clientKey, 'utf8'),
+    servername: tls.serverName,
+  };
+}
+
+/** A single-node client for the harness' own checks (ping, roles, info). */
+function nodeClient(state: RedisClusterState, port: number): Redis {
+  const tls = tlsClientOptions(state);
+  const client = new Redis({
+    host: state.host,
+    port,
+    lazyConnect: true,
+    maxRetriesPerRequest: 0,
+    retryStrategy: () => null,
+    connectTimeout: 1000,
+    ...(tls ? { tls } : {}),
+  });
+  client.on('error', () => undefined);
+  return client;
+}
+
 function startNode(state: RedisClusterState, node: RedisNodeState): void {
   mkdirSync(node.dir, { recursive: true });
   startProcess({
@@ -65,8 +122,7 @@ function startNode(state: RedisClusterState, node: RedisNodeState): void {
     cwd: node.dir,
     runDir: state.runDir,
     args: [
-      '--port',
-      String(node.port),
+      ...tlsArgs(state, node),
       '--bind',
       state.host,
       '--cluster-enabled',
@@ -95,9 +151,8 @@ function startNode(state: RedisClusterState, node: RedisNodeState): void {
   });
 }
 
-async function ping(host: string, port: number): Promise<boolean> {
-  const client = new Redis({ host, port, lazyConnect: true, maxRetriesPerRequest: 0, retryStrategy: () => null, connectTimeout: 1000 });
-  client.on('error', () => undefined);
+async function ping(state: RedisClusterState, port: number): Promise<boolean> {
+  const client = nodeClient(state, port);
   try {
     await client.connect();
     return (await client.ping()) === 'PONG';
@@ -108,9 +163,8 @@ async function ping(host: string, port: number): Promise<boolean> {
   }
 }
 
-async function infoSection(host: string, port: number, section: string): Promise<Map<string, string>> {
-  const client = new Redis({ host, port, lazyConnect: true, maxRetriesPerRequest: 0, retryStrategy: () => null, connectTimeout: 1000 });
-  client.on('error', () => undefined);
+async function infoSection(state: RedisClusterState, port: number, section: string): Promise<Map<string, string>> {
+  const client = nodeClient(state, port);
   try {
     await client.connect();
     const text = await client.info(section);
@@ -132,7 +186,7 @@ export async function waitForReplicasInSync(state: RedisClusterState, timeoutMs 
     async () => {
       for (const role of await redisRoles(state)) {
         if (role.role !== 'replica') continue;
-        const info = await infoSection(state.host, role.port, 'replication');
+        const info = await infoSection(state, role.port, 'replication');
         if (info.get('master_link_status') !== 'up') return undefined;
       }
       return true;
@@ -142,9 +196,8 @@ export async function waitForReplicasInSync(state: RedisClusterState, timeoutMs 
   );
 }
 
-async function clusterInfo(host: string, port: number): Promise<Map<string, string>> {
-  const client = new Redis({ host, port, lazyConnect: true, maxRetriesPerRequest: 0, retryStrategy: () => null, connectTimeout: 1000 });
-  client.on('error', () => undefined);
+async function clusterInfo(state: RedisClusterState, port: number): Promise<Map<string, string>> {
+  const client = nodeClient(state, port);
   try {
     await client.connect();
     const text = (await client.call('CLUSTER', 'INFO')) as string;
@@ -167,7 +220,7 @@ export async function waitForClusterOk(state: RedisClusterState, timeoutMs = 60_
       for (const node of state.nodes) {
         const record = readProcessRecord(state.runDir, nodeName(node.index));
         if (!record || !isRunning(record)) continue;
-        const info = await clusterInfo(state.host, node.port);
+        const info = await clusterInfo(state, node.port);
         if (info.get('cluster_state') !== 'ok' || info.get('cluster_slots_ok') !== '16384') return undefined;
       }
       return true;
@@ -177,19 +230,26 @@ export async function waitForClusterOk(state: RedisClusterState, timeoutMs = 60_
   );
 }
 
-export async function startRedisCluster(runDir: string, options: { nodeTimeoutMs?: number } = {}): Promise<RedisClusterState> {
+export async function startRedisCluster(
+  runDir: string,
+  options: { nodeTimeoutMs?: number; tls?: RedisTlsPki } = {},
+): Promise<RedisClusterState> {
   const ports = await freePortPairs(NODE_COUNT, BUS_PORT_OFFSET);
   const state: RedisClusterState = {
     runDir,
     host: '127.0.0.1',
     nodeTimeoutMs: options.nodeTimeoutMs ?? 2000,
     nodes: ports.map((port, index) => ({ index, port, dir: path.join(runDir, 'redis', `node-${index}`) })),
+    ...(options.tls ? { tls: options.tls } : {}),
   };
   for (const node of state.nodes) startNode(state, node);
   for (const node of state.nodes) {
-    await waitFor(`redis-server on port ${node.port}`, () => ping(state.host, node.port), 15_000, 100);
+    await waitFor(`redis-server on port ${node.port}`, () => ping(state, node.port), 15_000, 100);
   }
-  await run(redisCliBin(), ['--cluster', 'create', ...redisEndpoints(state), '--cluster-replicas', '1', '--cluster-yes'], {
+  const cliTls = state.tls
+    ? ['--tls', '--cacert', state.tls.caCert, '--cert', state.tls.clientCert, '--key', state.tls.clientKey, '--sni', state.tls.serverName]
+    : [];
+  await run(redisCliBin(), [...cliTls, '--cluster', 'create', ...redisEndpoints(state), '--cluster-replicas', '1', '--cluster-yes'], {
     timeoutMs: 60_000,
   });
   await waitForClusterOk(state);
@@ -229,7 +289,7 @@ export async function restartRedisNode(state: RedisClusterState, index: number):
   const record = readProcessRecord(state.runDir, nodeName(index));
   if (record && isRunning(record)) return;
   startNode(state, node);
-  await waitFor(`redis-server on port ${node.port}`, () => ping(state.host, node.port), 15_000, 100);
+  await waitFor(`redis-server on port ${node.port}`, () => ping(state, node.port), 15_000, 100);
   await waitForFullStrength(state);
 }
 
@@ -256,9 +316,8 @@ export async function waitForFullStrength(state: RedisClusterState, timeoutMs = 
 /** Current roles, read from CLUSTER NODES on any reachable node. */
 export async function redisRoles(state: RedisClusterState): Promise<RedisNodeRole[]> {
   for (const node of state.nodes) {
-    if (!(await ping(state.host, node.port))) continue;
-    const client = new Redis({ host: state.host, port: node.port, lazyConnect: true, maxRetriesPerRequest: 0, retryStrategy: () => null });
-    client.on('error', () => undefined);
+    if (!(await ping(state, node.port))) continue;
+    const client = nodeClient(state, node.port);
     try {
       await client.connect();
       const text = (await client.call('CLUSTER', 'NODES')) as string;

@@ -25,6 +25,12 @@ export function redisTestEnv(): RedisTestEnv {
   return { state, endpoints: redisEndpoints(state) };
 }
 
+/** The TLS-only Redis Cluster of the integration tier (its state holds the certificate files). */
+export function redisTlsTestEnv(): RedisTestEnv {
+  const state = readRedisClusterState(required('SPO_REDIS_TLS_RUN_DIR'));
+  return { state, endpoints: redisEndpoints(state) };
+}
+
 export interface KubeTestEnv {
   kubeconfigPath: string;
   runDir: string;

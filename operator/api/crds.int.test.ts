@@ -197,10 +197,22 @@ describe('api: CRDs on the real apiserver', function () {
     await expectRefused(createPool('9-starts-with-digit', minimalPool), 'metadata.name must be a DNS-1035 label');
   });
 
-  it('refuses TLS settings without tls.enabled', async function () {
+  it('refuses TLS settings without tls.enabled, and an IP as tls.serverName', async function () {
     await expectRefused(
       createPool('bad-tls', { ...minimalPool, store: { endpoints: ['r:6379'], tls: { insecureSkipVerify: true } } }),
       'tls.insecureSkipVerify requires tls.enabled: true',
+    );
+    await expectRefused(
+      createPool('bad-tls-name', { ...minimalPool, store: { endpoints: ['r:6379'], tls: { serverName: 'redis.data.svc' } } }),
+      'tls.serverName requires tls.enabled: true',
+    );
+    await expectRefused(
+      createPool('bad-tls-cert', { ...minimalPool, store: { endpoints: ['r:6379'], tls: { clientCertSecretRef: { name: 'c' } } } }),
+      'tls.clientCertSecretRef requires tls.enabled: true',
+    );
+    await expectRefused(
+      createPool('bad-tls-ip', { ...minimalPool, store: { endpoints: ['r:6379'], tls: { enabled: true, serverName: '10.0.0.1' } } }),
+      'tls.serverName is a DNS name, not an IP address',
     );
   });
 

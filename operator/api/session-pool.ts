@@ -193,7 +193,43 @@ export const StoreSchema = Type.Object(
       {
         enabled: Type.Boolean({ description: 'Connect to Redis over TLS.', default: false }),
         caSecretRef: Type.Optional(SecretKeyRefSchema),
-        insecureSkipVerify: Type.Boolean({ description: 'Do not verify the server certificate. For testing only.', default: false }),
+        serverName: Type.Optional(
+          Type.String({
+            description:
+              "DNS name every node's certificate is checked against (and sent as SNI). A Redis Cluster announces its nodes by IP, so without it each node's certificate must hold the IP it is reached at. Unset: the address each node is reached at.",
+            minLength: 1,
+            maxLength: 253,
+            pattern: '^[A-Za-z0-9]([-A-Za-z0-9]{0,61}[A-Za-z0-9])?(\\.[A-Za-z0-9]([-A-Za-z0-9]{0,61}[A-Za-z0-9])?)*$',
+            'x-kubernetes-validations': [
+              { rule: "!self.matches('^[0-9.]+$')", message: 'tls.serverName is a DNS name, not an IP address' },
+            ],
+          }),
+        ),
+        clientCertSecretRef: Type.Optional(
+          Type.Object(
+            {
+              name: ObjectName('Name of the Secret, in the pool namespace (a kubernetes.io/tls Secret fits).'),
+              certKey: Type.String({
+                description: 'Key in the Secret that holds the PEM client certificate.',
+                minLength: 1,
+                maxLength: 253,
+                default: 'tls.crt',
+              }),
+              keyKey: Type.String({
+                description: 'Key in the Secret that holds the PEM private key of the client certificate.',
+                minLength: 1,
+                maxLength: 253,
+                default: 'tls.key',
+              }),
+            },
+            { description: 'Client certificate and key for mutual TLS (Redis tls-auth-clients). Unset: no client certificate.' },
+          ),
+        ),
+        insecureSkipVerify: Type.Boolean({
+          description:
+            'Do not verify the server certificate (the connection is encrypted but anyone on the path can read it). For testing only: the pool reports a Warning Event (reason InsecureTLS) on every reconcile.',
+          default: false,
+        }),
       },
       {
         description: 'TLS towards Redis.',
@@ -203,6 +239,16 @@ export const StoreSchema = Type.Object(
             rule: '!has(self.caSecretRef) || self.enabled',
             message: 'tls.caSecretRef requires tls.enabled: true',
             fieldPath: '.caSecretRef',
+          },
+          {
+            rule: '!has(self.serverName) || self.enabled',
+            message: 'tls.serverName requires tls.enabled: true',
+            fieldPath: '.serverName',
+          },
+          {
+            rule: '!has(self.clientCertSecretRef) || self.enabled',
+            message: 'tls.clientCertSecretRef requires tls.enabled: true',
+            fieldPath: '.clientCertSecretRef',
           },
           {
             rule: '!self.insecureSkipVerify || self.enabled',

@@ -129,7 +129,7 @@ describe('chart: default render', function () {
     expect(container.command).to.deep.equal(['node', 'operator/cmd/operator.ts']);
     expect(container.args).to.include('--leader-elect');
     expect(envValue(container, 'SPO_LEADER_ELECTION_NAMESPACE')).to.equal(NAMESPACE);
-    expect(envValue(container, 'SPO_LEADER_ELECTION_LEASE_NAME')).to.equal('spo-session-pool-operator');
+    expect(envValue(container, 'SPO_LEADER_ELECTION_ID')).to.equal('spo-session-pool-operator');
     expect(envValue(container, 'SPO_LOG_LEVEL')).to.equal('info');
     expect(envValue(container, 'SPO_METRICS_PORT')).to.equal('9090');
     expect(container.ports).to.deep.equal([{ name: 'http-metrics', containerPort: 9090, protocol: 'TCP' }]);
@@ -259,21 +259,13 @@ describe('chart: security defaults', function () {
     expect(container.resources?.limits).to.have.keys('cpu', 'memory');
   });
 
-  it('takes Redis credentials from a Secret reference only', () => {
+  it('has no Redis settings of its own: each SessionPool names its store and Secrets, and no credential is a literal', () => {
     const { container } = deploymentOf(render(ALL_FEATURES));
-    expect(container.env?.find((e) => e.name === 'SPO_REDIS_PASSWORD')?.valueFrom?.secretKeyRef).to.deep.equal({
-      name: 'redis-credentials',
-      key: 'password',
-    });
-    expect(container.env?.find((e) => e.name === 'SPO_REDIS_USERNAME')?.valueFrom?.secretKeyRef).to.deep.equal({
-      name: 'redis-credentials',
-      key: 'username',
-    });
+    expect((container.env ?? []).map((e) => e.name).filter((name) => name.startsWith('SPO_REDIS'))).to.deep.equal([]);
     for (const env of container.env ?? []) {
       if (/PASSWORD|TOKEN|SECRET|USERNAME/.test(env.name)) expect(env.value, `${env.name} has a literal value`).to.equal(undefined);
     }
-    expect(envValue(container, 'SPO_REDIS_NODES')).to.equal('redis-0.redis:6379,redis-1.redis:6379');
-    expect(refused({ redis: { password: 'hunter2' } })).to.match(/password/);
+    expect(refused({ redis: { endpoints: ['redis-0:6379'] } })).to.match(/redis/);
   });
 });
 
@@ -352,7 +344,7 @@ describe('chart: RBAC', function () {
     expect(create).to.deep.equal([{ apiGroups: ['coordination.k8s.io'], resources: ['leases'], verbs: ['create'] }]);
     const pinned = lease.filter((r) => !r.verbs.includes('create'));
     expect(pinned).to.have.length.greaterThan(0);
-    for (const rule of pinned) expect(rule.resourceNames).to.deep.equal([envValue(container, 'SPO_LEADER_ELECTION_LEASE_NAME')]);
+    for (const rule of pinned) expect(rule.resourceNames).to.deep.equal([envValue(container, 'SPO_LEADER_ELECTION_ID')]);
     expect(pinned.flatMap((r) => r.verbs).sort()).to.deep.equal(['get', 'patch', 'update']);
   });
 

@@ -4,14 +4,16 @@
 import { createLogger } from '../observability/logger.ts';
 import { defaultRegistry } from '../observability/metrics.ts';
 import { createSessionStore } from '../store/index.ts';
-import { ConfigError, describeConfig, parseConfig } from '../worker/config.ts';
+import { ConfigError, describeConfig, parseConfig, redisConnection } from '../worker/config.ts';
 import { Worker } from '../worker/worker.ts';
 
 const logger = createLogger('worker');
 
 let config;
+let connection;
 try {
   config = parseConfig();
+  connection = redisConnection(config);
 } catch (error) {
   if (error instanceof ConfigError) {
     console.error(error.message);
@@ -29,16 +31,7 @@ const store = createSessionStore({
   maxDataBytes: config.maxSessionBytes,
   durability: config.durability,
   degraded: { enabled: config.allowDegraded },
-  ...(config.redisUsername || config.redisPassword
-    ? {
-        clusterOptions: {
-          redisOptions: {
-            ...(config.redisUsername ? { username: config.redisUsername } : {}),
-            ...(config.redisPassword ? { password: config.redisPassword } : {}),
-          },
-        },
-      }
-    : {}),
+  connection,
   registry,
   logger: createLogger('store', { pool: config.pool, worker: config.workerName }),
 });
@@ -63,6 +56,10 @@ process.on('SIGINT', onSignal);
 
 try {
   logger.info({ config: describeConfig(config) }, 'starting worker');
+  if (config.redisTls?.insecureSkipVerify)
+    logger.warn(
+      'SPO_REDIS_TLS_INSECURE_SKIP_VERIFY: the Redis server certificates are NOT verified (anyone on the path can read the sessions)',
+    );
   await worker.start();
 } catch (error) {
   logger.error({ err: error }, 'worker failed to start');

@@ -6,6 +6,7 @@ import { createLogger } from '../observability/logger.ts';
 import { defaultRegistry } from '../observability/metrics.ts';
 import { DegradedState } from './degraded.ts';
 import { ReplicaAckTimeoutError, SessionCorruptedError, SessionStoreError, StoreClosedError, StoreUnavailableError } from './errors.ts';
+import { redisConnectionOptions } from './connection.ts';
 import { keyLayout, keySlot, type KeyLayout } from './keys.ts';
 import { isNoScript, scripts, type LuaReply, type LuaScript } from './lua.ts';
 import { storeMetrics, type StoreMetrics } from './metrics.ts';
@@ -96,12 +97,17 @@ export function buildCluster(options: SessionStoreOptions): Cluster {
     slotsRefreshTimeout: 1000,
     slotsRefreshInterval: 2000,
     clusterRetryStrategy: (times) => Math.min(100 * times, 1000),
-    redisOptions: { connectTimeout: 1000, socketTimeout, maxRetriesPerRequest: 1 },
+    // No CLIENT SETINFO: two fewer round trips per connection, one command fewer in a pool's ACL.
+    redisOptions: { connectTimeout: 1000, socketTimeout, maxRetriesPerRequest: 1, disableClientInfo: true },
   };
   return new Cluster(options.nodes.map(parseNode), {
     ...defaults,
     ...options.clusterOptions,
-    redisOptions: { ...defaults.redisOptions, ...options.clusterOptions?.redisOptions },
+    redisOptions: {
+      ...defaults.redisOptions,
+      ...(options.connection ? redisConnectionOptions(options.connection) : {}),
+      ...options.clusterOptions?.redisOptions,
+    },
   });
 }
 

@@ -10,6 +10,7 @@ export type { RetryPolicy } from './retry.ts';
 export * from './errors.ts';
 export { RedisSessionStore } from './session-store.ts';
 export { keyLayout, newSessionId, poolIdentity } from './keys.ts';
+export { redisConnectionOptions, serverNameProblem, type RedisConnectionSettings, type RedisTlsSettings } from './connection.ts';
 
 export function createSessionStore(options: SessionStoreOptions): RedisSessionStore & SessionStore {
   return new RedisSessionStore(options);

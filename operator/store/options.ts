@@ -5,6 +5,7 @@ import type { Registry } from 'prom-client';
 import type { RetryPolicy } from './retry.ts';
 import type { DurabilityLevel } from './types.ts';
 import type { JournalEntry } from './degraded.ts';
+import type { RedisConnectionSettings } from './connection.ts';
 
 export interface PoolSettings {
   /** Default TTL of this pool's sessions, seconds. */
@@ -24,7 +25,9 @@ export interface SessionStoreOptions {
   nodes?: string[];
   /** A Cluster client to use instead of one built from `nodes`; close() leaves it open. */
   redis?: Cluster;
-  /** Extra ioredis Cluster options (merged over the store's defaults). */
+  /** ACL user, password and TLS of every node connection (with `nodes`); see connection.ts. */
+  connection?: RedisConnectionSettings;
+  /** Extra ioredis Cluster options (merged over the store's defaults and `connection`). */
   clusterOptions?: ClusterOptions;
   /** Prefix of every key. Default 'spo'. */
   keyPrefix?: string;

@@ -1,10 +1,21 @@
 // The worker's configuration, read from the environment. Every bad value is reported at once,
 // with the variable's name and what was expected, before anything starts.
+import { readFileSync } from 'node:fs';
 import { hostname } from 'node:os';
 import { MIN_ADMIN_TOKEN_LENGTH } from './admin-auth.ts';
 import { SESSION_MODES, type SessionMode } from './backends.ts';
+import { serverNameProblem, type RedisConnectionSettings } from '../store/connection.ts';
 import type { DurabilityLevel } from '../store/types.ts';
 import { poolIdentity } from '../store/keys.ts';
+
+/** TLS towards Redis as the environment names it: files (mounted from Secrets) read at start. */
+export interface WorkerTlsConfig {
+  caFile: string | undefined;
+  certFile: string | undefined;
+  keyFile: string | undefined;
+  serverName: string | undefined;
+  insecureSkipVerify: boolean;
+}
 
 export interface WorkerConfig {
   /** The pool identity every store key and registration of this worker uses: `<namespace>/<name>`. */
@@ -17,6 +28,8 @@ export interface WorkerConfig {
   redisNodes: { host: string; port: number }[];
   redisUsername: string | undefined;
   redisPassword: string | undefined;
+  /** Unset: plain TCP (SPO_REDIS_TLS false). */
+  redisTls: WorkerTlsConfig | undefined;
   keyPrefix: string | undefined;
   sessionTtlSeconds: number;
   anonTtlSeconds: number;
@@ -112,6 +125,8 @@ export function parseConfig(env: NodeJS.ProcessEnv = process.env, defaultHostnam
       problems.push('SPO_REDIS_NODES has no host:port entry');
   }
 
+  const redisTls = parseTls(text, bool, problems);
+
   const sessionTtlSeconds = integer('SPO_SESSION_TTL_SECONDS', 3600, 1, 30 * 24 * 3600);
   const anonTtlSeconds = integer('SPO_ANON_TTL_SECONDS', 300, 1, 30 * 24 * 3600);
   if (anonTtlSeconds > sessionTtlSeconds)
@@ -139,6 +154,7 @@ export function parseConfig(env: NodeJS.ProcessEnv = process.env, defaultHostnam
     redisNodes,
     redisUsername: text('SPO_REDIS_USERNAME'),
     redisPassword: env.SPO_REDIS_PASSWORD ? env.SPO_REDIS_PASSWORD : undefined,
+    redisTls,
     keyPrefix: text('SPO_KEY_PREFIX'),
     sessionTtlSeconds,
     anonTtlSeconds,
@@ -151,6 +167,74 @@ export function parseConfig(env: NodeJS.ProcessEnv = process.env, defaultHostnam
     heartbeatSeconds,
     adminToken,
   };
+}
+
+const TLS_DETAIL_VARS = [
+  'SPO_REDIS_TLS_CA_FILE',
+  'SPO_REDIS_TLS_CERT_FILE',
+  'SPO_REDIS_TLS_KEY_FILE',
+  'SPO_REDIS_TLS_SERVER_NAME',
+  'SPO_REDIS_TLS_INSECURE_SKIP_VERIFY',
+] as const;
+
+function parseTls(
+  text: (name: string) => string | undefined,
+  bool: (name: string, fallback: boolean) => boolean,
+  problems: string[],
+): WorkerTlsConfig | undefined {
+  if (!bool('SPO_REDIS_TLS', false)) {
+    // A CA or certificate given without TLS would be silently ignored: the connection would be in clear.
+    for (const name of TLS_DETAIL_VARS) if (text(name) !== undefined) problems.push(`${name} is set but SPO_REDIS_TLS is not true`);
+    return undefined;
+  }
+  const tls: WorkerTlsConfig = {
+    caFile: text('SPO_REDIS_TLS_CA_FILE'),
+    certFile: text('SPO_REDIS_TLS_CERT_FILE'),
+    keyFile: text('SPO_REDIS_TLS_KEY_FILE'),
+    serverName: text('SPO_REDIS_TLS_SERVER_NAME'),
+    insecureSkipVerify: bool('SPO_REDIS_TLS_INSECURE_SKIP_VERIFY', false),
+  };
+  if ((tls.certFile === undefined) !== (tls.keyFile === undefined))
+    problems.push('SPO_REDIS_TLS_CERT_FILE and SPO_REDIS_TLS_KEY_FILE go together (a client certificate and its key)');
+  const nameProblem = tls.serverName === undefined ? undefined : serverNameProblem(tls.serverName);
+  if (nameProblem) problems.push(`SPO_REDIS_TLS_SERVER_NAME ${nameProblem}`);
+  return tls;
+}
+
+/** The store connection: credentials from the environment, TLS material read from its files. */
+export function redisConnection(
+  config: WorkerConfig,
+  readFile: (file: string) => string = (f) => readFileSync(f, 'utf8'),
+): RedisConnectionSettings {
+  const connection: RedisConnectionSettings = {};
+  if (config.redisUsername !== undefined) connection.username = config.redisUsername;
+  if (config.redisPassword !== undefined) connection.password = config.redisPassword;
+  const tls = config.redisTls;
+  if (!tls) return connection;
+  const problems: string[] = [];
+  const pem = (variable: string, file: string | undefined): string | undefined => {
+    if (file === undefined) return undefined;
+    try {
+      const content = readFile(file);
+      if (!content.includes('-----BEGIN ')) problems.push(`${variable}=${file} holds no PEM block`);
+      return content;
+    } catch (error) {
+      problems.push(`${variable}=${file} cannot be read: ${(error as NodeJS.ErrnoException).code ?? String(error)}`);
+      return undefined;
+    }
+  };
+  const ca = pem('SPO_REDIS_TLS_CA_FILE', tls.caFile);
+  const cert = pem('SPO_REDIS_TLS_CERT_FILE', tls.certFile);
+  const key = pem('SPO_REDIS_TLS_KEY_FILE', tls.keyFile);
+  if (problems.length > 0) throw new ConfigError(problems);
+  connection.tls = {
+    insecureSkipVerify: tls.insecureSkipVerify,
+    ...(ca !== undefined ? { ca } : {}),
+    ...(cert !== undefined ? { cert } : {}),
+    ...(key !== undefined ? { key } : {}),
+    ...(tls.serverName !== undefined ? { serverName: tls.serverName } : {}),
+  };
+  return connection;
 }
 
 /** The configuration without secrets, for the start-up log line. */

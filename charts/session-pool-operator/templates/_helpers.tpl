@@ -82,12 +82,6 @@ app.kubernetes.io/part-of: session-pool-operator
 {{- if and .Values.serviceMonitor.enabled (not .Values.metrics.service.enabled) -}}
 {{- fail "serviceMonitor.enabled=true needs metrics.service.enabled=true (the ServiceMonitor scrapes that Service)" -}}
 {{- end -}}
-{{- if and .Values.redis.tls.caSecret (not .Values.redis.tls.enabled) -}}
-{{- fail "redis.tls.caSecret is set but redis.tls.enabled=false" -}}
-{{- end -}}
-{{- if and .Values.redis.credentialsSecret.name (not .Values.redis.credentialsSecret.passwordKey) -}}
-{{- fail "redis.credentialsSecret.name is set: redis.credentialsSecret.passwordKey must name the password's key" -}}
-{{- end -}}
 {{- end -}}
 
 {{/* Labels on the CRDs (not selector labels of the operator pods). */}}

@@ -5,12 +5,12 @@
 // closes the old one. Degraded mode is off: a migration must see a store error, never queue.
 import { createHash } from 'node:crypto';
 import type { CoreV1Api } from '@kubernetes/client-node';
-import type { ClusterOptions } from 'ioredis';
 import type { Registry } from 'prom-client';
 import type { SessionPool } from '../../api/index.ts';
 import { MigrationJournal, type Journal } from '../../migration/journal.ts';
 import { createLogger, type Logger } from '../../observability/logger.ts';
-import { createSessionStore, type SessionStore } from '../../store/index.ts';
+import { createSessionStore, type RedisConnectionSettings, type SessionStore } from '../../store/index.ts';
+import { poolConnection } from '../pool/connection.ts';
 import { storePoolId } from '../pool/names.ts';
 
 export interface PoolStore {
@@ -26,20 +26,13 @@ export interface StoreAccessOptions {
   registry?: Registry;
   logger?: Logger;
   /** Builds the client (tests pass an in-memory store). */
-  build?: (pool: SessionPool, options: { username?: string; password?: string; ca?: string }) => PoolStore;
+  build?: (pool: SessionPool, connection: RedisConnectionSettings) => PoolStore;
 }
 
 interface Entry {
   hash: string;
   value: PoolStore;
   close: () => Promise<void>;
-}
-
-async function secretValue(core: StoreAccessOptions['core'], namespace: string, name: string, key: string): Promise<string> {
-  const secret = await core.readNamespacedSecret({ name, namespace });
-  const raw = secret.data?.[key];
-  if (raw === undefined) throw new Error(`Secret ${namespace}/${name} has no key ${key}`);
-  return Buffer.from(raw, 'base64').toString('utf8');
 }
 
 export class StoreAccess {
@@ -57,16 +50,9 @@ export class StoreAccess {
     const namespace = pool.metadata.namespace ?? 'default';
     const name = pool.metadata.name ?? '';
     const store = pool.spec.store;
-    const credentials: { username?: string; password?: string; ca?: string } = {};
-    const ref = store.credentialsSecretRef;
-    if (ref) {
-      credentials.password = await secretValue(this.options.core, namespace, ref.name, ref.passwordKey ?? 'password');
-      if (ref.usernameKey) credentials.username = await secretValue(this.options.core, namespace, ref.name, ref.usernameKey);
-    }
-    if (store.tls.enabled && store.tls.caSecretRef)
-      credentials.ca = await secretValue(this.options.core, namespace, store.tls.caSecretRef.name, store.tls.caSecretRef.key ?? 'ca.crt');
+    const connection = await poolConnection(pool, (ns, secret) => this.options.core.readNamespacedSecret({ name: secret, namespace: ns }));
     const hash = createHash('sha256')
-      .update(JSON.stringify([store, credentials]))
+      .update(JSON.stringify([store, connection]))
       .digest('hex');
     const key = `${namespace}/${name}`;
     const existing = this.entries.get(key);
@@ -75,25 +61,20 @@ export class StoreAccess {
       this.entries.delete(key);
       void existing.close().catch(() => undefined);
     }
-    const value = this.options.build ? this.options.build(pool, credentials) : this.build(pool, credentials);
+    const value = this.options.build ? this.options.build(pool, connection) : this.build(pool, connection);
     this.entries.set(key, { hash, value, close: () => value.store.close() });
     return value;
   }
 
-  private build(pool: SessionPool, credentials: { username?: string; password?: string; ca?: string }): PoolStore {
+  private build(pool: SessionPool, connection: RedisConnectionSettings): PoolStore {
     const store = pool.spec.store;
     const id = storePoolId(pool);
-    const redisOptions: NonNullable<ClusterOptions['redisOptions']> = {};
-    if (credentials.username) redisOptions.username = credentials.username;
-    if (credentials.password) redisOptions.password = credentials.password;
-    if (store.tls.enabled)
-      redisOptions.tls = { ...(credentials.ca ? { ca: credentials.ca } : {}), rejectUnauthorized: !store.tls.insecureSkipVerify };
     const client = createSessionStore({
       nodes: store.endpoints,
       keyPrefix: store.keyPrefix,
       durability: store.durability,
       degraded: { enabled: false },
-      clusterOptions: { redisOptions },
+      connection,
       ...(this.options.registry ? { registry: this.options.registry } : {}),
       logger: this.log.child({ pool: id }),
     });

@@ -97,7 +97,7 @@ describe('pool/desired', () => {
     const spec = desiredDeployment(p, 1).spec?.template.spec;
     expect(spec?.volumes?.find((v) => v.name === 'redis-ca')?.secret?.secretName).to.equal('ca');
     expect(spec?.containers[0]?.volumeMounts?.[0]?.mountPath).to.equal('/etc/spo/redis-ca');
-    expect(env(p)).to.include({ SPO_REDIS_TLS: 'true', SPO_REDIS_TLS_CA_FILE: '/etc/spo/redis-ca/ca.pem' });
+    expect(env(p)).to.include({ SPO_REDIS_TLS: 'true', SPO_REDIS_TLS_CA_FILE: '/etc/spo/redis-ca/ca.crt' });
   });
 
   it('merges the template: its worker container (spec.worker wins for image and port), extra containers, pod settings', () => {

@@ -13,6 +13,7 @@ import type {
   V1VolumeMount,
 } from '@kubernetes/client-node';
 import { API_VERSION, SESSION_POOL_KIND, type SessionPool } from '../../api/index.ts';
+import { tlsEnv, tlsMounts, tlsVolumes } from './desired-tls.ts';
 import {
   ADMIN_TOKEN_KEY,
   STORE_HASH_ANNOTATION,
@@ -30,7 +31,6 @@ import { DEFAULT_WORKER_RESOURCES, hardenPodSpec } from './pod-security.ts';
 export const MAX_WORKER_DRAIN_SECONDS = 3600;
 /** Grace on top of the drain deadline before the kubelet kills a draining worker. */
 export const TERMINATION_GRACE_MARGIN_SECONDS = 15;
-const TLS_CA_MOUNT = '/etc/spo/redis-ca';
 
 export function ownerReference(pool: SessionPool): V1OwnerReference {
   return {
@@ -100,12 +100,8 @@ export function workerEnv(pool: SessionPool): V1EnvVar[] {
     { name: 'SPO_SESSION_MODE', value: spec.sessionMode },
     { name: 'SPO_ALLOW_DEGRADED', value: String(spec.store.allowDegradedMode) },
     { name: 'SPO_DRAIN_DEADLINE_SECONDS', value: String(workerDrainSeconds(pool)) },
-    { name: 'SPO_REDIS_TLS', value: String(spec.store.tls.enabled) },
+    ...tlsEnv(pool),
   );
-  if (spec.store.tls.enabled && spec.store.tls.caSecretRef) {
-    env.push({ name: 'SPO_REDIS_TLS_CA_FILE', value: `${TLS_CA_MOUNT}/${spec.store.tls.caSecretRef.key}` });
-  }
-  if (spec.store.tls.enabled && spec.store.tls.insecureSkipVerify) env.push({ name: 'SPO_REDIS_TLS_INSECURE_SKIP_VERIFY', value: 'true' });
   // The pool's admin token (admin-token.ts): without it the worker refuses every /admin/* call.
   env.push({
     name: 'SPO_ADMIN_TOKEN',
@@ -123,10 +119,8 @@ function mergeEnv(...lists: (V1EnvVar[] | undefined)[]): V1EnvVar[] {
 
 function workerContainer(pool: SessionPool, fromTemplate: V1Container | undefined): V1Container {
   const { worker } = pool.spec;
-  const tls = pool.spec.store.tls;
   const mounts: V1VolumeMount[] = [...(fromTemplate?.volumeMounts ?? [])];
-  if (tls.enabled && tls.caSecretRef && !mounts.some((m) => m.name === 'redis-ca'))
-    mounts.push({ name: 'redis-ca', mountPath: TLS_CA_MOUNT, readOnly: true });
+  mounts.push(...tlsMounts(pool, mounts));
   const ports = (fromTemplate?.ports ?? []).filter((p) => p.name !== 'http' && p.containerPort !== worker.port);
   const container: V1Container = {
     ...fromTemplate,
@@ -161,13 +155,7 @@ export function podSpec(pool: SessionPool): V1PodSpec {
   const fromTemplate = containers.find((c) => c.name === WORKER_CONTAINER);
   const others = containers.filter((c) => c.name !== WORKER_CONTAINER);
   const volumes: V1Volume[] = [...(template.volumes ?? [])];
-  const tls = pool.spec.store.tls;
-  if (tls.enabled && tls.caSecretRef && !volumes.some((v) => v.name === 'redis-ca')) {
-    volumes.push({
-      name: 'redis-ca',
-      secret: { secretName: tls.caSecretRef.name, items: [{ key: tls.caSecretRef.key, path: tls.caSecretRef.key }] },
-    });
-  }
+  volumes.push(...tlsVolumes(pool, volumes));
   const minGrace = workerDrainSeconds(pool) + TERMINATION_GRACE_MARGIN_SECONDS;
   const spec: V1PodSpec = {
     ...template,

@@ -304,6 +304,19 @@ describe('pool/reconciler (fake client and store)', () => {
     expect(t.events).to.deep.include(['Warning', 'StoreUnreachable']);
   });
 
+  it('warns (Event InsecureTLS) on every reconcile while tls.insecureSkipVerify is set, and only then', async () => {
+    const insecure = setup({ store: { endpoints: ['r:1'], tls: { enabled: true, insecureSkipVerify: true } } });
+    await insecure.reconciler.reconcile('ns/web');
+    await insecure.reconciler.reconcile('ns/web');
+    expect(insecure.events.filter(([, reason]) => reason === 'InsecureTLS')).to.deep.equal([
+      ['Warning', 'InsecureTLS'],
+      ['Warning', 'InsecureTLS'],
+    ]);
+    const verified = setup({ store: { endpoints: ['r:1'], tls: { enabled: true } } });
+    await verified.reconciler.reconcile('ns/web');
+    expect(verified.events.filter(([, reason]) => reason === 'InsecureTLS')).to.deep.equal([]);
+  });
+
   it('evacuates busy victims through one deterministic SessionMigration, keeping replicas', async () => {
     const t = setup();
     addPod(t.caches, 'web-a');

@@ -31,6 +31,7 @@ import { PURPOSE_LABEL, deploymentName, storePoolId } from './names.ts';
 import { ScaleHistory, desiredReplicas, planScale, type WorkerLoad } from './scaling.ts';
 import { deadWorkers, deleteAllSessions, readCounts, releaseWorker, type StoreCounts } from './sessions.ts';
 import {
+  INSECURE_TLS_NOTE,
   REASONS,
   computeStatus,
   isPodLive,
@@ -207,6 +208,9 @@ export class PoolReconciler {
       timings[step] = Math.round((t - mark) * 10) / 10;
       mark = t;
     };
+    // Asked for, but never silent: events aggregate, so this is one Event with a growing count.
+    if (pool.spec.store.tls.enabled && pool.spec.store.tls.insecureSkipVerify)
+      this.deps.events.record(pool, 'Warning', REASONS.InsecureTLS, INSECURE_TLS_NOTE);
     // Store: counts, dead workers; the sweep runs on its own schedule.
     const { observation, counts, store } = await this.readStore(key, pool);
     lap('storeRead');

@@ -15,6 +15,8 @@ export const REASONS = {
   StoreReachable: 'StoreReachable',
   StoreUnreachable: 'StoreUnreachable',
   CredentialsUnavailable: 'CredentialsUnavailable',
+  /** A Warning Event (no condition): spec.store.tls.insecureSkipVerify is set. */
+  InsecureTLS: 'InsecureTLS',
   // Ready
   WorkersReady: 'WorkersReady',
   WorkersNotReady: 'WorkersNotReady',
@@ -35,6 +37,9 @@ export const REASONS = {
   ReplicaFailure: 'ReplicaFailure',
   ApplyFailed: 'ApplyFailed',
 } as const;
+
+export const INSECURE_TLS_NOTE =
+  'spec.store.tls.insecureSkipVerify: the Redis server certificates are not verified by the operator nor the workers; anyone on the network path can impersonate Redis and read sessions and the password';
 
 export interface StoreObservation {
   reachable: boolean;

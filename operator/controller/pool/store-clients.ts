@@ -9,14 +9,10 @@ import type { Registry } from 'prom-client';
 import type { SessionPool } from '../../api/index.ts';
 import { isNotFound } from '../../kube/errors.ts';
 import type { Logger } from '../../observability/logger.ts';
-import { createSessionStore, type SessionStore, type SessionStoreOptions } from '../../store/index.ts';
+import { createSessionStore, type RedisConnectionSettings, type SessionStore, type SessionStoreOptions } from '../../store/index.ts';
+import { CredentialsError, poolConnection } from './connection.ts';
 
-export class CredentialsError extends Error {
-  constructor(message: string) {
-    super(message);
-    this.name = 'CredentialsError';
-  }
-}
+export { CredentialsError } from './connection.ts';
 
 export class StoreTimeoutError extends Error {
   constructor(op: string, ms: number) {
@@ -28,11 +24,8 @@ export class StoreTimeoutError extends Error {
 export interface ConnectionSettings {
   nodes: string[];
   keyPrefix: string;
-  username?: string;
-  password?: string;
-  tls: boolean;
-  ca?: string;
-  insecureSkipVerify: boolean;
+  /** ACL user, password and TLS material (from the pool's Secrets). */
+  connection: RedisConnectionSettings;
   durability: 'leader' | 'replica';
 }
 
@@ -53,12 +46,6 @@ export interface StoreClientsOptions {
 interface Entry {
   store: SessionStore;
   users: Set<string>;
-}
-
-function secretValue(secret: V1Secret, key: string): string | undefined {
-  const raw = secret.data?.[key];
-  if (raw !== undefined) return Buffer.from(raw, 'base64').toString('utf8');
-  return secret.stringData?.[key];
 }
 
 export function connectionKey(settings: ConnectionSettings): string {
@@ -93,45 +80,15 @@ export class StoreClients {
     }
   }
 
-  /** The pool's connection settings, with credentials resolved from its Secrets. */
+  /** The pool's connection settings, with credentials and TLS material resolved from its Secrets. */
   async settings(pool: SessionPool): Promise<ConnectionSettings> {
-    const namespace = pool.metadata.namespace ?? 'default';
     const { store } = pool.spec;
-    const settings: ConnectionSettings = {
+    return {
       nodes: [...store.endpoints].sort(),
       keyPrefix: store.keyPrefix,
-      tls: store.tls.enabled,
-      insecureSkipVerify: store.tls.insecureSkipVerify,
+      connection: await poolConnection(pool, (namespace, name) => this.secret(namespace, name)),
       durability: store.durability,
     };
-    const creds = store.credentialsSecretRef;
-    if (creds) {
-      const secret = await this.secret(namespace, creds.name);
-      const password = secretValue(secret, creds.passwordKey);
-      if (password === undefined)
-        throw new CredentialsError(
-          `Secret ${namespace}/${creds.name} has no key ${creds.passwordKey} (spec.store.credentialsSecretRef.passwordKey)`,
-        );
-      settings.password = password;
-      if (creds.usernameKey) {
-        const username = secretValue(secret, creds.usernameKey);
-        if (username === undefined)
-          throw new CredentialsError(
-            `Secret ${namespace}/${creds.name} has no key ${creds.usernameKey} (spec.store.credentialsSecretRef.usernameKey)`,
-          );
-        settings.username = username;
-      }
-    }
-    if (store.tls.enabled && store.tls.caSecretRef) {
-      const secret = await this.secret(namespace, store.tls.caSecretRef.name);
-      const ca = secretValue(secret, store.tls.caSecretRef.key);
-      if (ca === undefined)
-        throw new CredentialsError(
-          `Secret ${namespace}/${store.tls.caSecretRef.name} has no key ${store.tls.caSecretRef.key} (spec.store.tls.caSecretRef)`,
-        );
-      settings.ca = ca;
-    }
-    return settings;
   }
 
   /** The store client for the pool (key "namespace/name"); switches and releases on a settings change. */
@@ -145,7 +102,7 @@ export class StoreClients {
       entry = { store: this.create(settings), users: new Set() };
       this.byConnection.set(key, entry);
       this.options.logger?.info(
-        { nodes: settings.nodes, keyPrefix: settings.keyPrefix, tls: settings.tls },
+        { nodes: settings.nodes, keyPrefix: settings.keyPrefix, tls: settings.connection.tls !== undefined },
         'session store client created',
       );
     }
@@ -195,10 +152,6 @@ export class StoreClients {
   }
 
   private create(settings: ConnectionSettings): SessionStore {
-    const redisOptions: Record<string, unknown> = { connectTimeout: 2000 };
-    if (settings.username !== undefined) redisOptions.username = settings.username;
-    if (settings.password !== undefined) redisOptions.password = settings.password;
-    if (settings.tls) redisOptions.tls = { ...(settings.ca ? { ca: settings.ca } : {}), rejectUnauthorized: !settings.insecureSkipVerify };
     const options: SessionStoreOptions = {
       nodes: settings.nodes,
       keyPrefix: settings.keyPrefix,
@@ -207,7 +160,8 @@ export class StoreClients {
       // The operator never queues writes: an unreachable store must show, not be papered over.
       degraded: { enabled: false },
       retry: { maxAttempts: 3, maxElapsedMs: 2000 },
-      clusterOptions: { redisOptions, slotsRefreshInterval: 30_000 },
+      connection: settings.connection,
+      clusterOptions: { redisOptions: { connectTimeout: 2000 }, slotsRefreshInterval: 30_000 },
     };
     if (this.options.registry) options.registry = this.options.registry;
     if (this.options.logger) options.logger = this.options.logger;

@@ -13,13 +13,21 @@ export interface WorkerProcess {
   record: ProcessRecord;
   /** `http://127.0.0.1:<port>` */
   base: string;
+  /** GET /readyz: its status and reason. */
+  readiness(): Promise<{ status: number; reason: string }>;
   stop(): Promise<void>;
 }
 
 /** The namespace test workers run in; their store identity is `${WORKER_TEST_NAMESPACE}/<pool>`. */
 export const WORKER_TEST_NAMESPACE = 'default';
 
-export async function startWorkerProcess(options: { pool: string; name: string; env?: Record<string, string> }): Promise<WorkerProcess> {
+/** `waitReady: false` returns once started (for a worker expected never to become ready). */
+export async function startWorkerProcess(options: {
+  pool: string;
+  name: string;
+  env?: Record<string, string>;
+  waitReady?: boolean;
+}): Promise<WorkerProcess> {
   const port = await freePort();
   const runDir = mkdtempSync(path.join(tmpdir(), `spo-${options.pool}-`));
   const record = startProcess({
@@ -42,7 +50,13 @@ export async function startWorkerProcess(options: { pool: string; name: string; 
     },
   });
   const base = `http://127.0.0.1:${port}`;
-  const worker = { record, base, stop: () => stopProcess(record, 10_000) };
+  const readiness = async () => {
+    const response = await fetch(`${base}/readyz`);
+    const body = (await response.json().catch(() => ({}))) as { reason?: unknown };
+    return { status: response.status, reason: typeof body.reason === 'string' ? body.reason : '' };
+  };
+  const worker = { record, base, readiness, stop: () => stopProcess(record, 10_000) };
+  if (options.waitReady === false) return worker;
   try {
     await waitFor(
       `worker ${options.name} ready (log: ${record.logFile})`,
