@@ -12,7 +12,7 @@ import { tlsClientOptions } from '../../e2e/harness/redis-cluster.ts';
 import { deleteAllSessions, readCounts, releaseWorker } from '../controller/pool/sessions.ts';
 import { MigrationJournal } from '../migration/journal.ts';
 import { WorkerClient } from '../worker/client.ts';
-import { startWorkerProcess, type WorkerProcess } from '../worker/testing/worker-process.ts';
+import { WORKER_TEST_NAMESPACE, startWorkerProcess, type WorkerProcess } from '../worker/testing/worker-process.ts';
 import { aclRulesForPool } from './acl.ts';
 import { createSessionStore, keyLayout, poolIdentity, type RedisConnectionSettings } from './index.ts';
 
