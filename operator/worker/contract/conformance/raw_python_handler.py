@@ -4,8 +4,9 @@ It exists to prove that the contract (docs/handler-contract.md) is the contract 
 SDK: the conformance suite passes against it. It offers the conformance handlers (echo, put,
 fail, sleep, crash, grow). Run: SPO_HANDLER_PORT=8081 python3 raw_python_handler.py
 
-For the runtime's fault tests, readiness can be switched off from outside: while the file named
-by SPO_RAW_NOT_READY_FILE exists, GET /contract/v1/ready answers 503.
+For the runtime's fault tests (operator/worker/contract/handler.int.test.ts) it has two more
+things a handler must not do: the handler `not_json` answers 200 with a body that is not JSON,
+and while the file named by SPO_RAW_NOT_READY_FILE exists, GET /contract/v1/ready answers 503.
 """
 
 import json
@@ -24,6 +25,7 @@ HANDLERS = [
     {"name": "sleep", "description": "waits ms, then result = {slept: ms}"},
     {"name": "crash", "description": "the process exits at once with status 1"},
     {"name": "grow", "description": "data.blob = a string of that many x"},
+    {"name": "not_json", "description": "a broken answer, for the runtime's fault tests"},
 ]
 NAMES = {h["name"] for h in HANDLERS}
 
@@ -137,6 +139,12 @@ class Handler(BaseHTTPRequestHandler):
         try:
             request = parse_invoke(body)
             args = request.get("args")
+            if request["handler"] == "not_json":
+                body = b"this is not JSON"
+                self.send_response(200)
+                self.send_header("content-length", str(len(body)))
+                self.end_headers()
+                return self.wfile.write(body)
             result, data = run_handler(request["handler"], args, request["session"]["data"])
             self.answer(200, {"result": result} if data is None else {"result": result, "data": data})
         except ContractError as e:
