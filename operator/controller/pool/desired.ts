@@ -13,6 +13,7 @@ import type {
   V1VolumeMount,
 } from '@kubernetes/client-node';
 import { API_VERSION, SESSION_POOL_KIND, type SessionPool } from '../../api/index.ts';
+import { HANDLER_CONTAINER, handlerContainer, handlerRuntimeEnv } from './handler-container.ts';
 import { STORE_HASH_ANNOTATION, WORKER_CONTAINER, deploymentName, pdbName, poolLabels, selectorLabels, serviceName } from './names.ts';
 
 /** The worker's own drain deadline is capped (SPO_DRAIN_DEADLINE_SECONDS accepts 0..3600). */
@@ -93,6 +94,7 @@ export function workerEnv(pool: SessionPool): V1EnvVar[] {
     env.push({ name: 'SPO_REDIS_TLS_CA_FILE', value: `${TLS_CA_MOUNT}/${spec.store.tls.caSecretRef.key}` });
   }
   if (spec.store.tls.enabled && spec.store.tls.insecureSkipVerify) env.push({ name: 'SPO_REDIS_TLS_INSECURE_SKIP_VERIFY', value: 'true' });
+  env.push(...handlerRuntimeEnv(pool));
   return env;
 }
 
@@ -140,7 +142,9 @@ export function podSpec(pool: SessionPool): V1PodSpec {
   const template = pool.spec.template?.spec ?? ({} as Partial<V1PodSpec>);
   const containers = template.containers ?? [];
   const fromTemplate = containers.find((c) => c.name === WORKER_CONTAINER);
-  const others = containers.filter((c) => c.name !== WORKER_CONTAINER);
+  // spec.handler owns the container named handler: a template's container of that name is replaced.
+  const handler = handlerContainer(pool);
+  const others = containers.filter((c) => c.name !== WORKER_CONTAINER && !(handler && c.name === HANDLER_CONTAINER));
   const volumes: V1Volume[] = [...(template.volumes ?? [])];
   const tls = pool.spec.store.tls;
   if (tls.enabled && tls.caSecretRef && !volumes.some((v) => v.name === 'redis-ca')) {
@@ -152,7 +156,7 @@ export function podSpec(pool: SessionPool): V1PodSpec {
   const minGrace = workerDrainSeconds(pool) + TERMINATION_GRACE_MARGIN_SECONDS;
   const spec: V1PodSpec = {
     ...template,
-    containers: [workerContainer(pool, fromTemplate), ...others],
+    containers: [workerContainer(pool, fromTemplate), ...(handler ? [handler] : []), ...others],
     terminationGracePeriodSeconds: Math.max(template.terminationGracePeriodSeconds ?? 0, minGrace),
   };
   if (volumes.length > 0) spec.volumes = volumes;
