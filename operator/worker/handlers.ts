@@ -318,6 +318,9 @@ export function builtinHandlers(registry = new HandlerRegistry()): HandlerRegist
     },
     { args: IncrArgs, description: 'add to a numeric session variable (default 1) and return the new value' },
   );
+  registry.register('echo', (_ctx, args) => args, {
+    description: 'result = args; changes nothing (the trivial handler of bench:worker and the contract docs)',
+  });
   registry.register(
     'sleep',
     async (_ctx, args) => {

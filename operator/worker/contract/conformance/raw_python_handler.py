@@ -28,6 +28,8 @@ HANDLERS = [
     {"name": "not_json", "description": "a broken answer, for the runtime's fault tests"},
 ]
 NAMES = {h["name"] for h in HANDLERS}
+IN_FLIGHT = [0]  # invoke requests being served (SIGTERM waits for them)
+IN_FLIGHT_LOCK = threading.Lock()
 
 
 class ContractError(Exception):
@@ -136,6 +138,8 @@ class Handler(BaseHTTPRequestHandler):
         if len(body) < length:
             self.close_connection = True
             return
+        with IN_FLIGHT_LOCK:
+            IN_FLIGHT[0] += 1
         try:
             request = parse_invoke(body)
             args = request.get("args")
@@ -151,6 +155,9 @@ class Handler(BaseHTTPRequestHandler):
             self.error(e.status, e.code, e.message)
         except Exception as e:  # a bug here must not kill the server: 500, as the contract says
             self.error(500, "INTERNAL", type(e).__name__)
+        finally:
+            with IN_FLIGHT_LOCK:
+                IN_FLIGHT[0] -= 1
 
     def do_PUT(self):
         self.error(405, "METHOD_NOT_ALLOWED", "GET /contract/v1/ready or POST /contract/v1/invoke")
@@ -165,12 +172,16 @@ def main():
     server.daemon_threads = True
 
     def on_term(signum, frame):
+        # Stop accepting, let the requests in flight finish (bounded), then exit.
         threading.Thread(target=server.shutdown, daemon=True).start()
 
     signal.signal(signal.SIGTERM, on_term)
     try:
         server.serve_forever(poll_interval=0.1)
     finally:
+        deadline = time.monotonic() + 30
+        while IN_FLIGHT[0] > 0 and time.monotonic() < deadline:
+            time.sleep(0.05)
         server.server_close()
 
 
