@@ -72,6 +72,8 @@ export interface HandlerExecutor {
    * then never re-runs it on a version conflict but answers 409 CONFLICT.
    */
   readonly rerunOnConflict: boolean;
+  /** The handler label of the worker's metrics for a name (default: the name, validated before). */
+  metricLabel?(name: string): string;
   /** When set, the worker runs each request of one session through it, one at a time. */
   exclusive?<T>(sessionId: string, work: () => Promise<T>): Promise<T>;
 }

@@ -109,6 +109,7 @@ async function executeIn(
   ctx.handlers.validate(handler, args);
   const mode = ctx.modes.mode;
   const handlers = ctx.handlers;
+  const label = handlers.metricLabel?.(handler) ?? handler;
   try {
     const work = () =>
       ctx.modes.run(async (backend): Promise<Reply> => {
@@ -128,10 +129,10 @@ async function executeIn(
         return { status: 200, body: { sessionId: session.id, version: session.version, result } };
       });
     const reply = sessionId !== undefined && handlers.exclusive ? await handlers.exclusive(sessionId, work) : await work();
-    ctx.metrics.executed.inc({ handler, mode, result: 'ok' });
+    ctx.metrics.executed.inc({ handler: label, mode, result: 'ok' });
     return reply;
   } catch (error) {
-    ctx.metrics.executed.inc({ handler, mode, result: toWorkerError(error).code });
+    ctx.metrics.executed.inc({ handler: label, mode, result: toWorkerError(error).code });
     throw error;
   }
 }

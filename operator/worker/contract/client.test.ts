@@ -240,6 +240,8 @@ describe('handler contract client', () => {
       behaviour = routes((_q, _b, res) => json(res, 200, { result: 'r' }));
       expect(await external.run('h', null, { a: 1 }, meta)).to.deep.equal({ result: 'r', data: { a: 1 }, changed: false });
       expect(await external.describe()).to.deep.equal([{ name: 'h', description: 'd' }]);
+      // Metric labels: only listed names, so a client cannot mint series with made-up names.
+      expect([external.metricLabel('h'), external.metricLabel('made_up_1')]).to.deep.equal(['h', 'unlisted']);
     });
 
     it('counts each failure by reason in the metric', async () => {

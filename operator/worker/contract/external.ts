@@ -112,8 +112,13 @@ export class ExternalHandlers implements HandlerExecutor {
 
   async describe(): Promise<HandlerInfo[]> {
     const state = this.state.ready ? this.state : await this.probe();
-    if (!state.ready) throw this.count(failure('unavailable', `the handler is not ready (${state.reason}); retry shortly`));
+    if (!state.ready) throw failure('unavailable', `the handler is not ready (${state.reason}); retry shortly`);
     return state.handlers;
+  }
+
+  /** A handler name as a metric label: only names the handler lists, so clients cannot mint series. */
+  metricLabel(name: string): string {
+    return this.state.handlers.some((h) => h.name === name) ? name : 'unlisted';
   }
 
   /** Runs work for one session after the earlier work for it finished (per worker). */
