@@ -6,7 +6,7 @@
 // Then the handler contract's cost: the trivial handler `echo` built in (in process) against the
 // same handler through the contract (the raw Python handler beside a second worker), both
 // WorkerLocal so that no store round trip hides the difference; interleaved rounds, medians.
-//   npm run bench:worker   [BENCH_REQUESTS=6000 BENCH_CONCURRENCY=32 BENCH_CONTRACT_ROUNDS=7 BENCH_CONTRACT_REQUESTS=400]
+//   npm run bench:worker   [BENCH_REQUESTS=6000 BENCH_CONCURRENCY=32 BENCH_CONTRACT_ROUNDS=7 BENCH_CONTRACT_REQUESTS=400 BENCH_PART=contract]
 import { spawn, type ChildProcess } from 'node:child_process';
 import { mkdtempSync, openSync, closeSync, rmSync } from 'node:fs';
 import { cpus, loadavg, tmpdir } from 'node:os';
@@ -180,25 +180,30 @@ async function contractBench(nodes: string): Promise<void> {
 try {
   redis = await startRedisCluster(runDir);
   const nodes = redisEndpoints(redis).join(',');
-  const central = [
-    await startWorker('central-1', 'Centralized', nodes),
-    await startWorker('central-2', 'Centralized', nodes),
-    await startWorker('central-3', 'Centralized', nodes),
-  ];
-  const local = await startWorker('local-1', 'WorkerLocal', nodes);
-  // Warm-up (JIT, connections), not measured.
-  await workload(new WorkerClient({ endpoints: central }));
-  await workload(new WorkerClient({ endpoints: [local], routing: 'session' }));
-  const c = summary(await workload(new WorkerClient({ endpoints: central })));
-  const l = summary(await workload(new WorkerClient({ endpoints: [local], routing: 'session' })));
-  console.log(`worker benchmark: ${REQUESTS} requests, concurrency ${CONCURRENCY}, mix 10% create / 60% execute(incr) / 30% get, loopback`);
-  console.log(`  Centralized x3 (Redis Cluster 3+3): ${c.rps.toFixed(0)} req/s  p50=${c.p50.toFixed(2)} ms  p99=${c.p99.toFixed(2)} ms`);
-  for (const line of c.lines) console.log(line);
-  console.log(`  WorkerLocal x1 (memory):            ${l.rps.toFixed(0)} req/s  p50=${l.p50.toFixed(2)} ms  p99=${l.p99.toFixed(2)} ms`);
-  for (const line of l.lines) console.log(line);
-  console.log(
-    `  ratio Centralized x3 / WorkerLocal x1: throughput ${(c.rps / l.rps).toFixed(2)}, p50 ${(c.p50 / l.p50).toFixed(2)}x, p99 ${(c.p99 / l.p99).toFixed(2)}x`,
-  );
+  // BENCH_PART=contract runs only the handler contract comparison.
+  if (process.env.BENCH_PART !== 'contract') {
+    const central = [
+      await startWorker('central-1', 'Centralized', nodes),
+      await startWorker('central-2', 'Centralized', nodes),
+      await startWorker('central-3', 'Centralized', nodes),
+    ];
+    const local = await startWorker('local-1', 'WorkerLocal', nodes);
+    // Warm-up (JIT, connections), not measured.
+    await workload(new WorkerClient({ endpoints: central }));
+    await workload(new WorkerClient({ endpoints: [local], routing: 'session' }));
+    const c = summary(await workload(new WorkerClient({ endpoints: central })));
+    const l = summary(await workload(new WorkerClient({ endpoints: [local], routing: 'session' })));
+    console.log(
+      `worker benchmark: ${REQUESTS} requests, concurrency ${CONCURRENCY}, mix 10% create / 60% execute(incr) / 30% get, loopback`,
+    );
+    console.log(`  Centralized x3 (Redis Cluster 3+3): ${c.rps.toFixed(0)} req/s  p50=${c.p50.toFixed(2)} ms  p99=${c.p99.toFixed(2)} ms`);
+    for (const line of c.lines) console.log(line);
+    console.log(`  WorkerLocal x1 (memory):            ${l.rps.toFixed(0)} req/s  p50=${l.p50.toFixed(2)} ms  p99=${l.p99.toFixed(2)} ms`);
+    for (const line of l.lines) console.log(line);
+    console.log(
+      `  ratio Centralized x3 / WorkerLocal x1: throughput ${(c.rps / l.rps).toFixed(2)}, p50 ${(c.p50 / l.p50).toFixed(2)}x, p99 ${(c.p99 / l.p99).toFixed(2)}x`,
+    );
+  }
   await contractBench(nodes);
 } finally {
   for (const child of children) {
