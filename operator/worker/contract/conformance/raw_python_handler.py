@@ -168,6 +168,7 @@ class Handler(BaseHTTPRequestHandler):
 
 def main():
     port = int(os.environ.get("SPO_HANDLER_PORT", "8081"))
+    print(f"raw handler: listening on 127.0.0.1:{port}", file=sys.stderr, flush=True)
     server = ThreadingHTTPServer(("127.0.0.1", port), Handler)
     server.daemon_threads = True
 
