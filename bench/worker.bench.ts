@@ -3,10 +3,13 @@
 // WorkerLocal worker (sessions in memory), in one run on loopback. Prints req/s, p50 and p99
 // per operation and overall, and the ratio (what centralizing costs). Starts and stops its
 // own Redis Cluster (in a temp dir) and workers; stops only what it started, by pid.
-//   npm run bench:worker   [BENCH_REQUESTS=6000 BENCH_CONCURRENCY=32]
+// Then the handler contract's cost: the trivial handler `echo` built in (in process) against the
+// same handler through the contract (the raw Python handler beside a second worker), both
+// WorkerLocal so that no store round trip hides the difference; interleaved rounds, medians.
+//   npm run bench:worker   [BENCH_REQUESTS=6000 BENCH_CONCURRENCY=32 BENCH_CONTRACT_ROUNDS=7 BENCH_CONTRACT_REQUESTS=400 BENCH_PART=contract]
 import { spawn, type ChildProcess } from 'node:child_process';
 import { mkdtempSync, openSync, closeSync, rmSync } from 'node:fs';
-import { tmpdir } from 'node:os';
+import { cpus, loadavg, tmpdir } from 'node:os';
 import path from 'node:path';
 import { repoRoot } from '../e2e/harness/paths.ts';
 import { freePort } from '../e2e/harness/ports.ts';
@@ -15,14 +18,17 @@ import { WorkerClient } from '../operator/worker/client.ts';
 
 const REQUESTS = Number(process.env.BENCH_REQUESTS ?? 6000);
 const CONCURRENCY = Number(process.env.BENCH_CONCURRENCY ?? 32);
+const CONTRACT_ROUNDS = Number(process.env.BENCH_CONTRACT_ROUNDS ?? 7);
+const CONTRACT_REQUESTS = Number(process.env.BENCH_CONTRACT_REQUESTS ?? 400);
 const NODE = path.join(repoRoot, 'node_modules/.bin/node');
+const RAW_HANDLER = path.join(repoRoot, 'operator/worker/contract/conformance/raw_python_handler.py');
 const runDir = mkdtempSync(path.join(tmpdir(), 'spo-worker-bench-'));
 const children: ChildProcess[] = [];
 let redis: RedisClusterState | undefined;
 
 const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
 
-async function startWorker(name: string, mode: string, nodes: string): Promise<string> {
+async function startWorker(name: string, mode: string, nodes: string, extraEnv: Record<string, string> = {}): Promise<string> {
   const port = await freePort();
   const fd = openSync(path.join(runDir, `${name}.log`), 'a');
   const child = spawn(NODE, ['operator/cmd/worker.ts'], {
@@ -38,6 +44,7 @@ async function startWorker(name: string, mode: string, nodes: string): Promise<s
       SPO_REDIS_NODES: nodes,
       SPO_SESSION_MODE: mode,
       SPO_LOG_LEVEL: 'warn',
+      ...extraEnv,
     },
   });
   closeSync(fd);
@@ -111,28 +118,94 @@ function summary(f: Figures): { rps: number; p50: number; p99: number; lines: st
   return { rps: f.requests / f.seconds, p50: pct(all, 50), p99: pct(all, 99), lines };
 }
 
+/** Sequential echo requests on one session: latencies in ms and requests/s. */
+async function echoRound(client: WorkerClient, id: string): Promise<{ p50: number; p99: number; rps: number }> {
+  const latencies: number[] = [];
+  const started = performance.now();
+  for (let i = 0; i < CONTRACT_REQUESTS; i++) {
+    const t = performance.now();
+    await client.execute(id, 'echo', { i });
+    latencies.push(performance.now() - t);
+  }
+  const seconds = (performance.now() - started) / 1000;
+  latencies.sort((a, b) => a - b);
+  return { p50: pct(latencies, 50), p99: pct(latencies, 99), rps: CONTRACT_REQUESTS / seconds };
+}
+
+const median = (values: number[]) => [...values].sort((a, b) => a - b)[Math.floor(values.length / 2)] as number;
+
+/** Built-in echo vs echo through the contract, interleaved rounds, medians per figure. */
+async function contractBench(nodes: string): Promise<void> {
+  const handlerPort = await freePort();
+  const fd = openSync(path.join(runDir, 'raw-handler.log'), 'a');
+  const handler = spawn('python3', [RAW_HANDLER], {
+    stdio: ['ignore', fd, fd],
+    env: { ...process.env, SPO_HANDLER_PORT: String(handlerPort) },
+  });
+  closeSync(fd);
+  children.push(handler);
+  const builtin = new WorkerClient({ endpoints: [await startWorker('builtin-1', 'WorkerLocal', nodes)], routing: 'session' });
+  const contract = new WorkerClient({
+    endpoints: [await startWorker('contract-1', 'WorkerLocal', nodes, { SPO_HANDLER_PORT: String(handlerPort) })],
+    routing: 'session',
+  });
+  const sessions = { builtin: (await builtin.createSession({})).id, contract: (await contract.createSession({})).id };
+  await echoRound(builtin, sessions.builtin); // warm-up, not measured
+  await echoRound(contract, sessions.contract);
+  const rounds: { builtin: Awaited<ReturnType<typeof echoRound>>; contract: Awaited<ReturnType<typeof echoRound>> }[] = [];
+  for (let r = 0; r < CONTRACT_ROUNDS; r++) {
+    // Alternate which goes first, so a drift of the machine's load hits both alike.
+    if (r % 2 === 0) {
+      const b = await echoRound(builtin, sessions.builtin);
+      rounds.push({ builtin: b, contract: await echoRound(contract, sessions.contract) });
+    } else {
+      const c = await echoRound(contract, sessions.contract);
+      rounds.push({ builtin: await echoRound(builtin, sessions.builtin), contract: c });
+    }
+  }
+  const m = (pick: (x: (typeof rounds)[number]) => number) => median(rounds.map(pick));
+  const line = (label: string, which: 'builtin' | 'contract') =>
+    `  ${label} ${m((x) => x[which].rps).toFixed(0)} req/s  p50=${m((x) => x[which].p50).toFixed(3)} ms  p99=${m((x) => x[which].p99).toFixed(3)} ms`;
+  console.log(
+    `handler contract: echo on one session, ${CONTRACT_REQUESTS} sequential requests x ${CONTRACT_ROUNDS} interleaved rounds, medians, WorkerLocal, loopback (load average ${loadavg()[0]?.toFixed(2)}, ${cpus().length} cores)`,
+  );
+  console.log(line('built-in echo (in process):        ', 'builtin'));
+  console.log(line('echo through the contract (Python):', 'contract'));
+  const overheadP50 = m((x) => x.contract.p50 - x.builtin.p50);
+  const overheadP99 = m((x) => x.contract.p99 - x.builtin.p99);
+  console.log(
+    `  contract overhead: p50 +${overheadP50.toFixed(3)} ms (target < 1 ms: ${overheadP50 < 1 ? 'met' : 'NOT met'}), p99 +${overheadP99.toFixed(3)} ms, throughput ratio ${(m((x) => x.contract.rps) / m((x) => x.builtin.rps)).toFixed(2)}`,
+  );
+}
+
 try {
   redis = await startRedisCluster(runDir);
   const nodes = redisEndpoints(redis).join(',');
-  const central = [
-    await startWorker('central-1', 'Centralized', nodes),
-    await startWorker('central-2', 'Centralized', nodes),
-    await startWorker('central-3', 'Centralized', nodes),
-  ];
-  const local = await startWorker('local-1', 'WorkerLocal', nodes);
-  // Warm-up (JIT, connections), not measured.
-  await workload(new WorkerClient({ endpoints: central }));
-  await workload(new WorkerClient({ endpoints: [local], routing: 'session' }));
-  const c = summary(await workload(new WorkerClient({ endpoints: central })));
-  const l = summary(await workload(new WorkerClient({ endpoints: [local], routing: 'session' })));
-  console.log(`worker benchmark: ${REQUESTS} requests, concurrency ${CONCURRENCY}, mix 10% create / 60% execute(incr) / 30% get, loopback`);
-  console.log(`  Centralized x3 (Redis Cluster 3+3): ${c.rps.toFixed(0)} req/s  p50=${c.p50.toFixed(2)} ms  p99=${c.p99.toFixed(2)} ms`);
-  for (const line of c.lines) console.log(line);
-  console.log(`  WorkerLocal x1 (memory):            ${l.rps.toFixed(0)} req/s  p50=${l.p50.toFixed(2)} ms  p99=${l.p99.toFixed(2)} ms`);
-  for (const line of l.lines) console.log(line);
-  console.log(
-    `  ratio Centralized x3 / WorkerLocal x1: throughput ${(c.rps / l.rps).toFixed(2)}, p50 ${(c.p50 / l.p50).toFixed(2)}x, p99 ${(c.p99 / l.p99).toFixed(2)}x`,
-  );
+  // BENCH_PART=contract runs only the handler contract comparison.
+  if (process.env.BENCH_PART !== 'contract') {
+    const central = [
+      await startWorker('central-1', 'Centralized', nodes),
+      await startWorker('central-2', 'Centralized', nodes),
+      await startWorker('central-3', 'Centralized', nodes),
+    ];
+    const local = await startWorker('local-1', 'WorkerLocal', nodes);
+    // Warm-up (JIT, connections), not measured.
+    await workload(new WorkerClient({ endpoints: central }));
+    await workload(new WorkerClient({ endpoints: [local], routing: 'session' }));
+    const c = summary(await workload(new WorkerClient({ endpoints: central })));
+    const l = summary(await workload(new WorkerClient({ endpoints: [local], routing: 'session' })));
+    console.log(
+      `worker benchmark: ${REQUESTS} requests, concurrency ${CONCURRENCY}, mix 10% create / 60% execute(incr) / 30% get, loopback`,
+    );
+    console.log(`  Centralized x3 (Redis Cluster 3+3): ${c.rps.toFixed(0)} req/s  p50=${c.p50.toFixed(2)} ms  p99=${c.p99.toFixed(2)} ms`);
+    for (const line of c.lines) console.log(line);
+    console.log(`  WorkerLocal x1 (memory):            ${l.rps.toFixed(0)} req/s  p50=${l.p50.toFixed(2)} ms  p99=${l.p99.toFixed(2)} ms`);
+    for (const line of l.lines) console.log(line);
+    console.log(
+      `  ratio Centralized x3 / WorkerLocal x1: throughput ${(c.rps / l.rps).toFixed(2)}, p50 ${(c.p50 / l.p50).toFixed(2)}x, p99 ${(c.p99 / l.p99).toFixed(2)}x`,
+    );
+  }
+  await contractBench(nodes);
 } finally {
   for (const child of children) {
     if (child.pid !== undefined && child.exitCode === null) {

@@ -4,13 +4,20 @@
 // repository as the image's filesystem, the pod's environment, and a kubeconfig carrying a
 // token of the pod's ServiceAccount, so the operator runs with the chart's RBAC, as in a
 // cluster. A pod that goes away gets SIGTERM, as a kubelet would, and drains before it exits.
-// Used by the end-to-end tests and the sandbox.
-import { CoreV1Api, KubeConfig, makeInformer, type V1EnvVar, type V1Pod } from '@kubernetes/client-node';
+// A worker pod with more containers (the user's handler, spec.handler) runs each of them as a
+// process too, from an explicit image -> local command table (pod-containers.ts), all sharing
+// the pod's ports: every declared container port gets one free loopback port, and SPO_PORT and
+// SPO_HANDLER_PORT name the same mapped ports in every container. Such a pod's extra containers
+// are restarted when they exit, and its Ready condition follows its processes and readiness
+// probes (pod-supervisor.ts). Used by the end-to-end tests and the sandbox.
+import { CoreV1Api, KubeConfig, makeInformer, type V1Container, type V1EnvVar, type V1Pod } from '@kubernetes/client-node';
 import { mkdirSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
 import { freePort } from './ports.ts';
 import { isRunning, startProcess, stopProcess, type ProcessRecord } from './processes.ts';
 import { repoRoot } from './paths.ts';
+import { LOCAL_IMAGES, podPorts, probePort, resolveProgram, type LocalImage } from './pod-containers.ts';
+import { PodSupervisor, type ReadinessProbe, type SupervisedContainer } from './pod-supervisor.ts';
 
 /** Pods whose first container runs an image of this repository are run locally. */
 export const PROJECT_IMAGE_PATTERN = /(^|\/)session-pool-operator(:|@|$)/;
@@ -21,6 +28,8 @@ export interface LocalWorker {
   port: number;
   endpoint: string;
   record: ProcessRecord;
+  /** The pod's other containers run here (the handler), with their restarts and the pod's readiness. */
+  supervisor?: PodSupervisor;
 }
 
 export interface LocalKubeletOptions {
@@ -30,6 +39,8 @@ export interface LocalKubeletOptions {
   env?: Record<string, string>;
   /** Which images to run; defaults to PROJECT_IMAGE_PATTERN. */
   image?: RegExp;
+  /** Local stand-ins for the images of a pod's other containers; defaults to LOCAL_IMAGES. */
+  localImages?: LocalImage[];
   log?: (line: string) => void;
 }
 
@@ -110,7 +121,11 @@ export class LocalKubelet {
       const name = pod.metadata?.name ?? 'pod';
       const namespace = pod.metadata?.namespace ?? 'default';
       const env = await resolveEnv(core, pod, container.env ?? []);
-      const port = await freePort();
+      // One loopback port per declared container port; SPO_PORT and SPO_HANDLER_PORT map through it.
+      const ports = await podPorts(pod);
+      const port = ports.get(Number(env.SPO_PORT)) ?? (await freePort());
+      const handlerPort = env.SPO_HANDLER_PORT === undefined ? undefined : ports.get(Number(env.SPO_HANDLER_PORT));
+      const shared: Record<string, string> = { SPO_PORT: String(port), ...(handlerPort ? { SPO_HANDLER_PORT: String(handlerPort) } : {}) };
       const argv = [...(container.command ?? []), ...(container.args ?? [])];
       if (argv[0] !== 'node' || !argv[1]) throw new Error(`pod ${id}: expected a command 'node <entry>', got ${JSON.stringify(argv)}`);
       const kubeconfig = await this.serviceAccountKubeconfig(pod);
@@ -128,17 +143,72 @@ export class LocalKubelet {
           POD_NAMESPACE: namespace,
           SPO_WORKER_NAME: name,
           SPO_POD_NAME: name,
-          SPO_PORT: String(port),
+          ...shared,
           SPO_METRICS_PORT: '0',
           SPO_ADVERTISE_ENDPOINT: `127.0.0.1:${port}`,
           ...(kubeconfig ? { KUBECONFIG: kubeconfig } : {}),
         },
       });
-      this.workers.set(id, { pod: name, namespace, port, endpoint: `127.0.0.1:${port}`, record });
+      const worker: LocalWorker = { pod: name, namespace, port, endpoint: `127.0.0.1:${port}`, record };
+      this.workers.set(id, worker);
       this.log(`started pod ${id} as pid ${record.pid} on 127.0.0.1:${port}`);
+      const others = pod.spec?.containers.slice(1) ?? [];
+      if (others.length > 0) worker.supervisor = await this.startOthers(core, pod, others, worker, ports, shared);
     } finally {
       this.starting.delete(id);
     }
+  }
+
+  /** Runs the pod's other containers (those with a local stand-in) and supervises the pod. */
+  private async startOthers(
+    core: CoreV1Api,
+    pod: V1Pod,
+    others: V1Container[],
+    worker: LocalWorker,
+    ports: Map<number, number>,
+    shared: Record<string, string>,
+  ): Promise<PodSupervisor> {
+    const name = pod.metadata?.name ?? 'pod';
+    const namespace = pod.metadata?.namespace ?? 'default';
+    const containers: SupervisedContainer[] = [];
+    for (const c of others) {
+      const local = (this.options.localImages ?? LOCAL_IMAGES).find((l) => l.image.test(c.image ?? ''));
+      if (!local) {
+        this.log(`pod ${namespace}/${name}: container ${c.name} (image ${c.image}) has no local stand-in; not run`);
+        continue;
+      }
+      const [program, ...args] = await local.command();
+      const env = { ...process.env, ...(await resolveEnv(core, pod, c.env ?? [])), ...this.options.env, ...shared, POD_NAME: name };
+      const start = () =>
+        startProcess({
+          name: `pod-${namespace}-${name}-${c.name}`,
+          bin: resolveProgram(program ?? ''),
+          args: [...args, ...(c.args ?? [])],
+          runDir: this.options.runDir,
+          cwd: repoRoot,
+          env,
+        });
+      const record = start();
+      this.log(`started container ${c.name} of pod ${namespace}/${name} as pid ${record.pid} (${JSON.stringify(shared)})`);
+      containers.push({ name: c.name, record, restarts: 0, start, startedAt: Date.now() });
+    }
+    const probes: ReadinessProbe[] = [];
+    for (const c of pod.spec?.containers ?? []) {
+      const port = probePort(c, c.readinessProbe, ports);
+      if (port !== undefined && c.readinessProbe?.httpGet?.path)
+        probes.push({ container: c.name, port, path: c.readinessProbe.httpGet.path });
+    }
+    const supervisor = new PodSupervisor({
+      core,
+      name,
+      namespace,
+      runtime: () => (this.workers.get(`${namespace}/${name}`) === worker ? worker.record : undefined),
+      containers,
+      probes,
+      log: (line) => this.log(line),
+    });
+    supervisor.start();
+    return supervisor;
   }
 
   /** A kubeconfig with a bound token of the pod's ServiceAccount (what a pod would mount). */
@@ -198,13 +268,14 @@ current-context: local
     }
   }
 
-  /** SIGTERM, the worker drains, then exits; SIGKILL after the grace period. */
+  /** SIGTERM to every container at once (as a kubelet), the worker drains, then exits; SIGKILL after the grace period. */
   async stopWorker(id: string, graceMs = 30_000): Promise<void> {
     const worker = this.workers.get(id);
     if (!worker) return;
     this.workers.delete(id);
     this.log(`stopping worker for pod ${id}`);
-    await stopProcess(worker.record, graceMs);
+    worker.supervisor?.stop();
+    await Promise.all([worker.record, ...(worker.supervisor?.containers ?? []).map((c) => c.record)].map((r) => stopProcess(r, graceMs)));
   }
 
   /** Kills a worker without a drain (a crash), for fault tests. */
@@ -213,8 +284,22 @@ current-context: local
       if (worker.pod === podName && isRunning(worker.record)) {
         process.kill(worker.record.pid, 'SIGKILL');
         this.workers.delete(id);
+        worker.supervisor?.stop();
+        for (const c of worker.supervisor?.containers ?? []) if (isRunning(c.record)) process.kill(c.record.pid, 'SIGKILL');
       }
     }
+  }
+
+  /** Kills one container of a pod (a crash of the handler, for fault tests); its supervisor restarts it. */
+  killContainer(podName: string, container: string): number | undefined {
+    for (const worker of this.workers.values()) {
+      const c = worker.pod === podName ? worker.supervisor?.containers.find((x) => x.name === container) : undefined;
+      if (c && isRunning(c.record)) {
+        process.kill(c.record.pid, 'SIGKILL');
+        return c.record.pid;
+      }
+    }
+    return undefined;
   }
 
   endpoints(): string[] {

@@ -159,6 +159,19 @@ describe('api: CRDs on the real apiserver', function () {
     );
   });
 
+  it('accepts a pool with a handler container (defaults filled in) and refuses one on the worker port', async function () {
+    const created = await createPool('with-handler', { ...minimalPool, handler: { image: 'spo-dspy-worker:1' } });
+    expect((created as { spec: { handler?: unknown } }).spec.handler).to.deep.equal({
+      image: 'spo-dspy-worker:1',
+      port: 8081,
+      timeoutSeconds: 60,
+    });
+    await expectRefused(
+      createPool('handler-port', { ...minimalPool, handler: { image: 'h:1', port: 8080 } }),
+      'spec.handler.port must differ from spec.worker.port',
+    );
+  });
+
   it('refuses a bad enum value and says which values are allowed', async function () {
     await expectRefused(
       createPool('bad-mode', { ...minimalPool, sessionMode: 'Local' as never }),

@@ -4,7 +4,7 @@
 // the TypeScript type (the apiserver fills it in before anyone reads the object) and optional
 // in the CRD.
 import Type, { type Static } from 'typebox';
-import type { V1ObjectMeta, V1PodSpec } from '@kubernetes/client-node';
+import type { V1EnvFromSource, V1EnvVarSource, V1ObjectMeta, V1PodSpec, V1Probe } from '@kubernetes/client-node';
 import type { API_VERSION } from './meta.ts';
 import {
   CATEGORIES,
@@ -97,6 +97,87 @@ export const WorkerSchema = Type.Object(
   { description: 'The worker container: image, port and resources.' },
 );
 export type WorkerSpec = Static<typeof WorkerSchema>;
+
+/** A Kubernetes object kept as given (validated by the apiserver when the Deployment is written). */
+function KubeObject<T>(description: string) {
+  return Type.Unsafe<T>({ type: 'object', 'x-kubernetes-preserve-unknown-fields': true, description });
+}
+
+export const HandlerSchema = Type.Object(
+  {
+    image: Type.String({
+      description: "Container image of the user's handler (any language; it serves the handler contract, docs/handler-contract.md).",
+      minLength: 1,
+      maxLength: 1024,
+    }),
+    imagePullPolicy: Type.Optional(
+      StringEnum(['Always', 'IfNotPresent', 'Never'], {
+        description: 'Image pull policy of the handler container; the Kubernetes default when unset.',
+      }),
+    ),
+    command: Type.Optional(
+      Type.Array(Type.String({ description: 'An argument.', maxLength: 4096 }), {
+        description: "Entrypoint of the handler container; the image's own when unset.",
+        maxItems: 64,
+      }),
+    ),
+    args: Type.Optional(
+      Type.Array(Type.String({ description: 'An argument.', maxLength: 4096 }), {
+        description: 'Arguments of the entrypoint.',
+        maxItems: 256,
+      }),
+    ),
+    env: Type.Optional(
+      Type.Array(
+        Type.Object(
+          {
+            name: Type.String({ description: 'Name of the variable.', minLength: 1, maxLength: 256 }),
+            value: Type.Optional(Type.String({ description: 'Value of the variable.' })),
+            valueFrom: Type.Optional(
+              KubeObject<V1EnvVarSource>('Where the value comes from (secretKeyRef, configMapKeyRef, fieldRef), as in a container spec.'),
+            ),
+          },
+          { description: 'A variable, as in a container spec.' },
+        ),
+        {
+          description:
+            "Environment of the handler (e.g. the language model's provider and a key from a Secret). SPO_HANDLER_PORT, SPO_POOL and SPO_WORKER_NAME are set by the operator and win.",
+          maxItems: 256,
+        },
+      ),
+    ),
+    envFrom: Type.Optional(
+      Type.Array(KubeObject<V1EnvFromSource>('A Secret or ConfigMap whose keys become variables, as in a container spec.'), {
+        description: 'Secrets and ConfigMaps whose keys become variables of the handler.',
+        maxItems: 32,
+      }),
+    ),
+    resources: Type.Optional(ResourceRequirementsSchema),
+    port: Type.Integer({
+      description: 'Port the handler listens on, on 127.0.0.1 (SPO_HANDLER_PORT); must differ from spec.worker.port.',
+      minimum: 1,
+      maximum: 65535,
+      default: 8081,
+      format: 'int32',
+    }),
+    timeoutSeconds: Type.Integer({
+      description:
+        'Deadline of one handler call: past it the client gets 504 HANDLER_TIMEOUT and nothing is written. A language-model call takes seconds.',
+      minimum: 1,
+      maximum: 3600,
+      default: 60,
+      format: 'int32',
+    }),
+    readinessProbe: Type.Optional(
+      KubeObject<V1Probe>('Readiness probe of the handler container; by default GET /contract/v1/ready on its port.'),
+    ),
+  },
+  {
+    description:
+      "The user's handler, run as a second container (named handler) in every worker pod; the worker calls it over loopback (docs/handler-contract.md). Without it, the worker runs its built-in handlers.",
+  },
+);
+export type HandlerSpec = Static<typeof HandlerSchema>;
 
 export const AutoscalingSchema = Type.Object(
   {
@@ -367,6 +448,7 @@ export const SessionPoolSpecSchema = Type.Object(
     ),
     template: Type.Optional(PodTemplateSchema),
     worker: WorkerSchema,
+    handler: Type.Optional(HandlerSchema),
     autoscaling: AutoscalingSchema,
     store: StoreSchema,
     sessions: SessionsSchema,
@@ -395,6 +477,11 @@ export const SessionPoolSpecSchema = Type.Object(
         rule: 'self.sessionMode == oldSelf.sessionMode || self.sessionMode == "Dual" || oldSelf.sessionMode == "Dual"',
         message: 'spec.sessionMode must change through Dual (WorkerLocal -> Dual -> Centralized and back), so no session is lost',
         fieldPath: '.sessionMode',
+      },
+      {
+        rule: '!has(self.handler) || self.handler.port != self.worker.port',
+        message: 'spec.handler.port must differ from spec.worker.port (both containers share the pod network)',
+        fieldPath: '.handler.port',
       },
     ],
   },

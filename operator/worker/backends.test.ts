@@ -8,8 +8,8 @@ import type { JsonValue } from '../store/types.ts';
 const handlers = builtinHandlers();
 const incr =
   (key = 'n') =>
-  (data: JsonValue, s: { id: string; anonymous: boolean }) =>
-    handlers.run('incr', { key }, data, { sessionId: s.id, anonymous: s.anonymous, pool: 'p', worker: 'w1' });
+  (data: JsonValue, s: { id: string; version: number; anonymous: boolean }) =>
+    handlers.run('incr', { key }, data, { sessionId: s.id, version: s.version, anonymous: s.anonymous, pool: 'p', worker: 'w1' });
 
 function modes(store: MemorySessionStore, mode: SessionMode, worker = 'w1'): SessionModes {
   return new SessionModes({ pool: 'p', worker, store, sessionTtlSeconds: 3600, anonTtlSeconds: 300, maxSessionBytes: 4096 }, mode);
@@ -60,11 +60,32 @@ describe('worker session backends', () => {
     expect(await codeOf(m.run((b) => b.execute(s.id, incr())))).to.equal('SESSION_MOVING');
   });
 
+  for (const mode of ['WorkerLocal', 'Dual', 'Centralized'] as const) {
+    it(`${mode}: a handler that must run once is not re-run on a conflict: 409 CONFLICT, nothing written`, async () => {
+      const store = new MemorySessionStore();
+      const m = modes(store, mode);
+      const s = await m.run((b) => b.create({ data: { vars: { n: 1 } } }));
+      let runs = 0;
+      const racing = async (data: JsonValue, meta: { id: string; version: number; anonymous: boolean }) => {
+        runs++;
+        expect(meta.version).to.equal(1);
+        // Another request writes the session while this handler runs.
+        if (mode === 'WorkerLocal') await m.run((b) => b.execute(s.id, incr()));
+        else store.injectConflicts = 1;
+        return incr()(data, meta);
+      };
+      expect(await codeOf(m.run((b) => b.execute(s.id, racing, { rerunOnConflict: false })))).to.equal('CONFLICT');
+      expect(runs).to.equal(1);
+      const after = await m.run((b) => b.get(s.id));
+      expect(after.data).to.deep.equal(mode === 'WorkerLocal' ? { vars: { n: 2 } } : { vars: { n: 1 } });
+    });
+  }
+
   it('Centralized maps a fenced write (owner moved between read and write) to FENCED', async () => {
     const store = new MemorySessionStore();
     const m = modes(store, 'Centralized');
     const s = await m.run((b) => b.create({ data: {} }));
-    const slow = async (data: JsonValue, meta: { id: string; anonymous: boolean }) => {
+    const slow = async (data: JsonValue, meta: { id: string; version: number; anonymous: boolean }) => {
       const rec = store.sessions.get(s.id);
       if (rec) await store.moveOwners([{ sessionId: s.id, fromOwner: rec.owner, fromEpoch: rec.epoch, toOwner: 'w2' }]);
       return incr()(data, meta);
@@ -140,7 +161,7 @@ describe('worker session backends', () => {
     const s = await m.run((b) => b.create({ data: {} }));
     let release!: () => void;
     const blocked = new Promise<void>((resolve) => (release = resolve));
-    const slowIncr = async (data: JsonValue, meta: { id: string; anonymous: boolean }) => {
+    const slowIncr = async (data: JsonValue, meta: { id: string; version: number; anonymous: boolean }) => {
       await blocked;
       return incr()(data, meta);
     };

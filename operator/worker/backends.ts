@@ -39,7 +39,15 @@ export interface SessionImport {
 /** The store's optional import operation (create with a given id, if absent). */
 export type ImportFn = (input: SessionImport) => Promise<{ created: boolean; record?: SessionRecord }>;
 
-export type Step = (data: JsonValue, session: { id: string; anonymous: boolean }) => Promise<HandlerOutcome>;
+export type Step = (data: JsonValue, session: { id: string; version: number; anonymous: boolean }) => Promise<HandlerOutcome>;
+
+export interface ExecuteOptions {
+  /**
+   * Run the step again on a version conflict (default true: built-in handlers are pure). False
+   * for a handler with outside effects: a conflict is answered 409 CONFLICT instead.
+   */
+  rerunOnConflict?: boolean;
+}
 
 export interface ExecuteResult {
   result: JsonValue;
@@ -51,7 +59,7 @@ export interface SessionBackend {
   create(input: { data: JsonObject; ttlSeconds?: number }): Promise<SessionView>;
   /** The session, or a SESSION_NOT_FOUND / SESSION_NOT_ON_WORKER error. */
   get(id: string): Promise<SessionView>;
-  execute(id: string, step: Step): Promise<ExecuteResult>;
+  execute(id: string, step: Step, options?: ExecuteOptions): Promise<ExecuteResult>;
   executeAnonymous(data: JsonObject, step: Step, ttlSeconds?: number): Promise<JsonValue>;
   delete(id: string): Promise<void>;
 }
@@ -213,14 +221,17 @@ export class LocalBackend implements SessionBackend {
     return viewOf(structuredClone(this.find(id)));
   }
 
-  async execute(id: string, step: Step): Promise<ExecuteResult> {
+  async execute(id: string, step: Step, options: ExecuteOptions = {}): Promise<ExecuteResult> {
     const maxAttempts = this.o.maxAttempts ?? 10;
     for (let attempt = 1; attempt <= maxAttempts; attempt++) {
       const s = this.find(id);
       const version = s.version;
-      const outcome = await step(structuredClone(s.data), { id, anonymous: s.anonymous });
+      const outcome = await step(structuredClone(s.data), { id, version, anonymous: s.anonymous });
       const now = this.find(id);
-      if (now.version !== version) continue; // changed while the handler ran: run it again
+      if (now.version !== version) {
+        if (options.rerunOnConflict === false) throw conflictNoRerun(id);
+        continue; // changed while the handler ran: run it again
+      }
       if (outcome.changed) {
         checkSize(outcome.data, this.o.maxSessionBytes);
         now.data = outcome.data;
@@ -245,7 +256,7 @@ export class LocalBackend implements SessionBackend {
     };
     this.o.local.put(session);
     try {
-      const outcome = await step(structuredClone(data), { id: session.id, anonymous: true });
+      const outcome = await step(structuredClone(data), { id: session.id, version: session.version, anonymous: true });
       return outcome.result;
     } finally {
       this.o.local.delete(session.id);
@@ -265,6 +276,11 @@ const isConflict = (error: unknown) => {
   return code === 'VERSION_CONFLICT' || code === 'CONFLICT';
 };
 const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
+
+/** A handler that must run once was not re-run after a concurrent write: the client retries. */
+function conflictNoRerun(id: string): WorkerError {
+  return new WorkerError('CONFLICT', `session ${id} changed while its handler ran; nothing was written, retry`);
+}
 
 export class StoreBackend implements SessionBackend {
   readonly mode: SessionMode = 'Centralized';
@@ -308,13 +324,18 @@ export class StoreBackend implements SessionBackend {
   }
 
   /** Load, run, write back with a version check and the epoch read as fence; retry on conflict. */
-  protected async executeInStore(id: string, step: Step, onWritten?: (r: SessionRecord) => void): Promise<ExecuteResult> {
+  protected async executeInStore(
+    id: string,
+    step: Step,
+    onWritten?: (r: SessionRecord) => void,
+    options: ExecuteOptions = {},
+  ): Promise<ExecuteResult> {
     const maxAttempts = this.o.maxAttempts ?? 10;
     for (let attempt = 1; attempt <= maxAttempts; attempt++) {
       const r = await this.load(id);
       if (!r) throw new WorkerError('SESSION_NOT_FOUND', `session ${id} not found`);
       if (r.movingBy) throw new WorkerError('SESSION_MOVING', `session ${id} is being moved; retry shortly`);
-      const outcome = await step(r.data, { id, anonymous: r.anonymous });
+      const outcome = await step(r.data, { id, version: r.version, anonymous: r.anonymous });
       if (!outcome.changed) return { result: outcome.result, session: viewOf(r) };
       checkSize(outcome.data, this.o.maxSessionBytes);
       try {
@@ -323,14 +344,15 @@ export class StoreBackend implements SessionBackend {
         return { result: outcome.result, session: viewOf(written) };
       } catch (error) {
         if (!isConflict(error)) throw toWorkerError(error, id);
+        if (options.rerunOnConflict === false) throw conflictNoRerun(id);
         await sleep(Math.random() * Math.min(50, 2 ** attempt));
       }
     }
     throw new WorkerError('CONFLICT', `session ${id} changed concurrently ${maxAttempts} times; retry`);
   }
 
-  execute(id: string, step: Step): Promise<ExecuteResult> {
-    return this.executeInStore(id, step);
+  execute(id: string, step: Step, options: ExecuteOptions = {}): Promise<ExecuteResult> {
+    return this.executeInStore(id, step, undefined, options);
   }
 
   async executeAnonymous(data: JsonObject, step: Step, ttlSeconds?: number): Promise<JsonValue> {
@@ -342,7 +364,7 @@ export class StoreBackend implements SessionBackend {
         async (session) => {
           ran = true;
           // The temporary session starts empty; the request's data is its initial state.
-          const outcome = await step(data, { id: session.id, anonymous: true });
+          const outcome = await step(data, { id: session.id, version: session.version, anonymous: true });
           return outcome.result;
         },
         { ttlSeconds: ttlSeconds ?? this.o.anonTtlSeconds, owner: this.o.worker },
@@ -462,10 +484,10 @@ export class DualBackend extends StoreBackend {
     return viewOf(structuredClone(local));
   }
 
-  override async execute(id: string, step: Step): Promise<ExecuteResult> {
+  override async execute(id: string, step: Step, options: ExecuteOptions = {}): Promise<ExecuteResult> {
     if (this.o.local.has(id) && !(await this.o.store.exists(id).catch((e: unknown) => Promise.reject(toWorkerError(e, id)))))
       await this.copyToStore(id);
-    return this.executeInStore(id, step, (written) => this.keep(written));
+    return this.executeInStore(id, step, (written) => this.keep(written), options);
   }
 
   override async delete(id: string): Promise<void> {

@@ -92,6 +92,18 @@ describe('worker config', () => {
     expect(text).to.match(/SPO_REDIS_NODES entry 'redis-0' is not host:port/);
   });
 
+  it('reads the handler container port and deadline; without a port, built-in handlers', () => {
+    expect(parseConfig(base, 'h')).to.include({ handlerPort: undefined, handlerTimeoutMs: 60_000 });
+    expect(parseConfig({ ...base, SPO_HANDLER_PORT: '8081', SPO_HANDLER_TIMEOUT_MS: '1500' }, 'h')).to.include({
+      handlerPort: 8081,
+      handlerTimeoutMs: 1500,
+    });
+    expect(problems({ ...base, SPO_HANDLER_PORT: '8080' }).join()).to.match(/SPO_HANDLER_PORT=8080 must differ from SPO_PORT/);
+    expect(problems({ ...base, SPO_HANDLER_PORT: 'x', SPO_HANDLER_TIMEOUT_MS: '5' }).join('\n')).to.match(
+      /SPO_HANDLER_PORT='x' is not an integer[\s\S]*SPO_HANDLER_TIMEOUT_MS=5 is out of range/,
+    );
+  });
+
   it('requires Redis nodes and an anonymous TTL not above the session TTL', () => {
     expect(problems({ SPO_POOL: 'demo' }).join()).to.match(/SPO_REDIS_NODES is required/);
     expect(problems({ ...base, SPO_SESSION_TTL_SECONDS: '100', SPO_ANON_TTL_SECONDS: '200' }).join()).to.match(/must not exceed/);

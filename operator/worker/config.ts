@@ -43,6 +43,10 @@ export interface WorkerConfig {
   heartbeatSeconds: number;
   /** /admin/* requires `Authorization: Bearer <token>`; without a token the admin routes are refused. */
   adminToken: string | undefined;
+  /** Port of the handler container on 127.0.0.1 (docs/handler-contract.md); unset: built-in handlers. */
+  handlerPort: number | undefined;
+  /** Deadline of one handler call. */
+  handlerTimeoutMs: number;
 }
 
 export class ConfigError extends Error {
@@ -137,6 +141,9 @@ export function parseConfig(env: NodeJS.ProcessEnv = process.env, defaultHostnam
   const allowDegraded = bool('SPO_ALLOW_DEGRADED', false);
   const drainDeadlineSeconds = integer('SPO_DRAIN_DEADLINE_SECONDS', 30, 0, 3600);
   const heartbeatSeconds = integer('SPO_HEARTBEAT_SECONDS', 5, 1, 300);
+  const handlerPort = text('SPO_HANDLER_PORT') === undefined ? undefined : integer('SPO_HANDLER_PORT', 8081, 1, 65535);
+  if (handlerPort !== undefined && handlerPort === port) problems.push(`SPO_HANDLER_PORT=${handlerPort} must differ from SPO_PORT`);
+  const handlerTimeoutMs = integer('SPO_HANDLER_TIMEOUT_MS', 60_000, 100, 3_600_000);
   const advertiseEndpoint =
     text('SPO_ADVERTISE_ENDPOINT') ?? `${text('POD_IP') ?? (host === '0.0.0.0' || host === '::' ? defaultHostname : host)}:${port}`;
 
@@ -166,6 +173,8 @@ export function parseConfig(env: NodeJS.ProcessEnv = process.env, defaultHostnam
     drainDeadlineSeconds,
     heartbeatSeconds,
     adminToken,
+    handlerPort,
+    handlerTimeoutMs,
   };
 }
 

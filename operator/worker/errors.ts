@@ -12,6 +12,10 @@ export type WorkerErrorCode =
   | 'INVALID_SESSION_DATA'
   | 'UNKNOWN_HANDLER'
   | 'HANDLER_ERROR'
+  | 'HANDLER_FAILED'
+  | 'HANDLER_TIMEOUT'
+  | 'HANDLER_UNAVAILABLE'
+  | 'HANDLER_BAD_RESPONSE'
   | 'NOT_FOUND'
   | 'METHOD_NOT_ALLOWED'
   | 'UNSUPPORTED_MEDIA_TYPE'
@@ -40,6 +44,7 @@ export const RETRY_ELSEWHERE_CODES: ReadonlySet<string> = new Set<WorkerErrorCod
   'WORKER_DRAINING',
   'MODE_SWITCH_IN_PROGRESS',
   'STORE_UNAVAILABLE',
+  'HANDLER_UNAVAILABLE',
 ]);
 
 const STATUS: Record<WorkerErrorCode, number> = {
@@ -50,6 +55,11 @@ const STATUS: Record<WorkerErrorCode, number> = {
   INVALID_SESSION_DATA: 400,
   UNKNOWN_HANDLER: 400,
   HANDLER_ERROR: 422,
+  // The external handler (docs/handler-contract.md): crashed or 5xx, hung, down or starting, broken answer.
+  HANDLER_FAILED: 502,
+  HANDLER_TIMEOUT: 504,
+  HANDLER_UNAVAILABLE: 503,
+  HANDLER_BAD_RESPONSE: 502,
   NOT_FOUND: 404,
   METHOD_NOT_ALLOWED: 405,
   UNSUPPORTED_MEDIA_TYPE: 415,

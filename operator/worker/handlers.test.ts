@@ -4,7 +4,7 @@ import { WorkerError } from './errors.ts';
 import { HandlerError, HandlerRegistry, builtinHandlers, evaluateProgram, parseSignature } from './handlers.ts';
 import type { JsonValue } from '../store/types.ts';
 
-const meta = { sessionId: 's', anonymous: false, pool: 'p', worker: 'w' };
+const meta = { sessionId: 's', version: 1, anonymous: false, pool: 'p', worker: 'w' };
 
 async function code(p: Promise<unknown>): Promise<string> {
   try {

@@ -14,6 +14,8 @@ export type JsonObject = { [key: string]: JsonValue };
 
 export interface HandlerContext {
   sessionId: string;
+  /** The session's version the data was read at (1 for a temporary, anonymous session). */
+  version: number;
   anonymous: boolean;
   pool: string;
   worker: string;
@@ -53,7 +55,32 @@ export interface HandlerOutcome {
   changed: boolean;
 }
 
-export class HandlerRegistry {
+/** Who the handler runs for: everything of the context but the data. */
+export type HandlerMeta = Omit<HandlerContext, 'data' | 'now'>;
+
+/**
+ * What runs handlers for the worker: the built-in registry in process, or an external handler
+ * container (contract/external.ts, docs/handler-contract.md).
+ */
+export interface HandlerExecutor {
+  /** Fails fast, before any store round trip, on what can be known without the session. */
+  validate(name: string, args: JsonValue): void;
+  run(name: string, args: JsonValue, data: JsonValue, meta: HandlerMeta): Promise<HandlerOutcome>;
+  describe(): { name: string; description: string }[] | Promise<{ name: string; description: string }[]>;
+  /**
+   * False when a run may have effects outside the session (a language-model call): the worker
+   * then never re-runs it on a version conflict but answers 409 CONFLICT.
+   */
+  readonly rerunOnConflict: boolean;
+  /** The handler label of the worker's metrics for a name (default: the name, validated before). */
+  metricLabel?(name: string): string;
+  /** When set, the worker runs each request of one session through it, one at a time. */
+  exclusive?<T>(sessionId: string, work: () => Promise<T>): Promise<T>;
+}
+
+export class HandlerRegistry implements HandlerExecutor {
+  /** Built-in handlers are pure functions of (data, args): re-running one is safe. */
+  readonly rerunOnConflict = true;
   private readonly handlers = new Map<string, Registered>();
 
   register(name: string, run: Handler, options: RegisterOptions = {}): this {
@@ -94,7 +121,7 @@ export class HandlerRegistry {
   }
 
   /** Runs a handler on a copy of the session data. */
-  async run(name: string, args: JsonValue, data: JsonValue, meta: Omit<HandlerContext, 'data' | 'now'>): Promise<HandlerOutcome> {
+  async run(name: string, args: JsonValue, data: JsonValue, meta: HandlerMeta): Promise<HandlerOutcome> {
     this.validate(name, args);
     const handler = this.handlers.get(name) as Registered;
     if (data === null || typeof data !== 'object' || Array.isArray(data)) {
@@ -311,6 +338,9 @@ export function builtinHandlers(registry = new HandlerRegistry()): HandlerRegist
     },
     { args: IncrArgs, description: 'add to a numeric session variable (default 1) and return the new value' },
   );
+  registry.register('echo', (_ctx, args) => args, {
+    description: 'result = args; changes nothing (the trivial handler of bench:worker and the contract docs)',
+  });
   registry.register(
     'sleep',
     async (_ctx, args) => {

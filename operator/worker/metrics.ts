@@ -11,6 +11,7 @@ export interface WorkerMetrics {
   localSessions: Gauge;
   modeSwitches: Counter<'from' | 'to'>;
   heartbeats: Counter<'result'>;
+  handlerFailures: Counter<'reason'>;
 }
 
 export function createWorkerMetrics(registry: Registry): WorkerMetrics {
@@ -53,6 +54,12 @@ export function createWorkerMetrics(registry: Registry): WorkerMetrics {
       name: 'spo_worker_heartbeats_total',
       help: 'Registrations refreshed in the store, by result',
       labelNames: ['result'],
+      registers,
+    }),
+    handlerFailures: new Counter({
+      name: 'spo_worker_handler_failures_total',
+      help: 'Failed calls of the external handler (docs/handler-contract.md), by reason',
+      labelNames: ['reason'],
       registers,
     }),
   };

@@ -10,7 +10,7 @@ import type { JsonValue } from '../store/types.ts';
 import type { SessionModes, SessionView } from './backends.ts';
 import { WorkerError, toWorkerError } from './errors.ts';
 import { guardMalformedRequests } from './http-guard.ts';
-import type { HandlerRegistry, JsonObject } from './handlers.ts';
+import type { HandlerExecutor, JsonObject } from './handlers.ts';
 import type { WorkerMetrics } from './metrics.ts';
 import { openApiDocument } from './openapi.ts';
 import {
@@ -31,7 +31,7 @@ export interface ServerContext {
   maxBodyBytes: number;
   adminToken: string | undefined;
   modes: SessionModes;
-  handlers: HandlerRegistry;
+  handlers: HandlerExecutor;
   metrics: WorkerMetrics;
   registry: Registry;
   logger: Logger;
@@ -113,26 +113,31 @@ async function executeIn(
 ): Promise<Reply> {
   ctx.handlers.validate(handler, args);
   const mode = ctx.modes.mode;
+  const handlers = ctx.handlers;
+  const label = handlers.metricLabel?.(handler) ?? handler;
   try {
-    const reply = await ctx.modes.run(async (backend) => {
-      const step = (current: JsonValue, session: { id: string; anonymous: boolean }) =>
-        ctx.handlers.run(handler, args, current, {
-          sessionId: session.id,
-          anonymous: session.anonymous,
-          pool: ctx.pool,
-          worker: ctx.worker,
-        });
-      if (sessionId === undefined) {
-        const result = await backend.executeAnonymous(data ?? {}, step, ttlSeconds);
-        return { status: 200, body: { result } };
-      }
-      const { result, session } = await backend.execute(sessionId, step);
-      return { status: 200, body: { sessionId: session.id, version: session.version, result } };
-    });
-    ctx.metrics.executed.inc({ handler, mode, result: 'ok' });
+    const work = () =>
+      ctx.modes.run(async (backend): Promise<Reply> => {
+        const step = (current: JsonValue, session: { id: string; version: number; anonymous: boolean }) =>
+          handlers.run(handler, args, current, {
+            sessionId: session.id,
+            version: session.version,
+            anonymous: session.anonymous,
+            pool: ctx.pool,
+            worker: ctx.worker,
+          });
+        if (sessionId === undefined) {
+          const result = await backend.executeAnonymous(data ?? {}, step, ttlSeconds);
+          return { status: 200, body: { result } };
+        }
+        const { result, session } = await backend.execute(sessionId, step, { rerunOnConflict: handlers.rerunOnConflict });
+        return { status: 200, body: { sessionId: session.id, version: session.version, result } };
+      });
+    const reply = sessionId !== undefined && handlers.exclusive ? await handlers.exclusive(sessionId, work) : await work();
+    ctx.metrics.executed.inc({ handler: label, mode, result: 'ok' });
     return reply;
   } catch (error) {
-    ctx.metrics.executed.inc({ handler, mode, result: toWorkerError(error).code });
+    ctx.metrics.executed.inc({ handler: label, mode, result: toWorkerError(error).code });
     throw error;
   }
 }
@@ -174,7 +179,7 @@ const ROUTES: Route[] = [
     method: 'GET',
     pattern: /^\/v1\/handlers$/,
     session: false,
-    run: async (ctx) => ({ status: 200, body: { handlers: ctx.handlers.describe() } }),
+    run: async (ctx) => ({ status: 200, body: { handlers: await ctx.handlers.describe() } }),
   },
   {
     name: '/v1/sessions',

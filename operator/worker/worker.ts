@@ -10,7 +10,9 @@ import type { Lease, SessionRecord, SessionStore } from '../store/types.ts';
 import { SessionModes, type LeaseTracker, type SessionMode } from './backends.ts';
 import type { WorkerConfig } from './config.ts';
 import { errorCode } from './errors.ts';
-import { builtinHandlers, type HandlerRegistry } from './handlers.ts';
+import { HandlerClient } from './contract/client.ts';
+import { ExternalHandlers } from './contract/external.ts';
+import { builtinHandlers, type HandlerExecutor } from './handlers.ts';
 import { createWorkerMetrics, type WorkerMetrics } from './metrics.ts';
 import { InFlight, createHttpServer } from './server.ts';
 
@@ -19,7 +21,8 @@ export interface WorkerDeps {
   store: SessionStore;
   /** Prometheus registry served on /metrics (the store's metrics belong on it too). */
   registry: Registry;
-  handlers?: HandlerRegistry;
+  /** Defaults to the handler container when config.handlerPort is set, else the built-in handlers. */
+  handlers?: HandlerExecutor;
   logger?: Logger;
   /** Lease length for the sessions this worker owns; renewed at a third of it. */
   leaseMs?: number;
@@ -91,7 +94,9 @@ export class Worker {
   readonly config: WorkerConfig;
   readonly store: SessionStore;
   readonly modes: SessionModes;
-  readonly handlers: HandlerRegistry;
+  readonly handlers: HandlerExecutor;
+  /** The handler container's client, when the pod has one. */
+  readonly external: ExternalHandlers | undefined;
   readonly metrics: WorkerMetrics;
   readonly leases: LeaseKeeper;
   readonly tracker = new InFlight();
@@ -111,8 +116,16 @@ export class Worker {
     this.store = deps.store;
     this.registry = deps.registry;
     this.logger = deps.logger ?? createLogger('worker', { pool: deps.config.pool, worker: deps.config.workerName });
-    this.handlers = deps.handlers ?? builtinHandlers();
     this.metrics = createWorkerMetrics(deps.registry);
+    if (!deps.handlers && deps.config.handlerPort !== undefined) {
+      const client = new HandlerClient({
+        port: deps.config.handlerPort,
+        timeoutMs: deps.config.handlerTimeoutMs,
+        maxSessionBytes: deps.config.maxSessionBytes,
+      });
+      this.external = new ExternalHandlers({ client, failures: this.metrics.handlerFailures, logger: this.logger });
+    }
+    this.handlers = deps.handlers ?? this.external ?? builtinHandlers();
     this.leases = new LeaseKeeper(deps.store, deps.config.workerName, deps.leaseMs ?? 30_000, this.logger);
     this.modes = new SessionModes(
       {
@@ -140,6 +153,8 @@ export class Worker {
 
   readiness(): { ready: boolean; reason: string } {
     if (this.drainReason) return { ready: false, reason: `draining: ${this.drainReason}` };
+    const handler = this.external?.readiness();
+    if (handler && !handler.ready) return { ready: false, reason: handler.reason };
     const degraded = !this.storeReachable || this.store.stats().degraded;
     if (degraded && !this.config.allowDegraded)
       return { ready: false, reason: `session store unreachable${this.lastHeartbeatError ? `: ${this.lastHeartbeatError}` : ''}` };
@@ -152,6 +167,7 @@ export class Worker {
   }
 
   async start(): Promise<void> {
+    this.external?.start();
     const pulled = await this.modes.start();
     if (pulled > 0) this.logger.info({ pulled, mode: this.modes.mode }, 'loaded owned sessions from the store into memory');
     this.server = createHttpServer({
@@ -277,6 +293,7 @@ export class Worker {
           });
         });
       }
+      this.external?.stop();
       await this.store.close().catch(() => undefined);
       this.logger.info('stopped');
     })();

@@ -2,6 +2,7 @@
 // (SIGKILL-able), the CRDs installed with the pinned kubectl, a LocalKubelet running the worker
 // pods, a SessionPool per test (own name and key prefix), and SessionMigrations. Traffic and
 // the invariant checks are in traffic.ts.
+import { appendFileSync } from 'node:fs';
 import path from 'node:path';
 import { CoreV1Api, CustomObjectsApi, KubeConfig, type V1Pod } from '@kubernetes/client-node';
 import {
@@ -58,6 +59,7 @@ export function testEnvironment(): MigrationEnv {
       kubeconfigPath,
       runDir,
       env: { SPO_LOG_LEVEL: 'warn', SPO_HEARTBEAT_SECONDS: '1', SPO_HOST: '127.0.0.1' },
+      log: (line) => appendFileSync(path.join(runDir, 'local-kubelet.log'), `${new Date().toISOString()} ${line}\n`),
     }),
     operator: undefined,
   };

@@ -13,6 +13,7 @@ import type {
   V1VolumeMount,
 } from '@kubernetes/client-node';
 import { API_VERSION, SESSION_POOL_KIND, type SessionPool } from '../../api/index.ts';
+import { HANDLER_CONTAINER, handlerContainer, handlerRuntimeEnv } from './handler-container.ts';
 import { tlsEnv, tlsMounts, tlsVolumes } from './desired-tls.ts';
 import {
   ADMIN_TOKEN_KEY,
@@ -107,6 +108,7 @@ export function workerEnv(pool: SessionPool): V1EnvVar[] {
     name: 'SPO_ADMIN_TOKEN',
     valueFrom: { secretKeyRef: { name: adminTokenSecretName(pool.metadata.name ?? ''), key: ADMIN_TOKEN_KEY } },
   });
+  env.push(...handlerRuntimeEnv(pool));
   return env;
 }
 
@@ -153,13 +155,15 @@ export function podSpec(pool: SessionPool): V1PodSpec {
   const template = pool.spec.template?.spec ?? ({} as Partial<V1PodSpec>);
   const containers = template.containers ?? [];
   const fromTemplate = containers.find((c) => c.name === WORKER_CONTAINER);
-  const others = containers.filter((c) => c.name !== WORKER_CONTAINER);
+  // spec.handler owns the container named handler: a template's container of that name is replaced.
+  const handler = handlerContainer(pool);
+  const others = containers.filter((c) => c.name !== WORKER_CONTAINER && !(handler && c.name === HANDLER_CONTAINER));
   const volumes: V1Volume[] = [...(template.volumes ?? [])];
   volumes.push(...tlsVolumes(pool, volumes));
   const minGrace = workerDrainSeconds(pool) + TERMINATION_GRACE_MARGIN_SECONDS;
   const spec: V1PodSpec = {
     ...template,
-    containers: [workerContainer(pool, fromTemplate), ...others],
+    containers: [workerContainer(pool, fromTemplate), ...(handler ? [handler] : []), ...others],
     terminationGracePeriodSeconds: Math.max(template.terminationGracePeriodSeconds ?? 0, minGrace),
   };
   if (volumes.length > 0) spec.volumes = volumes;
