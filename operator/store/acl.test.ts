@@ -15,7 +15,7 @@ function globMatch(pattern: string, key: string): boolean {
 }
 
 describe('store/acl', () => {
-  const patterns = aclKeyPatternsForPool('shop', 'web');
+  const patterns = aclKeyPatternsForPool('shop', 'ns/web');
   const matches = (key: string) => patterns.some((p) => globMatch(p, key));
 
   it("covers every key the layout builds for the pool, and the prefix's sessions and migrations", () => {
@@ -23,34 +23,36 @@ describe('store/acl', () => {
     for (const key of [
       keys.session('AAAAAAAAAAAAAAAAAAAAAA'),
       keys.quarantine('AAAAAAAAAAAAAAAAAAAAAA'),
-      keys.poolIndex('web'),
-      keys.leaseIndex('web'),
-      keys.owners('web'),
-      keys.workers('web'),
-      keys.ownerIndex('web', 'web-7d9f-abcde'),
+      keys.poolIndex('ns/web'),
+      keys.leaseIndex('ns/web'),
+      keys.owners('ns/web'),
+      keys.workers('ns/web'),
+      keys.ownerIndex('ns/web', 'web-7d9f-abcde'),
     ])
       expect(matches(key), key).to.equal(true);
-    expect(patterns).to.include('{shop:migs}:active');
-    expect(patterns.some((p) => p.startsWith('{shop:mig:'))).to.equal(true);
+    expect(patterns).to.include('{shop:migs:ns/web}:active');
+    expect(patterns.some((p) => p.startsWith('{shop:mig:ns/web:'))).to.equal(true);
   });
 
   it('matches no key of another pool nor another prefix', () => {
     const mine = keyLayout('shop');
     const other = keyLayout('shop2');
     for (const key of [
-      mine.poolIndex('web2'),
-      mine.workers('webx'),
-      mine.ownerIndex('web2', 'w'),
+      mine.poolIndex('ns/web2'),
+      mine.workers('ns/webx'),
+      mine.ownerIndex('ns/web2', 'w'),
       other.session('AAAAAAAAAAAAAAAAAAAAAA'),
-      other.poolIndex('web'),
+      other.poolIndex('ns/web'),
       'shop:other',
-      '{shop2:migs}:active',
+      '{shop2:migs:ns/web}:active',
+      '{shop:migs:ns/web2}:active',
+      '{shop:mig:other/web:u1}:h',
     ])
       expect(matches(key), key).to.equal(false);
   });
 
   it('starts from reset, grants no channel and only the listed commands', () => {
-    const rules = aclRulesForPool({ keyPrefix: 'shop', pool: 'web', password: 's3cret' });
+    const rules = aclRulesForPool({ keyPrefix: 'shop', pool: 'ns/web', password: 's3cret' });
     expect(rules.slice(0, 4)).to.deep.equal(['reset', 'on', '>s3cret', 'resetchannels']);
     expect(rules).to.include('-@all');
     expect(rules.filter((r) => r.startsWith('+'))).to.deep.equal(POOL_ACL_COMMANDS.map((c) => `+${c}`));

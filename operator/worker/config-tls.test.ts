@@ -1,7 +1,7 @@
 import { expect } from 'chai';
 import { ConfigError, parseConfig, redisConnection } from './config.ts';
 
-const base = { SPO_POOL: 'web', SPO_REDIS_NODES: 'r:6379' };
+const base = { SPO_POOL: 'web', SPO_POOL_NAMESPACE: 'ns', SPO_REDIS_NODES: 'r:6379' };
 const problems = (env: Record<string, string>): string[] => {
   try {
     parseConfig({ ...base, ...env }, 'host');

@@ -1,6 +1,7 @@
 import { expect } from 'chai';
 import { newSessionPool, type SessionPool } from '../../api/index.ts';
 import { desiredDeployment } from './desired.ts';
+import { TMP_VOLUME } from './pod-security.ts';
 
 function pool(tls: Record<string, unknown>): SessionPool {
   const p = newSessionPool('web', 'ns1', { worker: { image: 'img:1' }, store: { endpoints: ['redis-0:6379'], tls } });
@@ -8,9 +9,12 @@ function pool(tls: Record<string, unknown>): SessionPool {
   return p;
 }
 
+/** The pod without the hardening's writable /tmp (pod-security.ts), which every pod has. */
 function podOf(p: SessionPool) {
-  const spec = desiredDeployment(p, 1).spec?.template.spec;
-  const container = spec?.containers[0];
+  const pod = desiredDeployment(p, 1).spec?.template.spec;
+  const spec = pod && { ...pod, volumes: pod.volumes?.filter((v) => v.name !== TMP_VOLUME) };
+  const worker = pod?.containers[0];
+  const container = worker && { ...worker, volumeMounts: worker.volumeMounts?.filter((m) => m.name !== TMP_VOLUME) };
   const env = Object.fromEntries((container?.env ?? []).map((e) => [e.name, e.value]));
   return { spec, container, env };
 }

@@ -169,7 +169,7 @@ describe('pool/reconciler (fake client and store)', () => {
   it('creates the admin token Secret once, before the Deployment that names it, and switches live workers with it', async () => {
     const t = setup({ sessionMode: 'Dual' });
     addPod(t.caches, 'web-1');
-    await t.store.registerWorker({ pool: 'web', worker: 'web-1', endpoint: '10.0.0.1:8080', draining: false });
+    await t.store.registerWorker({ pool: 'ns/web', worker: 'web-1', endpoint: '10.0.0.1:8080', draining: false });
     await t.reconciler.reconcile('ns/web');
     const kinds = t.calls
       .filter(([k]) => k === 'createSecret' || k === 'apply')
@@ -355,9 +355,9 @@ describe('pool/reconciler (fake client and store)', () => {
     addPod(t.caches, 'web-a');
     addPod(t.caches, 'web-b', undefined, false);
     await t.reconciler.reconcile('ns/web');
-    await t.store.create({ pool: 'web', owner: 'web-a' });
-    await t.store.create({ pool: 'web', owner: 'web-a' });
-    await t.store.create({ pool: 'web', owner: 'web-b' });
+    await t.store.create({ pool: 'ns/web', owner: 'web-a' });
+    await t.store.create({ pool: 'ns/web', owner: 'web-a' });
+    await t.store.create({ pool: 'ns/web', owner: 'web-b' });
     t.pool.spec.replicas = 1;
     t.calls.length = 0;
     await t.reconciler.reconcile('ns/web');
