@@ -118,7 +118,7 @@ describe('per-pool Redis ACL users', function () {
 
   it("the operator's store work for the pool runs under the same user: counts, owners, sweep, journal, delete", async () => {
     const store = storeOf(poolA);
-    const journal = new MigrationJournal(store.core.redis, { prefix: poolA.keyPrefix });
+    const journal = new MigrationJournal(store.core.redis, { prefix: poolA.keyPrefix, pool: poolA.pool });
     try {
       // The worker test before this one leaves no session behind; count from what is there anyway.
       const before = (await readCounts(store, poolA.pool)).active;

@@ -4,6 +4,7 @@
 // that leaks nothing internal, and writes nothing (the pool's sessions, their versions and data
 // are the same before and after). The bad inputs of issue 12 are fixed cases, sent first.
 import { expect } from 'chai';
+import { randomBytes } from 'node:crypto';
 import fc from 'fast-check';
 import http from 'node:http';
 import { connect } from 'node:net';
@@ -174,7 +175,7 @@ describe('worker fuzzing (property-based, a running worker on the Redis Cluster)
     worker = await startWorkerProcess({
       pool,
       name: 'fuzz-1',
-      env: { SPO_ADMIN_TOKEN: `t-${Date.now()}`, SPO_SESSION_TTL_SECONDS: '3600' },
+      env: { SPO_ADMIN_TOKEN: randomBytes(16).toString('hex'), SPO_SESSION_TTL_SECONDS: '3600' },
     });
     store = createSessionStore({ nodes: redisTestEnv().endpoints });
     known = await ensureSessions([]);

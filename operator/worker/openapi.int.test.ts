@@ -3,6 +3,7 @@
 // success status and a body of the documented schema, and answers a bad request with a documented
 // error status and the Error schema. (That every served route is documented: openapi.test.ts.)
 import { expect } from 'chai';
+import { randomBytes } from 'node:crypto';
 import { Compile } from 'typebox/compile';
 import { startWorkerProcess, type WorkerProcess } from './testing/worker-process.ts';
 import { openApiDocument } from './openapi.ts';
@@ -16,7 +17,7 @@ interface OperationDoc {
 }
 
 const pool = `oas-${Date.now().toString(36)}`;
-const token = `t-${Date.now()}`;
+const token = randomBytes(16).toString('hex');
 
 /** The schema with every `#/...` reference replaced by its target (the references do not nest into cycles). */
 function deref(node: unknown, doc: Json): unknown {

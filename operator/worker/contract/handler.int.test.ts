@@ -80,6 +80,7 @@ describe('worker with an external handler (raw Python) on the Redis Cluster', fu
     startHandler();
     worker = start('worker', NODE, ['operator/cmd/worker.ts'], {
       SPO_POOL: pool,
+      SPO_POOL_NAMESPACE: 'default',
       SPO_WORKER_NAME: 'w1',
       SPO_HOST: '127.0.0.1',
       SPO_PORT: String(workerPort),
