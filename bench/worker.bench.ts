@@ -4,8 +4,10 @@
 // per operation and overall, and the ratio (what centralizing costs). Starts and stops its
 // own Redis Cluster (in a temp dir) and workers; stops only what it started, by pid.
 // Then the handler contract's cost: the trivial handler `echo` built in (in process) against the
-// same handler through the contract (the raw Python handler beside a second worker), both
-// WorkerLocal so that no store round trip hides the difference; interleaved rounds, medians.
+// same handler through the contract in Python with the SDK (spo_handler.conformance, from the venv
+// of `bash scripts/python-env.sh`), and the raw standard-library Python handler, each beside its
+// own worker, all WorkerLocal so that no store round trip hides the difference; interleaved
+// rounds, medians.
 //   npm run bench:worker   [BENCH_REQUESTS=6000 BENCH_CONCURRENCY=32 BENCH_CONTRACT_ROUNDS=7 BENCH_CONTRACT_REQUESTS=400 BENCH_PART=contract]
 import { spawn, type ChildProcess } from 'node:child_process';
 import { mkdtempSync, openSync, closeSync, rmSync } from 'node:fs';
@@ -13,6 +15,7 @@ import { cpus, loadavg, tmpdir } from 'node:os';
 import path from 'node:path';
 import { repoRoot } from '../e2e/harness/paths.ts';
 import { freePort } from '../e2e/harness/ports.ts';
+import { pythonVenv } from '../e2e/harness/pod-containers.ts';
 import { redisEndpoints, startRedisCluster, stopRedisCluster, type RedisClusterState } from '../e2e/harness/redis-cluster.ts';
 import { WorkerClient } from '../operator/worker/client.ts';
 
@@ -134,48 +137,78 @@ async function echoRound(client: WorkerClient, id: string): Promise<{ p50: numbe
 
 const median = (values: number[]) => [...values].sort((a, b) => a - b)[Math.floor(values.length / 2)] as number;
 
-/** Built-in echo vs echo through the contract, interleaved rounds, medians per figure. */
-async function contractBench(nodes: string): Promise<void> {
-  const handlerPort = await freePort();
-  const fd = openSync(path.join(runDir, 'raw-handler.log'), 'a');
-  const handler = spawn('python3', [RAW_HANDLER], {
-    stdio: ['ignore', fd, fd],
-    env: { ...process.env, SPO_HANDLER_PORT: String(handlerPort) },
-  });
+/** Starts a handler process on a free loopback port (its log in the run dir); returns the port. */
+async function startHandler(name: string, command: string[]): Promise<number> {
+  const port = await freePort();
+  const fd = openSync(path.join(runDir, `${name}.log`), 'a');
+  const [program, ...args] = command as [string, ...string[]];
+  const child = spawn(program, args, { stdio: ['ignore', fd, fd], env: { ...process.env, SPO_HANDLER_PORT: String(port) } });
   closeSync(fd);
-  children.push(handler);
-  const builtin = new WorkerClient({ endpoints: [await startWorker('builtin-1', 'WorkerLocal', nodes)], routing: 'session' });
-  const contract = new WorkerClient({
-    endpoints: [await startWorker('contract-1', 'WorkerLocal', nodes, { SPO_HANDLER_PORT: String(handlerPort) })],
-    routing: 'session',
-  });
-  const sessions = { builtin: (await builtin.createSession({})).id, contract: (await contract.createSession({})).id };
-  await echoRound(builtin, sessions.builtin); // warm-up, not measured
-  await echoRound(contract, sessions.contract);
-  const rounds: { builtin: Awaited<ReturnType<typeof echoRound>>; contract: Awaited<ReturnType<typeof echoRound>> }[] = [];
-  for (let r = 0; r < CONTRACT_ROUNDS; r++) {
-    // Alternate which goes first, so a drift of the machine's load hits both alike.
-    if (r % 2 === 0) {
-      const b = await echoRound(builtin, sessions.builtin);
-      rounds.push({ builtin: b, contract: await echoRound(contract, sessions.contract) });
-    } else {
-      const c = await echoRound(contract, sessions.contract);
-      rounds.push({ builtin: await echoRound(builtin, sessions.builtin), contract: c });
+  children.push(child);
+  const deadline = Date.now() + 60_000;
+  for (;;) {
+    try {
+      if ((await fetch(`http://127.0.0.1:${port}/contract/v1/ready`)).ok) return port;
+    } catch {
+      /* starting */
     }
+    if (Date.now() > deadline) throw new Error(`handler ${name} did not become ready (log ${runDir}/${name}.log)`);
+    await sleep(100);
   }
-  const m = (pick: (x: (typeof rounds)[number]) => number) => median(rounds.map(pick));
-  const line = (label: string, which: 'builtin' | 'contract') =>
-    `  ${label} ${m((x) => x[which].rps).toFixed(0)} req/s  p50=${m((x) => x[which].p50).toFixed(3)} ms  p99=${m((x) => x[which].p99).toFixed(3)} ms`;
+}
+
+type Round = Awaited<ReturnType<typeof echoRound>>;
+
+/**
+ * The built-in echo (in process) vs the same echo through the contract: the Python SDK's
+ * (spo_handler.conformance, from the repository's venv) and the raw standard-library handler,
+ * each beside its own WorkerLocal worker. Interleaved rounds (the order rotates, so a drift of
+ * the machine's load hits all alike), medians per figure.
+ */
+async function contractBench(nodes: string): Promise<void> {
+  const venv = await pythonVenv();
+  const sdkPort = await startHandler('sdk-handler', [path.join(venv, 'bin/python'), '-m', 'spo_handler.conformance']);
+  const rawPort = await startHandler('raw-handler', ['python3', RAW_HANDLER]);
+  const candidates = [
+    { label: 'built-in echo (in process):                 ', endpoint: await startWorker('builtin-1', 'WorkerLocal', nodes) },
+    {
+      label: 'echo through the contract (Python SDK):    ',
+      endpoint: await startWorker('contract-sdk-1', 'WorkerLocal', nodes, { SPO_HANDLER_PORT: String(sdkPort) }),
+    },
+    {
+      label: 'echo through the contract (raw stdlib http):',
+      endpoint: await startWorker('contract-raw-1', 'WorkerLocal', nodes, { SPO_HANDLER_PORT: String(rawPort) }),
+    },
+  ].map((c) => ({ ...c, client: new WorkerClient({ endpoints: [c.endpoint], routing: 'session' }), session: '', rounds: [] as Round[] }));
+  for (const c of candidates) {
+    c.session = (await c.client.createSession({})).id;
+    await echoRound(c.client, c.session); // warm-up, not measured
+  }
+  for (let r = 0; r < CONTRACT_ROUNDS; r++)
+    for (let i = 0; i < candidates.length; i++) {
+      const c = candidates[(r + i) % candidates.length]!;
+      c.rounds.push(await echoRound(c.client, c.session));
+    }
+  const m = (rounds: Round[], pick: (x: Round) => number) => median(rounds.map(pick));
   console.log(
-    `handler contract: echo on one session, ${CONTRACT_REQUESTS} sequential requests x ${CONTRACT_ROUNDS} interleaved rounds, medians, WorkerLocal, loopback (load average ${loadavg()[0]?.toFixed(2)}, ${cpus().length} cores)`,
+    `handler contract: echo on one session, ${CONTRACT_REQUESTS} sequential requests x ${CONTRACT_ROUNDS} interleaved rounds, medians, WorkerLocal, loopback (load average ${loadavg()
+      .map((l) => l.toFixed(2))
+      .join(' ')}, ${cpus().length} cores)`,
   );
-  console.log(line('built-in echo (in process):        ', 'builtin'));
-  console.log(line('echo through the contract (Python):', 'contract'));
-  const overheadP50 = m((x) => x.contract.p50 - x.builtin.p50);
-  const overheadP99 = m((x) => x.contract.p99 - x.builtin.p99);
-  console.log(
-    `  contract overhead: p50 +${overheadP50.toFixed(3)} ms (target < 1 ms: ${overheadP50 < 1 ? 'met' : 'NOT met'}), p99 +${overheadP99.toFixed(3)} ms, throughput ratio ${(m((x) => x.contract.rps) / m((x) => x.builtin.rps)).toFixed(2)}`,
-  );
+  for (const c of candidates)
+    console.log(
+      `  ${c.label} ${m(c.rounds, (x) => x.rps).toFixed(0)} req/s  p50=${m(c.rounds, (x) => x.p50).toFixed(3)} ms  p99=${m(c.rounds, (x) => x.p99).toFixed(3)} ms`,
+    );
+  const [builtin, sdk, raw] = candidates as [(typeof candidates)[number], (typeof candidates)[number], (typeof candidates)[number]];
+  const overhead = (c: typeof sdk, label: string) => {
+    // Per round, the difference to the built-in of the same round; the median of those.
+    const p50 = median(c.rounds.map((x, i) => x.p50 - builtin.rounds[i]!.p50));
+    const p99 = median(c.rounds.map((x, i) => x.p99 - builtin.rounds[i]!.p99));
+    const ratio = m(c.rounds, (x) => x.rps) / m(builtin.rounds, (x) => x.rps);
+    return `  contract overhead, ${label}: p50 +${p50.toFixed(3)} ms (target < 1 ms: ${p50 < 1 ? 'met' : 'NOT met'}), p99 +${p99.toFixed(3)} ms, throughput ratio ${ratio.toFixed(2)}`;
+  };
+  console.log(overhead(sdk, 'Python SDK'));
+  console.log(overhead(raw, 'raw stdlib'));
 }
 
 try {

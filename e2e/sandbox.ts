@@ -1,5 +1,6 @@
 // The sandbox: a local control plane with kwok nodes, a Redis Cluster, the CRDs, the operator
-// and a sample SessionPool whose worker pods run as local processes. Runs in the foreground
+// and a sample SessionPool whose worker pods run as local processes, each with the DSPy example
+// worker as its handler container (a Python process sharing the pod's ports). Runs in the foreground
 // until Ctrl-C or SIGTERM, then tears everything down. Started by `npm run sandbox`.
 import { copyFileSync, mkdirSync, rmSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
@@ -23,6 +24,14 @@ spec:
   sessionMode: Centralized
   worker:
     image: ghcr.io/dspex/session-pool-operator:0.1.0
+  # The user's code: the DSPy example worker (examples/dspy-worker) as each pod's handler
+  # container, answering with DSPy's DummyLM (no network).
+  handler:
+    image: spo-dspy-worker:dev
+    env:
+      - name: SPO_DSPY_LM
+        value: dummy
+    timeoutSeconds: 30
   store:
     endpoints: [${endpoints.map((e) => `"${e}"`).join(', ')}]
   sessions:
@@ -103,8 +112,14 @@ The sandbox is up.
   kubectl get pods -n spo-system          # the operator (two replicas, one leader)
   kubectl scale sessionpool sample --replicas 4
   kubectl apply -f examples/              # more pools and migrations (set their store endpoints first)
-Workers (local processes for the worker pods): ${workers.join(' ')}
-  curl -s -XPOST ${workers[0] ?? '127.0.0.1:PORT'}/v1/sessions -H 'content-type: application/json' -d '{"data":{"vars":{"n":1}}}'
+Workers (local processes for the worker pods, each with its DSPy handler): ${workers.join(' ')}
+  export ${workers.map((w, i) => `W${i + 1}=${w}`).join(' ')}
+  S=$(curl -s -XPOST $W1/v1/sessions -H 'content-type: application/json' -d '{"data":{}}' | grep -o '"id":"[^"]*"' | cut -d'"' -f4)
+  curl -s -XPOST $W1/v1/sessions/$S/execute -H 'content-type: application/json' \\
+    -d '{"handler":"define_program","args":{"name":"qa","signature":"question -> answer","instructions":"Answer in one word."}}'
+  curl -s -XPOST $W2/v1/sessions/$S/execute -H 'content-type: application/json' \\
+    -d '{"handler":"execute_program","args":{"name":"qa","inputs":{"question":"What is the capital of France?"}}}'
+  (README.md walks through these)
 Redis Cluster: ${redisEndpoints(environment.redis).join(',')}
 Logs: ${path.join(runDir, 'logs')}
 Press Ctrl-C to stop and tear everything down.`);

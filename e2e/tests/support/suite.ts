@@ -2,7 +2,6 @@
 // LocalKubelet, CRDs) for the whole describe block, and per test a pool and its traffic that
 // afterEach stops and deletes even when the test failed, so the next test starts clean.
 import { deletePool, setupMigrationEnv, teardownMigrationEnv, type MigrationEnv, type TestPool } from './migration-env.ts';
-import type { Traffic } from './traffic.ts';
 
 export interface MigrationSuiteState {
   /** The suite's environment, set up by the `before` hook. */
@@ -10,7 +9,7 @@ export interface MigrationSuiteState {
   /** A test sets it as soon as it exists, so that afterEach deletes it. */
   pool: TestPool | undefined;
   /** A test sets it before starting it, so that afterEach stops it (before the pool goes). */
-  traffic: Traffic | undefined;
+  traffic: { stop(): Promise<unknown> } | undefined;
 }
 
 export interface MigrationSuiteOptions {
