@@ -151,38 +151,28 @@ build_helm() {
   touch "$out/.complete-r2"
 }
 
-build_kind() {
-  local out="$cache/kind-$KIND_VERSION"
+# One Go command installed into $cache/<name>-<version>/bin, once (same marker as above).
+go_install_tool() {
+  local name=$1 version=$2 package=$3 cold=$4
+  local out="$cache/$name-$version"
   [ -f "$out/.complete" ] && return 0
   need_go
-  log "building kind $KIND_VERSION (about 1 min cold)"
+  log "building $name $version (about $cold cold)"
   mkdir -p "$out/bin"
-  GOBIN="$out/bin" go install -trimpath -ldflags "-s -w" "sigs.k8s.io/kind@$KIND_VERSION"
+  GOBIN="$out/bin" go install -trimpath -ldflags "-s -w" "$package@$version"
   touch "$out/.complete"
 }
 
-build_crictl() {
-  local out="$cache/crictl-$CRICTL_VERSION"
-  [ -f "$out/.complete" ] && return 0
-  need_go
-  log "building crictl $CRICTL_VERSION (about 1 min cold)"
-  mkdir -p "$out/bin"
-  GOBIN="$out/bin" go install -trimpath -ldflags "-s -w" "sigs.k8s.io/cri-tools/cmd/crictl@$CRICTL_VERSION"
-  touch "$out/.complete"
-}
+build_kind() { go_install_tool kind "$KIND_VERSION" sigs.k8s.io/kind "1 min"; }
+build_crictl() { go_install_tool crictl "$CRICTL_VERSION" sigs.k8s.io/cri-tools/cmd/crictl "1 min"; }
 
 # CoreDNS at the version kubeadm of $K8S_VERSION names (read from kubeadm's constants).
 build_coredns() {
-  local constants version out
+  local constants version
   constants="$(cd "$cache" && go mod download -json "k8s.io/kubernetes@$K8S_VERSION" | sed -n 's/.*"Dir": "\(.*\)".*/\1/p')/cmd/kubeadm/app/constants/constants.go"
   version=$(sed -n 's/^\s*CoreDNSVersion = "\(.*\)"/\1/p' "$constants")
   [ -n "$version" ] || { echo "CoreDNSVersion not found in $constants" >&2; exit 1; }
-  out="$cache/coredns-$version"
-  [ -f "$out/.complete" ] && return 0
-  log "building coredns $version (about 2 min cold)"
-  mkdir -p "$out/bin"
-  GOBIN="$out/bin" go install -trimpath -ldflags "-s -w" "github.com/coredns/coredns@$version"
-  touch "$out/.complete"
+  go_install_tool coredns "$version" github.com/coredns/coredns "2 min"
 }
 
 start=$(date +%s)

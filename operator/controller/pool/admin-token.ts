@@ -11,8 +11,8 @@ import type { SessionPool } from '../../api/index.ts';
 import { isConflict, isNotFound } from '../../kube/errors.ts';
 import { MIN_ADMIN_TOKEN_LENGTH } from '../../worker/admin-auth.ts';
 import type { PoolApi } from './client.ts';
-import { ownerReference } from './desired.ts';
-import { ADMIN_TOKEN_KEY, ADMIN_TOKEN_SECRET_ANNOTATION, adminTokenSecretName, poolLabels } from './names.ts';
+import { childMetadata } from './desired.ts';
+import { ADMIN_TOKEN_KEY, ADMIN_TOKEN_SECRET_ANNOTATION, adminTokenSecretName } from './names.ts';
 
 /** A fresh admin token: 32 random bytes, hex. */
 export function newAdminToken(): string {
@@ -24,12 +24,7 @@ export function desiredAdminTokenSecret(pool: SessionPool, token: string): V1Sec
   return {
     apiVersion: 'v1',
     kind: 'Secret',
-    metadata: {
-      name: adminTokenSecretName(name),
-      namespace: pool.metadata.namespace ?? 'default',
-      labels: poolLabels(name),
-      ownerReferences: [ownerReference(pool)],
-    },
+    metadata: childMetadata(pool, adminTokenSecretName(name)),
     type: 'Opaque',
     // Immutable: a new token only comes from deleting the Secret (the operator then creates another).
     immutable: true,

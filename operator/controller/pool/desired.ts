@@ -44,7 +44,8 @@ export function ownerReference(pool: SessionPool): V1OwnerReference {
   };
 }
 
-function childMetadata(pool: SessionPool, name: string) {
+/** Metadata of every child object of a pool: its namespace, the pool's labels, the pool as controller owner. */
+export function childMetadata(pool: SessionPool, name: string) {
   return {
     name,
     namespace: pool.metadata.namespace ?? 'default',

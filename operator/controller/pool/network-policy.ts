@@ -10,8 +10,8 @@
 // NetworkPolicy cannot name. Pure: the ChildApplier applies it like the other children.
 import type { V1LabelSelector, V1NetworkPolicy, V1NetworkPolicyPeer } from '@kubernetes/client-node';
 import type { SessionPool } from '../../api/index.ts';
-import { ownerReference } from './desired.ts';
-import { networkPolicyName, poolLabels, selectorLabels } from './names.ts';
+import { childMetadata } from './desired.ts';
+import { networkPolicyName, selectorLabels } from './names.ts';
 
 export interface WorkerNetworkPolicySettings {
   /** Namespace of the operator's pods. */
@@ -34,12 +34,7 @@ export function desiredNetworkPolicy(pool: SessionPool, settings: WorkerNetworkP
   return {
     apiVersion: 'networking.k8s.io/v1',
     kind: 'NetworkPolicy',
-    metadata: {
-      name: networkPolicyName(name),
-      namespace: pool.metadata.namespace ?? 'default',
-      labels: poolLabels(name),
-      ownerReferences: [ownerReference(pool)],
-    },
+    metadata: childMetadata(pool, networkPolicyName(name)),
     spec: {
       podSelector: { matchLabels: selectorLabels(name) },
       policyTypes: ['Ingress'],
