@@ -169,7 +169,9 @@ export const HandlerSchema = Type.Object(
       format: 'int32',
     }),
     readinessProbe: Type.Optional(
-      KubeObject<V1Probe>('Readiness probe of the handler container; by default GET /contract/v1/ready on its port.'),
+      KubeObject<V1Probe>(
+        "Readiness probe of the handler container; none by default: the handler listens on loopback, out of the kubelet's reach, and the worker's own readiness already waits for the handler's GET /contract/v1/ready.",
+      ),
     ),
   },
   {

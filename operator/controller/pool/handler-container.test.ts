@@ -19,18 +19,15 @@ describe('pool/handler-container', () => {
     expect(envOf(worker)).to.not.have.any.keys('SPO_HANDLER_PORT', 'SPO_HANDLER_TIMEOUT_MS');
   });
 
-  it('adds the handler as a second container with defaults: port 8081, readiness on /contract/v1/ready, 60 s deadline', () => {
+  it('adds the handler as a second container with defaults: port 8081, no probe of its own (loopback only), 60 s deadline', () => {
     const cs = containers(pool({ handler: { image: 'spo-dspy-worker:1' } }));
     expect(cs.map((c) => c.name)).to.deep.equal(['worker', 'handler']);
     const [worker, handler] = cs;
     expect(handler?.image).to.equal('spo-dspy-worker:1');
     expect(handler?.ports).to.deep.equal([{ name: 'handler', containerPort: 8081, protocol: 'TCP' }]);
-    expect(handler?.readinessProbe).to.deep.equal({
-      httpGet: { path: '/contract/v1/ready', port: 'handler' },
-      periodSeconds: 5,
-      timeoutSeconds: 2,
-      failureThreshold: 2,
-    });
+    // The handler listens on loopback, where the kubelet's probes cannot reach: the worker's
+    // /readyz carries the handler's readiness instead.
+    expect(handler).to.not.have.property('readinessProbe');
     expect(envOf(handler)).to.deep.equal({
       SPO_HANDLER_PORT: '8081',
       SPO_POOL: 'dspy',

@@ -6,7 +6,6 @@ import type { HandlerSpec, SessionPool } from '../../api/index.ts';
 
 export const HANDLER_CONTAINER = 'handler';
 export const HANDLER_PORT_NAME = 'handler';
-export const HANDLER_READY_PATH = '/contract/v1/ready';
 
 /** What the worker container is told about its handler: none when the pool has no handler. */
 export function handlerRuntimeEnv(pool: SessionPool): V1EnvVar[] {
@@ -38,13 +37,12 @@ export function handlerContainer(pool: SessionPool): V1Container | undefined {
     image: handler.image,
     ports: [{ name: HANDLER_PORT_NAME, containerPort: handler.port, protocol: 'TCP' }],
     env: handlerEnv(pool, handler),
-    readinessProbe: handler.readinessProbe ?? {
-      httpGet: { path: HANDLER_READY_PATH, port: HANDLER_PORT_NAME },
-      periodSeconds: 5,
-      timeoutSeconds: 2,
-      failureThreshold: 2,
-    },
   };
+  // No default readiness probe: the handler listens on 127.0.0.1 only (the contract), and the
+  // kubelet probes the pod's IP, so an httpGet probe would never succeed on a real node (the
+  // kind tier found it). The worker polls GET /contract/v1/ready over loopback and its own
+  // /readyz fails until the handler is ready, so the pod's readiness already includes it.
+  if (handler.readinessProbe) container.readinessProbe = handler.readinessProbe;
   if (handler.command) container.command = [...handler.command];
   if (handler.args) container.args = [...handler.args];
   if (handler.envFrom) container.envFrom = [...handler.envFrom];
