@@ -3,9 +3,11 @@
 # Builds everything offline (e2e/cluster/build.sh kind; e2e/images/build.sh; e2e/kind/
 # node-image.sh), starts dockerd unless one answers, creates a kind cluster (one control
 # plane, two workers), loads the images, installs a Redis Cluster and the chart exactly as
-# the README's quick start says, then checks on real pods: the pool comes Ready, a session
-# keeps every increment through the Service, the worker containers run hardened, an Evacuate
-# migration succeeds, a node drain completes, and the session is intact afterwards.
+# the README's quick start says (its block, run as written), then checks on real pods: the
+# pool comes Ready, a session keeps every increment through the Service, every worker
+# container runs hardened (as the kernel sees its process), an Evacuate migration succeeds, a
+# node drain completes, the session is intact afterwards, and a pool with the DSPy handler
+# image (spec.handler) runs both containers and answers a DSPy program through its Service.
 # Stops what it started, by pid and cluster name (dockerd too, if it started it).
 #   e2e/kind/run.sh                  create, test, delete
 #   KEEP_CLUSTER=1 e2e/kind/run.sh   leave the cluster (and dockerd) up afterwards
@@ -64,21 +66,25 @@ kubectl wait --for=condition=Ready nodes --all --timeout=180s
 kubectl -n kube-system rollout status deployment/coredns --timeout=180s
 
 say "loading images"
-load=("$image" "session-pool-operator:$app_version" "$example_image" redis:7.0)
-docker image inspect "$handler_image" >/dev/null 2>&1 && load+=("$handler_image")
-kind load docker-image "${load[@]}" --name "$cluster"
+# Each node gets only what runs on it (a load is a docker save and an import per node): Redis on
+# the control plane (redis-cluster.yaml pins it there), the operator and the pools on the workers.
+docker image inspect "$handler_image" >/dev/null || fail "$handler_image was not built (examples/dspy-worker/Dockerfile)"
+kind load docker-image redis:7.0 --name "$cluster" --nodes "$cluster-control-plane"
+kind load docker-image "$image" "session-pool-operator:$app_version" "$example_image" "$handler_image" \
+  --name "$cluster" --nodes "$cluster-worker,$cluster-worker2"
 
 say "Redis Cluster"
 kubectl apply -f e2e/kind/redis-cluster.yaml
 kubectl -n redis rollout status statefulset/redis-cluster --timeout=180s
 kubectl -n redis wait --for=condition=complete job/redis-cluster-create --timeout=180s
 
-say "quick start, as the README writes it"
-# Step 1 of the quick start is "the CRDs, or let the chart install them": the chart does
-# (crds.enabled=true by default); applying crds/ first as well makes helm refuse to adopt them.
-helm install spo charts/session-pool-operator -n spo-system --create-namespace --wait --timeout 180s
-kubectl apply -f examples/sessionpool-minimal.yaml
-kubectl wait --for=condition=Ready sessionpool/minimal --timeout=180s
+say "quick start, as the README writes it (its first sh block under '## Quick start')"
+# Taken from README.md at run time, so the README and this check cannot drift apart. The
+# images are loaded under the names the chart and the example use: no edit is needed here.
+quick_start=$(awk '/^## Quick start/ {q = 1} q && /^```sh$/ {f = 1; next} f && /^```$/ {exit} f' README.md)
+[ -n "$quick_start" ] || fail "README.md has no sh block under '## Quick start'"
+bash -euo pipefail -x -c "$quick_start"
+kubectl wait --for=condition=Ready sessionpool/minimal --timeout=300s
 kubectl get sessionpools
 
 say "a session through the Service (its ClusterIP, from a node: kube-proxy's rules pick the pod)"
@@ -110,27 +116,37 @@ for _ in 1 2 3 4 5; do incr; done
 [ "$(session_n)" = 5 ] || fail "session lost an increment: n=$(session_n)"
 
 say "the worker containers run hardened (asserted inside each running container)"
+# check_hardened POD: every container of POD runs as a non-root user, on a read-only root
+# filesystem (mounted ro, a write refused), with no effective, permitted or bounding
+# capability, no_new_privs set and a seccomp filter, as the kernel reports it for the
+# container's process; the pod spec must also say so (the operator's hardened defaults).
+check_hardened() {
+  local pod=$1 c containers status uid sc
+  mapfile -t containers < <(kubectl get pod "$pod" -o jsonpath='{range .spec.containers[*]}{.name}{"\n"}{end}')
+  [ ${#containers[@]} -ge 1 ] || fail "$pod has no containers"
+  for c in "${containers[@]}"; do
+    sc=$(kubectl get pod "$pod" -o json | jq -c --arg c "$c" '(.spec.securityContext // {}) * ((.spec.containers[] | select(.name == $c)).securityContext // {})')
+    jq -e '.runAsNonRoot == true and .readOnlyRootFilesystem == true and .allowPrivilegeEscalation == false
+      and (.capabilities.drop // [] | index("ALL")) != null' <<<"$sc" >/dev/null ||
+      fail "$pod/$c: securityContext not hardened in the spec: $sc"
+    uid=$(kubectl exec "$pod" -c "$c" -- id -u)
+    if [ -z "$uid" ] || [ "$uid" = 0 ]; then fail "$pod/$c runs as uid '$uid'"; fi
+    kubectl exec "$pod" -c "$c" -- cat /proc/self/mounts | awk '$2 == "/" {print $4}' | grep -q '^ro' ||
+      fail "$pod/$c: / is not mounted read-only"
+    if kubectl exec "$pod" -c "$c" -- sh -c 'echo x >/probe-write' 2>/dev/null; then fail "$pod/$c: wrote to the read-only root"; fi
+    # PID 1 is the container's own process (no shared process namespace).
+    status=$(kubectl exec "$pod" -c "$c" -- cat /proc/1/status)
+    for field in CapEff CapPrm CapBnd; do
+      grep -q "^$field:[[:space:]]*0000000000000000$" <<<"$status" || fail "$pod/$c: $(grep "^$field" <<<"$status")"
+    done
+    grep -q '^NoNewPrivs:[[:space:]]*1$' <<<"$status" || fail "$pod/$c: no_new_privs not set"
+    grep -q '^Seccomp:[[:space:]]*2$' <<<"$status" || fail "$pod/$c: no seccomp filter ($(grep '^Seccomp:' <<<"$status"))"
+    say "$pod/$c: uid $uid, root read-only, no capabilities, no_new_privs, seccomp filter"
+  done
+}
 mapfile -t pods < <(kubectl get pods -l dspex.io/pool=minimal -o jsonpath='{range .items[*]}{.metadata.name}{"\n"}{end}')
 [ ${#pods[@]} -eq 3 ] || fail "expected 3 worker pods, found ${#pods[@]}"
-for pod in "${pods[@]}"; do
-  container=$(kubectl get pod "$pod" -o json | jq -r --arg img "$example_image" '.spec.containers[] | select(.image == $img) | .name')
-  sc=$(kubectl get pod "$pod" -o json | jq -c --arg c "$container" '(.spec.securityContext // {}) * ((.spec.containers[] | select(.name == $c)).securityContext // {})')
-  in_pod() { kubectl exec "$pod" -c "$container" -- "$@"; }
-  uid=$(in_pod id -u)
-  [ "$uid" != 0 ] || fail "$pod runs as root"
-  status=$(in_pod cat /proc/self/status)
-  if [ "$(jq -r '.readOnlyRootFilesystem // false' <<<"$sc")" = true ]; then
-    in_pod cat /proc/self/mounts | awk '$2 == "/" {print $4}' | grep -q '^ro' || fail "$pod: / is not mounted read-only"
-    if in_pod sh -c 'echo x >/app/probe-write' 2>/dev/null; then fail "$pod: wrote to the read-only root"; fi
-  fi
-  if jq -e '.capabilities.drop // [] | index("ALL")' <<<"$sc" >/dev/null; then
-    grep -q '^CapEff:[[:space:]]*0000000000000000$' <<<"$status" || fail "$pod: capabilities not dropped: $(grep CapEff <<<"$status")"
-  fi
-  if [ "$(jq -r '.allowPrivilegeEscalation' <<<"$sc")" = false ]; then
-    grep -q '^NoNewPrivs:[[:space:]]*1$' <<<"$status" || fail "$pod: privilege escalation not prevented"
-  fi
-  say "$pod/$container: uid $uid, securityContext $sc enforced"
-done
+for pod in "${pods[@]}"; do check_hardened "$pod"; done
 
 say "Evacuate one worker"
 pod=${pods[0]}
@@ -159,10 +175,12 @@ incr
 [ "$(session_n)" = 7 ] || fail "session lost an increment across the drain: n=$(session_n)"
 kubectl uncordon "$node"
 
-if kubectl get crd sessionpools.dspex.io -o json | jq -e '.spec.versions[] | select(.served) | .schema.openAPIV3Schema.properties.spec.properties.handler' >/dev/null; then
-  if docker image inspect "$handler_image" >/dev/null 2>&1; then
-    say "a pool with a handler container beside the runtime"
-    kubectl apply -f - <<YAML
+say "a pool with the DSPy handler container beside the runtime (spec.handler)"
+kubectl get crd sessionpools.dspex.io -o json |
+  jq -e '.spec.versions[] | select(.served) | .schema.openAPIV3Schema.properties.spec.properties.handler' >/dev/null ||
+  fail "the SessionPool CRD has no spec.handler"
+docker image inspect "$handler_image" >/dev/null 2>&1 || fail "examples/dspy-worker/Dockerfile built no $handler_image"
+kubectl apply -f - <<YAML
 apiVersion: dspex.io/v1alpha1
 kind: SessionPool
 metadata:
@@ -177,17 +195,22 @@ spec:
   store:
     endpoints: [redis-cluster.redis.svc:6379]
 YAML
-    kubectl wait --for=condition=Ready sessionpool/with-handler --timeout=300s
-    hp=$(kubectl get pods -l dspex.io/pool=with-handler -o jsonpath='{.items[0].metadata.name}')
-    ready=$(kubectl get pod "$hp" -o json | jq '[.status.containerStatuses[] | select(.ready)] | length')
-    [ "$ready" -ge 2 ] || fail "$hp: $ready ready containers, expected the runtime and the handler"
-    kubectl delete sessionpool with-handler --wait=true --timeout=120s
-  else
-    fail "the CRD has spec.handler but examples/dspy-worker/Dockerfile built no image"
-  fi
-else
-  say "the CRD has no spec.handler yet: handler container check skipped"
-fi
+kubectl wait --for=condition=Ready sessionpool/with-handler --timeout=300s
+hp=$(kubectl get pods -l dspex.io/pool=with-handler -o jsonpath='{.items[0].metadata.name}')
+kubectl get pod "$hp" -o json | jq -e '[.status.containerStatuses[] | select(.ready) | .name] | sort == ["handler", "worker"]' >/dev/null ||
+  fail "$hp: expected the worker and the handler containers ready: $(kubectl get pod "$hp" -o json | jq -c '[.status.containerStatuses[] | {name, ready}]')"
+check_hardened "$hp"
+# A DSPy program defined and run through the pool's Service: the runtime calls the handler.
+svc_ip=$(kubectl get svc with-handler -o jsonpath='{.spec.clusterIP}')
+svc_port=$(kubectl get svc with-handler -o jsonpath='{.spec.ports[0].port}')
+hid=$(call POST /v1/sessions '{"data":{}}' | jq -r .session.id)
+if [ -z "$hid" ] || [ "$hid" = null ]; then fail "no session id from the handler pool"; fi
+call POST "/v1/sessions/$hid/execute" '{"handler":"define_program","args":{"name":"qa","signature":"question -> answer"}}' >/dev/null
+answer=$(call POST "/v1/sessions/$hid/execute" '{"handler":"execute_program","args":{"name":"qa","inputs":{"question":"What is the capital of France?"}}}' |
+  jq -r .result.outputs.answer)
+[ "$answer" = "qa answer for: What is the capital of France?" ] || fail "the DSPy handler answered '$answer'"
+say "the DSPy handler answered through the Service: $answer"
+kubectl delete sessionpool with-handler --wait=true --timeout=120s
 
 say "clean up"
 kubectl delete sessionpool minimal --wait=true --timeout=120s
