@@ -2,7 +2,9 @@
 # Installs what the tests and the sandbox need on a fresh machine, and nothing twice:
 #   Debian packages (redis-server, redis-tools, openssl, shellcheck), the npm packages
 #   (including Node.js 24 as the dev dependency `node`), and the local control plane's
-#   binaries (e2e/cluster/build.sh, cached by version outside the repository).
+#   binaries (e2e/cluster/build.sh, cached by version outside the repository), and for the
+#   kind tier Debian's docker.io, debootstrap, jq and gcc (e2e/images/lib.sh; dockerd itself
+#   is started by e2e/kind/run.sh when none answers, and stopped by pid).
 # Sourced or run by scripts/test.sh and scripts/sandbox.sh.
 set -euo pipefail
 root=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
@@ -37,3 +39,5 @@ fi
 
 command -v go >/dev/null || { say "Go (>= 1.26) is needed to build the local control plane; see README 'When a build fails'"; exit 1; }
 bash e2e/cluster/build.sh
+# The kind tier's Debian packages (the engine, and what the images are built with).
+bash -c 'source e2e/images/lib.sh && ensure_packages'
