@@ -1,7 +1,7 @@
 // The runtime's HTTP client of the handler container: keep-alive connections to
-// 127.0.0.1:SPO_HANDLER_PORT (or the Unix socket SPO_HANDLER_SOCKET), a deadline per call, size
-// limits both ways, and every way a call can break turned into the contract's typed errors
-// (protocol.ts says what answers mean). The HTTP/1.1 exchange itself is http1.ts.
+// 127.0.0.1:SPO_HANDLER_PORT, a deadline per call, size limits both ways, and every way a call
+// can break turned into the contract's typed errors (protocol.ts says what answers mean). The
+// HTTP/1.1 exchange itself is http1.ts.
 import { Http1Failure, Http1Pool } from './http1.ts';
 import {
   CONTRACT_VERSION,
@@ -20,8 +20,6 @@ import {
 export interface HandlerClientOptions {
   port: number;
   host?: string;
-  /** A Unix socket to use instead of host:port (the contract's option for a shared emptyDir). */
-  socketPath?: string;
   /** The deadline of one invoke (the pool's spec.handler.timeoutSeconds). */
   timeoutMs: number;
   maxSessionBytes: number;
@@ -37,20 +35,14 @@ interface RawAnswer {
 type Outcome = { answer: RawAnswer } | { error: HandlerCallError };
 
 export class HandlerClient {
-  private readonly o: Required<Omit<HandlerClientOptions, 'socketPath'>> & Pick<HandlerClientOptions, 'socketPath'>;
+  private readonly o: Required<HandlerClientOptions>;
   // Keep-alive, and idle connections not reused after 4 s (a handler keeps idle connections at
   // least 5 s, so the runtime never sends on a connection the handler is closing).
   private readonly pool: Http1Pool;
 
   constructor(options: HandlerClientOptions) {
     this.o = { host: '127.0.0.1', readyTimeoutMs: 2_000, ...options };
-    const target = this.o.socketPath ? { socketPath: this.o.socketPath } : { host: this.o.host, port: this.o.port };
-    this.pool = new Http1Pool(target, { idleMs: 4_000, maxIdle: 32 });
-  }
-
-  /** Where the handler is reached, for messages. */
-  get address(): string {
-    return this.o.socketPath ? `unix:${this.o.socketPath}` : `port ${this.o.port}`;
+    this.pool = new Http1Pool({ host: this.o.host, port: this.o.port }, { idleMs: 4_000, maxIdle: 32 });
   }
 
   get port(): number {
@@ -122,7 +114,9 @@ export class HandlerClient {
     if (!(error instanceof Http1Failure)) return failure('failed', `${what} failed: ${String(error)}`, { cause: error });
     switch (error.kind) {
       case 'refused':
-        return failure('unavailable', `the handler is not reachable at ${this.address} (${error.code}); retry shortly`, { cause: error });
+        return failure('unavailable', `the handler is not reachable on port ${this.o.port} (${error.code}); retry shortly`, {
+          cause: error,
+        });
       case 'too_large':
       case 'malformed':
         return failure('bad_response', `${what} ${error.message}`, { cause: error });
