@@ -41,7 +41,7 @@ class _Refusal(Exception):
 
 
 class _Request:
-    __slots__ = ("method", "path", "request_id", "deadline_ms", "body", "size", "keep_alive")
+    __slots__ = ("method", "path", "request_id", "deadline_ms", "body", "size", "keep_alive", "expects_continue")
 
     def __init__(self) -> None:
         self.method = b""
@@ -51,6 +51,7 @@ class _Request:
         self.body: list[bytes] = []
         self.size = 0
         self.keep_alive = True
+        self.expects_continue = False
 
 
 class _Connection(asyncio.Protocol):
@@ -114,11 +115,15 @@ class _Connection(asyncio.Protocol):
             self.current.deadline_ms = value.decode("latin-1")
         elif lower == b"content-length" and value.strip().isdigit() and int(value) > self.app.max_body_bytes:
             self._body_too_large()  # refused before a byte of the body is read
+        elif lower == b"expect" and value.strip().lower() == b"100-continue":
+            self.current.expects_continue = True  # curl asks so before a body over 1 KiB
 
     def on_headers_complete(self) -> None:
         request = self.current
         request.method = self.parser.get_method()
         request.keep_alive = self.parser.should_keep_alive()
+        if request.expects_continue and self.transport is not None:
+            self.transport.write(b"HTTP/1.1 100 Continue\r\n\r\n")
 
     def on_body(self, chunk: bytes) -> None:
         request = self.current
