@@ -1,7 +1,8 @@
 // The runtime's HTTP client of the handler container: keep-alive connections to
 // 127.0.0.1:SPO_HANDLER_PORT, a deadline per call, size limits both ways, and every way a call
-// can break turned into the contract's typed errors (protocol.ts says what answers mean).
-import http from 'node:http';
+// can break turned into the contract's typed errors (protocol.ts says what answers mean). The
+// HTTP/1.1 exchange itself is http1.ts.
+import { Http1Failure, Http1Pool } from './http1.ts';
 import {
   CONTRACT_VERSION,
   INVOKE_PATH,
@@ -26,9 +27,6 @@ export interface HandlerClientOptions {
   readyTimeoutMs?: number;
 }
 
-/** Connection errors that mean the request never reached a handler (nothing ran). */
-const NOT_SENT = new Set(['ECONNREFUSED', 'EADDRNOTAVAIL', 'ENOTFOUND']);
-
 interface RawAnswer {
   status: number;
   body: string;
@@ -38,12 +36,13 @@ type Outcome = { answer: RawAnswer } | { error: HandlerCallError };
 
 export class HandlerClient {
   private readonly o: Required<HandlerClientOptions>;
-  // Keep-alive, and idle sockets closed after 4 s (a handler keeps idle connections at least 5 s,
-  // so the runtime never sends on a socket the handler is closing).
-  private readonly agent = new http.Agent({ keepAlive: true, maxSockets: 256, maxFreeSockets: 32, timeout: 4_000 });
+  // Keep-alive, and idle connections not reused after 4 s (a handler keeps idle connections at
+  // least 5 s, so the runtime never sends on a connection the handler is closing).
+  private readonly pool: Http1Pool;
 
   constructor(options: HandlerClientOptions) {
     this.o = { host: '127.0.0.1', readyTimeoutMs: 2_000, ...options };
+    this.pool = new Http1Pool({ host: this.o.host, port: this.o.port }, { idleMs: 4_000, maxIdle: 32 });
   }
 
   get port(): number {
@@ -74,10 +73,10 @@ export class HandlerClient {
   }
 
   close(): void {
-    this.agent.destroy();
+    this.pool.close();
   }
 
-  private call(
+  private async call(
     method: 'GET' | 'POST',
     path: string,
     body: InvokeRequest | undefined,
@@ -85,70 +84,44 @@ export class HandlerClient {
     maxResponseBytes: number,
     headers: Record<string, string> = {},
   ): Promise<Outcome> {
-    const payload = body === undefined ? undefined : Buffer.from(JSON.stringify(body));
     const what = body ? `handler '${body.handler}'` : 'the handler';
-    return new Promise<Outcome>((resolve) => {
-      let settled = false;
-      let responded = false;
-      const settle = (outcome: Outcome) => {
-        if (settled) return;
-        settled = true;
-        clearTimeout(timer);
-        resolve(outcome);
-      };
-      const req = http.request(
-        {
-          host: this.o.host,
-          port: this.o.port,
-          method,
-          path,
-          agent: this.agent,
-          headers: {
-            accept: 'application/json',
-            ...(payload ? { 'content-type': 'application/json', 'content-length': String(payload.length) } : {}),
-            ...headers,
-          },
-        },
-        (res) => {
-          responded = true;
-          const declared = Number(res.headers['content-length'] ?? NaN);
-          if (declared > maxResponseBytes) {
-            req.destroy();
-            settle({ error: failure('bad_response', `${what} answered ${declared} bytes, over the limit of ${maxResponseBytes}`) });
-            return;
-          }
-          const chunks: Buffer[] = [];
-          let size = 0;
-          res.on('data', (chunk: Buffer) => {
-            size += chunk.length;
-            if (size > maxResponseBytes) {
-              req.destroy();
-              settle({ error: failure('bad_response', `${what} answered more than ${maxResponseBytes} bytes`) });
-              return;
-            }
-            chunks.push(chunk);
-          });
-          res.on('end', () => settle({ answer: { status: res.statusCode ?? 0, body: Buffer.concat(chunks).toString('utf8') } }));
-          res.on('error', (error) =>
-            settle({ error: failure('failed', `${what} broke the connection while answering`, { cause: error }) }),
-          );
-        },
-      );
-      const timer = setTimeout(() => {
-        settle({ error: failure('timeout', `${what} did not answer within ${timeoutMs} ms`) });
-        req.destroy();
-      }, timeoutMs);
-      req.on('error', (error: NodeJS.ErrnoException) => {
-        if (!responded && NOT_SENT.has(error.code ?? ''))
-          settle({
-            error: failure('unavailable', `the handler is not reachable on port ${this.o.port} (${error.code}); retry shortly`, {
-              cause: error,
-            }),
-          });
-        else
-          settle({ error: failure('failed', `${what} failed: the connection broke (${error.code ?? error.message})`, { cause: error }) });
-      });
-      req.end(payload);
+    const exchange = this.pool.request({
+      method,
+      path,
+      headers: { accept: 'application/json', ...(body ? { 'content-type': 'application/json' } : {}), ...headers },
+      ...(body ? { body: JSON.stringify(body) } : {}),
+      maxResponseBytes,
     });
+    let timer: NodeJS.Timeout | undefined;
+    const deadline = new Promise<Outcome>((resolve) => {
+      timer = setTimeout(() => {
+        exchange.abort();
+        resolve({ error: failure('timeout', `${what} did not answer within ${timeoutMs} ms`) });
+      }, timeoutMs);
+    });
+    const answered = exchange.answer.then(
+      (answer): Outcome => ({ answer: { status: answer.status, body: answer.body.toString('utf8') } }),
+      (error: unknown): Outcome => ({ error: this.failureOf(error, what) }),
+    );
+    try {
+      return await Promise.race([answered, deadline]);
+    } finally {
+      clearTimeout(timer);
+    }
+  }
+
+  private failureOf(error: unknown, what: string): HandlerCallError {
+    if (!(error instanceof Http1Failure)) return failure('failed', `${what} failed: ${String(error)}`, { cause: error });
+    switch (error.kind) {
+      case 'refused':
+        return failure('unavailable', `the handler is not reachable on port ${this.o.port} (${error.code}); retry shortly`, {
+          cause: error,
+        });
+      case 'too_large':
+      case 'malformed':
+        return failure('bad_response', `${what} ${error.message}`, { cause: error });
+      case 'broken':
+        return failure('failed', `${what} failed: ${error.message}`, { cause: error });
+    }
   }
 }

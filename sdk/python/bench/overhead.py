@@ -1,4 +1,4 @@
-"""Request overhead of the contract's HTTP layer: the SDK (aiohttp) against the standard library.
+"""Request overhead of the contract's HTTP layer: the SDK (httptools + asyncio) against aiohttp and the standard library.
 
     python sdk/python/bench/overhead.py [--requests 1000] [--rounds 5]
 
@@ -138,7 +138,7 @@ def serve_starlette(port: int) -> None:
     uvicorn.run(app, host="127.0.0.1", port=port, log_level="warning", access_log=False)
 
 
-SERVERS = {"sdk-aiohttp": serve_sdk, "sdk-aiohttp-async": serve_sdk_async, "aiohttp-bare": serve_aiohttp_bare, "stdlib-threading": serve_stdlib, "uvicorn-starlette": serve_starlette, "uvicorn-raw-asgi": serve_uvicorn_raw}
+SERVERS = {"sdk": serve_sdk, "sdk-async": serve_sdk_async, "aiohttp-bare": serve_aiohttp_bare, "stdlib-threading": serve_stdlib, "uvicorn-starlette": serve_starlette, "uvicorn-raw-asgi": serve_uvicorn_raw}
 
 
 def free_port() -> int:
@@ -188,7 +188,7 @@ def main() -> None:
         SERVERS[options.serve](options.port)
         return
 
-    names = ["sdk-aiohttp", "sdk-aiohttp-async", "aiohttp-bare", "stdlib-threading"]
+    names = ["sdk", "sdk-async", "aiohttp-bare", "stdlib-threading"]
     try:
         import starlette  # noqa: F401
         import uvicorn  # noqa: F401

@@ -134,3 +134,20 @@ def test_keep_alive_connection_serves_many_requests(sample: Handler) -> None:
             assert (response.status, json.loads(response.read())) == (200, {"result": i})
     finally:
         conn.close()
+
+
+def test_expect_100_continue_is_answered_before_the_body(sample: Handler) -> None:
+    body = json.dumps({"handler": "echo", "args": "z" * 2000, "session": {"id": "s", "version": 1, "data": {}}}).encode()
+    head = f"POST {INVOKE} HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\nContent-Length: {len(body)}\r\nExpect: 100-continue\r\n\r\n"
+    with socket.create_connection(("127.0.0.1", sample.port), timeout=10) as raw:
+        raw.sendall(head.encode())
+        assert raw.recv(1024).startswith(b"HTTP/1.1 100 Continue\r\n\r\n")
+        raw.sendall(body)
+        answer = b""
+        while b"\r\n\r\n" not in answer or not answer.endswith(b"}"):
+            chunk = raw.recv(65536)
+            if not chunk:
+                break
+            answer += chunk
+    assert answer.startswith(b"HTTP/1.1 200 OK\r\n")
+    assert json.loads(answer.split(b"\r\n\r\n", 1)[1]) == {"result": "z" * 2000}
