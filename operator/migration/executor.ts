@@ -3,6 +3,9 @@
 //
 // One batch, forward (three Redis commands per session: a read, a mark, a move):
 //   1. read each session's owner and epoch (readOwners: one HGET of the header each); journal the batch `planned`
+//   1b. with a handover transport (handover.ts): each source worker hands its live activations
+//      over itself (POST /admin/handover); the sessions it moved or released get their result
+//      here and skip steps 2 to 5; what it could not hand over goes on below
 //   2. setMoving(batch, uid): workers start no new work on these sessions; journal `frozen`
 //   3. wait a short grace so in-flight work ends (late writes are fenced anyway)
 //   4. migrateOwners, a compare-and-swap on (owner, epoch) for each session that also clears its
@@ -31,6 +34,7 @@ import {
   type OnFailure,
 } from './journal.ts';
 import { toBatches, type Batch, type MigrationKind, type Plan, type PlanSummary } from './planner.ts';
+import { handOver, type HandoverCall } from './handover.ts';
 
 export type FailureReason = 'TargetGone' | 'StoreError' | 'DeadlineExceeded';
 export type TerminalPhase = 'Succeeded' | 'Failed' | 'RolledBack';
@@ -61,6 +65,8 @@ export interface MigrationSpec {
 
 export interface MigrationProgress {
   moved: number;
+  /** Released idle by their source during a handover (nothing to move). */
+  released: number;
   remaining: number;
   failed: number;
   expired: number;
@@ -106,6 +112,16 @@ export interface ExecutorOptions {
   /** Aborting stops the executor at the next step without touching anything more (a crash, as far as the journal is concerned). */
   signal?: AbortSignal;
   afterStep?: (step: MigrationStep, batchIndex: number) => void | Promise<void>;
+  /** Live handover through the source workers before the store-level move (handover.ts). */
+  handover?: {
+    call: HandoverCall;
+    /** Per request: how long a source waits for a running request. Default 10 s. */
+    deadlineMs?: number;
+    /** Pause before asking again for busy sessions. Default 500 ms. */
+    busyRetryMs?: number;
+    /** How long busy sessions are asked again, from the batch's first request. Default 3 * deadlineMs. */
+    busyForMs?: number;
+  };
   now?: () => number;
   sleep?: (ms: number) => Promise<void>;
 }
@@ -126,6 +142,9 @@ export class MigrationInterruptedError extends Error {
     this.name = 'MigrationInterruptedError';
   }
 }
+
+/** Where advance() left a migration: ended (its result), or paused between batches with more to do. */
+export type AdvanceResult = { done: true; result: MigrationResult } | { done: false; progress: MigrationProgress };
 
 /** A rollback could not finish (the store kept failing): the journal says so; call resume(uid) later. */
 export class MigrationIncompleteError extends Error {
@@ -185,7 +204,16 @@ export class MigrationExecutor {
         message: `dry run: ${total} sessions would move in ${batches.length} batches`,
         dryRun: true,
         summary: spec.plan.summary,
-        progress: { moved: 0, remaining: total, failed: 0, expired: 0, rolledBack: 0, batchesDone: 0, batchCount: batches.length },
+        progress: {
+          moved: 0,
+          released: 0,
+          remaining: total,
+          failed: 0,
+          expired: 0,
+          rolledBack: 0,
+          batchesDone: 0,
+          batchCount: batches.length,
+        },
         startedAt,
         endedAt: this.now(),
       };
@@ -218,15 +246,48 @@ export class MigrationExecutor {
       batches,
       deadlineAt,
       startedAt,
-      counters: { moved: 0, failed: 0, expired: 0, rolledBack: 0 },
+      counters: { moved: 0, released: 0, failed: 0, expired: 0, rolledBack: 0 },
       batchesDone: 0,
     };
     await this.phase(ctx, 'Running', '');
-    return this.drive(ctx, new Map());
+    return this.complete(await this.drive(ctx, new Map(), Infinity));
+  }
+
+  /**
+   * Writes the journal of a migration (header and plan) without moving anything: the first half
+   * of a run, for a caller that then moves it a bounded step at a time with advance(). Returns
+   * whether it was created (false: it existed, nothing changed).
+   */
+  async start(spec: Omit<MigrationSpec, 'dryRun'>): Promise<boolean> {
+    const batches = toBatches(spec.plan.moves, spec.batchSize ?? this.options.batchSize ?? DEFAULTS.batchSize);
+    const onFailure = spec.onFailure ?? 'Rollback';
+    const created = await this.retry(spec.uid, 'create journal', () =>
+      this.journal.create({
+        uid: spec.uid,
+        pool: spec.pool,
+        kind: spec.plan.kind,
+        onFailure,
+        summary: spec.plan.summary,
+        batchCount: batches.length,
+        deadlineAt: this.now() + (spec.deadlineMs ?? this.options.deadlineMs ?? DEFAULTS.deadlineMs),
+      }),
+    );
+    if (created) await this.retry(spec.uid, 'save plan', () => this.journal.savePlan(spec.uid, batches));
+    return created;
   }
 
   /** Continues a migration from its journal after a restart: finishes it, or finishes its rollback. */
   async resume(uid: string): Promise<MigrationResult> {
+    return this.complete(await this.advance(uid, Infinity));
+  }
+
+  /**
+   * One bounded step of a journaled migration: batches until `budgetMs` has passed (at least one
+   * batch), then pauses between two batches; or its end (success, rollback, stop). A batch is
+   * never left half done by the budget, so the journal shows only whole batches between steps.
+   */
+  async advance(uid: string, budgetMs: number): Promise<AdvanceResult> {
+    const until = this.now() + budgetMs;
     const header = await this.retry(uid, 'read journal', () => this.journal.header(uid));
     if (!header) throw new Error(`no migration journal for ${uid}`);
     const batches = await this.retry(uid, 'read plan', () => this.journal.plan(uid));
@@ -239,34 +300,48 @@ export class MigrationExecutor {
       batches,
       deadlineAt: header.deadlineAt,
       startedAt: header.createdAt,
-      counters: { moved: header.moved, failed: header.failed, expired: header.expired, rolledBack: header.rolledBack },
+      counters: {
+        moved: header.moved,
+        released: header.released,
+        failed: header.failed,
+        expired: header.expired,
+        rolledBack: header.rolledBack,
+      },
       batchesDone: 0,
     };
-    if (TERMINAL_PHASES.includes(header.phase)) return this.result(ctx, header.phase as TerminalPhase, header.reason, header.reason);
+    if (TERMINAL_PHASES.includes(header.phase))
+      return { done: true, result: this.result(ctx, header.phase as TerminalPhase, header.reason, header.reason) };
     this.log.info({ migration: uid, pool: header.pool, rollingBack: header.rollbackReason !== '' }, 'migration resumed from its journal');
     const entries = new Map((await this.retry(uid, 'read batches', () => this.journal.batches(uid))).map((e) => [e.index, e]));
     ctx.batchesDone = [...entries.values()].filter((e) => e.state === 'moved' || e.state === 'rolledback').length;
-    if (header.rollbackReason) return this.rollback(ctx, header.rollbackReason, header.rollbackReason);
+    if (header.rollbackReason) return { done: true, result: await this.rollback(ctx, header.rollbackReason, header.rollbackReason) };
     if (header.batchCount > batches.length) {
       // The plan was not fully saved before the crash: nothing moved beyond what the journal has.
-      return this.fail(ctx, new MigrationFailure('StoreError', 'the journal holds an incomplete plan'));
+      return { done: true, result: await this.fail(ctx, new MigrationFailure('StoreError', 'the journal holds an incomplete plan')) };
     }
-    return this.drive(ctx, entries);
+    return this.drive(ctx, entries, until);
+  }
+
+  private complete(step: AdvanceResult): MigrationResult {
+    if (!step.done) throw new Error('a migration driven without a budget paused');
+    return step.result;
   }
 
   // --- forward --------------------------------------------------------------------------------
 
-  private async drive(ctx: RunContext, entries: Map<number, BatchEntry>): Promise<MigrationResult> {
+  private async drive(ctx: RunContext, entries: Map<number, BatchEntry>, until: number): Promise<AdvanceResult> {
     // Targets still needed from batch i on, to notice a target gone before moving more to it.
     const targetsFrom: Set<string>[] = [];
     for (let i = ctx.batches.length - 1, acc = new Set<string>(); i >= 0; i--) {
       for (const move of ctx.batches[i]!.moves) acc.add(move.to);
       targetsFrom[i] = new Set(acc);
     }
+    let ran = 0;
     try {
       for (const batch of ctx.batches) {
         const entry = entries.get(batch.index);
         if (entry && (entry.state === 'moved' || entry.state === 'rolledback')) continue;
+        if (ran > 0 && this.now() >= until) return { done: false, progress: this.progressOf(ctx) };
         this.checkAborted(ctx.uid);
         if (this.now() >= ctx.deadlineAt)
           throw new MigrationFailure('DeadlineExceeded', `deadline passed with ${this.remaining(ctx)} sessions left`);
@@ -276,15 +351,16 @@ export class MigrationExecutor {
           await this.forward(ctx, await this.classify(ctx, entry), entry.state === 'frozen', marked);
         } else await this.runBatch(ctx, batch);
         ctx.batchesDone += 1;
+        ran += 1;
         await this.progress(ctx);
       }
     } catch (error) {
       if (error instanceof MigrationInterruptedError) throw error;
-      return this.fail(ctx, error);
+      return { done: true, result: await this.fail(ctx, error) };
     }
     await this.retry(ctx.uid, 'set phase', () => this.journal.setPhase(ctx.uid, 'Succeeded', ''));
     await this.phase(ctx, 'Succeeded', '');
-    return this.finish(ctx, 'Succeeded', '', `${ctx.counters.moved} sessions moved`);
+    return { done: true, result: this.finish(ctx, 'Succeeded', '', `${ctx.counters.moved} sessions moved`) };
   }
 
   private async runBatch(ctx: RunContext, batch: Batch): Promise<void> {
@@ -316,10 +392,14 @@ export class MigrationExecutor {
    * (and clears), i.e. those without a result when the batch was journaled.
    */
   private async forward(ctx: RunContext, entry: BatchEntry, frozen: boolean, marked?: string[]): Promise<void> {
+    // A frozen batch (resumed) was past its handover: its sessions carry moving marks already.
+    if (!frozen && this.options.handover) await this.handOver(ctx, entry);
     const pending = entry.sessions.filter((s) => s.result === undefined);
-    const pendingIds = marked ?? pending.map((s) => s.id);
-    if (!frozen && pendingIds.length > 0) {
-      await this.retry(ctx.uid, 'set moving', () => this.store.setMoving(pendingIds, ctx.uid));
+    const toMark = frozen ? [] : pending.map((s) => s.id);
+    // Every session that may carry this migration's mark (an earlier attempt's too) is cleared at the end.
+    const pendingIds = [...new Set([...(marked ?? []), ...toMark])];
+    if (toMark.length > 0) {
+      await this.retry(ctx.uid, 'set moving', () => this.store.setMoving(toMark, ctx.uid));
     }
     if (!frozen) {
       await this.retry(ctx.uid, 'journal frozen', () => this.journal.transition(ctx.uid, { ...entry, state: 'frozen' }));
@@ -406,6 +486,24 @@ export class MigrationExecutor {
     return cleared;
   }
 
+  /** Step 1b: the sources hand their live activations over (results written into the entry). */
+  private async handOver(ctx: RunContext, entry: BatchEntry): Promise<void> {
+    const handover = this.options.handover!;
+    const deadlineMs = handover.deadlineMs ?? 10_000;
+    const giveUpAt = Math.min(ctx.deadlineAt, this.now() + (handover.busyForMs ?? 3 * deadlineMs));
+    const report = await handOver(entry.sessions, {
+      call: handover.call,
+      migration: ctx.uid,
+      deadlineMs: Math.max(1, Math.min(deadlineMs, ctx.deadlineAt - this.now())),
+      giveUpAt,
+      now: this.now,
+      sleep: this.sleep,
+      busyRetryMs: handover.busyRetryMs ?? 500,
+    });
+    this.checkAborted(ctx.uid);
+    this.log.debug({ migration: ctx.uid, batch: entry.index, ...report }, 'handover');
+  }
+
   // --- failure, rollback, stop ----------------------------------------------------------------
 
   private async fail(ctx: RunContext, error: unknown): Promise<MigrationResult> {
@@ -453,6 +551,7 @@ export class MigrationExecutor {
         if (!wasMoved) {
           deltas.expired = entry.sessions.filter((s) => s.result === 'missing').length;
           deltas.failed = entry.sessions.filter((s) => s.result === 'conflict' || s.result === 'rollbackConflict').length;
+          deltas.released = entry.sessions.filter((s) => s.result === 'released').length;
         } else deltas.failed = entry.sessions.filter((s) => s.result === 'rollbackConflict').length;
         if (
           await this.retry(ctx.uid, 'journal rolledback', () => this.journal.transition(ctx.uid, { ...entry, state: 'rolledback' }, deltas))
@@ -505,6 +604,8 @@ export class MigrationExecutor {
       if (!record) return { ...s, result: 'missing' as const };
       if (record.owner === s.to && record.epoch > s.fromEpoch) return { ...s, result: 'moved' as const, newEpoch: record.epoch };
       if (record.owner === s.from) return { ...s, fromEpoch: record.epoch };
+      // Its source let it go (a handover found it idle, or it deactivated): nothing to move.
+      if (record.owner === null && s.from !== null) return { ...s, result: 'released' as const };
       return { ...s, result: 'conflict' as const };
     });
     return { ...entry, sessions };
@@ -570,18 +671,21 @@ export class MigrationExecutor {
 
   private countResults(sessions: JournalSession[]): Partial<JournalCounters> {
     let moved = 0;
+    let released = 0;
     let failed = 0;
     let expired = 0;
     for (const s of sessions) {
       if (s.result === 'moved') moved++;
+      else if (s.result === 'released') released++;
       else if (s.result === 'conflict') failed++;
       else if (s.result === 'missing') expired++;
     }
-    return { moved, failed, expired };
+    return { moved, released, failed, expired };
   }
 
   private add(ctx: RunContext, deltas: Partial<JournalCounters>): void {
     ctx.counters.moved += deltas.moved ?? 0;
+    ctx.counters.released += deltas.released ?? 0;
     ctx.counters.failed += deltas.failed ?? 0;
     ctx.counters.expired += deltas.expired ?? 0;
     ctx.counters.rolledBack += deltas.rolledBack ?? 0;
@@ -589,13 +693,14 @@ export class MigrationExecutor {
 
   private remaining(ctx: RunContext): number {
     const c = ctx.counters;
-    return Math.max(0, ctx.summary.totalSessions - c.moved - c.failed - c.expired);
+    return Math.max(0, ctx.summary.totalSessions - c.moved - c.released - c.failed - c.expired);
   }
 
   private progressOf(ctx: RunContext): MigrationProgress {
     const c = ctx.counters;
     return {
       moved: c.moved,
+      released: c.released,
       remaining: this.remaining(ctx),
       failed: c.failed,
       expired: c.expired,
@@ -642,7 +747,8 @@ export class MigrationExecutor {
 export function headerProgress(header: JournalHeader): Omit<MigrationProgress, 'batchesDone' | 'batchCount'> {
   return {
     moved: header.moved,
-    remaining: Math.max(0, header.totalSessions - header.moved - header.failed - header.expired),
+    released: header.released,
+    remaining: Math.max(0, header.totalSessions - header.moved - header.released - header.failed - header.expired),
     failed: header.failed,
     expired: header.expired,
     rolledBack: header.rolledBack,
