@@ -79,7 +79,13 @@ export async function startOperator(config: OperatorConfig, options: StartOperat
       const shared = { kubeConfig: kc, informers, registry, identity: config.identity, resyncMs: config.resyncMs };
       if (config.controllers.includes('migration'))
         others.push(
-          startMigrationController({ ...shared, concurrency: config.concurrency, logger: log.child({ controller: 'sessionmigration' }) }),
+          startMigrationController({
+            ...shared,
+            // One store client per pool connection for the whole operator: the pool controller's cache.
+            storeClients: pool.stores,
+            concurrency: config.concurrency,
+            logger: log.child({ controller: 'sessionmigration' }),
+          }),
         );
       // The drain controller creates the Evacuate migrations of draining nodes; the migration controller runs them.
       if (config.controllers.includes('drain'))

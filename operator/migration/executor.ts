@@ -35,6 +35,7 @@ import {
 } from './journal.ts';
 import { toBatches, type Batch, type MigrationKind, type Plan, type PlanSummary } from './planner.ts';
 import { handOver, type HandoverCall } from './handover.ts';
+import { backoffDelay } from '../kube/clock.ts';
 
 export type FailureReason = 'TargetGone' | 'StoreError' | 'DeadlineExceeded';
 export type TerminalPhase = 'Succeeded' | 'Failed' | 'RolledBack';
@@ -655,7 +656,7 @@ export class MigrationExecutor {
           { migration: uid, what, attempt, err: error instanceof Error ? error.message : String(error) },
           'store call failed, retrying',
         );
-        await this.sleep(delay * 2 ** attempt);
+        await this.sleep(backoffDelay(attempt + 1, { baseMs: delay, maxMs: Number.MAX_SAFE_INTEGER, jitter: 0 }));
       }
     }
   }

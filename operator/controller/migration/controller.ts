@@ -27,6 +27,7 @@ import { createLogger, type Logger } from '../../observability/logger.ts';
 import { isTerminal, currentPhase } from './phases.ts';
 import { CONDITION_FORCED, FORCE_DRAIN_ANNOTATION, MigrationRunner } from './runner.ts';
 import { StoreAccess } from './store-access.ts';
+import { StoreClients } from '../pool/store-clients.ts';
 import { workerHandover } from './worker-handover.ts';
 import { nodeDrainState } from '../drain/detect.ts';
 import { jitteredResync, onChange, type Resync } from '../shared/handlers.ts';
@@ -42,8 +43,8 @@ export interface MigrationControllerOptions {
   logger?: Logger;
   /** Who records Events (the pod name). */
   identity?: string;
-  /** Shared with other controllers; built here when absent. */
-  storeAccess?: StoreAccess;
+  /** The operator's per-pool store client cache (the pool controller's); built here when absent. */
+  storeClients?: StoreClients;
   concurrency?: number;
   /** Executor grace between freezing a batch and swapping owners. */
   graceMs?: number;
@@ -65,8 +66,15 @@ export function startMigrationController(options: MigrationControllerOptions): R
   const custom = kc.makeApiClient(CustomObjectsApi);
   const core = kc.makeApiClient(CoreV1Api);
   const registry = options.registry;
-  const storeAccess = options.storeAccess ?? new StoreAccess({ core, ...(registry ? { registry } : {}), logger: log });
-  const ownsStoreAccess = !options.storeAccess;
+  const storeClients =
+    options.storeClients ??
+    new StoreClients({
+      readSecret: (namespace, name) => core.readNamespacedSecret({ name, namespace }),
+      ...(registry ? { registry } : {}),
+      logger: log,
+    });
+  const ownsStoreClients = !options.storeClients;
+  const storeAccess = new StoreAccess(storeClients);
   const events = new EventRecorder({
     api: kc.makeApiClient(EventsV1Api),
     reportingController: 'session-pool-operator',
@@ -179,9 +187,6 @@ export function startMigrationController(options: MigrationControllerOptions): R
       written.delete(obj.metadata?.uid ?? '');
       runner.forget(obj.metadata?.uid ?? '');
     }),
-    pools.on((event, pool) => {
-      if (event === 'delete') void storeAccess.forget(pool.metadata?.namespace ?? 'default', pool.metadata?.name ?? '');
-    }),
   );
 
   const ready = (async () => {
@@ -217,7 +222,7 @@ export function startMigrationController(options: MigrationControllerOptions): R
       if (workers) await workers.stop(5_000);
       else await queue.shutdown(0);
       await events.flush().catch(() => undefined);
-      if (ownsStoreAccess) await storeAccess.close();
+      if (ownsStoreClients) await storeClients.closeAll();
     },
   };
 }
