@@ -19,7 +19,6 @@
 // deadline) the executor either rolls back (every moved session is moved back with a CAS on its
 // new owner and epoch, so its epoch grows again) and ends `RolledBack`, or stops and ends
 // `Failed` keeping what moved. See docs/migration.md for what a crash at each step leaves.
-import type { Registry } from 'prom-client';
 import type { SessionStore, OwnerMove, OwnerMoveOutcome, OwnerState } from '../store/types.ts';
 import { createLogger, type Logger } from '../observability/logger.ts';
 import { migrationMetrics, type MigrationMetrics } from './metrics.ts';
@@ -28,145 +27,31 @@ import {
   type BatchEntry,
   type Journal,
   type JournalCounters,
-  type JournalHeader,
   type JournalSession,
   type MigrationPhase,
-  type OnFailure,
 } from './journal.ts';
-import { toBatches, type Batch, type MigrationKind, type Plan, type PlanSummary } from './planner.ts';
-import { handOver, type HandoverCall } from './handover.ts';
+import { toBatches, type Batch } from './planner.ts';
+import { handOver } from './handover.ts';
+import {
+  DEFAULTS,
+  MigrationFailure,
+  MigrationIncompleteError,
+  MigrationInterruptedError,
+  addCounters,
+  countResults,
+  progressOf,
+  remainingOf,
+  type AdvanceResult,
+  type ExecutorOptions,
+  type MigrationResult,
+  type MigrationSpec,
+  type MigrationStep,
+  type RunContext,
+  type TerminalPhase,
+} from './executor-types.ts';
+
+export * from './executor-types.ts';
 import { backoffDelay } from '../kube/clock.ts';
-
-export type FailureReason = 'TargetGone' | 'StoreError' | 'DeadlineExceeded';
-export type TerminalPhase = 'Succeeded' | 'Failed' | 'RolledBack';
-/** Points after which a test (through `afterStep` and `signal`) can simulate a crash. */
-export type MigrationStep = 'planned' | 'frozen' | 'owners-moved' | 'moving-cleared' | 'moved' | 'rolledback';
-
-export const DEFAULTS = {
-  batchSize: 2000,
-  graceMs: 100,
-  deadlineMs: 10 * 60_000,
-  storeRetries: 3,
-  retryDelayMs: 100,
-  readConcurrency: 2000,
-} as const;
-
-export interface MigrationSpec {
-  /** The SessionMigration's uid (or any unique id): names the journal. */
-  uid: string;
-  pool: string;
-  plan: Plan;
-  batchSize?: number;
-  onFailure?: OnFailure;
-  /** The whole migration must end within this many ms of its start. */
-  deadlineMs?: number;
-  /** Plan only: nothing is journaled or moved. */
-  dryRun?: boolean;
-}
-
-export interface MigrationProgress {
-  moved: number;
-  /** Released idle by their source during a handover (nothing to move). */
-  released: number;
-  remaining: number;
-  failed: number;
-  expired: number;
-  rolledBack: number;
-  batchesDone: number;
-  batchCount: number;
-}
-
-export interface MigrationResult {
-  uid: string;
-  pool: string;
-  kind: MigrationKind;
-  phase: TerminalPhase;
-  /** '' on success; else a FailureReason. */
-  reason: string;
-  message: string;
-  dryRun: boolean;
-  summary: PlanSummary;
-  progress: MigrationProgress;
-  startedAt: number;
-  endedAt: number;
-}
-
-export interface ExecutorOptions {
-  store: SessionStore;
-  journal: Journal;
-  registry?: Registry;
-  logger?: Logger;
-  batchSize?: number;
-  /** Wait between freezing a batch and swapping its owners. */
-  graceMs?: number;
-  deadlineMs?: number;
-  /** Retries of a failed store call before the migration fails with StoreError. */
-  storeRetries?: number;
-  retryDelayMs?: number;
-  /** Session reads in flight at once (pipelined by the client). Default 2000. Only for a store
-   *  without readOwners (which takes a whole batch at once). */
-  readConcurrency?: number;
-  /** After each batch (the reconciler writes it to status). */
-  onProgress?: (uid: string, progress: MigrationProgress) => void | Promise<void>;
-  /** On each phase change (the reconciler emits an Event). */
-  onPhase?: (uid: string, phase: MigrationPhase, reason: string) => void | Promise<void>;
-  /** Aborting stops the executor at the next step without touching anything more (a crash, as far as the journal is concerned). */
-  signal?: AbortSignal;
-  afterStep?: (step: MigrationStep, batchIndex: number) => void | Promise<void>;
-  /** Live handover through the source workers before the store-level move (handover.ts). */
-  handover?: {
-    call: HandoverCall;
-    /** Per request: how long a source waits for a running request. Default 10 s. */
-    deadlineMs?: number;
-    /** Pause before asking again for busy sessions. Default 500 ms. */
-    busyRetryMs?: number;
-    /** How long busy sessions are asked again, from the batch's first request. Default 3 * deadlineMs. */
-    busyForMs?: number;
-  };
-  now?: () => number;
-  sleep?: (ms: number) => Promise<void>;
-}
-
-export class MigrationFailure extends Error {
-  readonly reason: FailureReason;
-  constructor(reason: FailureReason, message: string, options?: { cause?: unknown }) {
-    super(message, options);
-    this.name = 'MigrationFailure';
-    this.reason = reason;
-  }
-}
-
-/** The executor was aborted (signal): the journal holds where it stopped; call resume(uid). */
-export class MigrationInterruptedError extends Error {
-  constructor(uid: string) {
-    super(`migration ${uid} interrupted; resume it from its journal`);
-    this.name = 'MigrationInterruptedError';
-  }
-}
-
-/** Where advance() left a migration: ended (its result), or paused between batches with more to do. */
-export type AdvanceResult = { done: true; result: MigrationResult } | { done: false; progress: MigrationProgress };
-
-/** A rollback could not finish (the store kept failing): the journal says so; call resume(uid) later. */
-export class MigrationIncompleteError extends Error {
-  constructor(uid: string, message: string, options?: { cause?: unknown }) {
-    super(`migration ${uid}: ${message}; resume it from its journal later`, options);
-    this.name = 'MigrationIncompleteError';
-  }
-}
-
-interface RunContext {
-  uid: string;
-  pool: string;
-  kind: MigrationKind;
-  onFailure: OnFailure;
-  summary: PlanSummary;
-  batches: Batch[];
-  deadlineAt: number;
-  startedAt: number;
-  counters: JournalCounters;
-  batchesDone: number;
-}
 
 const sleepReal = (ms: number): Promise<void> => new Promise((resolve) => setTimeout(resolve, ms));
 
@@ -221,19 +106,7 @@ export class MigrationExecutor {
     }
     const deadlineAt = startedAt + (spec.deadlineMs ?? this.options.deadlineMs ?? DEFAULTS.deadlineMs);
     const onFailure = spec.onFailure ?? 'Rollback';
-    const created = await this.retry(spec.uid, 'create journal', () =>
-      this.journal.create({
-        uid: spec.uid,
-        pool: spec.pool,
-        kind: spec.plan.kind,
-        onFailure,
-        summary: spec.plan.summary,
-        batchCount: batches.length,
-        deadlineAt,
-      }),
-    );
-    if (!created) return this.resume(spec.uid);
-    await this.retry(spec.uid, 'save plan', () => this.journal.savePlan(spec.uid, batches));
+    if (!(await this.createJournal(spec, batches, deadlineAt))) return this.resume(spec.uid);
     this.log.info(
       { migration: spec.uid, pool: spec.pool, kind: spec.plan.kind, sessions: spec.plan.summary.totalSessions, batches: batches.length },
       'migration started',
@@ -261,16 +134,20 @@ export class MigrationExecutor {
    */
   async start(spec: Omit<MigrationSpec, 'dryRun'>): Promise<boolean> {
     const batches = toBatches(spec.plan.moves, spec.batchSize ?? this.options.batchSize ?? DEFAULTS.batchSize);
-    const onFailure = spec.onFailure ?? 'Rollback';
+    return this.createJournal(spec, batches, this.now() + (spec.deadlineMs ?? this.options.deadlineMs ?? DEFAULTS.deadlineMs));
+  }
+
+  /** The journal's header, then its plan; false (nothing written) when it existed already. */
+  private async createJournal(spec: Omit<MigrationSpec, 'dryRun'>, batches: Batch[], deadlineAt: number): Promise<boolean> {
     const created = await this.retry(spec.uid, 'create journal', () =>
       this.journal.create({
         uid: spec.uid,
         pool: spec.pool,
         kind: spec.plan.kind,
-        onFailure,
+        onFailure: spec.onFailure ?? 'Rollback',
         summary: spec.plan.summary,
         batchCount: batches.length,
-        deadlineAt: this.now() + (spec.deadlineMs ?? this.options.deadlineMs ?? DEFAULTS.deadlineMs),
+        deadlineAt,
       }),
     );
     if (created) await this.retry(spec.uid, 'save plan', () => this.journal.savePlan(spec.uid, batches));
@@ -312,7 +189,10 @@ export class MigrationExecutor {
     };
     if (TERMINAL_PHASES.includes(header.phase))
       return { done: true, result: this.result(ctx, header.phase as TerminalPhase, header.reason, header.reason) };
-    this.log.info({ migration: uid, pool: header.pool, rollingBack: header.rollbackReason !== '' }, 'migration resumed from its journal');
+    this.log.debug(
+      { migration: uid, pool: header.pool, rollingBack: header.rollbackReason !== '' },
+      'migration continued from its journal',
+    );
     const entries = new Map((await this.retry(uid, 'read batches', () => this.journal.batches(uid))).map((e) => [e.index, e]));
     ctx.batchesDone = [...entries.values()].filter((e) => e.state === 'moved' || e.state === 'rolledback').length;
     if (header.rollbackReason) return { done: true, result: await this.rollback(ctx, header.rollbackReason, header.rollbackReason) };
@@ -342,10 +222,10 @@ export class MigrationExecutor {
       for (const batch of ctx.batches) {
         const entry = entries.get(batch.index);
         if (entry && (entry.state === 'moved' || entry.state === 'rolledback')) continue;
-        if (ran > 0 && this.now() >= until) return { done: false, progress: this.progressOf(ctx) };
+        if (ran > 0 && this.now() >= until) return { done: false, progress: progressOf(ctx) };
         this.checkAborted(ctx.uid);
         if (this.now() >= ctx.deadlineAt)
-          throw new MigrationFailure('DeadlineExceeded', `deadline passed with ${this.remaining(ctx)} sessions left`);
+          throw new MigrationFailure('DeadlineExceeded', `deadline passed with ${remainingOf(ctx)} sessions left`);
         await this.checkTargets(ctx, targetsFrom[batch.index] ?? new Set());
         if (entry) {
           const marked = entry.sessions.filter((x) => x.result === undefined).map((x) => x.id);
@@ -420,10 +300,10 @@ export class MigrationExecutor {
     const stillMarked = pendingIds.filter((id) => !cleared.has(id));
     if (stillMarked.length > 0) await this.retry(ctx.uid, 'clear moving', () => this.store.setMoving(stillMarked, null));
     await this.step(ctx, 'moving-cleared', entry.index);
-    const deltas = this.countResults(entry.sessions);
+    const deltas = countResults(entry.sessions);
     const done: BatchEntry = { ...entry, state: 'moved' };
     if (await this.retry(ctx.uid, 'journal moved', () => this.journal.transition(ctx.uid, done, deltas))) {
-      this.add(ctx, deltas);
+      addCounters(ctx, deltas);
       if (deltas.moved) this.metrics.sessionsMoved.inc({ pool: ctx.pool, type: ctx.kind }, deltas.moved);
     }
     this.log.debug({ migration: ctx.uid, batch: entry.index, ...deltas }, 'batch moved');
@@ -530,7 +410,7 @@ export class MigrationExecutor {
         if (stored.state === 'rolledback') continue;
         this.checkAborted(ctx.uid);
         const entry = stored.state === 'moved' ? stored : await this.classify(ctx, stored);
-        const wasMoved = stored.state === 'moved' ? this.countResults(stored.sessions) : null;
+        const wasMoved = stored.state === 'moved' ? countResults(stored.sessions) : null;
         const back = entry.sessions.filter((s) => s.result === 'moved' && s.newEpoch !== undefined);
         const ids = back.map((s) => s.id);
         let cleared = new Set<string>();
@@ -557,7 +437,7 @@ export class MigrationExecutor {
         if (
           await this.retry(ctx.uid, 'journal rolledback', () => this.journal.transition(ctx.uid, { ...entry, state: 'rolledback' }, deltas))
         )
-          this.add(ctx, deltas);
+          addCounters(ctx, deltas);
         await this.step(ctx, 'rolledback', entry.index);
       }
       await this.retry(ctx.uid, 'set phase', () => this.journal.setPhase(ctx.uid, 'RolledBack', reason));
@@ -579,9 +459,9 @@ export class MigrationExecutor {
         const entry = await this.classify(ctx, stored);
         const ids = entry.sessions.filter((s) => s.result !== 'missing').map((s) => s.id);
         if (ids.length > 0) await this.retry(ctx.uid, 'clear moving', () => this.store.setMoving(ids, null));
-        const deltas = this.countResults(entry.sessions);
+        const deltas = countResults(entry.sessions);
         if (await this.retry(ctx.uid, 'journal moved', () => this.journal.transition(ctx.uid, { ...entry, state: 'moved' }, deltas)))
-          this.add(ctx, deltas);
+          addCounters(ctx, deltas);
       }
       await this.retry(ctx.uid, 'set phase', () => this.journal.setPhase(ctx.uid, 'Failed', failure.reason));
     } catch (error) {
@@ -670,49 +550,8 @@ export class MigrationExecutor {
     if (this.options.signal?.aborted) throw new MigrationInterruptedError(uid);
   }
 
-  private countResults(sessions: JournalSession[]): Partial<JournalCounters> {
-    let moved = 0;
-    let released = 0;
-    let failed = 0;
-    let expired = 0;
-    for (const s of sessions) {
-      if (s.result === 'moved') moved++;
-      else if (s.result === 'released') released++;
-      else if (s.result === 'conflict') failed++;
-      else if (s.result === 'missing') expired++;
-    }
-    return { moved, released, failed, expired };
-  }
-
-  private add(ctx: RunContext, deltas: Partial<JournalCounters>): void {
-    ctx.counters.moved += deltas.moved ?? 0;
-    ctx.counters.released += deltas.released ?? 0;
-    ctx.counters.failed += deltas.failed ?? 0;
-    ctx.counters.expired += deltas.expired ?? 0;
-    ctx.counters.rolledBack += deltas.rolledBack ?? 0;
-  }
-
-  private remaining(ctx: RunContext): number {
-    const c = ctx.counters;
-    return Math.max(0, ctx.summary.totalSessions - c.moved - c.released - c.failed - c.expired);
-  }
-
-  private progressOf(ctx: RunContext): MigrationProgress {
-    const c = ctx.counters;
-    return {
-      moved: c.moved,
-      released: c.released,
-      remaining: this.remaining(ctx),
-      failed: c.failed,
-      expired: c.expired,
-      rolledBack: c.rolledBack,
-      batchesDone: ctx.batchesDone,
-      batchCount: ctx.batches.length,
-    };
-  }
-
   private async progress(ctx: RunContext): Promise<void> {
-    if (this.options.onProgress) await this.options.onProgress(ctx.uid, this.progressOf(ctx));
+    if (this.options.onProgress) await this.options.onProgress(ctx.uid, progressOf(ctx));
   }
 
   private async phase(ctx: RunContext, phase: MigrationPhase, reason: string): Promise<void> {
@@ -730,7 +569,7 @@ export class MigrationExecutor {
       message,
       dryRun: false,
       summary: ctx.summary,
-      progress: this.progressOf(ctx),
+      progress: progressOf(ctx),
       startedAt: ctx.startedAt,
       endedAt: this.now(),
     };
@@ -742,16 +581,4 @@ export class MigrationExecutor {
     this.log.info({ migration: ctx.uid, pool: ctx.pool, phase, reason, ...result.progress }, 'migration ended');
     return result;
   }
-}
-
-/** The header of a journal as a result, for callers that only read (status of a finished migration). */
-export function headerProgress(header: JournalHeader): Omit<MigrationProgress, 'batchesDone' | 'batchCount'> {
-  return {
-    moved: header.moved,
-    released: header.released,
-    remaining: Math.max(0, header.totalSessions - header.moved - header.released - header.failed - header.expired),
-    failed: header.failed,
-    expired: header.expired,
-    rolledBack: header.rolledBack,
-  };
 }
