@@ -40,13 +40,13 @@ describe('migration e2e: every kind of SessionMigration under live traffic', fun
     const report = await expectNothingLost(pool, traffic);
     expect(ownersCount(report).get(source) ?? 0, 'sessions left on the source').to.equal(0);
     expect((await pool.store.listByOwner(pool.id, source)).length).to.equal(0);
-    // The emptied pod is deleted (no keepSourcePods) and the Deployment replaces it.
+    // The emptied pod is evicted (no keepSourcePods) and the Deployment replaces it.
     expect(
       m.status?.conditions?.find((c) => c.type === 'PodsEvicted'),
       'PodsEvicted condition',
     ).to.include({
       status: 'True',
-      reason: 'PodsDeleted',
+      reason: 'PodsEvicted',
     });
     await waitFor(
       `evacuated pod ${source} gone`,
@@ -56,7 +56,7 @@ describe('migration e2e: every kind of SessionMigration under live traffic', fun
     );
     const workers = await waitForWorkers(env, pool, 3);
     expect(workers, 'a replacement worker, not the evacuated one').to.not.include(source);
-    log(`${source} deleted after its evacuation; workers now ${workers.join(', ')}`);
+    log(`${source} evicted after its evacuation; workers now ${workers.join(', ')}`);
   });
 
   it('Evacuate by node: the pool pods of one node are emptied, under traffic', async () => {

@@ -41,12 +41,12 @@ export const EvacuateSchema = Type.Object(
     ),
     evictPods: Type.Boolean({
       description:
-        'Remove the emptied source pods through the Eviction API (the disruption budget holds; blocked until the deadline at most) instead of deleting them.',
+        'Evict the source pods once they are empty (Eviction API, so the disruption budget holds). Emptied pods are evicted anyway unless keepSourcePods is true; this field is kept for compatibility.',
       default: false,
     }),
     keepSourcePods: Type.Boolean({
       description:
-        'Keep the source pods once every session has moved off them (they stay draining and unready). By default they are removed and their Deployment replaces them.',
+        'Keep the source pods once every session has moved off them (they stay draining and unready). By default they are evicted (Eviction API: the disruption budget holds, until the deadline at most) and their Deployment replaces them.',
       default: false,
     }),
   },

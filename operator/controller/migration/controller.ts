@@ -156,13 +156,6 @@ export function startMigrationController(options: MigrationControllerOptions): R
     writeStatus,
     event: (m, type, reason, note) => events.record(m, type, reason, note),
     eviction: core,
-    deletePod: async (namespace, name) => {
-      try {
-        await core.deleteNamespacedPod({ name, namespace });
-      } catch (error) {
-        if (!isNotFound(error)) throw error;
-      }
-    },
     handover: workerHandover({ readSecret: (namespace, name) => core.readNamespacedSecret({ name, namespace }), pods, logger: log }),
     ...(registry ? { registry } : {}),
     logger: log,

@@ -1,6 +1,5 @@
 // The ending steps of a SessionMigration: finish (an Evacuate checks its sources are empty, then
-// removes their pods unless spec.evacuate.keepSourcePods), removePods (one eviction or deletion
-// pass per step, requeued while a disruption budget refuses, until the deadline), succeed, fail
+// evicts their pods unless spec.evacuate.keepSourcePods), removePods (one eviction pass per step, requeued while a disruption budget refuses, until the deadline), succeed, fail
 // (sources take work again) and the force-drain release.
 import type { MigrationPhase } from '../../api/index.ts';
 import { migrationMetrics } from '../../migration/metrics.ts';
@@ -78,45 +77,39 @@ export class Finisher {
   }
 
   /**
-   * One pass over the emptied source pods: evicted (Eviction API: a budget may refuse) or
-   * deleted; their Deployment replaces them. Requeued while refused, Failed past the deadline.
+   * One eviction pass over the emptied source pods (their Deployment replaces them); requeued
+   * while a disruption budget refuses, Failed past the deadline.
    */
   async removePods(ctx: StepContext): Promise<StepResult> {
     const m = ctx.m;
-    const removal = podRemoval(m.spec);
     const pods = this.deps.listPods(ctx.namespace);
     const sources = evacuationSources(m, pods);
-    // Only the pool's own workers are removed, never another workload's pod a spec names.
+    // Only the pool's own workers are evicted, never another workload's pod a spec names.
     const { workers, refused } = splitPoolWorkers(sources, pods, m.spec.poolRef.name);
     const terminating = new Set(pods.filter((p) => p.metadata?.deletionTimestamp).map((p) => p.metadata?.name ?? ''));
     const blocked: { pod: string; reason: string }[] = [];
     for (const pod of workers) {
       if (terminating.has(pod)) continue;
-      if (removal === 'evict') {
-        const outcome = await evictOnce(this.deps.eviction, ctx.namespace, pod);
-        if (!outcome.ok) blocked.push({ pod, reason: outcome.code === 429 ? `disruption budget: ${outcome.reason}` : outcome.reason });
-      } else {
-        await this.deps.deletePod(ctx.namespace, pod).catch((error: unknown) => blocked.push({ pod, reason: String(error) }));
-      }
+      const outcome = await evictOnce(this.deps.eviction, ctx.namespace, pod);
+      if (!outcome.ok) blocked.push({ pod, reason: outcome.code === 429 ? `disruption budget: ${outcome.reason}` : outcome.reason });
     }
     const waitMs = this.deps.waitMs ?? 1000;
     if (blocked.length > 0 && ctx.remaining() > waitMs) return { requeueAfterMs: waitMs };
     if (refused.length > 0) ctx.event('Warning', REASONS.NotPoolPods, notPoolPodsNote(refused, m.spec.poolRef.name));
-    const verb = removal === 'evict' ? 'evicted' : 'deleted';
     if (blocked.length === 0) {
-      const note = `${verb} ${workers.join(', ') || 'none (already gone)'} after moving their sessions`;
-      ctx.condition(CONDITION_PODS_EVICTED, 'True', removal === 'evict' ? REASONS.PodsEvicted : REASONS.PodsDeleted, note);
-      ctx.event('Normal', removal === 'evict' ? REASONS.PodsEvicted : REASONS.PodsDeleted, note);
+      const note = `evicted ${workers.join(', ') || 'none (already gone)'} after moving their sessions`;
+      ctx.condition(CONDITION_PODS_EVICTED, 'True', REASONS.PodsEvicted, note);
+      ctx.event('Normal', REASONS.PodsEvicted, note);
       await this.succeed(ctx);
       return {};
     }
     const what = blocked.map((b) => `${b.pod} (${b.reason})`).join(', ');
-    ctx.condition(CONDITION_PODS_EVICTED, 'False', REASONS.EvictionBlocked, `not ${verb} by the deadline: ${what}`);
+    ctx.condition(CONDITION_PODS_EVICTED, 'False', REASONS.EvictionBlocked, `not evicted by the deadline: ${what}`);
     await ctx.to(
       'Failed',
       {
         reason: REASONS.EvictionBlocked,
-        message: `sessions moved, but pods not ${verb} by the deadline: ${what}. Annotate ${FORCE_DRAIN_ANNOTATION}="true" or delete them`,
+        message: `sessions moved, but pods not evicted by the deadline: ${what}. Annotate ${FORCE_DRAIN_ANNOTATION}="true" or delete them`,
         progress: { ...(m.status?.progress ?? { moved: 0, failed: 0 }), remaining: 0 },
       },
       'Warning',

@@ -43,7 +43,6 @@ export const REASONS = {
   SessionsLeft: 'SessionsLeft',
   EvictionBlocked: 'EvictionBlocked',
   PodsEvicted: 'PodsEvicted',
-  PodsDeleted: 'PodsDeleted',
   ForcedRelease: 'ForcedRelease',
   NotPoolPods: 'NotPoolPods',
   DeadlineExceeded: 'DeadlineExceeded',

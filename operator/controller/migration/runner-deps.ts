@@ -22,8 +22,6 @@ export interface RunnerDeps {
   writeStatus(migration: SessionMigration, status: SessionMigrationStatus): Promise<void>;
   event(migration: SessionMigration, type: EventType, reason: string, note: string): void;
   eviction: EvictionApi;
-  /** Deletes a pod (an emptied Evacuate source); a pod already gone is not an error. */
-  deletePod(namespace: string, name: string): Promise<void>;
   /** The transport of live handovers to the pool's workers (absent: store-level moves only). */
   handover?: (pool: SessionPool, store: PoolStore, migration: SessionMigration) => HandoverCall;
   registry?: Registry;

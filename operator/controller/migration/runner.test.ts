@@ -61,7 +61,6 @@ function setup(workers: string[]) {
   const statuses: SessionMigrationStatus[] = [];
   const events: string[] = [];
   const evicted: string[] = [];
-  const deleted: string[] = [];
   const deps: RunnerDeps = {
     getPool: async () => pool,
     listPods: () => [...workers.map((w, i) => pod(w, `n${i}`)), ...FOREIGN_PODS],
@@ -75,14 +74,13 @@ function setup(workers: string[]) {
         return {};
       },
     },
-    deletePod: async (_ns, name) => void deleted.push(name),
     registry: new Registry(),
     logger: createLogger('test').child({}, { level: 'silent' }),
     graceMs: 0,
     waitMs: 10,
     stepBudgetMs: 0,
   };
-  return { store, journal, deps, statuses, events, evicted, deleted };
+  return { store, journal, deps, statuses, events, evicted };
 }
 
 function migration(spec: Parameters<typeof newSessionMigration>[2]): SessionMigration {
@@ -109,8 +107,8 @@ describe('migration runner (fake store and journal)', () => {
     expect(store.calls.get('moveOwners') ?? 0).to.equal(0);
   });
 
-  it('an Evacuate moves every session off the source a batch per step, marks it draining, then deletes its pod', async () => {
-    const { store, deps, statuses, events, deleted } = setup(['a', 'b', 'c']);
+  it('an Evacuate moves every session off the source a batch per step, marks it draining, then evicts its pod', async () => {
+    const { store, deps, statuses, events, evicted } = setup(['a', 'b', 'c']);
     store.seed(POOL_ID, 'a', 25);
     store.seed(POOL_ID, 'b', 5);
     const steps = await drive(
@@ -122,8 +120,8 @@ describe('migration runner (fake store and journal)', () => {
     expect(steps).to.equal(11);
     const moved = statuses.filter((s) => s.phase === 'Running').map((s) => s.progress?.moved);
     expect(moved).to.deep.equal([0, 4, 8, 12, 16, 20, 24, 25, 25]);
-    expect(deleted).to.deep.equal(['a']);
-    expect(statuses.at(-1)?.conditions?.find((c) => c.type === 'PodsEvicted')).to.include({ status: 'True', reason: 'PodsDeleted' });
+    expect(evicted).to.deep.equal(['a']);
+    expect(statuses.at(-1)?.conditions?.find((c) => c.type === 'PodsEvicted')).to.include({ status: 'True', reason: 'PodsEvicted' });
     const last = statuses.at(-1)!;
     expect(last.phase, last.message).to.equal('Succeeded');
     expect(last.progress).to.deep.equal({ moved: 25, remaining: 0, failed: 0 });
@@ -210,7 +208,7 @@ describe('migration runner (fake store and journal)', () => {
     expect(events).to.include('Normal/Resumed');
   });
 
-  it('keepSourcePods keeps the emptied pod: neither deleted nor evicted', async () => {
+  it('keepSourcePods keeps the emptied pod: not evicted', async () => {
     const kept = setup(['a', 'b']);
     kept.store.seed(POOL_ID, 'a', 5);
     await drive(
@@ -219,7 +217,6 @@ describe('migration runner (fake store and journal)', () => {
       kept.statuses,
     );
     expect(kept.statuses.at(-1)?.phase).to.equal('Succeeded');
-    expect(kept.deleted).to.deep.equal([]);
     expect(kept.evicted).to.deep.equal([]);
     expect(kept.store.workers.get(`${POOL_ID}/a`)?.draining).to.equal(true);
   });

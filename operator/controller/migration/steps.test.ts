@@ -100,8 +100,8 @@ describe('migration steps (the state machine, from status and journal)', () => {
     });
   });
 
-  it('emptied source pods: deleted by default, evicted with evictPods, kept with keepSourcePods', () => {
-    expect(podRemoval(evacuation().spec)).to.equal('delete');
+  it('emptied source pods: evicted by default (evictPods or not), kept with keepSourcePods', () => {
+    expect(podRemoval(evacuation().spec)).to.equal('evict');
     expect(podRemoval(evacuation(undefined, { evictPods: true }).spec)).to.equal('evict');
     expect(podRemoval(evacuation(undefined, { keepSourcePods: true, evictPods: true }).spec)).to.equal('keep');
     const rebalance = newSessionMigration('r', 'ns', { poolRef: { name: 'p' }, type: 'Rebalance', rebalance: {} });

@@ -105,12 +105,14 @@ export function afterRound(input: AfterRoundInput): AfterRound {
   return { kind: 'fail', phase, reason: header.reason || 'Failed' };
 }
 
-/** How an Evacuate's source pods end once empty: kept, evicted (budgets hold) or deleted. */
-export type PodRemoval = 'keep' | 'evict' | 'delete';
+/**
+ * How an Evacuate's source pods end once empty: evicted (the Eviction API deletes them with the
+ * disruption budget holding; the operator is never granted a plain pod delete), or kept.
+ */
+export type PodRemoval = 'keep' | 'evict';
 
 export function podRemoval(spec: SessionMigration['spec']): PodRemoval {
-  if (spec.type !== 'Evacuate' || spec.evacuate?.keepSourcePods) return 'keep';
-  return spec.evacuate?.evictPods ? 'evict' : 'delete';
+  return spec.type !== 'Evacuate' || spec.evacuate?.keepSourcePods ? 'keep' : 'evict';
 }
 
 /** Journal uids of the rounds before `round` (their counters add up to the migration's progress). */
