@@ -85,6 +85,8 @@ async function evacuate(
       logger: silentLogger,
       batchSize,
       graceMs,
+      // As the controller's runner does: the saved plan is read back once, not at every slice.
+      planCache: new Map(),
     });
     const uid = `bench-${n}-${mode}`;
     let steps = 1;

@@ -83,6 +83,9 @@ export interface ExecutorOptions {
   /** Aborting stops the executor at the next step without touching anything more (a crash, as far as the journal is concerned). */
   signal?: AbortSignal;
   afterStep?: (step: MigrationStep, batchIndex: number) => void | Promise<void>;
+  /** Complete plans by journal uid, kept by a caller that advances a migration slice by slice
+   *  (a saved plan never changes): each slice then skips reading it back. */
+  planCache?: Map<string, Batch[]>;
   /** Live handover through the source workers before the store-level move (handover.ts). */
   handover?: {
     call: HandoverCall;

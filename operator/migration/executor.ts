@@ -168,7 +168,9 @@ export class MigrationExecutor {
     const until = this.now() + budgetMs;
     const header = await this.retry(uid, 'read journal', () => this.journal.header(uid));
     if (!header) throw new Error(`no migration journal for ${uid}`);
-    const batches = await this.retry(uid, 'read plan', () => this.journal.plan(uid));
+    const cached = this.options.planCache?.get(uid);
+    const batches = cached ?? (await this.retry(uid, 'read plan', () => this.journal.plan(uid)));
+    if (!cached && batches.length === header.batchCount) this.options.planCache?.set(uid, batches);
     const ctx: RunContext = {
       uid,
       pool: header.pool,

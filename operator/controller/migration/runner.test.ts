@@ -108,9 +108,15 @@ describe('migration runner (fake store and journal)', () => {
   });
 
   it('an Evacuate moves every session off the source a batch per step, marks it draining, then evicts its pod', async () => {
-    const { store, deps, statuses, events, evicted } = setup(['a', 'b', 'c']);
+    const { store, journal, deps, statuses, events, evicted } = setup(['a', 'b', 'c']);
     store.seed(POOL_ID, 'a', 25);
     store.seed(POOL_ID, 'b', 5);
+    let planReads = 0;
+    const readPlan = journal.plan.bind(journal);
+    journal.plan = async (uid) => {
+      planReads += 1;
+      return readPlan(uid);
+    };
     const steps = await drive(
       new MigrationRunner(deps),
       migration({ poolRef: { name: 'p' }, type: 'Evacuate', evacuate: { pods: ['a'] }, batchSize: 4 }),
@@ -120,6 +126,8 @@ describe('migration runner (fake store and journal)', () => {
     expect(steps).to.equal(11);
     const moved = statuses.filter((s) => s.phase === 'Running').map((s) => s.progress?.moved);
     expect(moved).to.deep.equal([0, 4, 8, 12, 16, 20, 24, 25, 25]);
+    // The saved plan is read back once, not at every slice.
+    expect(planReads).to.equal(1);
     expect(evicted).to.deep.equal(['a']);
     expect(statuses.at(-1)?.conditions?.find((c) => c.type === 'PodsEvicted')).to.include({ status: 'True', reason: 'PodsEvicted' });
     const last = statuses.at(-1)!;

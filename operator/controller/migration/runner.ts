@@ -12,7 +12,7 @@ import {
   type MigrationProgress as EngineProgress,
 } from '../../migration/executor.ts';
 import type { JournalHeader } from '../../migration/journal.ts';
-import { PlanError } from '../../migration/planner.ts';
+import { PlanError, type Batch } from '../../migration/planner.ts';
 import { createLogger, type Logger } from '../../observability/logger.ts';
 import { StepContext } from './context.ts';
 import { AGAIN, Finisher, type StepResult } from './finish.ts';
@@ -36,6 +36,8 @@ export class MigrationRunner {
   private readonly waitNoted = new Set<string>();
   /** Journals this process started or announced as resumed (one Resumed Event each). */
   private readonly known = new Set<string>();
+  /** The saved plans of the rounds running here (immutable): a slice does not read them back. */
+  private readonly plans = new Map<string, Batch[]>();
 
   constructor(deps: RunnerDeps) {
     this.deps = deps;
@@ -48,6 +50,7 @@ export class MigrationRunner {
   forget(uid: string): void {
     this.waitNoted.delete(uid);
     for (const juid of this.known) if (juid === uid || juid.startsWith(`${uid}-r`)) this.known.delete(juid);
+    for (const juid of this.plans.keys()) if (juid === uid || juid.startsWith(`${uid}-r`)) this.plans.delete(juid);
   }
 
   /**
@@ -200,6 +203,7 @@ export class MigrationRunner {
   /** The round's journal ended: another round, the finish, or the end of the migration. */
   private async afterRound(ctx: StepContext, round: number, header: JournalHeader): Promise<StepResult> {
     const m = ctx.m;
+    this.plans.delete(roundUid(ctx.uid, round));
     const ps = ctx.pool;
     let left: number | undefined;
     if (m.spec.type === 'Evacuate' && header.phase === 'Succeeded') {
@@ -246,6 +250,7 @@ export class MigrationRunner {
       storeRetries: 7,
       retryDelayMs: 100,
       ...(signal ? { signal } : {}),
+      planCache: this.plans,
       ...(pool && this.deps.handover ? { handover: { call: this.deps.handover(pool, ps, ctx.m) } } : {}),
       now: this.now,
     });
