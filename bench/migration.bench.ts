@@ -2,6 +2,8 @@
 // Cluster of its own (three masters, three replicas, loopback, in a temp dir, stopped at the
 // end), and compare with a floor measured in the same run: 100,000 fenced owner swaps (a Lua
 // compare-and-set of owner plus an epoch increment, one key each, pipelined from one process).
+// Each size runs twice: in one executor call (run), and as the SessionMigration controller drives
+// it, start() then advance() one 1 s slice per reconcile (the journal re-read at every slice).
 // Usage: node bench/migration.bench.ts [--sizes 10000,100000] [--batch 2000] [--grace 10]
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
@@ -55,9 +57,15 @@ async function floor(endpoints: string[]): Promise<number> {
   }
 }
 
-async function evacuate(endpoints: string[], n: number): Promise<{ seconds: number; moved: number; createSeconds: number }> {
-  const env = migrationEnv(endpoints, `bench-${n}`);
-  const pool = `bench-${n}`;
+type Mode = 'run' | 'steps';
+
+async function evacuate(
+  endpoints: string[],
+  n: number,
+  mode: Mode,
+): Promise<{ seconds: number; moved: number; createSeconds: number; steps: number }> {
+  const env = migrationEnv(endpoints, `bench-${n}-${mode}`);
+  const pool = `bench-${n}-${mode}`;
   try {
     for (const worker of ['w0', 'w1', 'w2', 'w3'])
       await env.store.registerWorker({ pool, worker, endpoint: `${worker}:8080`, draining: false }, 3_600_000);
@@ -77,14 +85,30 @@ async function evacuate(endpoints: string[], n: number): Promise<{ seconds: numb
       logger: silentLogger,
       batchSize,
       graceMs,
+      // As the controller's runner does: the saved plan is read back once, not at every slice.
+      planCache: new Map(),
     });
-    const result = await executor.run({ uid: `bench-${n}`, pool, plan });
+    const uid = `bench-${n}-${mode}`;
+    let steps = 1;
+    let result;
+    if (mode === 'run') result = await executor.run({ uid, pool, plan });
+    else {
+      await executor.start({ uid, pool, plan });
+      for (;;) {
+        steps += 1;
+        const step = await executor.advance(uid, 1000);
+        if (step.done) {
+          result = step.result;
+          break;
+        }
+      }
+    }
     const seconds = (performance.now() - started) / 1000;
     if (result.phase !== 'Succeeded' || result.progress.moved !== n)
       throw new Error(`evacuation of ${n}: ${result.phase} ${JSON.stringify(result.progress)}`);
     const left = (await env.store.listByOwner(pool, 'w0')).length;
     if (left !== 0) throw new Error(`evacuation of ${n}: ${left} sessions left on the source`);
-    return { seconds, moved: result.progress.moved, createSeconds };
+    return { seconds, moved: result.progress.moved, createSeconds, steps };
   } finally {
     await env.close();
   }
@@ -108,11 +132,14 @@ try {
   );
   console.log(`evacuation: batch ${batchSize}, grace ${graceMs} ms, 1 source -> 3 targets, journal in Redis`);
   for (const n of sizes) {
-    const r = await evacuate(endpoints, n);
     const floorForN = (floorSeconds * n) / FLOOR_N;
-    console.log(
-      `evacuate ${n}: ${r.seconds.toFixed(2)} s, ${Math.round(n / r.seconds)} sessions/s, ${(r.seconds / floorForN).toFixed(1)}x the floor for ${n} (creating them took ${r.createSeconds.toFixed(1)} s)`,
-    );
+    for (const mode of ['run', 'steps'] as const) {
+      const r = await evacuate(endpoints, n, mode);
+      const how = mode === 'run' ? 'one call' : `${r.steps} steps of 1 s`;
+      console.log(
+        `evacuate ${n} (${how}): ${r.seconds.toFixed(2)} s, ${Math.round(n / r.seconds)} sessions/s, ${(r.seconds / floorForN).toFixed(1)}x the floor for ${n} (creating them took ${r.createSeconds.toFixed(1)} s)`,
+      );
+    }
   }
 } finally {
   await stop();

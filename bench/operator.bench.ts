@@ -44,7 +44,7 @@ const RATE = Number(arg('rate', '10'));
 const BURST = !process.argv.includes('--no-burst');
 const CONCURRENCY = arg('concurrency', '4');
 /** The chart runs every controller (values.yaml operator.controllers). */
-const CONTROLLERS = arg('controllers', 'pool,migration');
+const CONTROLLERS = arg('controllers', 'pool,migration,drain');
 /** The chart's default (charts/session-pool-operator/values.yaml operator.nodeOptions). */
 const NODE_ARGS = (process.env.BENCH_NODE_ARGS ?? '--max-semi-space-size=1 --max-old-space-size=192').split(' ').filter(Boolean);
 const NAMESPACE = 'bench';

@@ -3,7 +3,8 @@
 // while clients keep incrementing them, and afterwards no session is lost, no acknowledged
 // increment is lost, no session has two owners, and no client request failed (retries allowed).
 import { expect } from 'chai';
-import { createMigration, createPool, poolPods, waitForPhase } from './support/migration-env.ts';
+import { waitFor } from '../harness/processes.ts';
+import { createMigration, createPool, poolPods, waitForPhase, waitForWorkers } from './support/migration-env.ts';
 import { Traffic, ownersCount } from './support/traffic.ts';
 import { migrationSuite } from './support/suite.ts';
 import { expectNothingLost, log } from './support/assertions.ts';
@@ -39,6 +40,23 @@ describe('migration e2e: every kind of SessionMigration under live traffic', fun
     const report = await expectNothingLost(pool, traffic);
     expect(ownersCount(report).get(source) ?? 0, 'sessions left on the source').to.equal(0);
     expect((await pool.store.listByOwner(pool.id, source)).length).to.equal(0);
+    // The emptied pod is evicted (no keepSourcePods) and the Deployment replaces it.
+    expect(
+      m.status?.conditions?.find((c) => c.type === 'PodsEvicted'),
+      'PodsEvicted condition',
+    ).to.include({
+      status: 'True',
+      reason: 'PodsEvicted',
+    });
+    await waitFor(
+      `evacuated pod ${source} gone`,
+      async () => ((await poolPods(env, pool)).some((p) => p.metadata?.name === source) ? undefined : true),
+      60_000,
+      250,
+    );
+    const workers = await waitForWorkers(env, pool, 3);
+    expect(workers, 'a replacement worker, not the evacuated one').to.not.include(source);
+    log(`${source} evicted after its evacuation; workers now ${workers.join(', ')}`);
   });
 
   it('Evacuate by node: the pool pods of one node are emptied, under traffic', async () => {
@@ -51,12 +69,21 @@ describe('migration e2e: every kind of SessionMigration under live traffic', fun
     for (const p of pods) byNode.set(p.spec?.nodeName ?? '', [...(byNode.get(p.spec?.nodeName ?? '') ?? []), p.metadata?.name ?? '']);
     // A node with pool pods, leaving at least one pool pod elsewhere.
     const [node, onNode] = [...byNode.entries()].find(([, names]) => names.length < pods.length)!;
-    const name = await createMigration(env, pool, 'evac-node', { type: 'Evacuate', evacuate: { nodeName: node }, batchSize: 100 });
+    const name = await createMigration(env, pool, 'evac-node', {
+      type: 'Evacuate',
+      evacuate: { nodeName: node, keepSourcePods: true },
+      batchSize: 100,
+    });
     const m = await waitForPhase(env, pool.namespace, name, ['Succeeded', 'Failed', 'RolledBack']);
     expect(m.status?.phase, m.status?.message).to.equal('Succeeded');
     log(`node ${node}: ${onNode.join(', ')} evacuated, ${m.status?.progress?.moved} sessions moved`);
     const report = await expectNothingLost(pool, traffic);
     for (const podName of onNode) expect(ownersCount(report).get(podName) ?? 0, `sessions left on ${podName}`).to.equal(0);
+    // keepSourcePods: the emptied pods are still there, not being deleted, and nothing says they were removed.
+    const kept = (await poolPods(env, pool)).filter((p) => onNode.includes(p.metadata?.name ?? ''));
+    expect(kept.map((p) => p.metadata?.name).sort()).to.deep.equal([...onNode].sort());
+    expect(kept.every((p) => !p.metadata?.deletionTimestamp)).to.equal(true);
+    expect(m.status?.conditions?.some((c) => c.type === 'PodsEvicted')).to.equal(false);
   });
 
   it('Migrate: named sessions move to the named worker, under traffic', async () => {

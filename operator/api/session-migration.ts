@@ -40,7 +40,13 @@ export const EvacuateSchema = Type.Object(
       Type.String({ description: 'Node whose pool pods are evacuated. Set this or pods.', minLength: 1, maxLength: 253 }),
     ),
     evictPods: Type.Boolean({
-      description: 'Evict the source pods once they are empty (Eviction API, so the disruption budget holds).',
+      description:
+        'Evict the source pods once they are empty (Eviction API, so the disruption budget holds). Emptied pods are evicted anyway unless keepSourcePods is true; this field is kept for compatibility.',
+      default: false,
+    }),
+    keepSourcePods: Type.Boolean({
+      description:
+        'Keep the source pods once every session has moved off them (they stay draining and unready). By default they are evicted (Eviction API: the disruption budget holds, until the deadline at most) and their Deployment replaces them.',
       default: false,
     }),
   },

@@ -28,7 +28,7 @@ describe('cmd/config (operator)', () => {
       identity: 'host-7',
       logLevel: 'info',
       concurrency: 4,
-      controllers: ['pool', 'migration'],
+      controllers: ['pool', 'migration', 'drain'],
     });
     expect(c.leaseDurationMs).to.be.above(c.renewDeadlineMs);
   });

@@ -10,7 +10,7 @@ const RETRY_S = DEFAULT_RETRY_PERIOD_MS / 1000;
 /** Default of --resync-seconds: every pool is re-enqueued this often (each pool at its own jittered time). */
 export const DEFAULT_RESYNC_SECONDS = 600;
 
-export const CONTROLLERS = ['pool', 'migration'] as const;
+export const CONTROLLERS = ['pool', 'migration', 'drain'] as const;
 export type ControllerName = (typeof CONTROLLERS)[number];
 export const LOG_LEVELS = ['trace', 'debug', 'info', 'warn', 'error', 'fatal', 'silent'] as const;
 export type LogLevel = (typeof LOG_LEVELS)[number];

@@ -6,6 +6,8 @@ import http from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { CoordinationV1Api, EventsV1Api, type KubeConfig } from '@kubernetes/client-node';
 import type { Registry } from 'prom-client';
+import { startDrainController } from '../controller/drain/controller.ts';
+import { startMigrationController } from '../controller/migration/controller.ts';
 import { createPoolApi } from '../controller/pool/client.ts';
 import { PoolController } from '../controller/pool/controller.ts';
 import { createSharedInformers, type SharedInformers } from '../controller/shared/informers.ts';
@@ -42,42 +44,6 @@ interface Stoppable {
   stop(): Promise<void>;
 }
 
-/** Starts the optional SessionMigration controller (another engineer's; loaded only if present). */
-async function startMigrationController(
-  kc: KubeConfig,
-  informers: SharedInformers,
-  config: OperatorConfig,
-  registry: Registry,
-  log: Logger,
-): Promise<Stoppable | undefined> {
-  try {
-    const mod = (await import('../controller/migration/controller.ts')) as {
-      startMigrationController?: (o: {
-        kubeConfig: KubeConfig;
-        informers: SharedInformers;
-        registry?: Registry;
-        identity?: string;
-        concurrency?: number;
-        resyncMs?: number;
-      }) => Stoppable;
-    };
-    if (typeof mod.startMigrationController !== 'function') return undefined;
-    // The migration and drain controllers register handlers on the same informers as the pool
-    // controller: one watch and one cache per resource for the whole operator.
-    return mod.startMigrationController({
-      kubeConfig: kc,
-      informers,
-      registry,
-      identity: config.identity,
-      concurrency: config.concurrency,
-      resyncMs: config.resyncMs,
-    });
-  } catch (err) {
-    log.warn({ err: errorMessage(err) }, 'the SessionMigration controller could not start: scale-down evacuations wait for one');
-    return undefined;
-  }
-}
-
 export async function startOperator(config: OperatorConfig, options: StartOperatorOptions = {}): Promise<OperatorHandle> {
   const log = options.logger ?? createLogger('operator', { identity: config.identity });
   const registry = options.registry ?? defaultRegistry();
@@ -107,11 +73,23 @@ export async function startOperator(config: OperatorConfig, options: StartOperat
     transition = transition.then(async () => {
       if (stopping) return;
       await informers.waitForSync();
+      // The runtime wires the controllers; none starts another. They share the informers: one
+      // watch and one cache per resource for the whole operator.
       if (config.controllers.includes('pool')) pool.start();
-      if (config.controllers.includes('migration')) {
-        const migration = await startMigrationController(kc, informers, config, registry, log);
-        if (migration) others.push(migration);
-      }
+      const shared = { kubeConfig: kc, informers, registry, identity: config.identity, resyncMs: config.resyncMs };
+      if (config.controllers.includes('migration'))
+        others.push(
+          startMigrationController({
+            ...shared,
+            // One store client per pool connection for the whole operator: the pool controller's cache.
+            storeClients: pool.stores,
+            concurrency: config.concurrency,
+            logger: log.child({ controller: 'sessionmigration' }),
+          }),
+        );
+      // The drain controller creates the Evacuate migrations of draining nodes; the migration controller runs them.
+      if (config.controllers.includes('drain'))
+        others.push(startDrainController({ ...shared, logger: log.child({ controller: 'nodedrain' }) }));
       log.info({ controllers: config.controllers }, 'controllers started');
     });
   };

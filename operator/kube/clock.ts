@@ -36,13 +36,18 @@ export function sleep(clock: Clock, ms: number, signal?: AbortSignal): Promise<v
   });
 }
 
-/** Exponential backoff with ± jitter: base·2^(attempt-1), capped at max, scaled by 1 ± jitter·u. */
+/**
+ * The operator's one exponential backoff: base·2^(attempt-1), capped at max. A numeric jitter
+ * scales it by 1 ± jitter·u (work queue, informers); 'full' draws it uniformly from [0, that)
+ * ("full jitter": store retries, where many clients retry the same node at once).
+ */
 export function backoffDelay(
   attempt: number,
-  options: { baseMs: number; maxMs: number; jitter: number },
+  options: { baseMs: number; maxMs: number; jitter: number | 'full' },
   random: () => number = Math.random,
 ): number {
   const exp = Math.min(options.maxMs, options.baseMs * 2 ** Math.max(0, attempt - 1));
+  if (options.jitter === 'full') return Math.floor(random() * exp);
   const factor = 1 + options.jitter * (random() * 2 - 1);
   return Math.max(0, Math.round(Math.min(options.maxMs, exp * factor)));
 }

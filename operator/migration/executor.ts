@@ -3,6 +3,9 @@
 //
 // One batch, forward (three Redis commands per session: a read, a mark, a move):
 //   1. read each session's owner and epoch (readOwners: one HGET of the header each); journal the batch `planned`
+//   1b. with a handover transport (handover.ts): each source worker hands its live activations
+//      over itself (POST /admin/handover); the sessions it moved or released get their result
+//      here and skip steps 2 to 5; what it could not hand over goes on below
 //   2. setMoving(batch, uid): workers start no new work on these sessions; journal `frozen`
 //   3. wait a short grace so in-flight work ends (late writes are fenced anyway)
 //   4. migrateOwners, a compare-and-swap on (owner, epoch) for each session that also clears its
@@ -16,7 +19,6 @@
 // deadline) the executor either rolls back (every moved session is moved back with a CAS on its
 // new owner and epoch, so its epoch grows again) and ends `RolledBack`, or stops and ends
 // `Failed` keeping what moved. See docs/migration.md for what a crash at each step leaves.
-import type { Registry } from 'prom-client';
 import type { SessionStore, OwnerMove, OwnerMoveOutcome, OwnerState } from '../store/types.ts';
 import { createLogger, type Logger } from '../observability/logger.ts';
 import { migrationMetrics, type MigrationMetrics } from './metrics.ts';
@@ -25,128 +27,31 @@ import {
   type BatchEntry,
   type Journal,
   type JournalCounters,
-  type JournalHeader,
   type JournalSession,
   type MigrationPhase,
-  type OnFailure,
 } from './journal.ts';
-import { toBatches, type Batch, type MigrationKind, type Plan, type PlanSummary } from './planner.ts';
+import { toBatches, type Batch } from './planner.ts';
+import { handOver } from './handover.ts';
+import {
+  DEFAULTS,
+  MigrationFailure,
+  MigrationIncompleteError,
+  MigrationInterruptedError,
+  addCounters,
+  countResults,
+  progressOf,
+  remainingOf,
+  type AdvanceResult,
+  type ExecutorOptions,
+  type MigrationResult,
+  type MigrationSpec,
+  type MigrationStep,
+  type RunContext,
+  type TerminalPhase,
+} from './executor-types.ts';
 
-export type FailureReason = 'TargetGone' | 'StoreError' | 'DeadlineExceeded';
-export type TerminalPhase = 'Succeeded' | 'Failed' | 'RolledBack';
-/** Points after which a test (through `afterStep` and `signal`) can simulate a crash. */
-export type MigrationStep = 'planned' | 'frozen' | 'owners-moved' | 'moving-cleared' | 'moved' | 'rolledback';
-
-export const DEFAULTS = {
-  batchSize: 2000,
-  graceMs: 100,
-  deadlineMs: 10 * 60_000,
-  storeRetries: 3,
-  retryDelayMs: 100,
-  readConcurrency: 2000,
-} as const;
-
-export interface MigrationSpec {
-  /** The SessionMigration's uid (or any unique id): names the journal. */
-  uid: string;
-  pool: string;
-  plan: Plan;
-  batchSize?: number;
-  onFailure?: OnFailure;
-  /** The whole migration must end within this many ms of its start. */
-  deadlineMs?: number;
-  /** Plan only: nothing is journaled or moved. */
-  dryRun?: boolean;
-}
-
-export interface MigrationProgress {
-  moved: number;
-  remaining: number;
-  failed: number;
-  expired: number;
-  rolledBack: number;
-  batchesDone: number;
-  batchCount: number;
-}
-
-export interface MigrationResult {
-  uid: string;
-  pool: string;
-  kind: MigrationKind;
-  phase: TerminalPhase;
-  /** '' on success; else a FailureReason. */
-  reason: string;
-  message: string;
-  dryRun: boolean;
-  summary: PlanSummary;
-  progress: MigrationProgress;
-  startedAt: number;
-  endedAt: number;
-}
-
-export interface ExecutorOptions {
-  store: SessionStore;
-  journal: Journal;
-  registry?: Registry;
-  logger?: Logger;
-  batchSize?: number;
-  /** Wait between freezing a batch and swapping its owners. */
-  graceMs?: number;
-  deadlineMs?: number;
-  /** Retries of a failed store call before the migration fails with StoreError. */
-  storeRetries?: number;
-  retryDelayMs?: number;
-  /** Session reads in flight at once (pipelined by the client). Default 2000. Only for a store
-   *  without readOwners (which takes a whole batch at once). */
-  readConcurrency?: number;
-  /** After each batch (the reconciler writes it to status). */
-  onProgress?: (uid: string, progress: MigrationProgress) => void | Promise<void>;
-  /** On each phase change (the reconciler emits an Event). */
-  onPhase?: (uid: string, phase: MigrationPhase, reason: string) => void | Promise<void>;
-  /** Aborting stops the executor at the next step without touching anything more (a crash, as far as the journal is concerned). */
-  signal?: AbortSignal;
-  afterStep?: (step: MigrationStep, batchIndex: number) => void | Promise<void>;
-  now?: () => number;
-  sleep?: (ms: number) => Promise<void>;
-}
-
-export class MigrationFailure extends Error {
-  readonly reason: FailureReason;
-  constructor(reason: FailureReason, message: string, options?: { cause?: unknown }) {
-    super(message, options);
-    this.name = 'MigrationFailure';
-    this.reason = reason;
-  }
-}
-
-/** The executor was aborted (signal): the journal holds where it stopped; call resume(uid). */
-export class MigrationInterruptedError extends Error {
-  constructor(uid: string) {
-    super(`migration ${uid} interrupted; resume it from its journal`);
-    this.name = 'MigrationInterruptedError';
-  }
-}
-
-/** A rollback could not finish (the store kept failing): the journal says so; call resume(uid) later. */
-export class MigrationIncompleteError extends Error {
-  constructor(uid: string, message: string, options?: { cause?: unknown }) {
-    super(`migration ${uid}: ${message}; resume it from its journal later`, options);
-    this.name = 'MigrationIncompleteError';
-  }
-}
-
-interface RunContext {
-  uid: string;
-  pool: string;
-  kind: MigrationKind;
-  onFailure: OnFailure;
-  summary: PlanSummary;
-  batches: Batch[];
-  deadlineAt: number;
-  startedAt: number;
-  counters: JournalCounters;
-  batchesDone: number;
-}
+export * from './executor-types.ts';
+import { backoffDelay } from '../kube/clock.ts';
 
 const sleepReal = (ms: number): Promise<void> => new Promise((resolve) => setTimeout(resolve, ms));
 
@@ -185,26 +90,23 @@ export class MigrationExecutor {
         message: `dry run: ${total} sessions would move in ${batches.length} batches`,
         dryRun: true,
         summary: spec.plan.summary,
-        progress: { moved: 0, remaining: total, failed: 0, expired: 0, rolledBack: 0, batchesDone: 0, batchCount: batches.length },
+        progress: {
+          moved: 0,
+          released: 0,
+          remaining: total,
+          failed: 0,
+          expired: 0,
+          rolledBack: 0,
+          batchesDone: 0,
+          batchCount: batches.length,
+        },
         startedAt,
         endedAt: this.now(),
       };
     }
     const deadlineAt = startedAt + (spec.deadlineMs ?? this.options.deadlineMs ?? DEFAULTS.deadlineMs);
     const onFailure = spec.onFailure ?? 'Rollback';
-    const created = await this.retry(spec.uid, 'create journal', () =>
-      this.journal.create({
-        uid: spec.uid,
-        pool: spec.pool,
-        kind: spec.plan.kind,
-        onFailure,
-        summary: spec.plan.summary,
-        batchCount: batches.length,
-        deadlineAt,
-      }),
-    );
-    if (!created) return this.resume(spec.uid);
-    await this.retry(spec.uid, 'save plan', () => this.journal.savePlan(spec.uid, batches));
+    if (!(await this.createJournal(spec, batches, deadlineAt))) return this.resume(spec.uid);
     this.log.info(
       { migration: spec.uid, pool: spec.pool, kind: spec.plan.kind, sessions: spec.plan.summary.totalSessions, batches: batches.length },
       'migration started',
@@ -218,18 +120,57 @@ export class MigrationExecutor {
       batches,
       deadlineAt,
       startedAt,
-      counters: { moved: 0, failed: 0, expired: 0, rolledBack: 0 },
+      counters: { moved: 0, released: 0, failed: 0, expired: 0, rolledBack: 0 },
       batchesDone: 0,
     };
     await this.phase(ctx, 'Running', '');
-    return this.drive(ctx, new Map());
+    return this.complete(await this.drive(ctx, new Map(), Infinity));
+  }
+
+  /**
+   * Writes the journal of a migration (header and plan) without moving anything: the first half
+   * of a run, for a caller that then moves it a bounded step at a time with advance(). Returns
+   * whether it was created (false: it existed, nothing changed).
+   */
+  async start(spec: Omit<MigrationSpec, 'dryRun'>): Promise<boolean> {
+    const batches = toBatches(spec.plan.moves, spec.batchSize ?? this.options.batchSize ?? DEFAULTS.batchSize);
+    return this.createJournal(spec, batches, this.now() + (spec.deadlineMs ?? this.options.deadlineMs ?? DEFAULTS.deadlineMs));
+  }
+
+  /** The journal's header, then its plan; false (nothing written) when it existed already. */
+  private async createJournal(spec: Omit<MigrationSpec, 'dryRun'>, batches: Batch[], deadlineAt: number): Promise<boolean> {
+    const created = await this.retry(spec.uid, 'create journal', () =>
+      this.journal.create({
+        uid: spec.uid,
+        pool: spec.pool,
+        kind: spec.plan.kind,
+        onFailure: spec.onFailure ?? 'Rollback',
+        summary: spec.plan.summary,
+        batchCount: batches.length,
+        deadlineAt,
+      }),
+    );
+    if (created) await this.retry(spec.uid, 'save plan', () => this.journal.savePlan(spec.uid, batches));
+    return created;
   }
 
   /** Continues a migration from its journal after a restart: finishes it, or finishes its rollback. */
   async resume(uid: string): Promise<MigrationResult> {
+    return this.complete(await this.advance(uid, Infinity));
+  }
+
+  /**
+   * One bounded step of a journaled migration: batches until `budgetMs` has passed (at least one
+   * batch), then pauses between two batches; or its end (success, rollback, stop). A batch is
+   * never left half done by the budget, so the journal shows only whole batches between steps.
+   */
+  async advance(uid: string, budgetMs: number): Promise<AdvanceResult> {
+    const until = this.now() + budgetMs;
     const header = await this.retry(uid, 'read journal', () => this.journal.header(uid));
     if (!header) throw new Error(`no migration journal for ${uid}`);
-    const batches = await this.retry(uid, 'read plan', () => this.journal.plan(uid));
+    const cached = this.options.planCache?.get(uid);
+    const batches = cached ?? (await this.retry(uid, 'read plan', () => this.journal.plan(uid)));
+    if (!cached && batches.length === header.batchCount) this.options.planCache?.set(uid, batches);
     const ctx: RunContext = {
       uid,
       pool: header.pool,
@@ -239,52 +180,70 @@ export class MigrationExecutor {
       batches,
       deadlineAt: header.deadlineAt,
       startedAt: header.createdAt,
-      counters: { moved: header.moved, failed: header.failed, expired: header.expired, rolledBack: header.rolledBack },
+      counters: {
+        moved: header.moved,
+        released: header.released,
+        failed: header.failed,
+        expired: header.expired,
+        rolledBack: header.rolledBack,
+      },
       batchesDone: 0,
     };
-    if (TERMINAL_PHASES.includes(header.phase)) return this.result(ctx, header.phase as TerminalPhase, header.reason, header.reason);
-    this.log.info({ migration: uid, pool: header.pool, rollingBack: header.rollbackReason !== '' }, 'migration resumed from its journal');
+    if (TERMINAL_PHASES.includes(header.phase))
+      return { done: true, result: this.result(ctx, header.phase as TerminalPhase, header.reason, header.reason) };
+    this.log.debug(
+      { migration: uid, pool: header.pool, rollingBack: header.rollbackReason !== '' },
+      'migration continued from its journal',
+    );
     const entries = new Map((await this.retry(uid, 'read batches', () => this.journal.batches(uid))).map((e) => [e.index, e]));
     ctx.batchesDone = [...entries.values()].filter((e) => e.state === 'moved' || e.state === 'rolledback').length;
-    if (header.rollbackReason) return this.rollback(ctx, header.rollbackReason, header.rollbackReason);
+    if (header.rollbackReason) return { done: true, result: await this.rollback(ctx, header.rollbackReason, header.rollbackReason) };
     if (header.batchCount > batches.length) {
       // The plan was not fully saved before the crash: nothing moved beyond what the journal has.
-      return this.fail(ctx, new MigrationFailure('StoreError', 'the journal holds an incomplete plan'));
+      return { done: true, result: await this.fail(ctx, new MigrationFailure('StoreError', 'the journal holds an incomplete plan')) };
     }
-    return this.drive(ctx, entries);
+    return this.drive(ctx, entries, until);
+  }
+
+  private complete(step: AdvanceResult): MigrationResult {
+    if (!step.done) throw new Error('a migration driven without a budget paused');
+    return step.result;
   }
 
   // --- forward --------------------------------------------------------------------------------
 
-  private async drive(ctx: RunContext, entries: Map<number, BatchEntry>): Promise<MigrationResult> {
+  private async drive(ctx: RunContext, entries: Map<number, BatchEntry>, until: number): Promise<AdvanceResult> {
     // Targets still needed from batch i on, to notice a target gone before moving more to it.
     const targetsFrom: Set<string>[] = [];
     for (let i = ctx.batches.length - 1, acc = new Set<string>(); i >= 0; i--) {
       for (const move of ctx.batches[i]!.moves) acc.add(move.to);
       targetsFrom[i] = new Set(acc);
     }
+    let ran = 0;
     try {
       for (const batch of ctx.batches) {
         const entry = entries.get(batch.index);
         if (entry && (entry.state === 'moved' || entry.state === 'rolledback')) continue;
+        if (ran > 0 && this.now() >= until) return { done: false, progress: progressOf(ctx) };
         this.checkAborted(ctx.uid);
         if (this.now() >= ctx.deadlineAt)
-          throw new MigrationFailure('DeadlineExceeded', `deadline passed with ${this.remaining(ctx)} sessions left`);
+          throw new MigrationFailure('DeadlineExceeded', `deadline passed with ${remainingOf(ctx)} sessions left`);
         await this.checkTargets(ctx, targetsFrom[batch.index] ?? new Set());
         if (entry) {
           const marked = entry.sessions.filter((x) => x.result === undefined).map((x) => x.id);
           await this.forward(ctx, await this.classify(ctx, entry), entry.state === 'frozen', marked);
         } else await this.runBatch(ctx, batch);
         ctx.batchesDone += 1;
+        ran += 1;
         await this.progress(ctx);
       }
     } catch (error) {
       if (error instanceof MigrationInterruptedError) throw error;
-      return this.fail(ctx, error);
+      return { done: true, result: await this.fail(ctx, error) };
     }
     await this.retry(ctx.uid, 'set phase', () => this.journal.setPhase(ctx.uid, 'Succeeded', ''));
     await this.phase(ctx, 'Succeeded', '');
-    return this.finish(ctx, 'Succeeded', '', `${ctx.counters.moved} sessions moved`);
+    return { done: true, result: this.finish(ctx, 'Succeeded', '', `${ctx.counters.moved} sessions moved`) };
   }
 
   private async runBatch(ctx: RunContext, batch: Batch): Promise<void> {
@@ -316,10 +275,14 @@ export class MigrationExecutor {
    * (and clears), i.e. those without a result when the batch was journaled.
    */
   private async forward(ctx: RunContext, entry: BatchEntry, frozen: boolean, marked?: string[]): Promise<void> {
+    // A frozen batch (resumed) was past its handover: its sessions carry moving marks already.
+    if (!frozen && this.options.handover) await this.handOver(ctx, entry);
     const pending = entry.sessions.filter((s) => s.result === undefined);
-    const pendingIds = marked ?? pending.map((s) => s.id);
-    if (!frozen && pendingIds.length > 0) {
-      await this.retry(ctx.uid, 'set moving', () => this.store.setMoving(pendingIds, ctx.uid));
+    const toMark = frozen ? [] : pending.map((s) => s.id);
+    // Every session that may carry this migration's mark (an earlier attempt's too) is cleared at the end.
+    const pendingIds = [...new Set([...(marked ?? []), ...toMark])];
+    if (toMark.length > 0) {
+      await this.retry(ctx.uid, 'set moving', () => this.store.setMoving(toMark, ctx.uid));
     }
     if (!frozen) {
       await this.retry(ctx.uid, 'journal frozen', () => this.journal.transition(ctx.uid, { ...entry, state: 'frozen' }));
@@ -339,10 +302,10 @@ export class MigrationExecutor {
     const stillMarked = pendingIds.filter((id) => !cleared.has(id));
     if (stillMarked.length > 0) await this.retry(ctx.uid, 'clear moving', () => this.store.setMoving(stillMarked, null));
     await this.step(ctx, 'moving-cleared', entry.index);
-    const deltas = this.countResults(entry.sessions);
+    const deltas = countResults(entry.sessions);
     const done: BatchEntry = { ...entry, state: 'moved' };
     if (await this.retry(ctx.uid, 'journal moved', () => this.journal.transition(ctx.uid, done, deltas))) {
-      this.add(ctx, deltas);
+      addCounters(ctx, deltas);
       if (deltas.moved) this.metrics.sessionsMoved.inc({ pool: ctx.pool, type: ctx.kind }, deltas.moved);
     }
     this.log.debug({ migration: ctx.uid, batch: entry.index, ...deltas }, 'batch moved');
@@ -406,6 +369,24 @@ export class MigrationExecutor {
     return cleared;
   }
 
+  /** Step 1b: the sources hand their live activations over (results written into the entry). */
+  private async handOver(ctx: RunContext, entry: BatchEntry): Promise<void> {
+    const handover = this.options.handover!;
+    const deadlineMs = handover.deadlineMs ?? 10_000;
+    const giveUpAt = Math.min(ctx.deadlineAt, this.now() + (handover.busyForMs ?? 3 * deadlineMs));
+    const report = await handOver(entry.sessions, {
+      call: handover.call,
+      migration: ctx.uid,
+      deadlineMs: Math.max(1, Math.min(deadlineMs, ctx.deadlineAt - this.now())),
+      giveUpAt,
+      now: this.now,
+      sleep: this.sleep,
+      busyRetryMs: handover.busyRetryMs ?? 500,
+    });
+    this.checkAborted(ctx.uid);
+    this.log.debug({ migration: ctx.uid, batch: entry.index, ...report }, 'handover');
+  }
+
   // --- failure, rollback, stop ----------------------------------------------------------------
 
   private async fail(ctx: RunContext, error: unknown): Promise<MigrationResult> {
@@ -431,7 +412,7 @@ export class MigrationExecutor {
         if (stored.state === 'rolledback') continue;
         this.checkAborted(ctx.uid);
         const entry = stored.state === 'moved' ? stored : await this.classify(ctx, stored);
-        const wasMoved = stored.state === 'moved' ? this.countResults(stored.sessions) : null;
+        const wasMoved = stored.state === 'moved' ? countResults(stored.sessions) : null;
         const back = entry.sessions.filter((s) => s.result === 'moved' && s.newEpoch !== undefined);
         const ids = back.map((s) => s.id);
         let cleared = new Set<string>();
@@ -453,11 +434,12 @@ export class MigrationExecutor {
         if (!wasMoved) {
           deltas.expired = entry.sessions.filter((s) => s.result === 'missing').length;
           deltas.failed = entry.sessions.filter((s) => s.result === 'conflict' || s.result === 'rollbackConflict').length;
+          deltas.released = entry.sessions.filter((s) => s.result === 'released').length;
         } else deltas.failed = entry.sessions.filter((s) => s.result === 'rollbackConflict').length;
         if (
           await this.retry(ctx.uid, 'journal rolledback', () => this.journal.transition(ctx.uid, { ...entry, state: 'rolledback' }, deltas))
         )
-          this.add(ctx, deltas);
+          addCounters(ctx, deltas);
         await this.step(ctx, 'rolledback', entry.index);
       }
       await this.retry(ctx.uid, 'set phase', () => this.journal.setPhase(ctx.uid, 'RolledBack', reason));
@@ -479,9 +461,9 @@ export class MigrationExecutor {
         const entry = await this.classify(ctx, stored);
         const ids = entry.sessions.filter((s) => s.result !== 'missing').map((s) => s.id);
         if (ids.length > 0) await this.retry(ctx.uid, 'clear moving', () => this.store.setMoving(ids, null));
-        const deltas = this.countResults(entry.sessions);
+        const deltas = countResults(entry.sessions);
         if (await this.retry(ctx.uid, 'journal moved', () => this.journal.transition(ctx.uid, { ...entry, state: 'moved' }, deltas)))
-          this.add(ctx, deltas);
+          addCounters(ctx, deltas);
       }
       await this.retry(ctx.uid, 'set phase', () => this.journal.setPhase(ctx.uid, 'Failed', failure.reason));
     } catch (error) {
@@ -505,6 +487,8 @@ export class MigrationExecutor {
       if (!record) return { ...s, result: 'missing' as const };
       if (record.owner === s.to && record.epoch > s.fromEpoch) return { ...s, result: 'moved' as const, newEpoch: record.epoch };
       if (record.owner === s.from) return { ...s, fromEpoch: record.epoch };
+      // Its source let it go (a handover found it idle, or it deactivated): nothing to move.
+      if (record.owner === null && s.from !== null) return { ...s, result: 'released' as const };
       return { ...s, result: 'conflict' as const };
     });
     return { ...entry, sessions };
@@ -554,7 +538,7 @@ export class MigrationExecutor {
           { migration: uid, what, attempt, err: error instanceof Error ? error.message : String(error) },
           'store call failed, retrying',
         );
-        await this.sleep(delay * 2 ** attempt);
+        await this.sleep(backoffDelay(attempt + 1, { baseMs: delay, maxMs: Number.MAX_SAFE_INTEGER, jitter: 0 }));
       }
     }
   }
@@ -568,45 +552,8 @@ export class MigrationExecutor {
     if (this.options.signal?.aborted) throw new MigrationInterruptedError(uid);
   }
 
-  private countResults(sessions: JournalSession[]): Partial<JournalCounters> {
-    let moved = 0;
-    let failed = 0;
-    let expired = 0;
-    for (const s of sessions) {
-      if (s.result === 'moved') moved++;
-      else if (s.result === 'conflict') failed++;
-      else if (s.result === 'missing') expired++;
-    }
-    return { moved, failed, expired };
-  }
-
-  private add(ctx: RunContext, deltas: Partial<JournalCounters>): void {
-    ctx.counters.moved += deltas.moved ?? 0;
-    ctx.counters.failed += deltas.failed ?? 0;
-    ctx.counters.expired += deltas.expired ?? 0;
-    ctx.counters.rolledBack += deltas.rolledBack ?? 0;
-  }
-
-  private remaining(ctx: RunContext): number {
-    const c = ctx.counters;
-    return Math.max(0, ctx.summary.totalSessions - c.moved - c.failed - c.expired);
-  }
-
-  private progressOf(ctx: RunContext): MigrationProgress {
-    const c = ctx.counters;
-    return {
-      moved: c.moved,
-      remaining: this.remaining(ctx),
-      failed: c.failed,
-      expired: c.expired,
-      rolledBack: c.rolledBack,
-      batchesDone: ctx.batchesDone,
-      batchCount: ctx.batches.length,
-    };
-  }
-
   private async progress(ctx: RunContext): Promise<void> {
-    if (this.options.onProgress) await this.options.onProgress(ctx.uid, this.progressOf(ctx));
+    if (this.options.onProgress) await this.options.onProgress(ctx.uid, progressOf(ctx));
   }
 
   private async phase(ctx: RunContext, phase: MigrationPhase, reason: string): Promise<void> {
@@ -624,7 +571,7 @@ export class MigrationExecutor {
       message,
       dryRun: false,
       summary: ctx.summary,
-      progress: this.progressOf(ctx),
+      progress: progressOf(ctx),
       startedAt: ctx.startedAt,
       endedAt: this.now(),
     };
@@ -636,15 +583,4 @@ export class MigrationExecutor {
     this.log.info({ migration: ctx.uid, pool: ctx.pool, phase, reason, ...result.progress }, 'migration ended');
     return result;
   }
-}
-
-/** The header of a journal as a result, for callers that only read (status of a finished migration). */
-export function headerProgress(header: JournalHeader): Omit<MigrationProgress, 'batchesDone' | 'batchCount'> {
-  return {
-    moved: header.moved,
-    remaining: Math.max(0, header.totalSessions - header.moved - header.failed - header.expired),
-    failed: header.failed,
-    expired: header.expired,
-    rolledBack: header.rolledBack,
-  };
 }

@@ -23,8 +23,9 @@ export type OnFailure = 'Rollback' | 'Stop';
 
 export const TERMINAL_PHASES: readonly MigrationPhase[] = ['Succeeded', 'Failed', 'RolledBack'];
 
-/** What happened to one session of a batch. */
-export type SessionResult = 'moved' | 'conflict' | 'missing' | 'rolledback' | 'rollbackConflict';
+/** What happened to one session of a batch. `released`: its source held no live activation and
+ *  let the lease go (a handover answered `idle`): an idle session needs no move. */
+export type SessionResult = 'moved' | 'released' | 'conflict' | 'missing' | 'rolledback' | 'rollbackConflict';
 
 export interface JournalSession {
   id: string;
@@ -47,6 +48,8 @@ export interface BatchEntry {
 
 export interface JournalCounters {
   moved: number;
+  /** Sessions whose source released them idle (nothing to move). */
+  released: number;
   failed: number;
   expired: number;
   rolledBack: number;
@@ -203,6 +206,7 @@ export class MigrationJournal implements Journal {
       deadlineAt: String(input.deadlineAt),
       rollbackReason: '',
       moved: '0',
+      released: '0',
       failed: '0',
       expired: '0',
       rolledBack: '0',
@@ -238,6 +242,7 @@ export class MigrationJournal implements Journal {
       deadlineAt: num('deadlineAt'),
       rollbackReason: raw.rollbackReason ?? '',
       moved: num('moved'),
+      released: num('released'),
       failed: num('failed'),
       expired: num('expired'),
       rolledBack: num('rolledBack'),

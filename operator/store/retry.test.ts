@@ -1,6 +1,6 @@
 import { expect } from 'chai';
 import { LruCache } from './lru.ts';
-import { backoffDelay, isTransient, withRetry, type RetryPolicy } from './retry.ts';
+import { isTransient, retryDelay, withRetry, type RetryPolicy } from './retry.ts';
 import { DegradedState } from './degraded.ts';
 import { JournalFullError } from './errors.ts';
 
@@ -26,10 +26,10 @@ describe('store retry', () => {
   });
 
   it('backs off exponentially with full jitter, capped', () => {
-    expect(backoffDelay(policy, 1, () => 0.999)).to.equal(9);
-    expect(backoffDelay(policy, 2, () => 0.999)).to.equal(19);
-    expect(backoffDelay(policy, 5, () => 0.999)).to.equal(39);
-    expect(backoffDelay(policy, 3, () => 0)).to.equal(0);
+    expect(retryDelay(policy, 1, () => 0.999)).to.equal(9);
+    expect(retryDelay(policy, 2, () => 0.999)).to.equal(19);
+    expect(retryDelay(policy, 5, () => 0.999)).to.equal(39);
+    expect(retryDelay(policy, 3, () => 0)).to.equal(0);
   });
 
   it('retries transient errors within the attempt bound, and nothing else', async () => {

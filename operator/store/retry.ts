@@ -1,5 +1,6 @@
 // Retries of transient Redis errors: exponential backoff with full jitter, bounded in
 // attempts and in total time. Pure apart from the timer.
+import { backoffDelay } from '../kube/clock.ts';
 
 export interface RetryPolicy {
   /** Attempts in all, the first included. Default 6. */
@@ -50,10 +51,9 @@ export function isTransient(error: unknown): boolean {
   return last instanceof Error && last !== error ? isTransient(last) : false;
 }
 
-/** Full jitter: a uniform delay in [0, min(max, base * 2^(attempt-1))]. */
-export function backoffDelay(policy: RetryPolicy, attempt: number, random: () => number = Math.random): number {
-  const ceiling = Math.min(policy.maxDelayMs, policy.baseDelayMs * 2 ** Math.max(0, attempt - 1));
-  return Math.floor(random() * ceiling);
+/** The policy's delay before attempt + 1: full jitter, a uniform delay in [0, min(max, base * 2^(attempt-1))). */
+export function retryDelay(policy: RetryPolicy, attempt: number, random: () => number = Math.random): number {
+  return backoffDelay(attempt, { baseMs: policy.baseDelayMs, maxMs: policy.maxDelayMs, jitter: 'full' }, random);
 }
 
 export interface RetryHooks {
@@ -89,7 +89,7 @@ export async function retryAfter<T>(
   let last = error;
   for (let attempt = 1; ; attempt++) {
     if (!isTransient(last) || attempt >= policy.maxAttempts) throw last;
-    const delay = backoffDelay(policy, attempt, hooks.random);
+    const delay = retryDelay(policy, attempt, hooks.random);
     if (now() - started + delay > policy.maxElapsedMs) throw last;
     hooks.onRetry?.(last, attempt, delay);
     await sleep(delay);

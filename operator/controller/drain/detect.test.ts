@@ -47,7 +47,7 @@ describe('drain detection', () => {
     pool.metadata.uid = 'u1';
     const m = drainMigration(pool, 'kwok-node-2', { force: true });
     expect(m.metadata.name).to.equal('pool-drain-kwok-node-2');
-    expect(m.spec.evacuate).to.deep.equal({ nodeName: 'kwok-node-2', evictPods: true });
+    expect(m.spec.evacuate).to.deep.equal({ nodeName: 'kwok-node-2', evictPods: true, keepSourcePods: false });
     expect(m.spec.deadlineSeconds).to.equal(120);
     expect(m.metadata.ownerReferences?.[0]?.uid).to.equal('u1');
     expect(m.metadata.annotations?.['dspex.io/force-drain']).to.equal('true');

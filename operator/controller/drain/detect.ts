@@ -92,7 +92,8 @@ export function drainMigration(pool: SessionPool, node: string, options: { force
     spec: {
       poolRef: { name },
       type: 'Evacuate',
-      evacuate: { nodeName: node, evictPods: maintenance.evictAfterEvacuation },
+      // Emptied pods are evicted (budgets hold) or, without evictAfterEvacuation, left to kubectl drain.
+      evacuate: { nodeName: node, evictPods: maintenance.evictAfterEvacuation, keepSourcePods: !maintenance.evictAfterEvacuation },
       dryRun: false,
       batchSize: 500,
       deadlineSeconds: maintenance.drainDeadlineSeconds,

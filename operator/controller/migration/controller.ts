@@ -1,8 +1,10 @@
 // The SessionMigration controller: handlers on the operator's shared informers (SessionMigrations,
-// SessionPools, pool pods and Nodes; one watch and cache per resource for every controller); a work queue of migration keys; reconcile starts one MigrationRunner per migration in
-// the background (a migration can run for minutes; the queue's workers stay free) and never a
-// second one for the same uid. Level-triggered: a restarted operator finds Running migrations
-// in the cache and resumes them from their journals.
+// SessionPools, pool pods and Nodes; one watch and cache per resource for every controller), a
+// work queue of migration keys, and a thin reconcile: one step of the migration's state machine
+// (steps.ts decides it from status and journal, runner.ts carries it out), then a requeue when
+// the step says so. A step is bounded (one time slice of batches, one eviction pass), so the
+// queue's workers stay shared fairly, and a restarted operator or a new leader continues from
+// status + journal. This controller starts no other controller: the runtime wires them.
 import { CoreV1Api, CustomObjectsApi, EventsV1Api, type KubeConfig } from '@kubernetes/client-node';
 import type { Registry } from 'prom-client';
 import {
@@ -16,17 +18,18 @@ import {
 } from '../../api/index.ts';
 import { patchStatus } from '../../kube/apply.ts';
 import { shareConnections } from '../../kube/connections.ts';
-import { runWorkers, type Workers } from '../../kube/controller.ts';
-import { errorMessage, isNotFound } from '../../kube/errors.ts';
+import { runWorkers, type ReconcileResult, type Workers } from '../../kube/controller.ts';
+import { isNotFound } from '../../kube/errors.ts';
 import { EventRecorder } from '../../kube/events.ts';
 import { objectKey } from '../../kube/informer.ts';
 import { WorkQueue } from '../../kube/workqueue.ts';
 import { createLogger, type Logger } from '../../observability/logger.ts';
 import { isTerminal, currentPhase } from './phases.ts';
-import { CONDITION_FORCED, FORCE_DRAIN_ANNOTATION, MigrationRunner, isForced } from './runner.ts';
+import { CONDITION_FORCED, FORCE_DRAIN_ANNOTATION, MigrationRunner } from './runner.ts';
 import { StoreAccess } from './store-access.ts';
+import { StoreClients } from '../pool/store-clients.ts';
+import { workerHandover } from './worker-handover.ts';
 import { nodeDrainState } from '../drain/detect.ts';
-import { startDrainController } from '../drain/controller.ts';
 import { jitteredResync, onChange, type Resync } from '../shared/handlers.ts';
 import type { SharedInformers } from '../shared/informers.ts';
 
@@ -40,13 +43,13 @@ export interface MigrationControllerOptions {
   logger?: Logger;
   /** Who records Events (the pod name). */
   identity?: string;
-  /** Shared with other controllers; built here when absent. */
-  storeAccess?: StoreAccess;
+  /** The operator's per-pool store client cache (the pool controller's); built here when absent. */
+  storeClients?: StoreClients;
   concurrency?: number;
   /** Executor grace between freezing a batch and swapping owners. */
   graceMs?: number;
-  /** Also run the maintenance drain controller (default true): it creates the Evacuate migrations of draining nodes. */
-  drain?: boolean;
+  /** How long one step may move batches before it writes progress and requeues. Default 1 s. */
+  stepBudgetMs?: number;
   /** Re-enqueue the migrations not yet ended about this often (± 10 %). Default 10 min; 0 disables. */
   resyncMs?: number;
 }
@@ -57,19 +60,21 @@ export interface RunningController {
   ready: Promise<void>;
 }
 
-interface Active {
-  abort: AbortController;
-  done: Promise<void>;
-}
-
 export function startMigrationController(options: MigrationControllerOptions): RunningController {
   const kc = shareConnections(options.kubeConfig);
   const log = options.logger ?? createLogger('migration-controller');
   const custom = kc.makeApiClient(CustomObjectsApi);
   const core = kc.makeApiClient(CoreV1Api);
   const registry = options.registry;
-  const storeAccess = options.storeAccess ?? new StoreAccess({ core, ...(registry ? { registry } : {}), logger: log });
-  const ownsStoreAccess = !options.storeAccess;
+  const storeClients =
+    options.storeClients ??
+    new StoreClients({
+      readSecret: (namespace, name) => core.readNamespacedSecret({ name, namespace }),
+      ...(registry ? { registry } : {}),
+      logger: log,
+    });
+  const ownsStoreClients = !options.storeClients;
+  const storeAccess = new StoreAccess(storeClients);
   const events = new EventRecorder({
     api: kc.makeApiClient(EventsV1Api),
     reportingController: 'session-pool-operator',
@@ -102,9 +107,10 @@ export function startMigrationController(options: MigrationControllerOptions): R
       ),
     ),
   ];
-  const active = new Map<string, Active>();
-  /** Uids this process saw end (the cache may still show an older phase for a moment). */
-  const ended = new Map<string, { forcedDone: boolean }>();
+  // The status this process last wrote, per uid: the cache may lag behind our own writes for a
+  // moment, and a step must never be decided from an older status than the last one written.
+  const written = new Map<string, SessionMigrationStatus>();
+  const abort = new AbortController();
 
   const writeStatus = async (m: SessionMigration, status: SessionMigrationStatus): Promise<void> => {
     await patchStatus(
@@ -118,10 +124,7 @@ export function startMigrationController(options: MigrationControllerOptions): R
       },
       status,
     );
-    if (isTerminal(status.phase))
-      ended.set(m.metadata.uid ?? '', {
-        forcedDone: (status.conditions ?? []).some((c) => c.type === CONDITION_FORCED && c.status === 'True'),
-      });
+    written.set(m.metadata.uid ?? '', structuredClone(status));
   };
 
   const runner = new MigrationRunner({
@@ -150,40 +153,22 @@ export function startMigrationController(options: MigrationControllerOptions): R
           .map((n) => n.metadata?.name ?? ''),
       ),
     storeFor: (pool) => storeAccess.forPool(pool),
-    latest: (m) => migrations.get(m.metadata.name ?? '', m.metadata.namespace),
     writeStatus,
     event: (m, type, reason, note) => events.record(m, type, reason, note),
     eviction: core,
+    handover: workerHandover({ readSecret: (namespace, name) => core.readNamespacedSecret({ name, namespace }), pods, logger: log }),
     ...(registry ? { registry } : {}),
     logger: log,
     ...(options.graceMs !== undefined ? { graceMs: options.graceMs } : {}),
+    ...(options.stepBudgetMs !== undefined ? { stepBudgetMs: options.stepBudgetMs } : {}),
   });
 
-  const reconcile = async (key: string): Promise<void> => {
-    const m = migrations.getByKey(key);
-    if (!m) return;
-    const uid = m.metadata.uid ?? key;
-    if (active.has(uid)) return;
-    const memo = ended.get(uid);
-    const forcedPending =
-      isForced(m) &&
-      m.spec.type === 'Evacuate' &&
-      !(m.status?.conditions ?? []).some((c) => c.type === CONDITION_FORCED && c.status === 'True');
-    if (memo && !(forcedPending && !memo.forcedDone)) return;
-    if (isTerminal(currentPhase(m)) && !forcedPending) return;
-    if (m.metadata.deletionTimestamp) return;
-    const abort = new AbortController();
-    const done = runner
-      .run(m, abort.signal)
-      .then(
-        () => queue.forget(key),
-        (error: unknown) => {
-          const retryInMs = queue.addRateLimited(key);
-          log.warn({ key, err: errorMessage(error), retryInMs }, 'migration run interrupted; will retry');
-        },
-      )
-      .finally(() => active.delete(uid));
-    active.set(uid, { abort, done });
+  const reconcile = async (key: string): Promise<ReconcileResult> => {
+    const cached = migrations.getByKey(key);
+    if (!cached) return {};
+    const mine = written.get(cached.metadata.uid ?? '');
+    const m = mine ? { ...cached, status: mine } : cached;
+    return runner.step(m, abort.signal);
   };
 
   let workers: Workers | undefined;
@@ -191,10 +176,9 @@ export function startMigrationController(options: MigrationControllerOptions): R
   // Deleted migrations: forget the memo (a run in flight finishes; it is bounded by its deadline).
   unsubscribe.push(
     migrations.on((event, obj) => {
-      if (event === 'delete') ended.delete(obj.metadata?.uid ?? objectKey(obj));
-    }),
-    pools.on((event, pool) => {
-      if (event === 'delete') void storeAccess.forget(pool.metadata?.namespace ?? 'default', pool.metadata?.name ?? '');
+      if (event !== 'delete') return;
+      written.delete(obj.metadata?.uid ?? '');
+      runner.forget(obj.metadata?.uid ?? '');
     }),
   );
 
@@ -221,28 +205,17 @@ export function startMigrationController(options: MigrationControllerOptions): R
     );
   })();
 
-  const drain =
-    options.drain === false
-      ? undefined
-      : startDrainController({
-          kubeConfig: kc,
-          informers: options.informers,
-          ...(registry ? { registry } : {}),
-          logger: log.child({ controller: 'nodedrain' }),
-          ...(options.identity ? { identity: options.identity } : {}),
-        });
   return {
-    ready: Promise.all([ready, drain?.ready]).then(() => undefined),
+    ready,
     async stop(): Promise<void> {
       for (const off of unsubscribe) off();
       resync?.stop();
-      await drain?.stop();
-      for (const run of active.values()) run.abort.abort();
-      await Promise.all([...active.values()].map((a) => a.done));
+      // A step in flight stops at its next batch boundary (the journal holds where).
+      abort.abort();
       if (workers) await workers.stop(5_000);
       else await queue.shutdown(0);
       await events.flush().catch(() => undefined);
-      if (ownsStoreAccess) await storeAccess.close();
+      if (ownsStoreClients) await storeClients.closeAll();
     },
   };
 }

@@ -8,7 +8,6 @@ import {
   isTerminal,
   journalHeaderKey,
   journalUidFromKey,
-  nextStep,
   remainingMs,
   roundOf,
   roundUid,
@@ -67,19 +66,6 @@ describe('migration phases', () => {
     });
     expect(done.phase).to.equal('Succeeded');
     expect(done.plan?.totalSessions).to.equal(3);
-  });
-
-  it('resumes a Running migration from the journal named in status, plans otherwise', () => {
-    expect(
-      nextStep({ status: { phase: 'Running', journalKey: journalHeaderKey('spo', 'ns-a/pool-1', 'abc-r2') } }, journalUidFromKey),
-    ).to.deep.equal({
-      kind: 'resume',
-      journalUid: 'abc-r2',
-    });
-    expect(nextStep({ status: { phase: 'Planning' } }, journalUidFromKey)).to.deep.equal({ kind: 'plan' });
-    expect(nextStep({}, journalUidFromKey)).to.deep.equal({ kind: 'plan' });
-    expect(nextStep({ status: { phase: 'Running' } }, journalUidFromKey)).to.deep.equal({ kind: 'plan' });
-    expect(nextStep({ status: { phase: 'Failed' } }, journalUidFromKey)).to.deep.equal({ kind: 'done' });
   });
 
   it('round uids round-trip', () => {

@@ -148,29 +148,6 @@ export function apiPlan(summary: PlanSummary): MigrationPlan {
   return { totalSessions: summary.totalSessions, ...(moves.length > 0 ? { moves } : {}), ...(truncated ? { truncated: true } : {}) };
 }
 
-/** What to do with a migration found in a non-terminal phase. */
-export type NextStep =
-  | { kind: 'plan' }
-  /** Running, with a journal of the current round: finish or undo it from the journal. */
-  | { kind: 'resume'; journalUid: string }
-  | { kind: 'done' };
-
-/**
- * Pending or Planning: plan (nothing has been journaled or moved before Running is written).
- * Running: resume the round named by status.journalKey; a Running status without a journal
- * key cannot have moved anything either, so it is planned again.
- */
-export function nextStep(migration: Pick<SessionMigration, 'status'>, journalUidOf: (key: string) => string | undefined): NextStep {
-  const phase = currentPhase(migration);
-  if (isTerminal(phase)) return { kind: 'done' };
-  if (phase === 'Running') {
-    const key = migration.status?.journalKey;
-    const uid = key ? journalUidOf(key) : undefined;
-    if (uid) return { kind: 'resume', journalUid: uid };
-  }
-  return { kind: 'plan' };
-}
-
 /** Journal uid of evacuation round `round` of a migration (round 0 is the migration's uid). */
 export function roundUid(uid: string, round: number): string {
   return round === 0 ? uid : `${uid}-r${round}`;

@@ -51,7 +51,7 @@ describe('migration sources and targets', () => {
   it('rejects an Evacuate without pods or node', () => {
     const spec = {
       ...defaultSessionMigrationSpec({ poolRef: { name: 'p' }, type: 'Evacuate', evacuate: { pods: ['a'] } }),
-      evacuate: { evictPods: false },
+      evacuate: { evictPods: false, keepSourcePods: false },
     };
     expect(() => resolveSources(spec, pods)).to.throw(ResolveError);
   });

@@ -7,6 +7,25 @@ import { MemoryJournal } from '../../migration/testing/memory-journal.ts';
 import { createLogger } from '../../observability/logger.ts';
 import { MigrationRunner, type RunnerDeps } from './runner.ts';
 
+/**
+ * Drives a migration as the work queue does: one step per reconcile, each seeing the status the
+ * last one wrote, until a step asks for nothing more (bounded: a runaway machine fails the test).
+ */
+async function drive(
+  runner: MigrationRunner,
+  m: SessionMigration,
+  statuses: SessionMigrationStatus[],
+  signal = new AbortController().signal,
+): Promise<number> {
+  for (let steps = 1; steps <= 500; steps++) {
+    const current = { ...m, ...(statuses.length ? { status: structuredClone(statuses.at(-1)!) } : {}) };
+    const result = await runner.step(current, signal);
+    if (result.requeueAfterMs === undefined || signal.aborted) return steps;
+    if (result.requeueAfterMs > 1) await new Promise((resolve) => setTimeout(resolve, result.requeueAfterMs));
+  }
+  throw new Error('the migration took more than 500 steps');
+}
+
 /** The store identity of SessionPool ns/p. */
 const POOL_ID = 'ns/p';
 
@@ -59,6 +78,7 @@ function setup(workers: string[]) {
     logger: createLogger('test').child({}, { level: 'silent' }),
     graceMs: 0,
     waitMs: 10,
+    stepBudgetMs: 0,
   };
   return { store, journal, deps, statuses, events, evicted };
 }
@@ -74,9 +94,10 @@ describe('migration runner (fake store and journal)', () => {
   it('a dry run plans and moves nothing: Pending -> Planning -> Succeeded', async () => {
     const { store, deps, statuses } = setup(['a', 'b', 'c']);
     store.seed(POOL_ID, 'a', 10);
-    await new MigrationRunner(deps).run(
+    await drive(
+      new MigrationRunner(deps),
       migration({ poolRef: { name: 'p' }, type: 'Evacuate', evacuate: { pods: ['a'] }, dryRun: true }),
-      new AbortController().signal,
+      statuses,
     );
     expect(statuses.map((s) => s.phase)).to.deep.equal(['Planning', 'Succeeded']);
     const last = statuses.at(-1)!;
@@ -86,14 +107,29 @@ describe('migration runner (fake store and journal)', () => {
     expect(store.calls.get('moveOwners') ?? 0).to.equal(0);
   });
 
-  it('an Evacuate moves every session off the source, then marks it draining', async () => {
-    const { store, deps, statuses, events } = setup(['a', 'b', 'c']);
+  it('an Evacuate moves every session off the source a batch per step, marks it draining, then evicts its pod', async () => {
+    const { store, journal, deps, statuses, events, evicted } = setup(['a', 'b', 'c']);
     store.seed(POOL_ID, 'a', 25);
     store.seed(POOL_ID, 'b', 5);
-    await new MigrationRunner(deps).run(
+    let planReads = 0;
+    const readPlan = journal.plan.bind(journal);
+    journal.plan = async (uid) => {
+      planReads += 1;
+      return readPlan(uid);
+    };
+    const steps = await drive(
+      new MigrationRunner(deps),
       migration({ poolRef: { name: 'p' }, type: 'Evacuate', evacuate: { pods: ['a'] }, batchSize: 4 }),
-      new AbortController().signal,
+      statuses,
     );
+    // start, plan, 7 batches (one per step at a zero budget), the end of the round, the pod removal.
+    expect(steps).to.equal(11);
+    const moved = statuses.filter((s) => s.phase === 'Running').map((s) => s.progress?.moved);
+    expect(moved).to.deep.equal([0, 4, 8, 12, 16, 20, 24, 25, 25]);
+    // The saved plan is read back once, not at every slice.
+    expect(planReads).to.equal(1);
+    expect(evicted).to.deep.equal(['a']);
+    expect(statuses.at(-1)?.conditions?.find((c) => c.type === 'PodsEvicted')).to.include({ status: 'True', reason: 'PodsEvicted' });
     const last = statuses.at(-1)!;
     expect(last.phase, last.message).to.equal('Succeeded');
     expect(last.progress).to.deep.equal({ moved: 25, remaining: 0, failed: 0 });
@@ -108,8 +144,11 @@ describe('migration runner (fake store and journal)', () => {
   it('an Evacuate without a target waits, then fails NoTargets by its deadline and leaves the source serving', async () => {
     const { store, deps, statuses } = setup(['a']);
     store.seed(POOL_ID, 'a', 3);
-    const m = migration({ poolRef: { name: 'p' }, type: 'Evacuate', evacuate: { pods: ['a'] }, deadlineSeconds: 1 });
-    await new MigrationRunner(deps).run(m, new AbortController().signal);
+    const m = migration({ poolRef: { name: 'p' }, type: 'Evacuate', evacuate: { pods: ['a'] }, deadlineSeconds: 2 });
+    const steps = await drive(new MigrationRunner(deps), m, statuses);
+    // It waited (requeued, no status write) rather than blocking a queue worker. (startTime has
+    // whole seconds: a 2 s deadline leaves at least 1 s of waiting.)
+    expect(steps).to.be.greaterThan(3);
     const last = statuses.at(-1)!;
     expect(last.phase).to.equal('Failed');
     expect(last.reason).to.equal('NoTargets');
@@ -121,9 +160,10 @@ describe('migration runner (fake store and journal)', () => {
   it("evicts, after an Evacuate, only the pool's own workers, never other pods the spec names", async () => {
     const { store, deps, statuses, events, evicted } = setup(['a', 'b']);
     store.seed(POOL_ID, 'a', 4);
-    await new MigrationRunner(deps).run(
+    await drive(
+      new MigrationRunner(deps),
       migration({ poolRef: { name: 'p' }, type: 'Evacuate', evacuate: { pods: ['a', 'db-0', 'lookalike'], evictPods: true } }),
-      new AbortController().signal,
+      statuses,
     );
     const last = statuses.at(-1)!;
     expect(last.phase, last.message).to.equal('Succeeded');
@@ -137,7 +177,7 @@ describe('migration runner (fake store and journal)', () => {
     const m = migration({ poolRef: { name: 'p' }, type: 'Evacuate', evacuate: { pods: ['a', 'db-0', 'lookalike'] } });
     m.metadata.annotations = { 'dspex.io/force-drain': 'true' };
     m.status = { phase: 'Failed', reason: 'NoTargets' };
-    await new MigrationRunner(deps).run(m, new AbortController().signal);
+    await drive(new MigrationRunner(deps), m, statuses);
     expect(evicted).to.deep.equal(['a']);
     const forced = statuses.at(-1)?.conditions?.find((c) => c.type === 'ForcedRelease');
     expect(forced?.status).to.equal('True');
@@ -146,7 +186,7 @@ describe('migration runner (fake store and journal)', () => {
   });
 
   it('a Running migration resumes the journal named in its status and never re-plans', async () => {
-    const { store, journal, deps, statuses } = setup(['a', 'b']);
+    const { store, journal, deps, statuses, events } = setup(['a', 'b']);
     store.seed(POOL_ID, 'a', 12);
     const m = migration({ poolRef: { name: 'p' }, type: 'Evacuate', evacuate: { pods: ['a'] }, batchSize: 3 });
     // First run: interrupted after two batches (an operator crash, as far as the journal knows).
@@ -159,19 +199,91 @@ describe('migration runner (fake store and journal)', () => {
       if (entry.state === 'moved' && ++batches === 2) abort.abort();
       return changed;
     };
-    await crashing.run(m, abort.signal);
+    await drive(crashing, m, statuses, abort.signal);
     journal.transition = origin;
     const running = statuses.at(-1)!;
     expect(running.phase).to.equal('Running');
     expect(store.ownersOf(POOL_ID).get('a')).to.equal(6);
     // Restart: the object as the apiserver has it.
     const planReads = store.calls.get('countByOwner') ?? 0;
-    await new MigrationRunner(deps).run({ ...m, status: running }, new AbortController().signal);
+    await drive(new MigrationRunner(deps), m, statuses);
     const last = statuses.at(-1)!;
     expect(last.phase, last.message).to.equal('Succeeded');
     expect(last.progress?.moved).to.equal(12);
     expect(store.ownersOf(POOL_ID).get('b')).to.equal(12);
     // Resumed from the journal: no new plan was made (planning reads the target loads).
     expect(store.calls.get('countByOwner') ?? 0).to.equal(planReads);
+    expect(events).to.include('Normal/Resumed');
+  });
+
+  it('keepSourcePods keeps the emptied pod: not evicted', async () => {
+    const kept = setup(['a', 'b']);
+    kept.store.seed(POOL_ID, 'a', 5);
+    await drive(
+      new MigrationRunner(kept.deps),
+      migration({ poolRef: { name: 'p' }, type: 'Evacuate', evacuate: { pods: ['a'], keepSourcePods: true } }),
+      kept.statuses,
+    );
+    expect(kept.statuses.at(-1)?.phase).to.equal('Succeeded');
+    expect(kept.evicted).to.deep.equal([]);
+    expect(kept.store.workers.get(`${POOL_ID}/a`)?.draining).to.equal(true);
+  });
+
+  it('a disruption budget that keeps refusing the eviction fails the migration by its deadline, requeued meanwhile', async () => {
+    const { store, deps, statuses } = setup(['a', 'b']);
+    store.seed(POOL_ID, 'a', 2);
+    let refusals = 0;
+    deps.eviction = {
+      createNamespacedPodEviction: async () => {
+        refusals += 1;
+        throw Object.assign(new Error('Cannot evict pod as it would violate the pod disruption budget.'), { code: 429 });
+      },
+    };
+    deps.waitMs = 100;
+    const m = migration({ poolRef: { name: 'p' }, type: 'Evacuate', evacuate: { pods: ['a'], evictPods: true }, deadlineSeconds: 2 });
+    await drive(new MigrationRunner(deps), m, statuses);
+    const last = statuses.at(-1)!;
+    expect(last.phase).to.equal('Failed');
+    expect(last.reason).to.equal('EvictionBlocked');
+    expect(refusals).to.be.greaterThan(1);
+    expect(store.ownersOf(POOL_ID).get('a') ?? 0).to.equal(0);
+  });
+
+  it('live handover first: moved and idle answers are taken, an unreachable source falls back to the store-level move', async () => {
+    const { store, deps, statuses } = setup(['a', 'b', 'c']);
+    store.seed(POOL_ID, 'a', 6);
+    const requests: { source: string; migration: string; moves: number }[] = [];
+    deps.handover = () => async (request) => {
+      requests.push({ source: request.source, migration: request.migration, moves: request.moves.length });
+      // Asked again for the busy ones: they failed (nothing changed), so the store-level move takes them.
+      if (requests.length > 1) return request.moves.map((mv) => ({ sessionId: mv.sessionId, outcome: 'failed' as const }));
+      // The worker moves the first session itself (the store names the target with a new epoch), finds the second idle.
+      const [first, second] = request.moves;
+      const record = (await store.get(first!.sessionId))!;
+      const [outcome] = await store.moveOwners([
+        { sessionId: first!.sessionId, fromOwner: 'a', fromEpoch: record.epoch, toOwner: first!.target },
+      ]);
+      const idle = (await store.get(second!.sessionId))!;
+      await store.moveOwners([{ sessionId: second!.sessionId, fromOwner: 'a', fromEpoch: idle.epoch, toOwner: null }]);
+      return [
+        { sessionId: first!.sessionId, outcome: 'moved', epoch: outcome!.status === 'moved' ? outcome!.epoch : -1 },
+        { sessionId: second!.sessionId, outcome: 'idle' },
+        ...request.moves.slice(2).map((mv) => ({ sessionId: mv.sessionId, outcome: 'busy' as const })),
+      ];
+    };
+    await drive(
+      new MigrationRunner(deps),
+      migration({ poolRef: { name: 'p' }, type: 'Evacuate', evacuate: { pods: ['a'] }, batchSize: 10, deadlineSeconds: 3600 }),
+      statuses,
+    );
+    expect(requests).to.deep.equal([
+      { source: 'a', migration: 'uid-1', moves: 6 },
+      { source: 'a', migration: 'uid-1', moves: 4 },
+    ]);
+    const last = statuses.at(-1)!;
+    expect(last.phase, last.message).to.equal('Succeeded');
+    // One handed over, one released idle, four busy then failed: moved at store level.
+    expect(last.progress?.moved).to.equal(5);
+    expect(store.ownersOf(POOL_ID).get('a') ?? 0).to.equal(0);
   });
 });

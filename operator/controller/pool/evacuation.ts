@@ -128,7 +128,8 @@ export class Evacuations {
           spec: defaultSessionMigrationSpec({
             poolRef: { name },
             type: 'Evacuate',
-            evacuate: { pods: plan.victims, evictPods: false },
+            // Kept: the scale-down removes them (lowest deletion cost); deleted, the Deployment would replace them.
+            evacuate: { pods: plan.victims, evictPods: false, keepSourcePods: true },
             deadlineSeconds: pool.spec.maintenance.drainDeadlineSeconds,
             onFailure: 'Rollback',
           }),

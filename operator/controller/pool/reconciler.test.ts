@@ -260,7 +260,7 @@ describe('pool/reconciler (fake client and store)', () => {
       spec: {
         poolRef: { name: 'web' },
         type: 'Evacuate',
-        evacuate: { nodeName: 'node-1', evictPods: true },
+        evacuate: { nodeName: 'node-1', evictPods: true, keepSourcePods: false },
         dryRun: false,
         batchSize: 500,
         deadlineSeconds: 10,

@@ -44,6 +44,7 @@ export class MemoryJournal implements Journal {
         deadlineAt: input.deadlineAt,
         rollbackReason: '',
         moved: 0,
+        released: 0,
         failed: 0,
         expired: 0,
         rolledBack: 0,
