@@ -378,11 +378,11 @@ export class MigrationRunner {
       const ids = await ps.store.listByOwner(ps.pool, source);
       for (let i = 0; i < ids.length; i += 500) {
         const chunk = ids.slice(i, i + 500);
-        const records = await Promise.all(chunk.map((id) => ps.store.get(id, { touch: false })));
+        const records = await Promise.all(chunk.map((id) => ps.store.get(id, { pool: ps.pool, touch: false })));
         const moves = records
           .filter((r) => r !== null && r.owner === source)
           .map((r) => ({ sessionId: r!.id, fromOwner: source, fromEpoch: r!.epoch, toOwner: null }));
-        const outcomes = await ps.store.moveOwners(moves);
+        const outcomes = await ps.store.moveOwners(ps.pool, moves);
         released += outcomes.filter((o) => o.status === 'moved').length;
       }
     }
@@ -474,7 +474,7 @@ export class MigrationRunner {
       const ids = await store.listByOwner(pool, source);
       if (ids.length === 0) continue;
       // The owner index may name sessions that left it meanwhile: count only real owners.
-      const records = await Promise.all(ids.map((id) => store.get(id, { touch: false }).catch(() => null)));
+      const records = await Promise.all(ids.map((id) => store.get(id, { pool, touch: false }).catch(() => null)));
       left += records.filter((r) => r?.owner === source).length;
     }
     return left;
