@@ -54,7 +54,7 @@ try {
   const value = JSON.stringify(PAYLOAD);
   const ids: string[] = [];
   for (let i = 0; i < KEYS; i++) ids.push((await store.create({ pool: 'bench', data: PAYLOAD })).id);
-  const rawKeys = ids.map((id) => `bench:r:{${id}}`);
+  const rawKeys = ids.map((id) => `bench:r:{bench|${id}}`); // the shape of the sessions' keys
   await Promise.all(rawKeys.map((k) => raw.set(k, value)));
   const setOnly = "redis.call('SET', KEYS[1], ARGV[1], 'KEEPTTL') return 1";
   const setOnlySha = (await Promise.all(raw.nodes('master').map((n) => n.script('LOAD', setOnly))))[0] as string;
@@ -64,13 +64,13 @@ try {
   let n = 0;
   const update = async (w: number, through = store) => {
     const id = ids[(w + CONCURRENCY * (turns[w]!++ % Math.max(1, Math.floor(KEYS / CONCURRENCY)))) % KEYS]!;
-    const rec = await through.update(id, { ...PAYLOAD, n: n++ }, { expectedVersion: versions.get(id) ?? 1 });
+    const rec = await through.update(id, { ...PAYLOAD, n: n++ }, { pool: 'bench', expectedVersion: versions.get(id) ?? 1 });
     versions.set(id, rec.version);
   };
   const phases: [string, (w: number, i: number) => Promise<unknown>][] = [
     ['raw ioredis GET', (_w, i) => raw.get(rawKeys[at(i)]!)],
     ['script: SET of 1 KiB only', (_w, i) => raw.evalsha(setOnlySha, 1, rawKeys[at(i)]!, `${value}${i}`)],
-    ['store.get', (_w, i) => store.get(ids[at(i)]!)],
+    ['store.get', (_w, i) => store.get(ids[at(i)]!, { pool: 'bench' })],
     ['store.update (UPDATE only)', (w) => update(w, uncached)],
     // After the uncached store's writes this store's cached headers are stale; its warm-up's fallbacks refresh them.
     ['store.update', (w) => update(w)],

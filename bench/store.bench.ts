@@ -133,14 +133,14 @@ try {
   // Raw GET reads the same 1 KiB under keys shaped like the sessions' (same length, same hash tags, so the
   // same slots and nodes): a session id has 128 random bits by requirement, and the client hashes every
   // key several times per command, so key length is not store overhead. Short keys are printed for reference.
-  const rawKeys = ids.map((id) => `bench:r:{${id}}`);
+  const rawKeys = ids.map((id) => `bench:r:{bench|${id}}`); // the shape of the sessions' keys (pool `bench`)
   const shortKeys = Array.from({ length: KEYS }, (_, i) => `raw:{k${i}}`);
   await Promise.all([...rawKeys, ...shortKeys].map((k) => raw.set(k, value)));
   // The same access order for raw GET and store.get: a stride over the KEYS keys.
   const at = (i: number) => (i * 7919) % KEYS;
   await measure('warm-up', (_w, i) => raw.get(rawKeys[at(i)]!), 5000);
-  await measure('warm-up', (_w, i) => store.get(ids[at(i)]!), 5000);
-  await measure('warm-up', (_w, i) => everyGetStore.get(ids[at(i)]!), 5000);
+  await measure('warm-up', (_w, i) => store.get(ids[at(i)]!, { pool: 'bench' }), 5000);
+  await measure('warm-up', (_w, i) => everyGetStore.get(ids[at(i)]!, { pool: 'bench' }), 5000);
   // Each loop updates its own sessions (index ≡ loop mod CONCURRENCY), so versions never conflict.
   const versions = new Map<string, number>();
   const perLoop = Math.max(1, Math.floor(KEYS / CONCURRENCY));
@@ -149,7 +149,7 @@ try {
   const update = async (worker: number) => {
     const id = ids[(worker + CONCURRENCY * (turns[worker]!++ % perLoop)) % ids.length]!;
     const v = versions.get(id) ?? 1;
-    const rec = await store.update(id, { ...PAYLOAD, n: updates++ }, { expectedVersion: v });
+    const rec = await store.update(id, { ...PAYLOAD, n: updates++ }, { pool: 'bench', expectedVersion: v });
     versions.set(id, rec.version);
   };
   // Interleaved rounds, so load from elsewhere on the machine weighs on each about equally.
@@ -171,8 +171,8 @@ try {
     // that store.update follows this store's own reads, as a worker reads a session before it writes it.
     // (Right before store.update it would leave every cached header stale, and the first update of each
     // session in a round would take the fallback; the update paths are printed below.)
-    const e = await measure('store.get, touch every get', (_w, i) => everyGetStore.get(ids[at(i)]!));
-    const g = await measure('store.get', (_w, i) => store.get(ids[at(i)]!));
+    const e = await measure('store.get, touch every get', (_w, i) => everyGetStore.get(ids[at(i)]!, { pool: 'bench' }));
+    const g = await measure('store.get', (_w, i) => store.get(ids[at(i)]!, { pool: 'bench' }));
     const u = await measure('store.update', (w) => update(w));
     rounds.raw.push(r);
     rounds.get.push(g);

@@ -167,7 +167,8 @@ describe('DSPy worker e2e: live traffic through kubectl cordon + drain of a node
     state.traffic = traffic;
     await traffic.prepare(SESSIONS);
     const defined = new Map<string, unknown>();
-    for (const id of traffic.programs.keys()) defined.set(id, sessionData(await pool.store.get(id, { touch: false }))?.programs);
+    for (const id of traffic.programs.keys())
+      defined.set(id, sessionData(await pool.store.get(id, { pool: pool.id, touch: false }))?.programs);
     traffic.start(CONCURRENCY);
     await waitFor(
       'executes acknowledged before the cordon',
@@ -218,7 +219,7 @@ describe('DSPy worker e2e: live traffic through kubectl cordon + drain of a node
     // most once, the turn of an execute whose answer a connection reset lost).
     const historyLengths = new Map<string, number>();
     for (const [id, name] of traffic.programs) {
-      const record = await pool.store.get(id, { touch: false });
+      const record = await pool.store.get(id, { pool: pool.id, touch: false });
       expect(record, `session ${id}`).to.not.equal(undefined);
       expect(onNode).to.not.include(record?.owner);
       const data = sessionData(record)!;

@@ -129,7 +129,7 @@ describe('helm e2e: the chart installed on the local control plane', function ()
       const { result } = await client.execute<{ key: string; value: number }>(session.id, 'incr', { key: 'n' });
       expect(result.value).to.equal(i);
     }
-    const stored = await pool.store.get(session.id, { touch: false });
+    const stored = await pool.store.get(session.id, { pool: pool.id, touch: false });
     expect((stored?.data as { vars: { n: number } }).vars.n).to.equal(30);
     // With the chart's RBAC the operator created the pool's admin token Secret and its worker
     // NetworkPolicy, which admits the operator's pods (release namespace, selector labels).
@@ -182,7 +182,7 @@ describe('helm e2e: the chart installed on the local control plane', function ()
       expect((await waitForPhase(env, pool!.namespace, migrate, ['Succeeded', 'Failed', 'RolledBack'])).status?.phase).to.equal(
         'Succeeded',
       );
-      for (const id of someSessions) expect((await pool!.store.get(id, { touch: false }))?.owner).to.equal(pods[0]);
+      for (const id of someSessions) expect((await pool!.store.get(id, { pool: pool!.id, touch: false }))?.owner).to.equal(pods[0]);
 
       await traffic.exclude(pods[3]!);
       const evacuate = await createMigration(env, pool!, 'evacuate', {
@@ -228,7 +228,7 @@ describe('helm e2e: the chart installed on the local control plane', function ()
     const created: string[] = [];
     for (let i = 0; i < 25; i++) created.push((await autoscaled.store.create({ pool: autoscaled.id, data: { i } })).id);
     await waitForWorkers(env, autoscaled, 3, 120_000);
-    for (const id of created) await autoscaled.store.delete(id);
+    for (const id of created) await autoscaled.store.delete(id, { pool: autoscaled.id });
     const down = await waitFor(
       'scaled down to 1',
       async () => {

@@ -142,7 +142,7 @@ describe('pool identity: two pools of the same name in two namespaces on one Red
     await waitFor('the first pool is gone (its finalizer ran)', async () => (await readPool(e, deleted)) === undefined, 90_000, 250);
     // The deletion did delete: the first pool's sessions and registrations are gone.
     expect(await deleted.store.count(deleted.id)).to.equal(0);
-    for (const id of firstIds) expect(await deleted.store.get(id, { touch: false }), id).to.equal(null);
+    for (const id of firstIds) expect(await deleted.store.get(id, { pool: deleted.id, touch: false }), id).to.equal(null);
     expect(await deleted.store.listWorkers(deleted.id)).to.deep.equal([]);
     await deleted.store.close();
     first = undefined;

@@ -325,7 +325,7 @@ describe('chart: RBAC', function () {
     expect(grants(cluster, '', 'pods/eviction', 'create')).to.have.length(1);
   });
 
-  it('reads nodes, gets and creates Secrets (never lists, changes or deletes them), and only creates and patches events', () => {
+  it('reads nodes, gets and creates Secrets (never lists, watches, changes or deletes them), and only creates and patches events', () => {
     const verbsOn = (group: string, resource: string) =>
       cluster.filter((r) => r.apiGroups?.includes(group) && r.resources?.includes(resource)).flatMap((r) => r.verbs);
     expect(verbsOn('', 'nodes').sort()).to.deep.equal([...READ_VERBS].sort());
@@ -393,6 +393,30 @@ describe('chart: RBAC', function () {
         'app.kubernetes.io/component': 'operator',
       },
     });
+  });
+
+  it('watchNamespace: Secret rules leave the ClusterRole for a Role bound in that namespace, and the operator watches only it', () => {
+    const scoped = render({ watchNamespace: 'team-a' });
+    const clusterRules = rulesOf(only(scoped, 'ClusterRole'));
+    expect(clusterRules.filter((r) => r.resources?.includes('secrets'))).to.deep.equal([]);
+    const role = only(scoped, 'Role', 'spo-session-pool-operator:secrets');
+    expect(role.metadata.namespace).to.equal('team-a');
+    expect(rulesOf(role)).to.deep.equal([
+      { apiGroups: [''], resources: ['secrets'], verbs: ['get'] },
+      { apiGroups: [''], resources: ['secrets'], verbs: ['create'] },
+    ]);
+    const binding = only(scoped, 'RoleBinding', 'spo-session-pool-operator:secrets') as K8sObject & {
+      subjects: { kind: string; name: string; namespace: string }[];
+      roleRef: { kind: string; name: string };
+    };
+    expect(binding.metadata.namespace).to.equal('team-a');
+    expect(binding.roleRef).to.include({ kind: 'Role', name: 'spo-session-pool-operator:secrets' });
+    expect(binding.subjects).to.deep.equal([{ kind: 'ServiceAccount', name: 'spo-session-pool-operator', namespace: NAMESPACE }]);
+    // Everything else is as without it; and the operator is told the namespace.
+    expect(clusterRules).to.deep.equal(cluster.filter((r) => !r.resources?.includes('secrets')));
+    expect(envValue(deploymentOf(scoped).container, 'SPO_NAMESPACE')).to.equal('team-a');
+    expect(envValue(deploymentOf(objects).container, 'SPO_NAMESPACE')).to.equal(undefined);
+    expect(refused({ watchNamespace: 'Not_A_Namespace' })).to.include('watchNamespace');
   });
 
   it('creates no RBAC with rbac.create=false', () => {

@@ -172,7 +172,7 @@ describe('migration executor', () => {
     s.options.afterStep = async (step) => {
       if (step !== 'frozen') return;
       try {
-        await s.store.mutate(victim, () => 1, { fence: { epoch: 5, owner: 'w0' } });
+        await s.store.mutate(victim, () => 1, { pool: POOL, fence: { epoch: 5, owner: 'w0' } });
       } catch (error) {
         seen.push((error as Error).constructor.name);
       }
@@ -181,7 +181,7 @@ describe('migration executor', () => {
     expect(seen).to.deep.equal([SessionMovingError.name]);
     let late: unknown;
     try {
-      await s.store.mutate(victim, () => 2, { fence: { epoch: 5, owner: 'w0' } });
+      await s.store.mutate(victim, () => 2, { pool: POOL, fence: { epoch: 5, owner: 'w0' } });
     } catch (error) {
       late = error;
     }
@@ -219,7 +219,7 @@ describe('migration executor', () => {
       if (method === 'moveOwners' && n++ === 0) {
         // Apply the moves, then fail as if the reply was lost.
         s.store.beforeCall = undefined;
-        await s.store.moveOwners(args[0] as Parameters<FakeSessionStore['moveOwners']>[0]);
+        await s.store.moveOwners(POOL, args[0] as Parameters<FakeSessionStore['moveOwners']>[1]);
         throw new Error('connection reset');
       }
     };

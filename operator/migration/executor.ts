@@ -248,7 +248,7 @@ export class MigrationExecutor {
 
   private async runBatch(ctx: RunContext, batch: Batch): Promise<void> {
     const ids = batch.moves.flatMap((m) => m.sessionIds);
-    const records = await this.retry(ctx.uid, 'read sessions', () => this.readStates(ids));
+    const records = await this.retry(ctx.uid, 'read sessions', () => this.readStates(ctx.pool, ids));
     const sessions: JournalSession[] = [];
     for (const move of batch.moves) {
       for (const id of move.sessionIds) {
@@ -282,7 +282,7 @@ export class MigrationExecutor {
     // Every session that may carry this migration's mark (an earlier attempt's too) is cleared at the end.
     const pendingIds = [...new Set([...(marked ?? []), ...toMark])];
     if (toMark.length > 0) {
-      await this.retry(ctx.uid, 'set moving', () => this.store.setMoving(toMark, ctx.uid));
+      await this.retry(ctx.uid, 'set moving', () => this.store.setMoving(ctx.pool, toMark, ctx.uid));
     }
     if (!frozen) {
       await this.retry(ctx.uid, 'journal frozen', () => this.journal.transition(ctx.uid, { ...entry, state: 'frozen' }));
@@ -300,7 +300,7 @@ export class MigrationExecutor {
     await this.step(ctx, 'owners-moved', entry.index);
     // The move script cleared the marks of the sessions it moved; clear the rest (conflicts, missing, re-read).
     const stillMarked = pendingIds.filter((id) => !cleared.has(id));
-    if (stillMarked.length > 0) await this.retry(ctx.uid, 'clear moving', () => this.store.setMoving(stillMarked, null));
+    if (stillMarked.length > 0) await this.retry(ctx.uid, 'clear moving', () => this.store.setMoving(ctx.pool, stillMarked, null));
     await this.step(ctx, 'moving-cleared', entry.index);
     const deltas = countResults(entry.sessions);
     const done: BatchEntry = { ...entry, state: 'moved' };
@@ -341,7 +341,7 @@ export class MigrationExecutor {
         toOwner: i.toOwner,
       }));
       const outcomes = await this.retry(ctx.uid, 'move owners', () =>
-        migrate ? migrate(ctx.pool, moves, ctx.uid) : this.store.moveOwners(moves),
+        migrate ? migrate(ctx.pool, moves, ctx.uid) : this.store.moveOwners(ctx.pool, moves),
       );
       const byId = new Map<string, OwnerMoveOutcome>(outcomes.map((o) => [o.sessionId, o]));
       const conflicts: typeof items = [];
@@ -355,7 +355,12 @@ export class MigrationExecutor {
         else conflicts.push(item);
       }
       if (conflicts.length === 0) break;
-      const fresh = await this.retry(ctx.uid, 'read conflicts', () => this.readStates(conflicts.map((c) => c.session.id)));
+      const fresh = await this.retry(ctx.uid, 'read conflicts', () =>
+        this.readStates(
+          ctx.pool,
+          conflicts.map((c) => c.session.id),
+        ),
+      );
       const next: typeof items = [];
       for (const item of conflicts) {
         const current = fresh.get(item.session.id);
@@ -417,7 +422,7 @@ export class MigrationExecutor {
         const ids = back.map((s) => s.id);
         let cleared = new Set<string>();
         if (ids.length > 0) {
-          await this.retry(ctx.uid, 'set moving', () => this.store.setMoving(ids, ctx.uid));
+          await this.retry(ctx.uid, 'set moving', () => this.store.setMoving(ctx.pool, ids, ctx.uid));
           await this.grace(ctx, true);
           cleared = await this.swap(
             ctx,
@@ -427,7 +432,7 @@ export class MigrationExecutor {
         }
         // Clear every mark of the batch: sessions frozen but never moved are released too.
         const all = entry.sessions.filter((s) => s.result !== 'missing' && !cleared.has(s.id)).map((s) => s.id);
-        if (all.length > 0) await this.retry(ctx.uid, 'clear moving', () => this.store.setMoving(all, null));
+        if (all.length > 0) await this.retry(ctx.uid, 'clear moving', () => this.store.setMoving(ctx.pool, all, null));
         const rolledBack = entry.sessions.filter((s) => s.result === 'rolledback').length;
         const deltas: Partial<JournalCounters> = { rolledBack };
         // A batch that never reached `moved` had not been counted: count its expired and conflicts now.
@@ -460,7 +465,7 @@ export class MigrationExecutor {
         if (stored.state === 'moved' || stored.state === 'rolledback') continue;
         const entry = await this.classify(ctx, stored);
         const ids = entry.sessions.filter((s) => s.result !== 'missing').map((s) => s.id);
-        if (ids.length > 0) await this.retry(ctx.uid, 'clear moving', () => this.store.setMoving(ids, null));
+        if (ids.length > 0) await this.retry(ctx.uid, 'clear moving', () => this.store.setMoving(ctx.pool, ids, null));
         const deltas = countResults(entry.sessions);
         if (await this.retry(ctx.uid, 'journal moved', () => this.journal.transition(ctx.uid, { ...entry, state: 'moved' }, deltas)))
           addCounters(ctx, deltas);
@@ -480,7 +485,12 @@ export class MigrationExecutor {
    */
   private async classify(ctx: RunContext, entry: BatchEntry): Promise<BatchEntry> {
     const open = entry.sessions.filter((s) => s.result === undefined);
-    const records = await this.retry(ctx.uid, 'read sessions', () => this.readStates(open.map((s) => s.id)));
+    const records = await this.retry(ctx.uid, 'read sessions', () =>
+      this.readStates(
+        ctx.pool,
+        open.map((s) => s.id),
+      ),
+    );
     const sessions = entry.sessions.map((s) => {
       if (s.result !== undefined) return s;
       const record = records.get(s.id);
@@ -497,14 +507,14 @@ export class MigrationExecutor {
   // --- helpers --------------------------------------------------------------------------------
 
   /** Owner and epoch of each session (absent ones left out): readOwners when the store has it, else get. */
-  private async readStates(ids: string[]): Promise<Map<string, Pick<OwnerState, 'owner' | 'epoch'>>> {
+  private async readStates(pool: string, ids: string[]): Promise<Map<string, Pick<OwnerState, 'owner' | 'epoch'>>> {
     if (ids.length === 0) return new Map();
-    if (this.store.readOwners) return this.store.readOwners(ids);
+    if (this.store.readOwners) return this.store.readOwners(pool, ids);
     const result = new Map<string, Pick<OwnerState, 'owner' | 'epoch'>>();
     const concurrency = this.options.readConcurrency ?? DEFAULTS.readConcurrency;
     for (let i = 0; i < ids.length; i += concurrency) {
       const chunk = ids.slice(i, i + concurrency);
-      const records = await Promise.all(chunk.map((id) => this.store.get(id, { touch: false })));
+      const records = await Promise.all(chunk.map((id) => this.store.get(id, { pool, touch: false })));
       for (const record of records) if (record) result.set(record.id, record);
     }
     return result;

@@ -41,7 +41,7 @@ async function expectConsistent(
   allowedOwners: string[],
 ): Promise<Map<string, string | null>> {
   const owners = new Map<string, string | null>();
-  const records = await Promise.all(ids.map((id) => env.store.get(id, { touch: false })));
+  const records = await Promise.all(ids.map((id) => env.store.get(id, { pool, touch: false })));
   let lost = 0;
   let moving = 0;
   let lostWrites = 0;
@@ -103,7 +103,7 @@ describe('migration engine (integration)', function () {
 
   it('evacuates 2,000 sessions under concurrent fenced writers: nothing lost, one owner each', async () => {
     const ids = await createOwned(env.store, pool, 'w0', 2000);
-    const writers = startWriters(env.store, ids, 8);
+    const writers = startWriters(env.store, pool, ids, 8);
     await new Promise((r) => setTimeout(r, 200));
     const result = await evacuateWorkers(env.store, pool, ['w0'], { ...options(), uid: uniqueName('ev') });
     await new Promise((r) => setTimeout(r, 200));
@@ -120,7 +120,7 @@ describe('migration engine (integration)', function () {
 
   it('a crash after batch k resumes from the journal and completes', async () => {
     const ids = await createOwned(env.store, pool, 'w0', 1000);
-    const writers = startWriters(env.store, ids, 4);
+    const writers = startWriters(env.store, pool, ids, 4);
     const uid = uniqueName('crash');
     const plan = await planFrom(env.store, pool, 'w0');
     const controller = new AbortController();
@@ -151,8 +151,8 @@ describe('migration engine (integration)', function () {
 
   it('rolls back to every previous owner when a target unregisters mid-way', async () => {
     const ids = await createOwned(env.store, pool, 'w0', 1000);
-    const epochs = new Map((await Promise.all(ids.map((id) => env.store.get(id, { touch: false })))).map((r) => [r!.id, r!.epoch]));
-    const writers = startWriters(env.store, ids, 4);
+    const epochs = new Map((await Promise.all(ids.map((id) => env.store.get(id, { pool, touch: false })))).map((r) => [r!.id, r!.epoch]));
+    const writers = startWriters(env.store, pool, ids, 4);
     const uid = uniqueName('rb');
     const result = await new MigrationExecutor(
       options({
@@ -166,7 +166,7 @@ describe('migration engine (integration)', function () {
     expect(result.progress.rolledBack).to.equal(600);
     await expectConsistent(env, pool, ids, stats, ['w0']);
     // Epochs never shrink: moved-and-back sessions are two epochs further.
-    const after = await Promise.all(ids.map((id) => env.store.get(id, { touch: false })));
+    const after = await Promise.all(ids.map((id) => env.store.get(id, { pool, touch: false })));
     const grown = after.filter((r) => r!.epoch === epochs.get(r!.id)! + 2).length;
     expect(grown).to.equal(600);
     expect(after.every((r) => r!.epoch >= epochs.get(r!.id)!)).to.equal(true);
@@ -175,7 +175,7 @@ describe('migration engine (integration)', function () {
   it('a master failover mid-migration still ends Succeeded or RolledBack with nothing lost', async () => {
     const { state } = redisTestEnv();
     const ids = await createOwned(env.store, pool, 'w0', 1500);
-    const writers = startWriters(env.store, ids, 4);
+    const writers = startWriters(env.store, pool, ids, 4);
     const uid = uniqueName('fo');
     const roles = await redisRoles(state);
     const victim = roles.find((r) => r.role === 'master')!.index;

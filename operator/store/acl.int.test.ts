@@ -24,6 +24,14 @@ const poolA = {
   user: `spo-acl-a-${run}`,
   password: randomBytes(12).toString('hex'),
 };
+/** Pool A's name in another namespace, under A's key prefix: only the pool identity in the keys tells them apart. */
+const poolC = {
+  name: poolA.name,
+  pool: poolIdentity('acl-other', poolA.name),
+  keyPrefix: poolA.keyPrefix,
+  user: `spo-acl-c-${run}`,
+  password: randomBytes(12).toString('hex'),
+};
 const poolB = {
   name: `acl-b-${run}`,
   pool: poolIdentity(WORKER_TEST_NAMESPACE, `acl-b-${run}`),
@@ -80,13 +88,13 @@ describe('per-pool Redis ACL users', function () {
   const workers: WorkerProcess[] = [];
 
   before(async () => {
-    for (const p of [poolA, poolB]) await onEveryNode('ACL', 'SETUSER', p.user, ...aclRulesForPool(p));
+    for (const p of [poolA, poolB, poolC]) await onEveryNode('ACL', 'SETUSER', p.user, ...aclRulesForPool(p));
     await onEveryNode('ACL', 'LOG', 'RESET');
   });
 
   after(async () => {
     await Promise.all(workers.splice(0).map((w) => w.stop()));
-    for (const p of [poolA, poolB]) await onEveryNode('ACL', 'DELUSER', p.user);
+    for (const p of [poolA, poolB, poolC]) await onEveryNode('ACL', 'DELUSER', p.user);
   });
 
   it('a worker process runs under its pool user and serves sessions; nothing it sends is refused', async () => {
@@ -128,7 +136,7 @@ describe('per-pool Redis ACL users', function () {
       await store.registerWorker({ pool: poolA.pool, worker: 'w-new', endpoint: '127.0.0.1:1', draining: false });
       await store.setWorkerDraining(poolA.pool, 'w-new', true);
       expect((await store.listWorkers(poolA.pool)).map((w) => w.worker)).to.deep.equal(['w-new']);
-      const lease = await store.claim(free.id, 'w-new');
+      const lease = await store.claim(free.id, 'w-new', { pool: poolA.pool });
       await store.release(await store.renew(lease));
       await journal.create({
         uid: `mig-${run}`,
@@ -140,10 +148,12 @@ describe('per-pool Redis ACL users', function () {
         deadlineAt: Date.now() + 60_000,
       });
       await journal.savePlan(`mig-${run}`, [{ index: 0, moves: [{ from: 'w-old', to: 'w-new', sessionIds: [owned.id] }] }]);
-      await store.setMoving([owned.id], `mig-${run}`);
-      const [outcome] = await store.moveOwners([{ sessionId: owned.id, fromOwner: 'w-old', fromEpoch: owned.epoch, toOwner: 'w-new' }]);
+      await store.setMoving(poolA.pool, [owned.id], `mig-${run}`);
+      const [outcome] = await store.moveOwners(poolA.pool, [
+        { sessionId: owned.id, fromOwner: 'w-old', fromEpoch: owned.epoch, toOwner: 'w-new' },
+      ]);
       expect(outcome?.status).to.equal('moved');
-      await store.setMoving([owned.id], null);
+      await store.setMoving(poolA.pool, [owned.id], null);
       await journal.transition(
         `mig-${run}`,
         { index: 0, state: 'moved', sessions: [{ id: owned.id, from: 'w-old', fromEpoch: owned.epoch, to: 'w-new' }] },
@@ -171,7 +181,7 @@ describe('per-pool Redis ACL users', function () {
     const storeAOnB = storeOf(poolA, poolB.keyPrefix);
     try {
       const theirs = await storeB.create({ pool: poolB.pool, data: { secret: 'b' } });
-      expect((await storeB.get(theirs.id))?.data).to.deep.equal({ secret: 'b' });
+      expect((await storeB.get(theirs.id, { pool: poolB.pool }))?.data).to.deep.equal({ secret: 'b' });
       const keysB = keyLayout(poolB.keyPrefix);
       const refused = async (work: Promise<unknown>) => {
         const error = await work.then(
@@ -181,20 +191,61 @@ describe('per-pool Redis ACL users', function () {
         const text = error instanceof Error ? `${error.message} ${error.cause instanceof Error ? error.cause.message : ''}` : String(error);
         expect(text).to.match(/NOPERM/);
       };
-      await refused(storeA.core.redis.get(keysB.session(theirs.id)));
-      await refused(storeA.core.redis.set(keysB.session(theirs.id), 'x'));
+      await refused(storeA.core.redis.get(keysB.session(poolB.pool, theirs.id)));
+      await refused(storeA.core.redis.set(keysB.session(poolB.pool, theirs.id), 'x'));
       await refused(storeA.core.redis.smembers(keysB.poolIndex(poolB.pool)));
       await refused(storeA.core.redis.hgetall(keysB.workers(poolB.pool)));
-      await refused(storeAOnB.get(theirs.id));
-      await refused(storeAOnB.delete(theirs.id));
+      await refused(storeAOnB.get(theirs.id, { pool: poolB.pool }));
+      await refused(storeAOnB.delete(theirs.id, { pool: poolB.pool }));
       // Nor a command outside the list, on any key.
       await refused(storeA.core.redis.call('KEYS', '*'));
       await refused(storeA.core.redis.call('FLUSHALL'));
       // Pool B's session is untouched.
-      expect((await storeB.get(theirs.id))?.data).to.deep.equal({ secret: 'b' });
+      expect((await storeB.get(theirs.id, { pool: poolB.pool }))?.data).to.deep.equal({ secret: 'b' });
       expect((await deniedFor(poolA.user)).length).to.be.greaterThan(0);
     } finally {
       await Promise.all([storeA.close(), storeB.close(), storeAOnB.close()]);
+    }
+  });
+
+  it('cannot read nor write the sessions of another pool under the same key prefix: NOPERM', async () => {
+    const storeC = storeOf(poolC);
+    const storeA = storeOf(poolA);
+    try {
+      const theirs = await storeC.create({ pool: poolC.pool, data: { secret: 'c' }, owner: 'w-c' });
+      const keys = keyLayout(poolA.keyPrefix);
+      const refused = async (work: Promise<unknown>) => {
+        const error = await work.then(
+          () => undefined,
+          (e: unknown) => e,
+        );
+        const text = error instanceof Error ? `${error.message} ${error.cause instanceof Error ? error.cause.message : ''}` : String(error);
+        expect(text).to.match(/NOPERM/);
+      };
+      // Directly, on pool C's session, quarantine and index keys (same prefix as A's own).
+      await refused(storeA.core.redis.get(keys.session(poolC.pool, theirs.id)));
+      await refused(storeA.core.redis.set(keys.session(poolC.pool, theirs.id), 'x'));
+      await refused(storeA.core.redis.del(keys.quarantine(poolC.pool, theirs.id)));
+      await refused(storeA.core.redis.zrange(keys.poolIndex(poolC.pool), '0', '-1'));
+      await refused(storeA.core.redis.smembers(keys.ownerIndex(poolC.pool, 'w-c')));
+      // Through the store, naming pool C: read, write, move, delete.
+      await refused(storeA.get(theirs.id, { pool: poolC.pool }));
+      await refused(storeA.update(theirs.id, { stolen: true }, { pool: poolC.pool, expectedVersion: 1 }));
+      await refused(storeA.moveOwners(poolC.pool, [{ sessionId: theirs.id, fromOwner: 'w-c', fromEpoch: 1, toOwner: 'w-a' }]));
+      await refused(storeA.delete(theirs.id, { pool: poolC.pool }));
+      // Under its own pool, A finds no session of that id: the key is another.
+      expect(await storeA.get(theirs.id, { pool: poolA.pool })).to.equal(null);
+      // Pool C's session is untouched, and C's user is refused nothing.
+      expect(await storeC.get(theirs.id, { pool: poolC.pool, touch: false })).to.deep.include({
+        data: { secret: 'c' },
+        version: 1,
+        owner: 'w-c',
+        epoch: 1,
+      });
+      expect(await storeC.delete(theirs.id, { pool: poolC.pool })).to.equal(true);
+      expect(await deniedFor(poolC.user)).to.deep.equal([]);
+    } finally {
+      await Promise.all([storeA.close(), storeC.close()]);
     }
   });
 });

@@ -18,11 +18,11 @@ describe('store/acl', () => {
   const patterns = aclKeyPatternsForPool('shop', 'ns/web');
   const matches = (key: string) => patterns.some((p) => globMatch(p, key));
 
-  it("covers every key the layout builds for the pool, and the prefix's sessions and migrations", () => {
+  it('covers every key the layout builds for the pool: its sessions, indexes, registry and migrations', () => {
     const keys = keyLayout('shop');
     for (const key of [
-      keys.session('AAAAAAAAAAAAAAAAAAAAAA'),
-      keys.quarantine('AAAAAAAAAAAAAAAAAAAAAA'),
+      keys.session('ns/web', 'AAAAAAAAAAAAAAAAAAAAAA'),
+      keys.quarantine('ns/web', 'AAAAAAAAAAAAAAAAAAAAAA'),
       keys.poolIndex('ns/web'),
       keys.leaseIndex('ns/web'),
       keys.owners('ns/web'),
@@ -34,14 +34,24 @@ describe('store/acl', () => {
     expect(patterns.some((p) => p.startsWith('{shop:mig:ns/web:'))).to.equal(true);
   });
 
-  it('matches no key of another pool nor another prefix', () => {
+  it('matches no key of another pool nor another prefix, sessions included', () => {
     const mine = keyLayout('shop');
     const other = keyLayout('shop2');
+    const id = 'AAAAAAAAAAAAAAAAAAAAAA';
+    expect(patterns).to.include('shop:s:{ns/web|*}');
     for (const key of [
+      // Sessions and quarantine copies of pools whose identity extends, shortens or differs from ns/web's.
+      mine.session('ns/web2', id),
+      mine.session('ns/we', id),
+      mine.session('ns-x/web', id),
+      mine.session('ns/web.x', id),
+      mine.quarantine('ns/web2', id),
+      mine.quarantine('other/web', id),
+      `shop:s:{${id}}`, // the layout before schema 5
       mine.poolIndex('ns/web2'),
       mine.workers('ns/webx'),
       mine.ownerIndex('ns/web2', 'w'),
-      other.session('AAAAAAAAAAAAAAAAAAAAAA'),
+      other.session('ns/web', id),
       other.poolIndex('ns/web'),
       'shop:other',
       '{shop2:migs:ns/web}:active',

@@ -4,7 +4,7 @@
 // journal), so they follow the layout. See docs/store.md, "ACL users".
 import type { Cluster } from 'ioredis';
 import { MigrationJournal } from '../migration/journal.ts';
-import { keyLayout } from './keys.ts';
+import { assertPoolId, keyLayout } from './keys.ts';
 
 /**
  * Every command the store, the workers and the migration journal send, as ACL command rules.
@@ -73,16 +73,19 @@ function literal(text: string): string {
 /** Placeholder a layout function is called with; becomes `*` in the pattern. Valid as a name and a uid. */
 const ANY = 'ACL-ANY-0';
 
-/** The key patterns of a pool: its own keys, and the session and migration keys of its key prefix. */
+/**
+ * The key patterns of a pool: every key it owns and no other. Each pattern is the pool's literal key up
+ * to a fixed separator the pool identity never holds (`|` in a session key, `}` or `:` elsewhere), then
+ * `*`: no key of another pool (nor of another key prefix) matches it.
+ */
 export function aclKeyPatternsForPool(keyPrefix: string, pool: string): string[] {
+  assertPoolId(pool);
   const layout = keyLayout(keyPrefix);
   const pattern = (key: string) => literal(key).split(ANY).join('*');
   const journal = new MigrationJournal(undefined as unknown as Cluster, { prefix: keyPrefix, pool }).keys(ANY);
   const patterns = [
-    // Sessions are named by id alone (`<prefix>:s:{<id>}`): a user can be held to its pool's sessions
-    // only when the pool has a key prefix of its own (docs/store.md, "ACL users").
-    layout.session(ANY),
-    layout.quarantine(ANY),
+    layout.session(pool, ANY),
+    layout.quarantine(pool, ANY),
     layout.poolIndex(pool),
     layout.leaseIndex(pool),
     layout.owners(pool),

@@ -3,10 +3,11 @@ import { crc32 } from 'node:zlib';
 import { InvalidSessionDataError, InvalidTtlError, SessionTooLargeError } from './errors.ts';
 import type { JsonValue, SessionRecord } from './types.ts';
 
-/** Version of the stored layout, part `sv` of the header. A reader refuses any other. 3: one string per
- *  session, the header then the data, with a CRC-32 checksum; 2 was a hash of two fields (`m`, `d`) with a
- *  sha-256 prefix as checksum; 1 was one hash field per value. */
-export const SCHEMA_VERSION = '4';
+/** Version of the stored layout, part `sv` of the header. A reader refuses any other. 5: session keys
+ *  name the pool (`<prefix>:s:{<pool>|<id>}`, keys.ts); 4: the pool part holds `<namespace>/<name>`;
+ *  3: one string per session, the header then the data, with a CRC-32 checksum; 2 was a hash of two
+ *  fields (`m`, `d`) with a sha-256 prefix as checksum; 1 was one hash field per value. */
+export const SCHEMA_VERSION = '5';
 
 /** The parts of the stored header, joined by '\n', in this order; the stored value is the header, '\n', the data. */
 export const HEADER_PARTS = ['pool', 'v', 'ca', 'la', 'ttl', 'anon', 'own', 'ep', 'mov', 'lease', 'cs', 'sv', 'wid'] as const;

@@ -186,8 +186,8 @@ export class StoreCore {
 
   /** The header parts of a stored session, read without its data (the value's first HEADER_MAX_BYTES):
    *  undefined when absent, null when present but unreadable (not a string, or no well-formed header). */
-  headerParts(id: string): Promise<string[] | null | undefined> {
-    return this.redis.getrange(this.keys.session(id), 0, HEADER_MAX_BYTES - 1).then(
+  headerParts(pool: string, id: string): Promise<string[] | null | undefined> {
+    return this.redis.getrange(this.keys.session(pool, id), 0, HEADER_MAX_BYTES - 1).then(
       // A session value is never empty: GETRANGE answers '' for an absent key.
       (prefix) => (prefix === '' ? undefined : splitHeader(splitValue(prefix)?.header)),
       (error: unknown) => {
@@ -199,24 +199,21 @@ export class StoreCore {
 
   /** A script found the session's header malformed: quarantine the session and throw SessionCorruptedError. */
   private async corrupted(sessionKey: string): Promise<never> {
-    const id = sessionKey.slice(sessionKey.lastIndexOf('{') + 1, -1);
-    // Best effort: the first part of a malformed header may still name the pool (its index entry is dropped).
-    const prefix = await this.redis.getrange(sessionKey, 0, HEADER_MAX_BYTES - 1).catch(() => '');
-    throw await this.quarantine(id, 'session malformed', prefix ? prefix.split('\n', 1)[0]! : null);
+    // `<prefix>:s:{<pool>|<id>}`: the pool ends at the `|` (neither part holds one).
+    const [pool = '', id = ''] = sessionKey.slice(sessionKey.indexOf('{') + 1, -1).split('|');
+    throw await this.quarantine(pool, id, 'session malformed');
   }
 
-  /** Moves a corrupted session aside (key `quarantine(id)`, kept quarantineKeepMs), counts and logs it, drops
-   *  its pool-index entry when the pool is known, and returns the error to throw. */
-  async quarantine(id: string, reason: string, pool: string | null): Promise<SessionCorruptedError> {
+  /** Moves a corrupted session aside (key `quarantine(pool, id)`, kept quarantineKeepMs), counts and logs it,
+   *  drops its pool-index entry, and returns the error to throw. */
+  async quarantine(pool: string, id: string, reason: string): Promise<SessionCorruptedError> {
     const { keys, metrics, logger, settings } = this;
-    const qkey = keys.quarantine(id);
-    await this.script('quarantine', scripts.quarantine, [keys.session(id), qkey], [settings.quarantineKeepMs]);
-    this.degraded.cache.delete(id);
+    const qkey = keys.quarantine(pool, id);
+    await this.script('quarantine', scripts.quarantine, [keys.session(pool, id), qkey], [settings.quarantineKeepMs]);
+    this.degraded.cache.delete(keys.session(pool, id));
     metrics.corruptions.inc();
-    logger.warn({ sessionId: id, reason, quarantineKey: qkey }, 'corrupted session quarantined');
-    if (pool && /^[A-Za-z0-9][A-Za-z0-9._:-]{0,252}$/.test(pool)) {
-      await this.exec('quarantine', () => this.redis.zrem(keys.poolIndex(pool), id)).catch(() => undefined);
-    }
+    logger.warn({ sessionId: id, pool, reason, quarantineKey: qkey }, 'corrupted session quarantined');
+    await this.exec('quarantine', () => this.redis.zrem(keys.poolIndex(pool), id)).catch(() => undefined);
     return new SessionCorruptedError(id, reason, qkey);
   }
 

@@ -23,12 +23,23 @@ export type JournalEntry =
       wid: string;
       at: number;
     }
-  | { kind: 'update'; id: string; serialized: string; checksum: string; expectedVersion: number; fence?: Fence; wid: string; at: number }
-  | { kind: 'delete'; id: string; at: number };
+  | {
+      kind: 'update';
+      id: string;
+      pool: string;
+      serialized: string;
+      checksum: string;
+      expectedVersion: number;
+      fence?: Fence;
+      wid: string;
+      at: number;
+    }
+  | { kind: 'delete'; id: string; pool: string; at: number };
 
 export class DegradedState {
   active = false;
   since = 0;
+  /** Keyed by session key (keys.session(pool, id)): the same id in two pools is two sessions. */
   readonly cache: LruCache<string, CachedSession>;
   readonly journal: JournalEntry[] = [];
   readonly journalSize: number;

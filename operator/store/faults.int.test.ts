@@ -42,35 +42,35 @@ describe('store: faults on the real Redis Cluster', () => {
       const b = await store.create({ pool, data: { n: 1 } });
       const c = await store.create({ pool, data: { n: 1 } });
       // b and c must live on the same master as a, so one stop takes all three offline.
-      const target = masterIndexOf(store, state.nodes, keySlot(store.core.keys.session(a.id)));
+      const target = masterIndexOf(store, state.nodes, keySlot(store.core.keys.session(pool, a.id)));
       const sameMaster = async () => {
         for (;;) {
           const s = await store.create({ pool, data: { n: 1 } });
-          if (masterIndexOf(store, state.nodes, keySlot(store.core.keys.session(s.id))) === target) return s;
+          if (masterIndexOf(store, state.nodes, keySlot(store.core.keys.session(pool, s.id))) === target) return s;
         }
       };
-      const b2 = masterIndexOf(store, state.nodes, keySlot(store.core.keys.session(b.id))) === target ? b : await sameMaster();
-      const c2 = masterIndexOf(store, state.nodes, keySlot(store.core.keys.session(c.id))) === target ? c : await sameMaster();
+      const b2 = masterIndexOf(store, state.nodes, keySlot(store.core.keys.session(pool, b.id))) === target ? b : await sameMaster();
+      const c2 = masterIndexOf(store, state.nodes, keySlot(store.core.keys.session(pool, c.id))) === target ? c : await sameMaster();
       // Another client moves c2 on while we will be offline-with-a-stale-cache: our replay must conflict.
-      await store.get(c2.id);
-      await other.update(c2.id, { n: 100 }, { expectedVersion: 1 }); // our cache keeps the stale v1 copy
+      await store.get(c2.id, { pool });
+      await other.update(c2.id, { n: 100 }, { pool, expectedVersion: 1 }); // our cache keeps the stale v1 copy
       const uncached = await other.create({ pool, data: {} });
 
       stopped = target;
       await stopRedisNode(state, target, 0);
-      const read = await store.get(a.id);
+      const read = await store.get(a.id, { pool });
       expect(read?.data).to.deep.equal({ n: 1 });
       expect(store.stats().degraded).to.equal(true);
       expect(await metricValue(registry, 'spo_store_degraded')).to.equal(1);
-      const written = await store.update(a.id, { n: 2 }, { expectedVersion: 1 });
+      const written = await store.update(a.id, { n: 2 }, { pool, expectedVersion: 1 });
       expect(written.version).to.equal(2);
-      expect((await store.get(a.id))?.data).to.deep.equal({ n: 2 }); // read-your-writes from the cache
-      await expectRejected(store.update(b2.id, { n: 5 }, { expectedVersion: 9 }), VersionConflictError);
-      await store.update(b2.id, { n: 2 }, { expectedVersion: 1 });
-      await store.update(c2.id, { stale: true }, { expectedVersion: 1 });
+      expect((await store.get(a.id, { pool }))?.data).to.deep.equal({ n: 2 }); // read-your-writes from the cache
+      await expectRejected(store.update(b2.id, { n: 5 }, { pool, expectedVersion: 9 }), VersionConflictError);
+      await store.update(b2.id, { n: 2 }, { pool, expectedVersion: 1 });
+      await store.update(c2.id, { stale: true }, { pool, expectedVersion: 1 });
       expect(store.stats().queuedWrites).to.equal(3);
-      if (masterIndexOf(store, state.nodes, keySlot(store.core.keys.session(uncached.id))) === target) {
-        await expectRejected(store.get(uncached.id), StoreUnavailableError);
+      if (masterIndexOf(store, state.nodes, keySlot(store.core.keys.session(pool, uncached.id))) === target) {
+        await expectRejected(store.get(uncached.id, { pool }), StoreUnavailableError);
       }
 
       // The replica takes over; the store replays its journal and leaves degraded mode.
@@ -81,9 +81,9 @@ describe('store: faults on the real Redis Cluster', () => {
       expect(await metricValue(registry, 'spo_store_degraded')).to.equal(0);
       const fresh = testStore(prefix).store;
       try {
-        expect(await fresh.get(a.id)).to.deep.include({ version: 2, data: { n: 2 } });
-        expect(await fresh.get(b2.id)).to.deep.include({ version: 2, data: { n: 2 } });
-        expect(await fresh.get(c2.id)).to.deep.include({ version: 2, data: { n: 100 } });
+        expect(await fresh.get(a.id, { pool })).to.deep.include({ version: 2, data: { n: 2 } });
+        expect(await fresh.get(b2.id, { pool })).to.deep.include({ version: 2, data: { n: 2 } });
+        expect(await fresh.get(c2.id, { pool })).to.deep.include({ version: 2, data: { n: 100 } });
       } finally {
         await fresh.close();
       }
@@ -115,7 +115,9 @@ describe('store: faults on the real Redis Cluster', () => {
     let killed: number | undefined;
     try {
       const sessions = await Promise.all(Array.from({ length: 24 }, (_, i) => store.create({ pool, data: { n: 0, i } })));
-      const onVictim = sessions.filter((s) => masterIndexOf(store, state.nodes, keySlot(store.core.keys.session(s.id))) === masters[0]);
+      const onVictim = sessions.filter(
+        (s) => masterIndexOf(store, state.nodes, keySlot(store.core.keys.session(pool, s.id))) === masters[0],
+      );
       expect(onVictim.length).to.be.greaterThan(0);
       const acked = new Map<string, number>(sessions.map((s) => [s.id, 0]));
       let stop = false;
@@ -124,13 +126,13 @@ describe('store: faults on the real Redis Cluster', () => {
         let n = 0;
         while (!stop) {
           try {
-            const rec = await store.update(s.id, { n: n + 1, i: (s.data as { i: number }).i }, { expectedVersion: n + 1 });
+            const rec = await store.update(s.id, { n: n + 1, i: (s.data as { i: number }).i }, { pool, expectedVersion: n + 1 });
             n = rec.version - 1;
             acked.set(s.id, n);
           } catch (error) {
             failures++;
             // Outcome unknown (e.g. no replica ack): re-read what is stored and go on from there.
-            const current = await store.get(s.id, { touch: false }).catch(() => null);
+            const current = await store.get(s.id, { pool, touch: false }).catch(() => null);
             if (current) n = current.version - 1;
             else await new Promise((r) => setTimeout(r, 50));
             void error;
@@ -151,7 +153,7 @@ describe('store: faults on the real Redis Cluster', () => {
       const fresh = testStore(`${prefix}-dur`).store;
       try {
         for (const s of sessions) {
-          const stored = await fresh.get(s.id, { touch: false });
+          const stored = await fresh.get(s.id, { pool, touch: false });
           expect(stored, `session ${s.id}`).to.not.equal(null);
           const ackedN = acked.get(s.id) ?? 0;
           expect((stored!.data as { n: number }).n, `session ${s.id}: acknowledged n=${ackedN}`).to.be.at.least(ackedN);

@@ -33,8 +33,11 @@ describe('store keys', () => {
   it('puts a session and its quarantine in one slot, and a pool index with its lease index and workers in one slot', () => {
     const keys = keyLayout('spo');
     const id = newSessionId();
-    expect(keySlot(keys.session(id))).to.equal(keySlot(keys.quarantine(id)));
-    expect(keys.session(id)).to.equal(`spo:s:{${id}}`);
+    expect(keySlot(keys.session('ns/p', id))).to.equal(keySlot(keys.quarantine('ns/p', id)));
+    expect(keys.session('ns/p', id)).to.equal(`spo:s:{ns/p|${id}}`);
+    expect(keys.quarantine('ns/p', id)).to.equal(`spo:q:{ns/p|${id}}`);
+    // The same id in another pool is another key (and usually another slot).
+    expect(keys.session('ns/q', id)).to.not.equal(keys.session('ns/p', id));
     const pool = keySlot(keys.poolIndex('p'));
     expect(keySlot(keys.leaseIndex('p'))).to.equal(pool);
     expect(keySlot(keys.owners('p'))).to.equal(pool);

@@ -1,9 +1,10 @@
 // Key layout and names. Every key that one Lua script touches shares a hash tag, so the
-// script runs on one slot: a session's value and its quarantine copy share `{<id>}`; a pool's
+// script runs on one slot: a session's value and its quarantine copy share `{<pool>|<id>}`; a pool's
 // index, lease index, owner list and worker registry share `{pool:<pool>}`; each owner's
 // index has its own slot `{pool:<pool>:owner:<owner>}`. `<pool>` is the pool identity
-// (`<namespace>/<name>` for a SessionPool, see poolIdentity): it never holds `:`, `{` or `}`, so
-// no two pools (nor a pool and an owner index) ever map to the same key. See docs/store.md.
+// (`<namespace>/<name>` for a SessionPool, see poolIdentity): it never holds `:`, `|`, `{` or `}`,
+// so no two pools (nor a pool and an owner index) ever map to the same key, and every key a pool
+// owns, its sessions included, matches a pattern that names the pool (acl.ts). See docs/store.md.
 import { randomBytes } from 'node:crypto';
 import { InvalidNameError, InvalidSessionIdError } from './errors.ts';
 
@@ -15,8 +16,9 @@ export function newSessionId(): string {
 
 const ID_PATTERN = /^[A-Za-z0-9_-]{22,64}$/;
 const NAME_PATTERN = /^[A-Za-z0-9][A-Za-z0-9._:-]{0,252}$/;
-/** Pool identities: no `:` (the separator of the key parts around them), no braces (hash tags); `/`
- *  allowed (namespace/name). 317 = a 63-character namespace, `/`, a 253-character name. */
+/** Pool identities: no `:` (the separator of the key parts around them), no `|` (it ends the pool in a
+ *  session key; ids hold none either), no braces (hash tags); `/` allowed (namespace/name). 317 = a
+ *  63-character namespace, `/`, a 253-character name. */
 const POOL_PATTERN = /^[A-Za-z0-9][A-Za-z0-9._/-]{0,316}$/;
 /** Kubernetes namespace (DNS-1123 label) and object name (DNS-1123 subdomain): neither holds a `/`. */
 const NAMESPACE_PATTERN = /^[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?$/;
@@ -59,8 +61,11 @@ export function poolIdentity(namespace: string, name: string): string {
 
 export interface KeyLayout {
   prefix: string;
-  session(id: string): string;
-  quarantine(id: string): string;
+  /** A session of `pool`: `<prefix>:s:{<pool>|<id>}`. Neither a pool identity nor an id holds `|`, so
+   *  the pool part ends at the first `|`: a session key names its pool, and the same id in two pools is
+   *  two keys. */
+  session(pool: string, id: string): string;
+  quarantine(pool: string, id: string): string;
   poolIndex(pool: string): string;
   leaseIndex(pool: string): string;
   owners(pool: string): string;
@@ -72,8 +77,8 @@ export function keyLayout(prefix = 'spo'): KeyLayout {
   if (!/^[A-Za-z0-9._:-]{1,64}$/.test(prefix)) throw new InvalidNameError(`invalid key prefix ${JSON.stringify(prefix)}`);
   return {
     prefix,
-    session: (id) => `${prefix}:s:{${id}}`,
-    quarantine: (id) => `${prefix}:q:{${id}}`,
+    session: (pool, id) => `${prefix}:s:{${pool}|${id}}`,
+    quarantine: (pool, id) => `${prefix}:q:{${pool}|${id}}`,
     poolIndex: (pool) => `${prefix}:{pool:${pool}}:sessions`,
     leaseIndex: (pool) => `${prefix}:{pool:${pool}}:leases`,
     owners: (pool) => `${prefix}:{pool:${pool}}:owners`,

@@ -16,29 +16,29 @@ describe('store: batch owner reads and migration moves', () => {
     const pool = 'pool-read';
     const owned = await Promise.all(Array.from({ length: 20 }, () => store.create({ pool, owner: 'pod-r' })));
     const unowned = await store.create({ pool });
-    await store.setMoving([owned[0]!.id], 'mig-read');
+    await store.setMoving(pool, [owned[0]!.id], 'mig-read');
     const corrupted = await store.create({ pool, owner: 'pod-r' });
-    const key = store.core.keys.session(corrupted.id);
+    const key = store.core.keys.session(pool, corrupted.id);
     await rewriteStored(store.core.redis, key, (header) => void (header[H.ep] = 'not-a-number'));
     const gone = newSessionId();
-    const states = await store.readOwners([...owned.map((s) => s.id), unowned.id, corrupted.id, gone]);
+    const states = await store.readOwners(pool, [...owned.map((s) => s.id), unowned.id, corrupted.id, gone]);
     expect(states.size).to.equal(21);
     expect(states.get(owned[0]!.id)).to.deep.equal({ sessionId: owned[0]!.id, pool, owner: 'pod-r', epoch: 1, movingBy: 'mig-read' });
     expect(states.get(owned[1]!.id)).to.include({ owner: 'pod-r', epoch: 1, movingBy: null });
     expect(states.get(unowned.id)).to.include({ owner: null, epoch: 0, movingBy: null, pool });
     expect(states.has(gone)).to.equal(false);
     expect(states.has(corrupted.id)).to.equal(false);
-    expect(await store.core.redis.exists(store.core.keys.quarantine(corrupted.id))).to.equal(1);
-    expect(await store.readOwners([])).to.deep.equal(new Map());
+    expect(await store.core.redis.exists(store.core.keys.quarantine(pool, corrupted.id))).to.equal(1);
+    expect(await store.readOwners(pool, [])).to.deep.equal(new Map());
   });
 
   it('migrateOwners moves with a CAS and clears the mark in the same script; a stale epoch is refused and keeps its mark', async () => {
     const pool = 'pool-mig';
     const sessions = await Promise.all(Array.from({ length: 30 }, () => store.create({ pool, owner: 'pod-1' })));
     const ids = sessions.map((s) => s.id);
-    await store.setMoving(ids, 'mig-a');
+    await store.setMoving(pool, ids, 'mig-a');
     const foreign = sessions[2]!;
-    await store.setMoving([foreign.id], 'mig-other'); // another migration's mark: moved but not cleared
+    await store.setMoving(pool, [foreign.id], 'mig-other'); // another migration's mark: moved but not cleared
     const gone = newSessionId();
     const moves = ids.map((id, i) => ({
       sessionId: id,
@@ -52,7 +52,7 @@ describe('store: batch owner reads and migration moves', () => {
     expect(outcomes[0]).to.deep.equal({ sessionId: ids[0], status: 'moved', epoch: 2 });
     expect(outcomes[1]).to.deep.equal({ sessionId: ids[1], status: 'conflict', owner: 'pod-1', epoch: 1 });
     expect(outcomes[30]).to.deep.equal({ sessionId: gone, status: 'missing' });
-    const after = await store.readOwners(ids);
+    const after = await store.readOwners(pool, ids);
     expect(after.get(ids[1]!)).to.include({ owner: 'pod-1', epoch: 1, movingBy: 'mig-a' }); // refused: unchanged, still frozen
     expect(after.get(foreign.id)).to.include({ owner: 'pod-3', epoch: 2, movingBy: 'mig-other' });
     const cleared = ids.filter((id, i) => i !== 1 && i !== 2).map((id) => after.get(id)!);
@@ -66,21 +66,28 @@ describe('store: batch owner reads and migration moves', () => {
     const leases = await store.core.redis.zrange(store.core.keys.leaseIndex(pool), '0', '-1');
     expect(leases.length).to.equal(30); // the 29 moved (new leases) and the refused one (its lease from create)
     // the old owner is fenced; the new owner writes once the mark is gone
-    await expectRejected(store.update(ids[0]!, { late: 1 }, { expectedVersion: 1, fence: { epoch: 1, owner: 'pod-1' } }), FencedError);
-    expect((await store.update(ids[0]!, { w: 1 }, { expectedVersion: 1, fence: { epoch: 2, owner: 'pod-3' } })).version).to.equal(2);
-    await expectRejected(store.update(ids[1]!, { w: 1 }, { expectedVersion: 1, fence: { epoch: 1, owner: 'pod-1' } }), SessionMovingError);
+    await expectRejected(
+      store.update(ids[0]!, { late: 1 }, { pool, expectedVersion: 1, fence: { epoch: 1, owner: 'pod-1' } }),
+      FencedError,
+    );
+    expect((await store.update(ids[0]!, { w: 1 }, { pool, expectedVersion: 1, fence: { epoch: 2, owner: 'pod-3' } })).version).to.equal(2);
+    await expectRejected(
+      store.update(ids[1]!, { w: 1 }, { pool, expectedVersion: 1, fence: { epoch: 1, owner: 'pod-1' } }),
+      SessionMovingError,
+    );
     // a repeated move (a retry after a lost reply) is refused, never applied twice: epochs only grow by one per move
     const again = await store.migrateOwners(pool, [moves[0]!], 'mig-a');
     expect(again[0]).to.deep.equal({ sessionId: ids[0], status: 'conflict', owner: 'pod-3', epoch: 2 });
     expect((await store.listByOwner(pool, 'pod-3')).includes(ids[0]!)).to.equal(true);
-    // a session of another pool is refused (the index steps name only `pool`)
+    // a session of another pool is not found: its key names the other pool (the index steps name only `pool`)
     const other = await store.create({ pool: 'pool-elsewhere', owner: 'pod-1' });
     const [wrongPool] = await store.migrateOwners(
       pool,
       [{ sessionId: other.id, fromOwner: 'pod-1', fromEpoch: 1, toOwner: 'pod-2' }],
       'mig-a',
     );
-    expect(wrongPool).to.include({ status: 'conflict', owner: 'pod-1', epoch: 1 });
+    expect(wrongPool).to.deep.equal({ sessionId: other.id, status: 'missing' });
+    expect(await store.get(other.id, { pool: 'pool-elsewhere', touch: false })).to.include({ owner: 'pod-1', epoch: 1 });
     expect((await store.listByOwner(pool, 'pod-2')).includes(other.id)).to.equal(false);
     // to nobody: unowned, lease 0, out of the lease index
     const [toNone] = await store.migrateOwners(pool, [{ sessionId: ids[3]!, fromOwner: 'pod-2', fromEpoch: 2, toOwner: null }], 'mig-a');
@@ -97,7 +104,7 @@ describe('store: batch owner reads and migration moves', () => {
     await redis.sadd(keys.ownerIndex(pool, 'pod-b'), ...sessions.map((s) => s.id));
     await redis.sadd(keys.owners(pool), 'pod-b');
     for (const s of sessions) {
-      const reply = await scripts.migrate.run(redis, [keys.session(s.id)], ['pod-a', 1, 'pod-b', 30_000, pool, 'mig-crash']);
+      const reply = await scripts.migrate.run(redis, [keys.session(pool, s.id)], ['pod-a', 1, 'pod-b', 30_000, pool, 'mig-crash']);
       expect((reply as unknown[])[0]).to.equal(1);
     }
     expect((await store.listByOwner(pool, 'pod-a')).length).to.equal(10); // stale: names too much

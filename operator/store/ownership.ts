@@ -25,10 +25,6 @@ function leaseLength(core: StoreCore, leaseMs: number | undefined): number {
   return ms;
 }
 
-async function poolOf(core: StoreCore, op: string, id: string): Promise<string | null> {
-  return (await core.exec(op, () => core.headerParts(id)))?.[H.pool] || null;
-}
-
 /** A batch step's script for one session: a session found corrupted (quarantined by core.script) counts as
  *  absent (`missing`), so one bad session does not fail the batch. */
 function orMissing(pending: Promise<LuaReply>): Promise<LuaReply> {
@@ -38,15 +34,14 @@ function orMissing(pending: Promise<LuaReply>): Promise<LuaReply> {
   });
 }
 
-export async function claim(core: StoreCore, id: string, owner: string, leaseMs?: number): Promise<Lease> {
+export async function claim(core: StoreCore, pool: string, id: string, owner: string, leaseMs?: number): Promise<Lease> {
+  assertPoolId(pool);
   assertSessionId(id);
   assertName('owner', owner);
   const ms = leaseLength(core, leaseMs);
   const { keys, redis } = core;
-  const pool = await poolOf(core, 'claim', id);
-  if (!pool) throw new SessionNotFoundError(id);
   await core.exec('claim', () => Promise.all([redis.sadd(keys.ownerIndex(pool, owner), id), redis.sadd(keys.owners(pool), owner)]));
-  const reply = await core.script('claim', scripts.claim, [keys.session(id)], [owner, ms]);
+  const reply = await core.script('claim', scripts.claim, [keys.session(pool, id)], [owner, ms]);
   const r = Array.isArray(reply) ? reply : [];
   if (r[0] !== 1) {
     await core.exec('claim', () => redis.srem(keys.ownerIndex(pool, owner), id));
@@ -59,7 +54,7 @@ export async function claim(core: StoreCore, id: string, owner: string, leaseMs?
   const epoch = Number(r[1]);
   const expiresAt = Number(r[2]);
   const previous = String(r[3] ?? '');
-  await core.afterWrite(keys.session(id), id);
+  await core.afterWrite(keys.session(pool, id), id);
   await core.exec('claim', () =>
     Promise.all([
       redis.zadd(keys.leaseIndex(pool), expiresAt, id),
@@ -67,12 +62,13 @@ export async function claim(core: StoreCore, id: string, owner: string, leaseMs?
     ]),
   );
   if (previous !== owner) core.logger.debug({ sessionId: id, owner, previousOwner: previous || null, epoch }, 'session claimed');
-  return { sessionId: id, owner, epoch, expiresAt };
+  return { sessionId: id, pool, owner, epoch, expiresAt };
 }
 
 function assertLease(lease: Lease): void {
   if (typeof lease !== 'object' || lease === null) throw new InvalidArgumentError('a lease object is required');
   assertSessionId(lease.sessionId);
+  assertPoolId(lease.pool);
   assertName('owner', lease.owner);
   if (!Number.isInteger(lease.epoch) || lease.epoch < 0) throw new InvalidArgumentError('lease.epoch must be a non-negative integer');
 }
@@ -81,7 +77,8 @@ export async function renew(core: StoreCore, lease: Lease, leaseMs?: number): Pr
   assertLease(lease);
   const ms = leaseLength(core, leaseMs);
   const { keys, redis } = core;
-  const reply = await core.script('renew', scripts.renew, [keys.session(lease.sessionId)], [lease.owner, lease.epoch, ms]);
+  const key = keys.session(lease.pool, lease.sessionId);
+  const reply = await core.script('renew', scripts.renew, [key], [lease.owner, lease.epoch, ms]);
   const r = Array.isArray(reply) ? reply : [];
   if (r[0] === -1) throw new SessionNotFoundError(lease.sessionId);
   if (r[0] === -2) {
@@ -89,8 +86,8 @@ export async function renew(core: StoreCore, lease: Lease, leaseMs?: number): Pr
     throw new LeaseLostError(lease.sessionId, r[1] ? String(r[1]) : null, Number(r[2]));
   }
   const expiresAt = Number(r[1]);
-  await core.afterWrite(keys.session(lease.sessionId), lease.sessionId);
-  await core.exec('renew', () => redis.zadd(keys.leaseIndex(String(r[2])), expiresAt, lease.sessionId));
+  await core.afterWrite(key, lease.sessionId);
+  await core.exec('renew', () => redis.zadd(keys.leaseIndex(lease.pool), expiresAt, lease.sessionId));
   return { ...lease, expiresAt };
 }
 
@@ -98,14 +95,15 @@ export async function renew(core: StoreCore, lease: Lease, leaseMs?: number): Pr
 export async function release(core: StoreCore, lease: Lease): Promise<void> {
   assertLease(lease);
   const { keys, redis } = core;
-  const reply = await core.script('release', scripts.release, [keys.session(lease.sessionId)], [lease.owner, lease.epoch]);
+  const key = keys.session(lease.pool, lease.sessionId);
+  const reply = await core.script('release', scripts.release, [key], [lease.owner, lease.epoch]);
   const r = Array.isArray(reply) ? reply : [];
   if (r[0] !== 1) {
     core.logger.debug({ sessionId: lease.sessionId, owner: lease.owner }, 'release of a lease no longer held: nothing to do');
     return;
   }
-  const pool = String(r[2]);
-  await core.afterWrite(keys.session(lease.sessionId), lease.sessionId);
+  const { pool } = lease;
+  await core.afterWrite(key, lease.sessionId);
   await core.exec('release', () =>
     Promise.all([redis.srem(keys.ownerIndex(pool, lease.owner), lease.sessionId), redis.zrem(keys.leaseIndex(pool), lease.sessionId)]),
   );
@@ -124,95 +122,78 @@ function group<T>(items: T[], key: (item: T) => string | null): Map<string, T[]>
   return groups;
 }
 
-const SEP = '\u0000';
-
 /**
  * Each move is one CAS script on its session's slot (owner and epoch as the mover saw them);
  * the scripts are sent together (ioredis pipelines them per node). Index steps: add to the
- * target owners' indexes before, remove from the source owners' after.
+ * target owners' indexes before, remove from the source owners' after. Every session is `pool`'s
+ * (its key names the pool), so the index steps always name the right pool.
  */
-export async function moveOwners(core: StoreCore, moves: OwnerMove[]): Promise<OwnerMoveOutcome[]> {
-  if (!Array.isArray(moves)) throw new InvalidArgumentError('moves must be an array');
-  for (const move of moves) {
-    assertSessionId(move.sessionId);
-    if (move.fromOwner !== null) assertName('owner', move.fromOwner);
-    if (move.toOwner !== null) assertName('owner', move.toOwner);
-    if (!Number.isInteger(move.fromEpoch) || move.fromEpoch < 0) throw new InvalidArgumentError('fromEpoch must be a non-negative integer');
-  }
+export async function moveOwners(core: StoreCore, pool: string, moves: OwnerMove[]): Promise<OwnerMoveOutcome[]> {
+  assertPoolId(pool);
+  assertMoves(moves);
   if (moves.length === 0) return [];
   const { keys, redis, settings } = core;
-  const headers = await core.exec('moveOwners', () => Promise.all(moves.map((m) => core.headerParts(m.sessionId))));
-  const planned = moves.map((move, i) => ({ move, pool: headers[i]?.[H.pool] || null }));
-  const targets = group(planned, (p) => (p.pool && p.move.toOwner ? `${p.pool}${SEP}${p.move.toOwner}` : null));
-  await core.exec('moveOwners', () =>
-    Promise.all(
-      [...targets].flatMap(([k, items]) => {
-        const [pool = '', owner = ''] = k.split(SEP);
-        return [redis.sadd(keys.ownerIndex(pool, owner), ...items.map((p) => p.move.sessionId)), redis.sadd(keys.owners(pool), owner)];
-      }),
-    ),
-  );
+  const targets = group(moves, (m) => m.toOwner);
+  if (targets.size > 0) {
+    await core.exec('moveOwners', () =>
+      Promise.all([
+        ...[...targets].map(([owner, items]) => redis.sadd(keys.ownerIndex(pool, owner), ...items.map((m) => m.sessionId))),
+        redis.sadd(keys.owners(pool), ...targets.keys()),
+      ]),
+    );
+  }
   // Each script retries on its own; a retry of a move that did apply sees the target state
   // (toOwner at fromEpoch + 1) and counts as moved.
   const replies = await Promise.all(
-    planned.map((p) =>
+    moves.map((m) =>
       orMissing(
         core.script(
           'moveOwners',
           scripts.move,
-          [keys.session(p.move.sessionId)],
-          [p.move.fromOwner ?? '', p.move.fromEpoch, p.move.toOwner ?? '', settings.defaultLeaseMs],
+          [keys.session(pool, m.sessionId)],
+          [m.fromOwner ?? '', m.fromEpoch, m.toOwner ?? '', settings.defaultLeaseMs],
         ),
       ),
     ),
   );
   const outcomes: OwnerMoveOutcome[] = [];
-  const moved: { pool: string; move: OwnerMove; lease: number }[] = [];
-  const undo: { pool: string; move: OwnerMove }[] = [];
+  const moved: { move: OwnerMove; lease: number }[] = [];
+  const undo: OwnerMove[] = [];
   replies.forEach((reply, i) => {
-    const p = planned[i]!;
+    const move = moves[i]!;
     const r = Array.isArray(reply) ? reply : [];
-    const sessionId = p.move.sessionId;
+    const sessionId = move.sessionId;
     if (r[0] === 1) {
       outcomes.push({ sessionId, status: 'moved', epoch: Number(r[1]) });
-      moved.push({ pool: String(r[2]), move: p.move, lease: Number(r[3]) });
-    } else if (r[0] === -2 && (r[1] ? String(r[1]) : null) === p.move.toOwner && Number(r[2]) === p.move.fromEpoch + 1 && p.pool) {
+      moved.push({ move, lease: Number(r[3]) });
+    } else if (r[0] === -2 && (r[1] ? String(r[1]) : null) === move.toOwner && Number(r[2]) === move.fromEpoch + 1) {
       outcomes.push({ sessionId, status: 'moved', epoch: Number(r[2]) });
-      moved.push({ pool: p.pool, move: p.move, lease: Date.now() + settings.defaultLeaseMs });
+      moved.push({ move, lease: Date.now() + settings.defaultLeaseMs });
     } else if (r[0] === -2) {
       const owner = r[1] ? String(r[1]) : null;
       outcomes.push({ sessionId, status: 'conflict', owner, epoch: Number(r[2]) });
       core.metrics.conflicts.inc({ op: 'moveOwners', kind: 'owner_epoch' });
-      if (p.pool && p.move.toOwner && owner !== p.move.toOwner) undo.push({ pool: p.pool, move: p.move });
+      if (move.toOwner && owner !== move.toOwner) undo.push(move);
     } else {
       outcomes.push({ sessionId, status: 'missing' });
-      if (p.pool && p.move.toOwner) undo.push({ pool: p.pool, move: p.move });
+      if (move.toOwner) undo.push(move);
     }
   });
-  if (settings.durability === 'replica') {
-    await Promise.all(moved.map((m) => core.afterWrite(keys.session(m.move.sessionId), m.move.sessionId)));
-  }
-  const sources = group(moved, (m) => (m.move.fromOwner ? `${m.pool}${SEP}${m.move.fromOwner}` : null));
-  const undone = group(undo, (u) => `${u.pool}${SEP}${u.move.toOwner ?? ''}`);
-  const leaseByPool = group(moved, (m) => m.pool);
+  await core.afterWriteMany(moved.map((m) => ({ key: keys.session(pool, m.move.sessionId), sessionId: m.move.sessionId })));
+  const sources = group(moved, (m) => m.move.fromOwner);
+  const undone = group(undo, (m) => m.toOwner);
+  const held = moved.filter((m) => m.move.toOwner);
+  const freed = moved.filter((m) => !m.move.toOwner);
   await core.exec('moveOwners', () =>
     Promise.all([
-      ...[...sources, ...undone].map(([k, items]) => {
-        const [pool = '', owner = ''] = k.split(SEP);
-        return redis.srem(keys.ownerIndex(pool, owner), ...items.map((m) => m.move.sessionId));
-      }),
-      ...[...leaseByPool].flatMap(([pool, items]) => {
-        const held = items.filter((m) => m.move.toOwner);
-        const freed = items.filter((m) => !m.move.toOwner);
-        return [
-          ...(held.length > 0 ? [redis.zadd(keys.leaseIndex(pool), ...held.flatMap((m) => [m.lease, m.move.sessionId]))] : []),
-          ...(freed.length > 0 ? [redis.zrem(keys.leaseIndex(pool), ...freed.map((m) => m.move.sessionId))] : []),
-        ];
-      }),
+      ...[...sources].map(([owner, items]) => redis.srem(keys.ownerIndex(pool, owner), ...items.map((m) => m.move.sessionId))),
+      ...[...undone].map(([owner, items]) => redis.srem(keys.ownerIndex(pool, owner), ...items.map((m) => m.sessionId))),
+      ...(held.length > 0 ? [redis.zadd(keys.leaseIndex(pool), ...held.flatMap((m) => [m.lease, m.move.sessionId]))] : []),
+      ...(freed.length > 0 ? [redis.zrem(keys.leaseIndex(pool), ...freed.map((m) => m.move.sessionId))] : []),
     ]),
   );
   core.logger.debug(
-    { moves: moves.length, moved: moved.length, conflicts: outcomes.filter((o) => o.status === 'conflict').length },
+    { pool, moves: moves.length, moved: moved.length, conflicts: outcomes.filter((o) => o.status === 'conflict').length },
     'owners moved',
   );
   return outcomes;
@@ -236,18 +217,22 @@ const INTEGER = /^-?[0-9]+$/;
  * `suspect` lists ids whose value is unreadable (wrong type, malformed header, no integer epoch, no pool): the
  * caller reads them with get, which quarantines a corrupted session.
  */
-export async function readOwners(core: StoreCore, sessionIds: string[]): Promise<{ states: Map<string, OwnerState>; suspect: string[] }> {
+export async function readOwners(
+  core: StoreCore,
+  pool: string,
+  sessionIds: string[],
+): Promise<{ states: Map<string, OwnerState>; suspect: string[] }> {
+  assertPoolId(pool);
   if (!Array.isArray(sessionIds)) throw new InvalidArgumentError('sessionIds must be an array');
   sessionIds.forEach((id) => assertSessionId(id));
-  const replies = await core.exec('readOwners', () => Promise.all(sessionIds.map((id) => core.headerParts(id))));
+  const replies = await core.exec('readOwners', () => Promise.all(sessionIds.map((id) => core.headerParts(pool, id))));
   const states = new Map<string, OwnerState>();
   const suspect: string[] = [];
   replies.forEach((h, i) => {
     const sessionId = sessionIds[i]!;
     if (h === undefined) return; // absent
     const ep = h?.[H.ep];
-    const pool = h?.[H.pool];
-    if (!h || !ep || !INTEGER.test(ep) || !pool || h[H.sv] !== SCHEMA_VERSION) return void suspect.push(sessionId);
+    if (!h || !ep || !INTEGER.test(ep) || h[H.pool] !== pool || h[H.sv] !== SCHEMA_VERSION) return void suspect.push(sessionId);
     states.set(sessionId, { sessionId, pool, owner: h[H.own] || null, epoch: Number(ep), movingBy: h[H.mov] || null });
   });
   return { states, suspect };
@@ -287,7 +272,7 @@ export async function migrateOwners(core: StoreCore, pool: string, moves: OwnerM
         core.script(
           'migrateOwners',
           scripts.migrate,
-          [keys.session(m.sessionId)],
+          [keys.session(pool, m.sessionId)],
           [m.fromOwner ?? '', m.fromEpoch, m.toOwner ?? '', settings.defaultLeaseMs, pool, migration],
         ),
       ),
@@ -312,7 +297,7 @@ export async function migrateOwners(core: StoreCore, pool: string, moves: OwnerM
       if (move.toOwner) undo.push(move);
     }
   });
-  await core.afterWriteMany(moved.map((m) => ({ key: keys.session(m.move.sessionId), sessionId: m.move.sessionId })));
+  await core.afterWriteMany(moved.map((m) => ({ key: keys.session(pool, m.move.sessionId), sessionId: m.move.sessionId })));
   const sources = group(moved, (m) => m.move.fromOwner);
   const undone = group(undo, (m) => m.toOwner);
   const held = moved.filter((m) => m.move.toOwner);
@@ -331,7 +316,8 @@ export async function migrateOwners(core: StoreCore, pool: string, moves: OwnerM
   return outcomes;
 }
 
-export async function setMoving(core: StoreCore, sessionIds: string[], migration: string | null): Promise<void> {
+export async function setMoving(core: StoreCore, pool: string, sessionIds: string[], migration: string | null): Promise<void> {
+  assertPoolId(pool);
   if (!Array.isArray(sessionIds)) throw new InvalidArgumentError('sessionIds must be an array');
   sessionIds.forEach((id) => assertSessionId(id));
   if (migration !== null) assertName('migration', migration);
@@ -340,18 +326,18 @@ export async function setMoving(core: StoreCore, sessionIds: string[], migration
     Promise.all(
       sessionIds.map((id) =>
         scripts.setMoving
-          .run(redis, [keys.session(id)], [migration ?? ''])
+          .run(redis, [keys.session(pool, id)], [migration ?? ''])
           // A corrupted session is quarantined (then absent) instead of failing the batch.
           .catch(async (error: unknown) => {
             if (!isCorruptReply(error)) throw error;
-            await core.quarantine(id, 'header malformed', null);
+            await core.quarantine(pool, id, 'header malformed');
             return 0;
           }),
       ),
     ),
   );
-  await core.afterWriteMany(sessionIds.map((id) => ({ key: keys.session(id), sessionId: id })));
-  core.logger.debug({ sessions: sessionIds.length, migration }, migration ? 'sessions marked moving' : 'moving mark cleared');
+  await core.afterWriteMany(sessionIds.map((id) => ({ key: keys.session(pool, id), sessionId: id })));
+  core.logger.debug({ pool, sessions: sessionIds.length, migration }, migration ? 'sessions marked moving' : 'moving mark cleared');
 }
 
 export async function listByOwner(core: StoreCore, pool: string, owner: string): Promise<string[]> {

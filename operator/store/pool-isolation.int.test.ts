@@ -47,7 +47,7 @@ describe('store: two pools of the same name in two namespaces', () => {
   /** Every session of B is there, untouched: data, owner, epoch and version as created. */
   async function expectBUntouched(): Promise<void> {
     for (const s of sessionsB) {
-      const now = await store.get(s.id, { touch: false });
+      const now = await store.get(s.id, { pool: b, touch: false });
       expect(now, `session ${s.id} of ${b}`).to.not.equal(null);
       expect(now).to.deep.include({ pool: b, owner: s.owner, epoch: s.epoch, version: s.version, data: s.data, movingBy: null });
     }
@@ -80,7 +80,7 @@ describe('store: two pools of the same name in two namespaces', () => {
       expect(registered.map((w) => w.pool)).to.deep.equal([pool, pool]);
       expect(registered.map((w) => w.endpoint.split('-')[0]).sort()).to.deep.equal(pool === a ? ['a', 'a'] : ['b', 'b']);
     }
-    for (const s of sessionsA) expect((await store.get(s.id, { touch: false }))?.pool).to.equal(a);
+    for (const s of sessionsA) expect((await store.get(s.id, { pool: a, touch: false }))?.pool).to.equal(a);
   });
 
   it("a read as one pool neither returns nor touches the other's session", async () => {
@@ -90,7 +90,7 @@ describe('store: two pools of the same name in two namespaces', () => {
       const theirs = sessionsB[0]!;
       await new Promise((resolve) => setTimeout(resolve, 5));
       expect(await eager.get(theirs.id, { pool: a })).to.equal(null);
-      expect((await eager.get(theirs.id, { touch: false }))?.lastAccessedAt).to.equal(theirs.lastAccessedAt);
+      expect((await eager.get(theirs.id, { pool: b, touch: false }))?.lastAccessedAt).to.equal(theirs.lastAccessedAt);
       const asB = await eager.get(theirs.id, { pool: b });
       expect(asB?.pool).to.equal(b);
       expect(asB?.lastAccessedAt, 'read as its own pool it is touched').to.be.greaterThan(theirs.lastAccessedAt);
@@ -99,11 +99,32 @@ describe('store: two pools of the same name in two namespaces', () => {
     }
   });
 
+  it('the same id in both pools is two sessions, each under a key that names its pool', async () => {
+    const id = sessionsB[0]!.id;
+    const keys = store.core.keys;
+    expect(keys.session(a, id)).to.equal(`${prefix}:s:{${a}|${id}}`);
+    expect(keys.session(a, id)).to.not.equal(keys.session(b, id));
+    // Nothing of A is stored under B's id until A imports one; then each pool has its own.
+    expect(await store.core.redis.exists(keys.session(a, id))).to.equal(0);
+    const imported = await store.importSession({ id, pool: a, data: { mine: 'a' }, version: 7, createdAt: 1 });
+    expect(imported.created).to.equal(true);
+    expect(await store.get(id, { pool: a, touch: false })).to.deep.include({ pool: a, version: 7, data: { mine: 'a' } });
+    await store.delete(id, { pool: a });
+    await expectBUntouched();
+  });
+
   it("a migration of one pool cannot move, mark or journal over the other's sessions", async () => {
     const owned = sessionsB.filter((s) => s.owner === workers[0]);
     const moves = owned.map((s) => ({ sessionId: s.id, fromOwner: workers[0]!, fromEpoch: s.epoch, toOwner: workers[1]! }));
+    // Pool A has no session of these ids: each key names its pool.
     const outcomes = await store.migrateOwners(a, moves, 'mig-of-a');
-    expect(outcomes.map((o) => o.status)).to.deep.equal(owned.map(() => 'conflict'));
+    expect(outcomes.map((o) => o.status)).to.deep.equal(owned.map(() => 'missing'));
+    await store.setMoving(
+      a,
+      owned.map((s) => s.id),
+      'mig-of-a',
+    );
+    expect(await store.moveOwners(a, moves)).to.deep.equal(owned.map((s) => ({ sessionId: s.id, status: 'missing' })));
     // Draining pool A's worker leaves B's same-named worker serving.
     await store.setWorkerDraining(a, workers[0]!, true);
     expect((await store.listWorkers(a)).find((w) => w.worker === workers[0])?.draining).to.equal(true);
@@ -140,7 +161,7 @@ describe('store: two pools of the same name in two namespaces', () => {
     const released = await releaseWorker(store, a, workers[0]!);
     expect(released.released).to.equal(10);
     for (const s of sessionsA.filter((x) => x.owner === workers[0]))
-      expect((await store.get(s.id, { touch: false }))?.owner).to.equal(null);
+      expect((await store.get(s.id, { pool: a, touch: false }))?.owner).to.equal(null);
     expect((await store.listWorkers(a)).map((w) => w.worker)).to.deep.equal([workers[1]]);
     await store.sweep(a);
     await expectBUntouched();
@@ -152,7 +173,7 @@ describe('store: two pools of the same name in two namespaces', () => {
     await store.core.redis.zadd(store.core.keys.poolIndex(a), Date.now() + 600_000, strayB.id);
     const deleted = await deleteAllSessions(store, a);
     expect(deleted).to.equal(24);
-    for (const s of sessionsA) expect(await store.get(s.id, { touch: false })).to.equal(null);
+    for (const s of sessionsA) expect(await store.get(s.id, { pool: a, touch: false })).to.equal(null);
     expect(await store.listWorkers(a)).to.deep.equal([]);
     await expectBUntouched();
   });

@@ -37,15 +37,16 @@ export class SessionRecords {
     this.core = core;
   }
 
-  remember(id: string, stored: StoredSession): void {
-    if (this.core.settings.degradedEnabled) this.core.degraded.cache.set(id, stored);
+  /** Caches a session as read or written, under its key (the cache is shared by every pool of this store). */
+  remember(pool: string, id: string, stored: StoredSession): void {
+    if (this.core.settings.degradedEnabled) this.core.degraded.cache.set(this.core.keys.session(pool, id), stored);
   }
 
   /** decode for a whole stored value (header, newline, data). */
-  decodeValue(id: string, value: unknown): SessionRecord | Promise<never> {
+  decodeValue(pool: string, id: string, value: unknown): SessionRecord | Promise<never> {
     const parts = splitValue(typeof value === 'string' ? value : null);
-    if (parts) return this.decode(id, parts.header, parts.data);
-    return this.quarantine(id, 'header is malformed', typeof value === 'string' ? value.split('\n', 1)[0]! : null);
+    if (parts) return this.decode(pool, id, parts.header, parts.data);
+    return this.quarantine(pool, id, 'header is malformed');
   }
 
   /** Decodes a stored session (its header and data as a reply carries them), caches it and returns the
@@ -54,6 +55,7 @@ export class SessionRecords {
    *  does data byte-identical to the cached copy; `value`, when given, is that data as a value the record
    *  may carry (the caller's own). Synchronous unless the session is corrupted. */
   decode(
+    pool: string,
     id: string,
     header: unknown,
     data: unknown,
@@ -61,7 +63,7 @@ export class SessionRecords {
     value?: JsonValue,
   ): SessionRecord | Promise<never> {
     try {
-      const cached = written ? undefined : this.core.degraded.cache.peek(id);
+      const cached = written ? undefined : this.core.degraded.cache.peek(this.core.keys.session(pool, id));
       const stored = decodeStored(
         id,
         header,
@@ -72,18 +74,19 @@ export class SessionRecords {
             ? (d, cs) => cached.record.checksum === cs && cached.serialized === d
             : undefined,
       );
+      // The key names the pool; a header naming another was not written by this store.
+      if (stored.record.pool !== pool) throw new CorruptRecord('pool part names another pool than the key');
       const record = value === undefined ? withData(stored) : { ...stored.record, data: value };
-      this.remember(id, stored);
+      this.remember(pool, id, stored);
       return record;
     } catch (error) {
-      if (error instanceof CorruptRecord)
-        return this.quarantine(id, error.message, typeof header === 'string' ? header.split('\n', 1)[0]! : null);
+      if (error instanceof CorruptRecord) return this.quarantine(pool, id, error.message);
       throw error;
     }
   }
 
-  async quarantine(id: string, reason: string, pool: string | null): Promise<never> {
-    throw await this.core.quarantine(id, reason, pool);
+  async quarantine(pool: string, id: string, reason: string): Promise<never> {
+    throw await this.core.quarantine(pool, id, reason);
   }
 
   async createInRedis(
@@ -112,17 +115,17 @@ export class SessionRecords {
     const reply = await this.core.script(
       'create',
       scripts.create,
-      [keys.session(id)],
+      [keys.session(pool, id)],
       [pool, serialized, checksum, ttlSeconds, anonymous ? '1' : '0', owner, wid, settings.defaultLeaseMs, SCHEMA_VERSION],
       retry,
     );
     if (!Array.isArray(reply) || reply[0] !== 1) throw new InternalStoreError(`create: session id ${id} already taken`);
     // The reply is the header only: the data is what this call wrote (or, a retry, what this write id wrote).
-    const record = await this.decode(id, reply[1], serialized, { serialized, checksum });
+    const record = await this.decode(pool, id, reply[1], serialized, { serialized, checksum });
     if (owner) {
       await this.core.exec('create', () => redis.zadd(keys.leaseIndex(pool), Date.now() + settings.defaultLeaseMs, id), retry);
     }
-    await this.core.afterWrite(keys.session(id), id);
+    await this.core.afterWrite(keys.session(pool, id), id);
     this.core.logger.debug({ sessionId: id, pool, anonymous, ttlSeconds, owner: owner || null }, 'session created');
     return record;
   }
@@ -131,7 +134,7 @@ export class SessionRecords {
    *  the header is known and every check UPDATE would make passes against it, so that a byte-identical
    *  stored header means the full script would have accepted the write. */
   fastPathBase(write: Extract<JournalEntry, { kind: 'update' }>): StoredSession | undefined {
-    const cached = this.core.degraded.cache.peek(write.id);
+    const cached = this.core.degraded.cache.peek(this.core.keys.session(write.pool, write.id));
     if (!cached?.header || cached.record.version !== write.expectedVersion) return undefined;
     const { fence } = write;
     const { epoch, owner, movingBy } = cached.record;
@@ -150,7 +153,7 @@ export class SessionRecords {
     sendFailed?: (error: unknown) => SessionRecord,
     path: 'full' | 'fallback' = 'full',
   ): Promise<SessionRecord> {
-    const key = this.core.keys.session(write.id);
+    const key = this.core.keys.session(write.pool, write.id);
     if (base) {
       // The fast path: the new value whole (the base header with v, cs and wid changed, then the data),
       // written only if the stored header is still the base's. Otherwise the full script decides.
@@ -182,7 +185,7 @@ export class SessionRecords {
         }, sendFailed);
     }
     if (path === 'full') this.core.metrics.updatePaths.inc(UPDATE_PATH.full);
-    const { id, serialized, checksum, expectedVersion, fence, wid } = write;
+    const { pool, id, serialized, checksum, expectedVersion, fence, wid } = write;
     return this.core
       .script(
         'update',
@@ -201,7 +204,7 @@ export class SessionRecords {
         ],
         retry,
       )
-      .then((reply) => this.updated(id, key, reply, serialized, checksum, expectedVersion, fence, data), sendFailed);
+      .then((reply) => this.updated(pool, id, key, reply, serialized, checksum, expectedVersion, fence, data), sendFailed);
   }
 
   /** The record of an update the fast path applied: the base with the new version, checksum and data, and
@@ -226,14 +229,15 @@ export class SessionRecords {
       header: slid ? withHeaderParts(header, [[H.la, String(written)]]) : header,
       segments: slid ? undefined : base.segments,
     };
-    this.remember(write.id, stored);
+    this.remember(write.pool, write.id, stored);
     const record = data === undefined ? withData(stored) : { ...stored.record, data };
     if (this.core.settings.durability !== 'replica') return record;
-    return this.core.afterWrite(this.core.keys.session(write.id), write.id).then(() => record);
+    return this.core.afterWrite(this.core.keys.session(write.pool, write.id), write.id).then(() => record);
   }
 
   /** The outcome of the update script: the record written, or the typed refusal. */
   private updated(
+    pool: string,
     id: string,
     key: string,
     reply: LuaReply,
@@ -249,7 +253,7 @@ export class SessionRecords {
       case 1: {
         // The reply is the header only: the data is what this call wrote, and the record carries the
         // caller's own data value (validated as JSON by encodeData) rather than a parsed copy of it.
-        const record = this.decode(id, a, serialized, { serialized, checksum }, data);
+        const record = this.decode(pool, id, a, serialized, { serialized, checksum }, data);
         if (record instanceof Promise || this.core.settings.durability !== 'replica') return record;
         return this.core.afterWrite(key, id).then(() => record);
       }
@@ -270,26 +274,24 @@ export class SessionRecords {
     }
   }
 
-  async deleteInRedis(id: string, retry?: RetryPolicy): Promise<boolean> {
+  async deleteInRedis(pool: string, id: string, retry?: RetryPolicy): Promise<boolean> {
     const { keys, redis } = this.core;
-    const reply = await this.core.script('delete', scripts.delete, [keys.session(id)], [], retry);
-    this.core.degraded.cache.delete(id);
+    const key = keys.session(pool, id);
+    const reply = await this.core.script('delete', scripts.delete, [key], [], retry);
+    this.core.degraded.cache.delete(key);
     if (!Array.isArray(reply) || reply[0] !== 1) return false;
-    const pool = String(reply[1] ?? '');
     const owner = String(reply[2] ?? '');
-    await this.core.afterWrite(keys.session(id), id);
+    await this.core.afterWrite(key, id);
     // Session first, then indexes: a crash in between leaves an entry the sweep removes.
-    if (pool) {
-      await this.core.exec(
-        'delete',
-        () =>
-          Promise.all([
-            redis.zrem(keys.poolIndex(pool), id),
-            ...(owner ? [redis.srem(keys.ownerIndex(pool, owner), id), redis.zrem(keys.leaseIndex(pool), id)] : []),
-          ]),
-        retry,
-      );
-    }
+    await this.core.exec(
+      'delete',
+      () =>
+        Promise.all([
+          redis.zrem(keys.poolIndex(pool), id),
+          ...(owner ? [redis.srem(keys.ownerIndex(pool, owner), id), redis.zrem(keys.leaseIndex(pool), id)] : []),
+        ]),
+      retry,
+    );
     this.core.logger.debug({ sessionId: id, pool }, 'session deleted');
     return true;
   }

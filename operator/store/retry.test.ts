@@ -98,9 +98,9 @@ describe('store degraded-mode structures', () => {
 
   it('journal is bounded', () => {
     const state = new DegradedState(10, 2);
-    state.enqueue({ kind: 'delete', id: 'a', at: 1 });
-    state.enqueue({ kind: 'delete', id: 'b', at: 2 });
-    expect(() => state.enqueue({ kind: 'delete', id: 'c', at: 3 })).to.throw(JournalFullError);
+    state.enqueue({ kind: 'delete', id: 'a', pool: 'p', at: 1 });
+    state.enqueue({ kind: 'delete', id: 'b', pool: 'p', at: 2 });
+    expect(() => state.enqueue({ kind: 'delete', id: 'c', pool: 'p', at: 3 })).to.throw(JournalFullError);
     expect(state.pendingFor('a')).to.have.length(1);
   });
 });

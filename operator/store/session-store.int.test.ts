@@ -41,16 +41,16 @@ describe('store: sessions on the real Redis Cluster', () => {
     expect(created.checksum).to.match(/^[0-9a-f]{8}$/);
     // The default touch granularity (1 s): a get after it sets lastAccessedAt and slides the TTL.
     await new Promise((r) => setTimeout(r, 1100));
-    const read = await store.get(created.id);
+    const read = await store.get(created.id, { pool });
     expect(read?.data).to.deep.equal({ cart: [1, 2] });
     expect(read!.lastAccessedAt).to.be.greaterThan(created.lastAccessedAt);
-    const pttl = await store.core.redis.pttl(store.core.keys.session(created.id));
+    const pttl = await store.core.redis.pttl(store.core.keys.session(pool, created.id));
     expect(pttl).to.be.greaterThan(3_599_000);
-    expect(await store.exists(created.id)).to.equal(true);
-    expect(await store.delete(created.id)).to.equal(true);
-    expect(await store.delete(created.id)).to.equal(false);
-    expect(await store.get(created.id)).to.equal(null);
-    expect(await store.exists(created.id)).to.equal(false);
+    expect(await store.exists(created.id, { pool })).to.equal(true);
+    expect(await store.delete(created.id, { pool })).to.equal(true);
+    expect(await store.delete(created.id, { pool })).to.equal(false);
+    expect(await store.get(created.id, { pool })).to.equal(null);
+    expect(await store.exists(created.id, { pool })).to.equal(false);
   });
 
   it('touches coarsely: lastAccessedAt and the TTL slide after the touch granularity, not within it', async () => {
@@ -58,10 +58,10 @@ describe('store: sessions on the real Redis Cluster', () => {
     try {
       const { redis, keys } = coarse.core;
       const s = await coarse.create({ pool, data: { n: 1 }, ttlSeconds: 60 });
-      const key = keys.session(s.id);
+      const key = keys.session(pool, s.id);
       await new Promise((r) => setTimeout(r, 100));
       // Within the granularity: a read only (la and the TTL stay).
-      const within = await coarse.get(s.id);
+      const within = await coarse.get(s.id, { pool });
       expect(within!.lastAccessedAt).to.equal(s.lastAccessedAt);
       const part = async (index: number) => (await storedParts(redis, key)).header[index];
       expect(await part(H.la)).to.equal(String(s.lastAccessedAt));
@@ -69,26 +69,26 @@ describe('store: sessions on the real Redis Cluster', () => {
       expect(pttlWithin).to.be.at.most(60_000 - 100);
       await new Promise((r) => setTimeout(r, 300));
       // After it: la = now (master clock) and the TTL is slid back to the full 60 s.
-      const after = await coarse.get(s.id);
+      const after = await coarse.get(s.id, { pool });
       expect(after!.lastAccessedAt).to.be.at.least(s.lastAccessedAt + 300);
       expect(await part(H.la)).to.equal(String(after!.lastAccessedAt));
       expect(await redis.pttl(key)).to.be.greaterThan(60_000 - 50);
       // touch: false never slides.
       await new Promise((r) => setTimeout(r, 350));
-      const untouched = await coarse.get(s.id, { touch: false });
+      const untouched = await coarse.get(s.id, { pool, touch: false });
       expect(untouched!.lastAccessedAt).to.equal(after!.lastAccessedAt);
       // An update slides on the same rule: due here (350 ms since the last slide) ...
-      const u = await coarse.update(s.id, { n: 2 }, { expectedVersion: 1 });
+      const u = await coarse.update(s.id, { n: 2 }, { pool, expectedVersion: 1 });
       expect(u.lastAccessedAt).to.be.at.least(after!.lastAccessedAt + 300);
       expect(u.data).to.deep.equal({ n: 2 });
       // ... and not within the granularity: version and data change, la and the TTL do not.
-      const u2 = await coarse.update(s.id, { n: 3 }, { expectedVersion: 2 });
+      const u2 = await coarse.update(s.id, { n: 3 }, { pool, expectedVersion: 2 });
       expect(u2).to.include({ version: 3, lastAccessedAt: u.lastAccessedAt });
       expect([await part(H.v), await part(H.la)]).to.deep.equal(['3', String(u.lastAccessedAt)]);
       // Rewriting the same data bumps the version and keeps a readable, checksummed record.
-      const u3 = await coarse.update(s.id, { n: 3 }, { expectedVersion: 3 });
+      const u3 = await coarse.update(s.id, { n: 3 }, { pool, expectedVersion: 3 });
       expect(u3).to.include({ version: 4, checksum: u2.checksum });
-      expect((await coarse.get(s.id, { touch: false }))!.data).to.deep.equal({ n: 3 });
+      expect((await coarse.get(s.id, { pool, touch: false }))!.data).to.deep.equal({ n: 3 });
     } finally {
       await coarse.close();
     }
@@ -102,11 +102,11 @@ describe('store: sessions on the real Redis Cluster', () => {
       // TTL 2 s: the effective granularity is 200 ms, not 60 s.
       const s = await coarse.create({ pool, ttlSeconds: 2 });
       await new Promise((r) => setTimeout(r, 250));
-      const read = await coarse.get(s.id);
+      const read = await coarse.get(s.id, { pool });
       expect(read!.lastAccessedAt).to.be.at.least(s.lastAccessedAt + 200);
-      expect(await redis.pttl(keys.session(s.id))).to.be.greaterThan(1900);
+      expect(await redis.pttl(keys.session(pool, s.id))).to.be.greaterThan(1900);
       await new Promise((r) => setTimeout(r, 10));
-      const again = await every.get(s.id);
+      const again = await every.get(s.id, { pool });
       expect(again!.lastAccessedAt).to.be.greaterThan(read!.lastAccessedAt);
     } finally {
       await coarse.close();
@@ -123,34 +123,34 @@ describe('store: sessions on the real Redis Cluster', () => {
     expect(shortAnon.ttlSeconds).to.equal(30);
     const explicit = await store.create({ pool, ttlSeconds: 42 });
     expect(explicit.ttlSeconds).to.equal(42);
-    const pttl = await store.core.redis.pttl(store.core.keys.session(explicit.id));
+    const pttl = await store.core.redis.pttl(store.core.keys.session(pool, explicit.id));
     expect(pttl).to.be.within(40_000, 42_000);
   });
 
   it('updates with a version check, and mutate retries', async () => {
     const s = await store.create({ pool, data: { n: 0 } });
-    const u = await store.update(s.id, { n: 1 }, { expectedVersion: 1 });
+    const u = await store.update(s.id, { n: 1 }, { pool, expectedVersion: 1 });
     expect(u.version).to.equal(2);
     expect(u.data).to.deep.equal({ n: 1 });
     let conflict: unknown;
     try {
-      await store.update(s.id, { n: 99 }, { expectedVersion: 1 });
+      await store.update(s.id, { n: 99 }, { pool, expectedVersion: 1 });
     } catch (e) {
       conflict = e;
     }
     expect(conflict).to.be.instanceOf(VersionConflictError);
     expect((conflict as VersionConflictError).actualVersion).to.equal(2);
     expect(await metricValue(registry, 'spo_store_conflicts_total', { kind: 'version' })).to.be.greaterThan(0);
-    const m = await store.mutate(s.id, (data) => ({ n: ((data as { n: number }).n ?? 0) + 1 }));
+    const m = await store.mutate(s.id, (data) => ({ n: ((data as { n: number }).n ?? 0) + 1 }), { pool });
     expect(m.data).to.deep.equal({ n: 2 });
     expect(m.version).to.equal(3);
-    await expectRejected(store.update('nope'.padEnd(32, 'x'), {}, { expectedVersion: 1 }), SessionNotFoundError);
+    await expectRejected(store.update('nope'.padEnd(32, 'x'), {}, { pool, expectedVersion: 1 }), SessionNotFoundError);
   });
 
   it('WRITE_IF_HEADER writes the value sent only while the stored header is the expected one, sliding when due', async () => {
     const { redis, keys } = store.core;
     const s = await store.create({ pool, data: { n: 0 }, ttlSeconds: 60 });
-    const key = keys.session(s.id);
+    const key = keys.session(pool, s.id);
     const stored = async () => (await storedParts(redis, key)).header.join('\n');
     const write = (expected: string, version: number, data: string, wid: string, granularityMs = 60_000) => {
       const { beforeV, beforeCs, beforeWid, laAt } = writeSegments(expected);
@@ -165,7 +165,7 @@ describe('store: sessions on the real Redis Cluster', () => {
     expect(await first.reply).to.equal(1);
     expect(await redis.get(key)).to.equal(first.value);
     expect(await redis.pttl(key)).to.be.within(1, 30_000); // kept, not slid
-    expect(await store.get(s.id, { touch: false }))
+    expect(await store.get(s.id, { pool, touch: false }))
       .to.include({ version: 2 })
       .and.to.have.deep.property('data', { n: 1 });
     // The expected header is stale now: nothing is written.
@@ -183,7 +183,7 @@ describe('store: sessions on the real Redis Cluster', () => {
     expect(after.header[H.v]).to.equal('3');
     expect(after.data).to.equal('{"n":3}');
     expect(await redis.pttl(key)).to.be.greaterThan(59_000);
-    expect(await store.get(s.id, { touch: false })).to.include({ version: 3, lastAccessedAt: now as number });
+    expect(await store.get(s.id, { pool, touch: false })).to.include({ version: 3, lastAccessedAt: now as number });
     // Absent, or not a string: nothing is written.
     await redis.del(key);
     expect(await write(before, 2, '{"n":1}', 'w-fast-4').reply).to.equal(0);
@@ -201,23 +201,23 @@ describe('store: sessions on the real Redis Cluster', () => {
         fallback: await metricValue(registry, 'spo_store_update_paths_total', { path: 'fallback' }),
       });
       const s = await store.create({ pool, data: { n: 0 }, owner: 'pod-a' });
-      await store.get(s.id);
+      await store.get(s.id, { pool });
       const before = await paths();
-      const a = await store.update(s.id, { n: 1 }, { expectedVersion: 1, fence: { epoch: 1, owner: 'pod-a' } });
-      const b = await store.update(s.id, { n: 2 }, { expectedVersion: 2, fence: { epoch: 1, owner: 'pod-a' } });
+      const a = await store.update(s.id, { n: 1 }, { pool, expectedVersion: 1, fence: { epoch: 1, owner: 'pod-a' } });
+      const b = await store.update(s.id, { n: 2 }, { pool, expectedVersion: 2, fence: { epoch: 1, owner: 'pod-a' } });
       expect([a.version, b.version]).to.deep.equal([2, 3]);
       expect((await paths()).fast - before.fast).to.equal(2); // both through WRITE_IF_HEADER
-      expect((await other.get(s.id))?.data).to.deep.equal({ n: 2 });
+      expect((await other.get(s.id, { pool }))?.data).to.deep.equal({ n: 2 });
       // Another process moves the session on; this process's cached header is stale from here.
-      const [moved] = await other.moveOwners([{ sessionId: s.id, fromOwner: 'pod-a', fromEpoch: 1, toOwner: 'pod-b' }]);
+      const [moved] = await other.moveOwners(pool, [{ sessionId: s.id, fromOwner: 'pod-a', fromEpoch: 1, toOwner: 'pod-b' }]);
       expect(moved).to.include({ status: 'moved' });
-      await expectRejected(store.update(s.id, { n: 99 }, { expectedVersion: 3, fence: { epoch: 1, owner: 'pod-a' } }), FencedError);
-      const written = await other.update(s.id, { n: 3 }, { expectedVersion: 3, fence: { epoch: 2, owner: 'pod-b' } });
-      await expectRejected(store.update(s.id, { n: 98 }, { expectedVersion: 3 }), VersionConflictError);
+      await expectRejected(store.update(s.id, { n: 99 }, { pool, expectedVersion: 3, fence: { epoch: 1, owner: 'pod-a' } }), FencedError);
+      const written = await other.update(s.id, { n: 3 }, { pool, expectedVersion: 3, fence: { epoch: 2, owner: 'pod-b' } });
+      await expectRejected(store.update(s.id, { n: 98 }, { pool, expectedVersion: 3 }), VersionConflictError);
       // Both stale writes tried the fast path, found the header changed, and UPDATE refused them.
       expect(await paths()).to.deep.equal({ fast: before.fast + 2, fallback: before.fallback + 2 });
-      expect(await store.get(s.id, { touch: false })).to.include({ version: written.version, epoch: 2, owner: 'pod-b' });
-      expect((await store.get(s.id))?.data).to.deep.equal({ n: 3 });
+      expect(await store.get(s.id, { pool, touch: false })).to.include({ version: written.version, epoch: 2, owner: 'pod-b' });
+      expect((await store.get(s.id, { pool }))?.data).to.deep.equal({ n: 3 });
     } finally {
       await other.close();
     }
@@ -230,9 +230,9 @@ describe('store: sessions on the real Redis Cluster', () => {
     // Full path (no cached header for a fresh store), fast path (header cached), touch: each script EVALed once.
     const { store: fresh, registry: freshRegistry } = testStore(prefix);
     try {
-      const u = await fresh.update(s.id, { n: 1 }, { expectedVersion: 1 });
+      const u = await fresh.update(s.id, { n: 1 }, { pool, expectedVersion: 1 });
       await Promise.all(redis.nodes('master').map((node) => node.script('FLUSH')));
-      const v = await fresh.update(s.id, { n: 2 }, { expectedVersion: u.version });
+      const v = await fresh.update(s.id, { n: 2 }, { pool, expectedVersion: u.version });
       expect(v).to.include({ version: 3 }).and.to.have.deep.property('data', { n: 2 });
       // NOSCRIPT is answered by EVAL, not counted as a transient error and retried.
       expect(await metricValue(freshRegistry, 'spo_store_retries_total', { op: 'update' })).to.equal(0);
@@ -240,7 +240,7 @@ describe('store: sessions on the real Redis Cluster', () => {
     } finally {
       await fresh.close();
     }
-    expect((await store.get(s.id, { touch: false }))?.data).to.deep.equal({ n: 2 });
+    expect((await store.get(s.id, { pool, touch: false }))?.data).to.deep.equal({ n: 2 });
   });
 
   it('loses no increment with 20 concurrent clients mutating one session', async () => {
@@ -251,11 +251,11 @@ describe('store: sessions on the real Redis Cluster', () => {
       await Promise.all(
         clients.map(async (client) => {
           for (let i = 0; i < perClient; i++) {
-            await client.mutate(s.id, (data) => ({ n: (data as { n: number }).n + 1 }), { maxAttempts: 500 });
+            await client.mutate(s.id, (data) => ({ n: (data as { n: number }).n + 1 }), { pool, maxAttempts: 500 });
           }
         }),
       );
-      const final = await store.get(s.id);
+      const final = await store.get(s.id, { pool });
       expect(final?.data).to.deep.equal({ n: 20 * perClient });
       expect(final?.version).to.equal(1 + 20 * perClient);
     } finally {
@@ -280,14 +280,14 @@ describe('store: sessions on the real Redis Cluster', () => {
     expect(seen).to.deep.equal(ids);
     expect(pages).to.be.greaterThan(1);
     const [first] = ids;
-    await store.delete(first!);
+    await store.delete(first!, { pool: listPool });
     expect(await store.count(listPool)).to.equal(249);
   });
 
   it('refuses bad input with typed errors and writes nothing', async () => {
     const before = await store.count(pool);
-    await expectRejected(store.get('short'), InvalidSessionIdError);
-    await expectRejected(store.get('../../etc/passwd-aaaaaaaaaaaaaaaaaaaa'), InvalidSessionIdError);
+    await expectRejected(store.get('short', { pool }), InvalidSessionIdError);
+    await expectRejected(store.get('../../etc/passwd-aaaaaaaaaaaaaaaaaaaa', { pool }), InvalidSessionIdError);
     await expectRejected(store.create({ pool, data: { f: (() => 1) as unknown as JsonValue } }), InvalidSessionDataError);
     await expectRejected(store.create({ pool, data: { n: NaN } }), InvalidSessionDataError);
     const cyclic: Record<string, unknown> = {};
@@ -298,8 +298,8 @@ describe('store: sessions on the real Redis Cluster', () => {
     await expectRejected(store.create({ pool, ttlSeconds: 1.5 }), InvalidTtlError);
     await expectRejected(store.create({ pool, ttlSeconds: -3 }), InvalidTtlError);
     const s = await store.create({ pool });
-    await expectRejected(store.update(s.id, { big: 'x'.repeat(1024 * 1024) }, { expectedVersion: 1 }), SessionTooLargeError);
-    expect((await store.get(s.id))?.version).to.equal(1);
+    await expectRejected(store.update(s.id, { big: 'x'.repeat(1024 * 1024) }, { pool, expectedVersion: 1 }), SessionTooLargeError);
+    expect((await store.get(s.id, { pool }))?.version).to.equal(1);
     expect(await store.count(pool)).to.equal(before + 1);
   });
 
@@ -313,9 +313,9 @@ describe('store: sessions on the real Redis Cluster', () => {
           seen.add(session.id);
           expect(session.anonymous).to.equal(true);
           expect(session.ttlSeconds).to.equal(300);
-          await store.update(session.id, { i }, { expectedVersion: 1 });
+          await store.update(session.id, { i }, { pool: anonPool, expectedVersion: 1 });
           await new Promise((r) => setTimeout(r, Math.random() * 10));
-          expect((await store.get(session.id))?.data).to.deep.equal({ i });
+          expect((await store.get(session.id, { pool: anonPool }))?.data).to.deep.equal({ i });
           if (i % 5 === 0) throw new Error(`work ${i} failed`);
           return i;
         }),
@@ -324,7 +324,7 @@ describe('store: sessions on the real Redis Cluster', () => {
     expect(seen.size).to.equal(50);
     expect(results.filter((r) => r.status === 'rejected')).to.have.length(10);
     expect(results.flatMap((r) => (r.status === 'fulfilled' ? [r.value] : []))).to.have.length(40);
-    for (const id of seen) expect(await store.exists(id)).to.equal(false);
+    for (const id of seen) expect(await store.exists(id, { pool: anonPool })).to.equal(false);
     expect(await store.count(anonPool)).to.equal(0);
     const failing = testStore(prefix, {
       nodes: ['127.0.0.1:1'],
@@ -344,35 +344,38 @@ describe('store: sessions on the real Redis Cluster', () => {
 
   it('claims, renews and releases leases; each owner change grows the epoch', async () => {
     const s = await store.create({ pool });
-    const lease = await store.claim(s.id, 'worker-a', 5_000);
+    const lease = await store.claim(s.id, 'worker-a', { pool, leaseMs: 5_000 });
     expect(lease).to.include({ sessionId: s.id, owner: 'worker-a', epoch: 1 });
     expect(await store.listByOwner(pool, 'worker-a')).to.include(s.id);
-    const again = await store.claim(s.id, 'worker-a', 5_000);
+    const again = await store.claim(s.id, 'worker-a', { pool, leaseMs: 5_000 });
     expect(again.epoch).to.equal(1);
-    await expectRejected(store.claim(s.id, 'worker-b'), SessionOwnedError);
+    await expectRejected(store.claim(s.id, 'worker-b', { pool }), SessionOwnedError);
     expect(await store.listByOwner(pool, 'worker-b')).to.not.include(s.id);
     const renewed = await store.renew(lease, 10_000);
     expect(renewed.expiresAt).to.be.greaterThan(lease.expiresAt);
     // fenced writes: right epoch passes, wrong epoch or owner is refused
-    const u = await store.update(s.id, { ok: 1 }, { expectedVersion: 1, fence: { epoch: 1, owner: 'worker-a' } });
+    const u = await store.update(s.id, { ok: 1 }, { pool, expectedVersion: 1, fence: { epoch: 1, owner: 'worker-a' } });
     expect(u.version).to.equal(2);
-    await expectRejected(store.update(s.id, { late: 1 }, { expectedVersion: 2, fence: { epoch: 0 } }), FencedError);
-    await expectRejected(store.update(s.id, { late: 1 }, { expectedVersion: 2, fence: { epoch: 1, owner: 'worker-b' } }), FencedError);
+    await expectRejected(store.update(s.id, { late: 1 }, { pool, expectedVersion: 2, fence: { epoch: 0 } }), FencedError);
+    await expectRejected(
+      store.update(s.id, { late: 1 }, { pool, expectedVersion: 2, fence: { epoch: 1, owner: 'worker-b' } }),
+      FencedError,
+    );
     await store.release(renewed);
-    const after = await store.get(s.id);
+    const after = await store.get(s.id, { pool });
     expect(after).to.include({ owner: null, epoch: 2 });
     expect(await store.listByOwner(pool, 'worker-a')).to.not.include(s.id);
     await expectRejected(store.renew(renewed), LeaseLostError);
     // lapsed lease: another owner may claim
-    const short = await store.claim(s.id, 'worker-a', 50);
+    const short = await store.claim(s.id, 'worker-a', { pool, leaseMs: 50 });
     await new Promise((r) => setTimeout(r, 80));
-    const taken = await store.claim(s.id, 'worker-b');
+    const taken = await store.claim(s.id, 'worker-b', { pool });
     expect(taken.epoch).to.equal(short.epoch + 1);
     expect(await store.listByOwner(pool, 'worker-a')).to.not.include(s.id);
     expect(await store.listByOwner(pool, 'worker-b')).to.include(s.id);
     // the old owner's late write is fenced
     await expectRejected(
-      store.update(s.id, { late: 2 }, { expectedVersion: 2, fence: { epoch: short.epoch, owner: 'worker-a' } }),
+      store.update(s.id, { late: 2 }, { pool, expectedVersion: 2, fence: { epoch: short.epoch, owner: 'worker-a' } }),
       FencedError,
     );
   });
@@ -383,10 +386,10 @@ describe('store: sessions on the real Redis Cluster', () => {
     expect(sessions[0]).to.include({ owner: 'pod-1', epoch: 1 });
     expect((await store.listByOwner(movePool, 'pod-1')).length).to.equal(30);
     const stale = sessions[0]!;
-    await store.claim(stale.id, 'pod-1'); // same owner: epoch unchanged
+    await store.claim(stale.id, 'pod-1', { pool: movePool }); // same owner: epoch unchanged
     const moves = sessions.map((s, i) => ({ sessionId: s.id, fromOwner: 'pod-1', fromEpoch: i === 1 ? 7 : 1, toOwner: 'pod-2' }));
     moves.push({ sessionId: 'gone'.padEnd(32, 'g'), fromOwner: 'pod-1', fromEpoch: 1, toOwner: 'pod-2' });
-    const outcomes = await store.moveOwners(moves);
+    const outcomes = await store.moveOwners(movePool, moves);
     expect(outcomes.filter((o) => o.status === 'moved')).to.have.length(29);
     expect(outcomes[1]).to.deep.equal({ sessionId: sessions[1]!.id, status: 'conflict', owner: 'pod-1', epoch: 1 });
     expect(outcomes[30]).to.deep.include({ status: 'missing' });
@@ -398,24 +401,30 @@ describe('store: sessions on the real Redis Cluster', () => {
     expect(counts.get('pod-1')).to.equal(1);
     expect(counts.get('')).to.equal(0);
     // the old owner's late write (epoch 1) is refused after the move
-    await expectRejected(store.update(stale.id, { late: true }, { expectedVersion: 1, fence: { epoch: 1, owner: 'pod-1' } }), FencedError);
+    await expectRejected(
+      store.update(stale.id, { late: true }, { pool: movePool, expectedVersion: 1, fence: { epoch: 1, owner: 'pod-1' } }),
+      FencedError,
+    );
     // moving to nobody
-    const [toNone] = await store.moveOwners([{ sessionId: stale.id, fromOwner: 'pod-2', fromEpoch: 2, toOwner: null }]);
+    const [toNone] = await store.moveOwners(movePool, [{ sessionId: stale.id, fromOwner: 'pod-2', fromEpoch: 2, toOwner: null }]);
     expect(toNone).to.deep.equal({ sessionId: stale.id, status: 'moved', epoch: 3 });
     expect((await store.countByOwner(movePool)).get('')).to.equal(1);
   });
 
   it('marks sessions moving: fenced writes and foreign claims are refused, unfenced writes pass', async () => {
     const s = await store.create({ pool, owner: 'pod-x' });
-    await store.setMoving([s.id], 'mig-1');
-    expect((await store.get(s.id))?.movingBy).to.equal('mig-1');
-    await expectRejected(store.update(s.id, { w: 1 }, { expectedVersion: 1, fence: { epoch: 1, owner: 'pod-x' } }), SessionMovingError);
-    await expectRejected(store.claim(s.id, 'pod-y', 10), SessionMovingError);
-    const unfenced = await store.update(s.id, { op: 1 }, { expectedVersion: 1 });
+    await store.setMoving(pool, [s.id], 'mig-1');
+    expect((await store.get(s.id, { pool }))?.movingBy).to.equal('mig-1');
+    await expectRejected(
+      store.update(s.id, { w: 1 }, { pool, expectedVersion: 1, fence: { epoch: 1, owner: 'pod-x' } }),
+      SessionMovingError,
+    );
+    await expectRejected(store.claim(s.id, 'pod-y', { pool, leaseMs: 10 }), SessionMovingError);
+    const unfenced = await store.update(s.id, { op: 1 }, { pool, expectedVersion: 1 });
     expect(unfenced.version).to.equal(2);
-    await store.setMoving([s.id], null);
-    expect((await store.get(s.id))?.movingBy).to.equal(null);
-    const fenced = await store.update(s.id, { w: 2 }, { expectedVersion: 2, fence: { epoch: 1 } });
+    await store.setMoving(pool, [s.id], null);
+    expect((await store.get(s.id, { pool }))?.movingBy).to.equal(null);
+    const fenced = await store.update(s.id, { w: 2 }, { pool, expectedVersion: 2, fence: { epoch: 1 } });
     expect(fenced.version).to.equal(3);
   });
 
@@ -451,23 +460,22 @@ describe('store: sessions on the real Redis Cluster', () => {
     });
     expect(first.record.data).to.deep.equal({ n: 7 });
     expect(first.record.lastAccessedAt).to.be.at.least(createdAt + 60_000 - 1000);
-    expect(await store.core.redis.pttl(store.core.keys.session(id))).to.be.within(590_000, 600_000);
+    expect(await store.core.redis.pttl(store.core.keys.session(ipool, id))).to.be.within(590_000, 600_000);
     expect(await store.count(ipool)).to.equal(1);
     expect(await store.listByOwner(ipool, 'pod-i')).to.deep.equal([id]);
     expect(await store.core.redis.zscore(store.core.keys.leaseIndex(ipool), id)).to.not.equal(null);
     // Reads and versioned writes continue from the imported version; the lease is the owner's.
-    const read = await store.get(id);
+    const read = await store.get(id, { pool: ipool });
     expect(read).to.include({ version: 5, createdAt });
-    const written = await store.update(id, { n: 8 }, { expectedVersion: 5, fence: { epoch: 1, owner: 'pod-i' } });
+    const written = await store.update(id, { n: 8 }, { pool: ipool, expectedVersion: 5, fence: { epoch: 1, owner: 'pod-i' } });
     expect(written.version).to.equal(6);
 
-    // Present already: nothing written, the existing record returned, no index entry added elsewhere.
-    const again = await store.importSession({ id, pool: 'pool-import-other', data: { n: 0 }, version: 1, createdAt: 1, owner: 'pod-j' });
+    // Present already: nothing written, the existing record returned, no owner-index entry added for the other owner.
+    const again = await store.importSession({ id, pool: ipool, data: { n: 0 }, version: 1, createdAt: 1, owner: 'pod-j' });
     expect(again.created).to.equal(false);
     expect(again.record).to.include({ version: 6, pool: ipool, owner: 'pod-i' });
     expect(again.record.data).to.deep.equal({ n: 8 });
-    expect(await store.count('pool-import-other')).to.equal(0);
-    expect(await store.listByOwner('pool-import-other', 'pod-j')).to.deep.equal([]);
+    expect(await store.listByOwner(ipool, 'pod-j')).to.deep.equal([]);
     const sameOwnerless = await store.importSession({ id, pool: ipool, data: {}, version: 1, createdAt: 1, owner: null });
     expect(sameOwnerless.created).to.equal(false);
     expect(await store.count(ipool)).to.equal(1);
@@ -499,7 +507,7 @@ describe('store: sessions on the real Redis Cluster', () => {
     await expectRejected(store.importSession({ ...base, createdAt: -1 }), InvalidArgumentError);
     await expectRejected(store.importSession({ ...base, data: { f: NaN } }), InvalidSessionDataError);
     await expectRejected(store.importSession({ ...base, data: { big: 'x'.repeat(1024 * 1024) } }), SessionTooLargeError);
-    expect(await store.exists(id)).to.equal(false);
+    expect(await store.exists(id, { pool })).to.equal(false);
     expect(await store.count(ipool)).to.equal(0);
   });
 

@@ -68,6 +68,12 @@ const WRITE_ID_PREFIX = randomBytes(12).toString('base64url');
 let writeIdCounter = 0;
 const newWriteId = () => WRITE_ID_PREFIX + (writeIdCounter++).toString(36);
 
+/** The `{ pool }` every operation on one session takes (the pool is part of the session's key). */
+function assertPoolOption(options: unknown): asserts options is { pool: string } {
+  if (typeof options !== 'object' || options === null) throw new InvalidArgumentError('options with the session pool are required');
+  assertPoolId((options as { pool?: unknown }).pool);
+}
+
 function assertFence(fence: Fence | undefined): void {
   if (fence === undefined) return;
   if (!Number.isInteger(fence.epoch) || fence.epoch < 0) throw new InvalidArgumentError(`fence.epoch must be a non-negative integer`);
@@ -161,7 +167,7 @@ export class RedisSessionStore implements SessionStore {
         degraded.replayed++;
         if (reason) {
           degraded.replayConflicts++;
-          degraded.cache.delete(entry.id);
+          degraded.cache.delete(this.core.keys.session(entry.pool, entry.id));
           metrics.journalReplays.inc({ result: 'conflict' });
           logger.warn({ sessionId: entry.id, kind: entry.kind, reason }, 'journaled write refused on replay');
           this.onReplayConflict?.({ entry, reason });
@@ -207,7 +213,7 @@ export class RedisSessionStore implements SessionStore {
       } else if (entry.kind === 'update') {
         await this.records.updateInRedis(entry, this.once);
       } else {
-        await this.records.deleteInRedis(entry.id, this.once);
+        await this.records.deleteInRedis(entry.pool, entry.id, this.once);
       }
       return null;
     } catch (error) {
@@ -221,8 +227,8 @@ export class RedisSessionStore implements SessionStore {
     }
   }
 
-  private cachedOrUnavailable(id: string, op: string): CachedSession {
-    const cached = this.core.degraded.cache.get(id);
+  private cachedOrUnavailable(pool: string, id: string, op: string): CachedSession {
+    const cached = this.core.degraded.cache.get(this.core.keys.session(pool, id));
     if (!cached) throw new StoreUnavailableError(`${op}: Redis is unreachable and session ${id} is not in the local cache`);
     return cached;
   }
@@ -305,7 +311,7 @@ export class RedisSessionStore implements SessionStore {
       const reply = await this.core.script(
         'import',
         scripts.import,
-        [keys.session(id)],
+        [keys.session(pool, id)],
         [
           pool,
           serialized,
@@ -325,13 +331,13 @@ export class RedisSessionStore implements SessionStore {
       const found = splitValue(typeof reply[1] === 'string' ? reply[1] : null);
       let record: SessionRecord;
       try {
-        record = await this.records.decode(id, found?.header ?? null, found?.data, created ? { serialized, checksum } : undefined);
+        record = await this.records.decode(pool, id, found?.header ?? null, found?.data, created ? { serialized, checksum } : undefined);
       } finally {
         if (!created) await this.undoImportIndexes(id, pool, owner, found?.header);
       }
       if (created) {
         if (owner) await this.core.exec('import', () => redis.zadd(keys.leaseIndex(pool), Date.now() + settings.defaultLeaseMs, id));
-        await this.core.afterWrite(keys.session(id), id);
+        await this.core.afterWrite(keys.session(pool, id), id);
         this.core.logger.debug({ sessionId: id, pool, version: input.version, owner: owner || null }, 'session imported');
       }
       return { created, record };
@@ -379,56 +385,62 @@ export class RedisSessionStore implements SessionStore {
       header: '',
       segments: undefined,
     };
-    this.records.remember(entry.id, stored);
+    this.records.remember(entry.pool, entry.id, stored);
     return withData(stored);
   }
 
-  get(id: string, options: { touch?: boolean; pool?: string } = {}): Promise<SessionRecord | null> {
-    if (options.pool !== undefined) assertPoolId(options.pool);
-    return this.op('get', () => this.read(id, options.touch !== false, options.pool));
+  get(id: string, options: { pool: string; touch?: boolean }): Promise<SessionRecord | null> {
+    return this.op('get', () => {
+      assertPoolOption(options);
+      return this.read(options.pool, id, options.touch !== false);
+    });
   }
 
   /** get without its metrics. The usual case is one GET and a decode, with no async frame; a touch
-   *  follows only when one is due. With `pool`, a session of another pool reads as absent and is
-   *  never touched. */
-  private read(id: string, touch: boolean, pool?: string): Promise<SessionRecord | null> {
+   *  follows only when one is due. A session of another pool has another key: it reads as absent. */
+  private read(pool: string, id: string, touch: boolean): Promise<SessionRecord | null> {
     assertSessionId(id);
     const { degraded, settings, keys, redis } = this.core;
+    const key = keys.session(pool, id);
     if (degraded.active) {
-      const cached = degraded.cache.get(id);
-      if (cached) return Promise.resolve(pool === undefined || cached.record.pool === pool ? withData(cached) : null);
+      const cached = degraded.cache.get(key);
+      if (cached) return Promise.resolve(withData(cached));
     }
-    const key = keys.session(id);
     const retry = degraded.active ? this.once : undefined;
     const failed = (error: unknown): SessionRecord | Promise<never> => {
-      if (error instanceof StoreUnavailableError && degraded.active) return withData(this.cachedOrUnavailable(id, 'get'));
-      if (error instanceof Error && error.message.startsWith('WRONGTYPE')) return this.records.quarantine(id, 'not a string', null);
+      if (error instanceof StoreUnavailableError && degraded.active) return withData(this.cachedOrUnavailable(pool, id, 'get'));
+      if (error instanceof Error && error.message.startsWith('WRONGTYPE')) return this.records.quarantine(pool, id, 'not a string');
       throw error;
     };
-    // Granularity 0: every get touches, in one script (unless the pool must be checked before the touch).
-    if (touch && settings.touchGranularityMs === 0 && pool === undefined) return this.getByScript(id, key, true, retry).catch(failed);
+    // Granularity 0: every get touches, in one script.
+    if (touch && settings.touchGranularityMs === 0) return this.getByScript(pool, id, key, true, retry).catch(failed);
     return this.core
       .exec('get', () => redis.get(key), retry)
       .then((value) => {
         if (value === null) {
-          degraded.cache.delete(id);
+          degraded.cache.delete(key);
           return null;
         }
-        const record = this.records.decodeValue(id, value);
+        const record = this.records.decodeValue(pool, id, value);
         if (record instanceof Promise) return record;
-        if (pool !== undefined && record.pool !== pool) return null; // another pool's: not there for this one
         if (!touch || !this.touchDue(record)) return record;
         return this.touch(id, key, record, retry).then(() => record, failed);
       }, failed);
   }
 
-  private async getByScript(id: string, key: string, touch: boolean, retry: typeof this.once | undefined): Promise<SessionRecord | null> {
+  private async getByScript(
+    pool: string,
+    id: string,
+    key: string,
+    touch: boolean,
+    retry: typeof this.once | undefined,
+  ): Promise<SessionRecord | null> {
     const reply = await this.core.script('get', scripts.get, [key], [touch ? '1' : '0'], retry);
     if (reply === null) {
-      this.core.degraded.cache.delete(id);
+      this.core.degraded.cache.delete(key);
       return null;
     }
-    return this.records.decodeValue(id, reply);
+    return this.records.decodeValue(pool, id, reply);
   }
 
   /** True when the last slide (lastAccessedAt, master clock) looks at least min(granularity, TTL/10) old.
@@ -445,7 +457,7 @@ export class RedisSessionStore implements SessionStore {
     if (typeof now === 'number') this.core.clockOffsetMs = now - Date.now();
     if (typeof la === 'number' && la > record.lastAccessedAt) {
       record.lastAccessedAt = la;
-      const cached = this.core.degraded.cache.peek(id);
+      const cached = this.core.degraded.cache.peek(key);
       if (cached) {
         cached.record = { ...cached.record, lastAccessedAt: la };
         if (cached.header) cached.header = withHeaderParts(cached.header, [[H.la, String(la)]]);
@@ -454,21 +466,18 @@ export class RedisSessionStore implements SessionStore {
     }
   }
 
-  exists(id: string): Promise<boolean> {
+  exists(id: string, options: { pool: string }): Promise<boolean> {
     return this.op('exists', async () => {
+      assertPoolOption(options);
       assertSessionId(id);
+      const { pool } = options;
       const { degraded } = this.core;
-      if (degraded.active && degraded.cache.get(id)) return true;
+      const key = this.core.keys.session(pool, id);
+      if (degraded.active && degraded.cache.get(key)) return true;
       try {
-        return (
-          (await this.core.exec(
-            'exists',
-            () => this.core.redis.exists(this.core.keys.session(id)),
-            degraded.active ? this.once : undefined,
-          )) === 1
-        );
+        return (await this.core.exec('exists', () => this.core.redis.exists(key), degraded.active ? this.once : undefined)) === 1;
       } catch (error) {
-        if (error instanceof StoreUnavailableError && degraded.active) return this.cachedOrUnavailable(id, 'exists') !== undefined;
+        if (error instanceof StoreUnavailableError && degraded.active) return this.cachedOrUnavailable(pool, id, 'exists') !== undefined;
         throw error;
       }
     });
@@ -478,8 +487,10 @@ export class RedisSessionStore implements SessionStore {
     // No async frame on the usual path: validation, one script, a record built from what was sent.
     return this.op('update', () => {
       assertSessionId(id);
-      if (typeof options !== 'object' || options === null) throw new InvalidArgumentError('update needs options with expectedVersion');
-      const { expectedVersion, fence } = options;
+      if (typeof options !== 'object' || options === null)
+        throw new InvalidArgumentError('update needs options with pool and expectedVersion');
+      assertPoolOption(options);
+      const { pool, expectedVersion, fence } = options;
       if (!Number.isInteger(expectedVersion) || expectedVersion < 1)
         throw new InvalidArgumentError('expectedVersion must be a positive integer');
       assertFence(fence);
@@ -487,6 +498,7 @@ export class RedisSessionStore implements SessionStore {
       const entry: Extract<JournalEntry, { kind: 'update' }> = {
         kind: 'update',
         id,
+        pool,
         serialized,
         checksum,
         expectedVersion,
@@ -504,7 +516,7 @@ export class RedisSessionStore implements SessionStore {
   }
 
   private updateDegraded(entry: Extract<JournalEntry, { kind: 'update' }>): SessionRecord {
-    const cached = this.cachedOrUnavailable(entry.id, 'update');
+    const cached = this.cachedOrUnavailable(entry.pool, entry.id, 'update');
     const current = cached.record;
     const refuse = (error: SessionStoreError) => {
       this.core.metrics.conflicts.inc({ op: 'update', kind: error.code });
@@ -525,24 +537,26 @@ export class RedisSessionStore implements SessionStore {
       header: '',
       segments: undefined,
     };
-    this.records.remember(entry.id, stored);
+    this.records.remember(entry.pool, entry.id, stored);
     return withData(stored);
   }
 
   mutate(
     id: string,
     change: (data: JsonValue, record: SessionRecord) => JsonValue | Promise<JsonValue>,
-    options: MutateOptions = {},
+    options: MutateOptions,
   ): Promise<SessionRecord> {
     return this.op('mutate', async () => {
+      assertPoolOption(options);
+      const { pool } = options;
       const maxAttempts = options.maxAttempts ?? 10;
       if (!Number.isInteger(maxAttempts) || maxAttempts < 1) throw new InvalidArgumentError('maxAttempts must be a positive integer');
       for (let attempt = 1; attempt <= maxAttempts; attempt++) {
-        const record = await this.get(id, { touch: false });
+        const record = await this.get(id, { pool, touch: false });
         if (!record) throw new SessionNotFoundError(id);
         const next = await change(record.data, record);
         try {
-          return await this.update(id, next, { expectedVersion: record.version, ...(options.fence ? { fence: options.fence } : {}) });
+          return await this.update(id, next, { pool, expectedVersion: record.version, ...(options.fence ? { fence: options.fence } : {}) });
         } catch (error) {
           if (!(error instanceof VersionConflictError)) throw error;
           await sleep(Math.floor(Math.random() * Math.min(50, 2 ** attempt)));
@@ -552,25 +566,28 @@ export class RedisSessionStore implements SessionStore {
     });
   }
 
-  delete(id: string): Promise<boolean> {
+  delete(id: string, options: { pool: string }): Promise<boolean> {
     return this.op('delete', async () => {
+      assertPoolOption(options);
       assertSessionId(id);
+      const { pool } = options;
       const { degraded } = this.core;
-      if (degraded.active) return this.deleteDegraded(id);
+      if (degraded.active) return this.deleteDegraded(pool, id);
       try {
-        return await this.records.deleteInRedis(id);
+        return await this.records.deleteInRedis(pool, id);
       } catch (error) {
-        if (error instanceof StoreUnavailableError && degraded.active) return this.deleteDegraded(id);
+        if (error instanceof StoreUnavailableError && degraded.active) return this.deleteDegraded(pool, id);
         throw error;
       }
     });
   }
 
-  private deleteDegraded(id: string): boolean {
+  private deleteDegraded(pool: string, id: string): boolean {
     const { degraded } = this.core;
-    const known = degraded.cache.get(id) !== undefined;
-    degraded.enqueue({ kind: 'delete', id, at: Date.now() });
-    degraded.cache.delete(id);
+    const key = this.core.keys.session(pool, id);
+    const known = degraded.cache.get(key) !== undefined;
+    degraded.enqueue({ kind: 'delete', id, pool, at: Date.now() });
+    degraded.cache.delete(key);
     return known;
   }
 
@@ -620,7 +637,7 @@ export class RedisSessionStore implements SessionStore {
       return await work(session);
     } finally {
       try {
-        await this.delete(session.id);
+        await this.delete(session.id, { pool });
       } catch (error) {
         // Its TTL (anonymous: short) and the sweep remove it anyway.
         this.core.logger.warn(
@@ -633,8 +650,11 @@ export class RedisSessionStore implements SessionStore {
 
   // ---- ownership, workers, sweep ---------------------------------------------------------------
 
-  claim(id: string, owner: string, leaseMs?: number): Promise<Lease> {
-    return this.op('claim', () => ownership.claim(this.core, id, owner, leaseMs));
+  claim(id: string, owner: string, options: { pool: string; leaseMs?: number }): Promise<Lease> {
+    return this.op('claim', () => {
+      assertPoolOption(options);
+      return ownership.claim(this.core, options.pool, id, owner, options.leaseMs);
+    });
   }
   renew(lease: Lease, leaseMs?: number): Promise<Lease> {
     return this.op('renew', () => ownership.renew(this.core, lease, leaseMs));
@@ -642,20 +662,20 @@ export class RedisSessionStore implements SessionStore {
   release(lease: Lease): Promise<void> {
     return this.op('release', () => ownership.release(this.core, lease));
   }
-  moveOwners(moves: OwnerMove[]): Promise<OwnerMoveOutcome[]> {
-    return this.op('moveOwners', () => ownership.moveOwners(this.core, moves));
+  moveOwners(pool: string, moves: OwnerMove[]): Promise<OwnerMoveOutcome[]> {
+    return this.op('moveOwners', () => ownership.moveOwners(this.core, pool, moves));
   }
-  setMoving(sessionIds: string[], migration: string | null): Promise<void> {
-    return this.op('setMoving', () => ownership.setMoving(this.core, sessionIds, migration));
+  setMoving(pool: string, sessionIds: string[], migration: string | null): Promise<void> {
+    return this.op('setMoving', () => ownership.setMoving(this.core, pool, sessionIds, migration));
   }
   /** Owner, epoch, moving mark and pool of many sessions (one HGET of the header each, pipelined); absent ones are left out.
    *  A session whose value is unreadable is read with get, which quarantines a corrupted one (then absent). */
-  readOwners(sessionIds: string[]): Promise<Map<string, OwnerState>> {
+  readOwners(pool: string, sessionIds: string[]): Promise<Map<string, OwnerState>> {
     return this.op('readOwners', async () => {
-      const { states, suspect } = await ownership.readOwners(this.core, sessionIds);
+      const { states, suspect } = await ownership.readOwners(this.core, pool, sessionIds);
       for (const id of suspect) {
         try {
-          const record = await this.get(id, { touch: false });
+          const record = await this.get(id, { pool, touch: false });
           if (record)
             states.set(id, { sessionId: id, pool: record.pool, owner: record.owner, epoch: record.epoch, movingBy: record.movingBy });
         } catch (error) {

@@ -26,10 +26,10 @@ describe('store: expiry, sweep and corruption', () => {
     );
     const longLived = await Promise.all(Array.from({ length: 10 }, () => store.create({ pool, ttlSeconds: 60 })));
     const leased = longLived[0]!;
-    await store.claim(leased.id, 'pod-b', 100);
+    await store.claim(leased.id, 'pod-b', { pool, leaseMs: 100 });
     expect(await store.count(pool)).to.equal(30);
     await new Promise((r) => setTimeout(r, 1300));
-    expect(await store.get(shortLived[0]!.id)).to.equal(null);
+    expect(await store.get(shortLived[0]!.id, { pool })).to.equal(null);
     // The index still names them until the sweep runs (Redis expired the values itself).
     expect(await store.count(pool)).to.equal(30);
     const result = await store.sweep(pool);
@@ -38,7 +38,7 @@ describe('store: expiry, sweep and corruption', () => {
     expect(await store.count(pool)).to.equal(10);
     expect(await store.listByOwner(pool, 'pod-a')).to.deep.equal([]);
     expect(await store.listByOwner(pool, 'pod-b')).to.deep.equal([]);
-    expect(await store.get(leased.id)).to.include({ owner: null, epoch: 2 });
+    expect(await store.get(leased.id, { pool })).to.include({ owner: null, epoch: 2 });
     expect(await metricValue(registry, 'spo_store_expiries_total', { pool })).to.equal(20);
     expect(await metricValue(registry, 'spo_store_sessions', { pool })).to.equal(10);
     const again = await store.sweep(pool);
@@ -51,7 +51,7 @@ describe('store: expiry, sweep and corruption', () => {
     const s = await store.create({ pool, ttlSeconds: 2 });
     for (let i = 0; i < 4; i++) {
       await new Promise((r) => setTimeout(r, 700));
-      expect(await store.get(s.id)).to.not.equal(null);
+      expect(await store.get(s.id, { pool })).to.not.equal(null);
       await store.sweep(pool);
     }
     expect(await store.count(pool)).to.equal(1);
@@ -74,43 +74,45 @@ describe('store: expiry, sweep and corruption', () => {
     const pool = 'pool-corrupt';
     const { redis, keys } = store.core;
     const a = await store.create({ pool, data: { secret: 'x' } });
-    await rewriteStored(redis, keys.session(a.id), () => undefined, JSON.stringify({ secret: 'tampered' }));
-    const error = (await expectRejected(store.get(a.id), SessionCorruptedError)) as SessionCorruptedError;
+    await rewriteStored(redis, keys.session(pool, a.id), () => undefined, JSON.stringify({ secret: 'tampered' }));
+    const error = (await expectRejected(store.get(a.id, { pool }), SessionCorruptedError)) as SessionCorruptedError;
     expect(error.reason).to.equal('checksum mismatch');
     expect(error.message).to.not.include('tampered');
-    expect(await redis.exists(keys.session(a.id))).to.equal(0);
-    expect((await storedParts(redis, keys.quarantine(a.id))).data).to.equal(JSON.stringify({ secret: 'tampered' }));
-    expect(await redis.pttl(keys.quarantine(a.id))).to.be.greaterThan(0);
-    expect(await store.get(a.id)).to.equal(null);
+    expect(await redis.exists(keys.session(pool, a.id))).to.equal(0);
+    expect((await storedParts(redis, keys.quarantine(pool, a.id))).data).to.equal(JSON.stringify({ secret: 'tampered' }));
+    expect(await redis.pttl(keys.quarantine(pool, a.id))).to.be.greaterThan(0);
+    expect(await store.get(a.id, { pool })).to.equal(null);
 
     const b = await store.create({ pool });
-    await setHeaderPart(keys.session(b.id), H.sv, '99');
-    expect(((await expectRejected(store.get(b.id), SessionCorruptedError)) as SessionCorruptedError).reason).to.match(/schema/);
+    await setHeaderPart(keys.session(pool, b.id), H.sv, '99');
+    expect(((await expectRejected(store.get(b.id, { pool }), SessionCorruptedError)) as SessionCorruptedError).reason).to.match(/schema/);
 
     const c = await store.create({ pool });
-    await setHeaderPart(keys.session(c.id), H.v, '');
+    await setHeaderPart(keys.session(pool, c.id), H.v, '');
     await expectRejected(
-      store.mutate(c.id, () => 1),
+      store.mutate(c.id, () => 1, { pool }),
       SessionCorruptedError,
     );
 
     // A malformed header met by a script (update, claim): quarantined as well.
     const e = await store.create({ pool });
-    await redis.set(keys.session(e.id), `${pool}\nnot a header`, 'KEEPTTL'); // the pool part still drops its index entry
-    await expectRejected(store.update(e.id, { n: 1 }, { expectedVersion: 1 }), SessionCorruptedError);
-    expect(await redis.exists(keys.quarantine(e.id))).to.equal(1);
+    await redis.set(keys.session(pool, e.id), `${pool}\nnot a header`, 'KEEPTTL');
+    await expectRejected(store.update(e.id, { n: 1 }, { pool, expectedVersion: 1 }), SessionCorruptedError);
+    expect(await redis.exists(keys.quarantine(pool, e.id))).to.equal(1);
     const f = await store.create({ pool });
-    await redis.set(keys.session(f.id), '{"a session value":"without a header"}', 'KEEPTTL');
-    await expectRejected(store.claim(f.id, 'pod-x'), SessionNotFoundError); // claim reads the pool from the header first
-    await expectRejected(store.update(f.id, { n: 1 }, { expectedVersion: 1 }), SessionCorruptedError);
+    await redis.set(keys.session(pool, f.id), '{"a session value":"without a header"}', 'KEEPTTL');
+    await expectRejected(store.claim(f.id, 'pod-x', { pool }), SessionCorruptedError);
+    expect(await redis.exists(keys.quarantine(pool, f.id))).to.equal(1);
+    expect(await redis.zscore(keys.poolIndex(pool), f.id)).to.equal(null); // the key names the pool: its index entry goes too
+    await expectRejected(store.update(f.id, { n: 1 }, { pool, expectedVersion: 1 }), SessionNotFoundError);
 
     const d = 'corrupt'.padEnd(32, 'd');
-    await redis.hset(keys.session(d), 'm', 'not a string'); // a hash, as a pre-release build (schema 2) left them
-    await expectRejected(store.get(d), SessionCorruptedError);
-    expect(await redis.hget(keys.quarantine(d), 'm')).to.equal('not a string');
+    await redis.hset(keys.session(pool, d), 'm', 'not a string'); // a hash, as a pre-release build (schema 2) left them
+    await expectRejected(store.get(d, { pool }), SessionCorruptedError);
+    expect(await redis.hget(keys.quarantine(pool, d), 'm')).to.equal('not a string');
 
     expect(await metricValue(registry, 'spo_store_corruptions_total')).to.equal(6);
-    // f's value had no header, so its pool was unknown: its pool-index entry stays until the sweep finds it gone.
-    expect(await store.count(pool)).to.equal(1);
+    // Every session key names its pool, so each quarantine drops its pool-index entry, headerless f's too.
+    expect(await store.count(pool)).to.equal(0);
   });
 });

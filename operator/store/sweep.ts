@@ -27,7 +27,7 @@ export async function sweepPool(core: StoreCore, pool: string): Promise<SweepRes
     const now = Date.now();
     const due = await core.exec('sweep', () => redis.zrangebyscore(keys.poolIndex(pool), '-inf', now, 'LIMIT', 0, batch));
     if (due.length === 0) break;
-    const ttls = await core.exec('sweep', () => Promise.all(due.map((id) => redis.pttl(keys.session(id)))));
+    const ttls = await core.exec('sweep', () => Promise.all(due.map((id) => redis.pttl(keys.session(pool, id)))));
     const gone = due.filter((_, i) => ttls[i] === -2);
     const live = due.flatMap((id, i) => {
       const ttl = ttls[i] ?? -2;
@@ -54,7 +54,7 @@ export async function sweepPool(core: StoreCore, pool: string): Promise<SweepRes
     // A corrupted session is quarantined by core.script (then absent: its entry is dropped).
     const replies = await Promise.all(
       due.map((id) =>
-        core.script('sweep', scripts.releaseIfLapsed, [keys.session(id)], []).catch((error: unknown) => {
+        core.script('sweep', scripts.releaseIfLapsed, [keys.session(pool, id)], []).catch((error: unknown) => {
           if (error instanceof SessionCorruptedError) return [-1];
           throw error;
         }),
@@ -104,7 +104,7 @@ export async function sweepPool(core: StoreCore, pool: string): Promise<SweepRes
         }
         continue;
       }
-      const ownerOf = (id: string) => core.headerParts(id).then((h) => h?.[H.own]);
+      const ownerOf = (id: string) => core.headerParts(pool, id).then((h) => h?.[H.own]);
       const actual = await core.exec('sweep', () => Promise.all(members.map(ownerOf)));
       const stale = members.filter((_, i) => actual[i] !== owner);
       if (stale.length === 0) continue;

@@ -66,12 +66,17 @@ export interface Fence {
   owner?: string;
 }
 
-export interface UpdateOptions {
+/** Every operation on one session names its pool: the session's key holds the pool (docs/store.md). */
+export interface PoolScope {
+  pool: string;
+}
+
+export interface UpdateOptions extends PoolScope {
   expectedVersion: number;
   fence?: Fence;
 }
 
-export interface MutateOptions {
+export interface MutateOptions extends PoolScope {
   /** Attempts of read-modify-write on version conflict; default 10. */
   maxAttempts?: number;
   fence?: Fence;
@@ -85,6 +90,7 @@ export interface ListPage {
 
 export interface Lease {
   sessionId: string;
+  pool: string;
   owner: string;
   epoch: number;
   /** ms since epoch when the lease lapses unless renewed. */
@@ -154,11 +160,11 @@ export interface SessionStore {
   /** Creates a session with a given id, version and createdAt, atomically and only if absent.
    *  Optional in the contract so test doubles need not implement it; RedisSessionStore does. */
   importSession?(input: ImportSessionInput): Promise<ImportSessionResult>;
-  /** Reads a session; updates lastAccessedAt and slides its TTL when the last slide is older than the touch
-   *  granularity (RedisSessionStore: option touchGranularityMs, docs/store.md). Null when absent, and
-   *  with `pool` when the session belongs to another pool (then it is not touched either). */
-  get(id: string, options?: { touch?: boolean; pool?: string }): Promise<SessionRecord | null>;
-  exists(id: string): Promise<boolean>;
+  /** Reads a session of `pool`; updates lastAccessedAt and slides its TTL when the last slide is older than
+   *  the touch granularity (RedisSessionStore: option touchGranularityMs, docs/store.md). Null when absent
+   *  (a session of another pool is absent: its key is another). */
+  get(id: string, options: PoolScope & { touch?: boolean }): Promise<SessionRecord | null>;
+  exists(id: string, options: PoolScope): Promise<boolean>;
   /** Writes data if the stored version is options.expectedVersion (and the fence holds). The record
    *  returned carries `data` itself, not a copy: the caller keeps ownership of the value it passed. */
   update(id: string, data: JsonValue, options: UpdateOptions): Promise<SessionRecord>;
@@ -166,9 +172,9 @@ export interface SessionStore {
   mutate(
     id: string,
     change: (data: JsonValue, record: SessionRecord) => JsonValue | Promise<JsonValue>,
-    options?: MutateOptions,
+    options: MutateOptions,
   ): Promise<SessionRecord>;
-  delete(id: string): Promise<boolean>;
+  delete(id: string, options: PoolScope): Promise<boolean>;
   count(pool: string): Promise<number>;
   list(pool: string, options?: { cursor?: string | null; limit?: number }): Promise<ListPage>;
   /** Runs work in a fresh temporary session, deleted afterwards on success or failure. */
@@ -178,17 +184,17 @@ export interface SessionStore {
     options?: { ttlSeconds?: number; owner?: string },
   ): Promise<T>;
 
-  claim(id: string, owner: string, leaseMs?: number): Promise<Lease>;
+  claim(id: string, owner: string, options: PoolScope & { leaseMs?: number }): Promise<Lease>;
   renew(lease: Lease, leaseMs?: number): Promise<Lease>;
   release(lease: Lease): Promise<void>;
   /** Moves owners in a batch; each move is a compare-and-swap on owner and epoch. */
-  moveOwners(moves: OwnerMove[]): Promise<OwnerMoveOutcome[]>;
-  /** Marks sessions as being moved (workers start no new work) or clears the mark. */
-  setMoving(sessionIds: string[], migration: string | null): Promise<void>;
+  moveOwners(pool: string, moves: OwnerMove[]): Promise<OwnerMoveOutcome[]>;
+  /** Marks sessions of `pool` as being moved (workers start no new work) or clears the mark. */
+  setMoving(pool: string, sessionIds: string[], migration: string | null): Promise<void>;
   /** Owner, epoch, moving mark and pool of many sessions at once (one HGET of the header each, pipelined per node);
    *  absent sessions are left out of the map. Optional so test doubles need not implement it;
    *  RedisSessionStore does, and the migration executor uses it when present. */
-  readOwners?(sessionIds: string[]): Promise<Map<string, OwnerState>>;
+  readOwners?(pool: string, sessionIds: string[]): Promise<Map<string, OwnerState>>;
   /** moveOwners for a migration: each move is one script (CAS on owner, epoch and pool) that also
    *  clears the session's moving mark when it is `migration`'s; a refused move leaves the mark as is.
    *  Owner-index updates are batched per owner. Optional like readOwners. */

@@ -56,7 +56,7 @@ describe('worker session backends', () => {
     store.injectConflicts = 3;
     const r = await m.run((b) => b.execute(s.id, incr()));
     expect(value(r.result)).to.equal(1);
-    await store.setMoving([s.id], 'mig-1');
+    await store.setMoving('p', [s.id], 'mig-1');
     expect(await codeOf(m.run((b) => b.execute(s.id, incr())))).to.equal('SESSION_MOVING');
   });
 
@@ -86,12 +86,12 @@ describe('worker session backends', () => {
     const m = modes(store, 'Centralized');
     const s = await m.run((b) => b.create({ data: {} }));
     const slow = async (data: JsonValue, meta: { id: string; version: number; anonymous: boolean }) => {
-      const rec = store.sessions.get(s.id);
-      if (rec) await store.moveOwners([{ sessionId: s.id, fromOwner: rec.owner, fromEpoch: rec.epoch, toOwner: 'w2' }]);
+      const rec = store.peek(s.id);
+      if (rec) await store.moveOwners('p', [{ sessionId: s.id, fromOwner: rec.owner, fromEpoch: rec.epoch, toOwner: 'w2' }]);
       return incr()(data, meta);
     };
     expect(await codeOf(m.run((b) => b.execute(s.id, slow)))).to.equal('FENCED');
-    expect(store.sessions.get(s.id)?.version).to.equal(1);
+    expect(store.peek(s.id)?.version).to.equal(1);
   });
 
   it('anonymous runs leave no session behind, also on failure', async () => {
@@ -123,7 +123,11 @@ describe('worker session backends', () => {
     for (let i = 0; i < 2; i++) await m.run((b) => b.execute(id, incr()));
     await store.importSession({ id, pool: 'other-ns/p', data: { theirs: true }, version: 1, createdAt: 0, ttlSeconds: 3600, owner: null });
     await m.switchTo('Dual').catch(() => undefined);
-    expect(await store.get(id, { touch: false })).to.deep.include({ pool: 'other-ns/p', version: 1, data: { theirs: true } });
+    expect(await store.get(id, { pool: 'other-ns/p', touch: false })).to.deep.include({
+      pool: 'other-ns/p',
+      version: 1,
+      data: { theirs: true },
+    });
   });
 
   it('switches WorkerLocal -> Dual -> Centralized -> Dual -> WorkerLocal keeping every session and version', async () => {
@@ -173,6 +177,6 @@ describe('worker session backends', () => {
     expect(value((await inFlight).result)).to.equal(1);
     await switching;
     expect(await held).to.equal('Dual');
-    expect(store.sessions.get(s.id)?.data).to.deep.equal({ vars: { n: 1 } });
+    expect(store.peek(s.id)?.data).to.deep.equal({ vars: { n: 1 } });
   });
 });

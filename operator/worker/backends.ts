@@ -339,7 +339,11 @@ export class StoreBackend implements SessionBackend {
       if (!outcome.changed) return { result: outcome.result, session: viewOf(r) };
       checkSize(outcome.data, this.o.maxSessionBytes);
       try {
-        const written = await this.o.store.update(id, outcome.data, { expectedVersion: r.version, fence: { epoch: r.epoch } });
+        const written = await this.o.store.update(id, outcome.data, {
+          pool: this.o.pool,
+          expectedVersion: r.version,
+          fence: { epoch: r.epoch },
+        });
         onWritten?.(written);
         return { result: outcome.result, session: viewOf(written) };
       } catch (error) {
@@ -384,7 +388,7 @@ export class StoreBackend implements SessionBackend {
     if (r.movingBy) throw new WorkerError('SESSION_MOVING', `session ${id} is being moved; retry shortly`);
     try {
       this.o.leases?.dropped(id);
-      if (!(await this.o.store.delete(id))) throw new WorkerError('SESSION_NOT_FOUND', `session ${id} not found`);
+      if (!(await this.o.store.delete(id, { pool: this.o.pool }))) throw new WorkerError('SESSION_NOT_FOUND', `session ${id} not found`);
     } catch (error) {
       throw toWorkerError(error, id);
     }
@@ -413,7 +417,11 @@ export class DualBackend extends StoreBackend {
         if (!stored)
           throw new WorkerError('INTERNAL', `the session store has no import operation: cannot copy local session ${id} into it`);
         if (stored.version < s.version) {
-          const written = await this.o.store.update(id, s.data, { expectedVersion: stored.version, fence: { epoch: stored.epoch } });
+          const written = await this.o.store.update(id, s.data, {
+            pool: this.o.pool,
+            expectedVersion: stored.version,
+            fence: { epoch: stored.epoch },
+          });
           this.o.local.put(localOf(written));
           return true;
         }
@@ -437,7 +445,11 @@ export class DualBackend extends StoreBackend {
       // The store holds an older copy (an earlier export): bring it up to the local one.
       const stored = record ?? (await this.o.store.get(id, { touch: false, pool: this.o.pool }));
       if (stored && stored.version < s.version) {
-        const written = await this.o.store.update(id, s.data, { expectedVersion: stored.version, fence: { epoch: stored.epoch } });
+        const written = await this.o.store.update(id, s.data, {
+          pool: this.o.pool,
+          expectedVersion: stored.version,
+          fence: { epoch: stored.epoch },
+        });
         this.o.local.put(localOf(written));
         return true;
       }
@@ -485,7 +497,10 @@ export class DualBackend extends StoreBackend {
   }
 
   override async execute(id: string, step: Step, options: ExecuteOptions = {}): Promise<ExecuteResult> {
-    if (this.o.local.has(id) && !(await this.o.store.exists(id).catch((e: unknown) => Promise.reject(toWorkerError(e, id)))))
+    if (
+      this.o.local.has(id) &&
+      !(await this.o.store.exists(id, { pool: this.o.pool }).catch((e: unknown) => Promise.reject(toWorkerError(e, id))))
+    )
       await this.copyToStore(id);
     return this.executeInStore(id, step, (written) => this.keep(written), options);
   }
@@ -656,7 +671,9 @@ export class SessionModes {
     for (let i = 0; i < ids.length; i += 64) {
       const batch = ids.slice(i, i + 64);
       const records = await Promise.all(
-        batch.map((id) => this.o.store.get(id, { touch: false }).catch((e: unknown) => Promise.reject(toWorkerError(e, id)))),
+        batch.map((id) =>
+          this.o.store.get(id, { pool: this.o.pool, touch: false }).catch((e: unknown) => Promise.reject(toWorkerError(e, id))),
+        ),
       );
       for (const r of records) {
         if (r && !r.anonymous && r.pool === this.o.pool) {

@@ -19,6 +19,8 @@ import { MAX_JSON_DEPTH } from './validation.ts';
 const RUNS = 2_000;
 const TIME_LIMIT_MS = 20_000;
 const pool = `fuzz-${Date.now().toString(36)}`;
+/** The pool identity the worker uses in the store. */
+const poolId = poolIdentity(WORKER_TEST_NAMESPACE, pool);
 
 interface Answer {
   status: number;
@@ -66,13 +68,13 @@ async function snapshot(store: SessionStore): Promise<string> {
   const ids: string[] = [];
   let cursor: string | null = null;
   do {
-    const page = await store.list(poolIdentity(WORKER_TEST_NAMESPACE, pool), { cursor, limit: 500 });
+    const page = await store.list(poolId, { cursor, limit: 500 });
     ids.push(...page.ids);
     cursor = page.cursor;
   } while (cursor !== null);
   const rows: string[] = [];
   for (const id of ids.sort()) {
-    const r = await store.get(id, { touch: false });
+    const r = await store.get(id, { pool: poolId, touch: false });
     rows.push(r ? `${id} v${r.version} ${JSON.stringify(r.data)}` : `${id} gone`);
   }
   return rows.join('\n');
@@ -189,7 +191,7 @@ describe('worker fuzzing (property-based, a running worker on the Redis Cluster)
   /** Keeps three sessions with data to aim at (a generated DELETE may remove one). */
   async function ensureSessions(ids: string[]): Promise<string[]> {
     const alive: string[] = [];
-    for (const id of ids) if (await store.exists(id)) alive.push(id);
+    for (const id of ids) if (await store.exists(id, { pool: poolId })) alive.push(id);
     while (alive.length < 3) {
       const r = await send(worker.base, {
         method: 'POST',
@@ -263,7 +265,7 @@ describe('worker fuzzing (property-based, a running worker on the Redis Cluster)
     const answer = await raw(`DELETE /v1/sessions/${id} HTTP/1.1\r\nhost: x\r\n\r\n/)(`);
     expect(answer).to.match(/^HTTP\/1.1 200 /);
     expect(answer).to.contain(`{"deleted":true,"sessionId":"${id}"}`);
-    expect(await store.exists(id)).to.equal(false);
+    expect(await store.exists(id, { pool: poolId })).to.equal(false);
   });
 
   it('stores the key __proto__ and does not find constructor (through Redis)', async () => {
@@ -282,7 +284,7 @@ describe('worker fuzzing (property-based, a running worker on the Redis Cluster)
     expect((await run({ key: 'toString' })).result).to.deep.equal({ key: 'toString', value: null, exists: false });
     expect((await run({ key: '__proto__', value: 5 })).result).to.deep.equal({ key: '__proto__', value: 5 });
     expect((await run({ key: '__proto__' })).result).to.deep.equal({ key: '__proto__', value: 5, exists: true });
-    const stored = await store.get(id, { touch: false });
+    const stored = await store.get(id, { pool: poolId, touch: false });
     expect(Object.hasOwn((stored?.data as { vars: object }).vars, '__proto__')).to.equal(true);
   });
 

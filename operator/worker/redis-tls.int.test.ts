@@ -15,7 +15,8 @@ import { StoreClients } from '../controller/pool/store-clients.ts';
 import { tlsOptions } from '../store/connection.ts';
 import { createSessionStore, type RedisTlsSettings } from '../store/index.ts';
 import { WorkerClient } from './client.ts';
-import { startWorkerProcess, type WorkerProcess } from './testing/worker-process.ts';
+import { poolIdentity } from '../store/keys.ts';
+import { WORKER_TEST_NAMESPACE, startWorkerProcess, type WorkerProcess } from './testing/worker-process.ts';
 
 const run = Date.now().toString(36);
 
@@ -101,7 +102,7 @@ describe('TLS to a TLS-only Redis Cluster', function () {
     try {
       const store = await stores.forPool(`${namespace}/tls-pool`, pool);
       const created = await stores.call('create', store.create({ pool: 'tls-pool', data: { over: 'tls' } }));
-      const read = await stores.call('get', store.get(created.id));
+      const read = await stores.call('get', store.get(created.id, { pool: 'tls-pool' }));
       expect(read?.data).to.deep.equal({ over: 'tls' });
     } finally {
       await stores.closeAll();
@@ -141,7 +142,7 @@ describe('TLS to a TLS-only Redis Cluster', function () {
       degraded: { enabled: false },
     });
     try {
-      expect((await store.get(session.id))?.version).to.equal(read.version);
+      expect((await store.get(session.id, { pool: poolIdentity(WORKER_TEST_NAMESPACE, pool) }))?.version).to.equal(read.version);
     } finally {
       await store.close();
     }

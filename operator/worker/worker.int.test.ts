@@ -177,7 +177,7 @@ describe('worker processes on the Redis Cluster', function () {
   it('refuses work on a session being moved with 409 SESSION_MOVING and Retry-After', async () => {
     const client = new WorkerClient({ endpoints: endpoints(), maxAttempts: 1 });
     const session = await client.createSession();
-    await store.setMoving([session.id], 'mig-test');
+    await store.setMoving(pool, [session.id], 'mig-test');
     const r = await fetch(`http://${endpoints()[1]}/v1/sessions/${session.id}/execute`, {
       method: 'POST',
       body: JSON.stringify({ handler: 'incr', args: { key: 'n' } }),
@@ -185,7 +185,7 @@ describe('worker processes on the Redis Cluster', function () {
     expect(r.status).to.equal(409);
     expect(r.headers.get('retry-after')).to.equal('1');
     expect(((await r.json()) as { error: { code: string } }).error.code).to.equal('SESSION_MOVING');
-    await store.setMoving([session.id], null);
+    await store.setMoving(pool, [session.id], null);
     expect(value((await client.execute(session.id, 'incr', { key: 'n' })).result)).to.equal(1);
   });
 

@@ -47,7 +47,13 @@ export class LeaseKeeper implements LeaseTracker {
 
   held(record: SessionRecord): void {
     if (record.owner !== this.worker || record.anonymous) return;
-    this.leases.set(record.id, { sessionId: record.id, owner: this.worker, epoch: record.epoch, expiresAt: Date.now() + this.leaseMs });
+    this.leases.set(record.id, {
+      sessionId: record.id,
+      pool: record.pool,
+      owner: this.worker,
+      epoch: record.epoch,
+      expiresAt: Date.now() + this.leaseMs,
+    });
   }
 
   dropped(id: string): void {

@@ -94,3 +94,20 @@ app.kubernetes.io/version: {{ .Chart.AppVersion | quote }}
 app.kubernetes.io/managed-by: {{ .Release.Service }}
 app.kubernetes.io/part-of: session-pool-operator
 {{- end -}}
+
+{{/*
+The operator's Secret rules: in the ClusterRole when it watches every namespace, else in a Role
+in watchNamespace. get: the Redis credentials and TLS Secrets a SessionPool names, and each pool's
+`<pool>-admin-token`; never list or watch (Kubernetes RBAC cannot pin get to names pools choose
+later). create: the admin token Secret, once (create cannot be pinned by resourceNames: the name
+is not known at authorization time); never update, patch or delete (the Secret is immutable and
+garbage-collected with its pool).
+*/}}
+{{- define "spo.secretRules" -}}
+- apiGroups: [""]
+  resources: ["secrets"]
+  verbs: ["get"]
+- apiGroups: [""]
+  resources: ["secrets"]
+  verbs: ["create"]
+{{- end }}

@@ -110,7 +110,7 @@ export interface InvariantReport {
 export async function checkInvariants(pool: TestPool, stats: TrafficStats): Promise<InvariantReport> {
   const report: InvariantReport = { sessions: stats.sessions.length, lost: [], lostWrites: [], twoOwners: [], owners: new Map() };
   for (const id of stats.sessions) {
-    const record = await pool.store.get(id, { touch: false });
+    const record = await pool.store.get(id, { pool: pool.id, touch: false });
     if (!record) {
       report.lost.push(id);
       continue;

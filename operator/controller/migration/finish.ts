@@ -163,11 +163,11 @@ export class Finisher {
     for (const source of sources) {
       const ids = await ps.store.listByOwner(ps.pool, source);
       for (let i = 0; i < ids.length; i += 500) {
-        const records = await Promise.all(ids.slice(i, i + 500).map((id) => ps.store.get(id, { touch: false })));
+        const records = await Promise.all(ids.slice(i, i + 500).map((id) => ps.store.get(id, { pool: ps.pool, touch: false })));
         const moves = records
           .filter((r) => r !== null && r.owner === source)
           .map((r) => ({ sessionId: r!.id, fromOwner: source, fromEpoch: r!.epoch, toOwner: null }));
-        const outcomes = await ps.store.moveOwners(moves);
+        const outcomes = await ps.store.moveOwners(ps.pool, moves);
         released += outcomes.filter((o) => o.status === 'moved').length;
       }
     }

@@ -64,7 +64,7 @@ export async function buildPlan(ctx: PlanContext): Promise<BuiltPlan> {
     const ids = [...new Set(migrate.sessionIds)];
     for (let i = 0; i < ids.length; i += READ_CONCURRENCY) {
       const records = await Promise.all(
-        ids.slice(i, i + READ_CONCURRENCY).map((id) => ctx.store.get(id, { touch: false }).catch(() => null)),
+        ids.slice(i, i + READ_CONCURRENCY).map((id) => ctx.store.get(id, { pool: ctx.pool, touch: false }).catch(() => null)),
       );
       for (const record of records) if (record && record.pool === ctx.pool) sessions.push({ id: record.id, owner: record.owner });
     }

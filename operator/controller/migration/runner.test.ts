@@ -259,12 +259,12 @@ describe('migration runner (fake store and journal)', () => {
       if (requests.length > 1) return request.moves.map((mv) => ({ sessionId: mv.sessionId, outcome: 'failed' as const }));
       // The worker moves the first session itself (the store names the target with a new epoch), finds the second idle.
       const [first, second] = request.moves;
-      const record = (await store.get(first!.sessionId))!;
-      const [outcome] = await store.moveOwners([
+      const record = (await store.get(first!.sessionId, { pool: POOL_ID }))!;
+      const [outcome] = await store.moveOwners(POOL_ID, [
         { sessionId: first!.sessionId, fromOwner: 'a', fromEpoch: record.epoch, toOwner: first!.target },
       ]);
-      const idle = (await store.get(second!.sessionId))!;
-      await store.moveOwners([{ sessionId: second!.sessionId, fromOwner: 'a', fromEpoch: idle.epoch, toOwner: null }]);
+      const idle = (await store.get(second!.sessionId, { pool: POOL_ID }))!;
+      await store.moveOwners(POOL_ID, [{ sessionId: second!.sessionId, fromOwner: 'a', fromEpoch: idle.epoch, toOwner: null }]);
       return [
         { sessionId: first!.sessionId, outcome: 'moved', epoch: outcome!.status === 'moved' ? outcome!.epoch : -1 },
         { sessionId: second!.sessionId, outcome: 'idle' },

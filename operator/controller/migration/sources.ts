@@ -66,7 +66,7 @@ export async function leftOnSources(store: SessionStore, pool: string, sources: 
   for (const source of sources) {
     const ids = await store.listByOwner(pool, source);
     if (ids.length === 0) continue;
-    const records = await Promise.all(ids.map((id) => store.get(id, { touch: false }).catch(() => null)));
+    const records = await Promise.all(ids.map((id) => store.get(id, { pool, touch: false }).catch(() => null)));
     left += records.filter((r) => r?.owner === source).length;
   }
   return left;

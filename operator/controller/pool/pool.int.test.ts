@@ -315,7 +315,7 @@ describe('SessionPool reconciler (integration: apiserver + Redis Cluster)', func
       return list.length === 3 ? list.map((p) => p.metadata?.name ?? '').sort() : undefined;
     });
     // Spread 9 sessions: 4, 3, 2 -> one worker is enough; the two emptiest (3 and 2) must go.
-    await Promise.all(unowned.map((s) => store.delete(s.id)));
+    await Promise.all(unowned.map((s) => store.delete(s.id, { pool: s.pool })));
     const [busiest, middle, emptiest] = pods as [string, string, string];
     for (const [owner, n] of [
       [busiest, 4],
@@ -364,8 +364,8 @@ describe('SessionPool reconciler (integration: apiserver + Redis Cluster)', func
     // Play the migration controller: move the sessions, then report success.
     for (const victim of [middle, emptiest]) {
       for (const id of await store.listByOwner(`${namespace}/auto`, victim)) {
-        const rec = await store.get(id, { touch: false });
-        await store.moveOwners([{ sessionId: id, fromOwner: victim, fromEpoch: rec?.epoch ?? 0, toOwner: busiest }]);
+        const rec = await store.get(id, { pool: `${namespace}/auto`, touch: false });
+        await store.moveOwners(`${namespace}/auto`, [{ sessionId: id, fromOwner: victim, fromEpoch: rec?.epoch ?? 0, toOwner: busiest }]);
       }
     }
     await custom.patchNamespacedCustomObjectStatus(
@@ -461,7 +461,7 @@ describe('SessionPool reconciler (integration: apiserver + Redis Cluster)', func
     expect(Date.now() - t0).to.be.below(6_000);
     expect(up.status?.sessionsPerWorker?.workers?.[0]).to.deep.equal({ worker, sessions: 5 });
     // Down.
-    await Promise.all(sessions.slice(0, 3).map((s) => store.delete(s.id)));
+    await Promise.all(sessions.slice(0, 3).map((s) => store.delete(s.id, { pool: s.pool })));
     t0 = Date.now();
     await waitFor('activeSessions 2', async () => (await getPool('counted')).status?.activeSessions === 2);
     expect(Date.now() - t0).to.be.below(6_000);
@@ -488,7 +488,7 @@ describe('SessionPool reconciler (integration: apiserver + Redis Cluster)', func
       async () => (await store.listByOwner(`${namespace}/dead`, 'dead-workers-gone-1')).length === 0,
       20_000,
     );
-    for (const s of sessions) expect((await store.get(s.id, { touch: false }))?.owner).to.equal(null);
+    for (const s of sessions) expect((await store.get(s.id, { pool: s.pool, touch: false }))?.owner).to.equal(null);
     expect((await store.listWorkers(`${namespace}/dead`)).map((w) => w.worker)).to.not.include('dead-workers-gone-1');
   });
 

@@ -371,7 +371,7 @@ describe('pool/reconciler (fake client and store)', () => {
     const s = await t.store.create({ pool: 'ns/web', owner: 'web-zombie' });
     await t.store.registerWorker({ pool: 'ns/web', worker: 'web-zombie', endpoint: 'x:1', draining: false });
     await t.reconciler.reconcile('ns/web');
-    expect((await t.store.get(s.id, { touch: false }))?.owner).to.equal(null);
+    expect((await t.store.get(s.id, { pool: 'ns/web', touch: false }))?.owner).to.equal(null);
     expect((await t.store.listWorkers('ns/web')).map((w) => w.worker)).to.deep.equal([]);
     expect(t.events).to.deep.include(['Normal', 'WorkerSessionsReleased']);
   });

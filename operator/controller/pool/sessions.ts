@@ -56,12 +56,12 @@ export async function releaseWorker(store: SessionStore, pool: string, worker: s
   let conflicts = 0;
   for (let i = 0; i < ids.length; i += batchSize) {
     const batch = ids.slice(i, i + batchSize);
-    const records = await Promise.all(batch.map((id) => store.get(id, { touch: false })));
+    const records = await Promise.all(batch.map((id) => store.get(id, { pool, touch: false })));
     const moves = records
-      .filter((r) => r !== null && r.pool === pool && r.owner === worker)
+      .filter((r) => r !== null && r.owner === worker)
       .map((r) => ({ sessionId: r!.id, fromOwner: worker, fromEpoch: r!.epoch, toOwner: null }));
     if (moves.length === 0) continue;
-    const outcomes = await store.moveOwners(moves);
+    const outcomes = await store.moveOwners(pool, moves);
     for (const outcome of outcomes) {
       if (outcome.status === 'moved') released++;
       else if (outcome.status === 'conflict') conflicts++;
@@ -69,17 +69,6 @@ export async function releaseWorker(store: SessionStore, pool: string, worker: s
   }
   await store.unregisterWorker(pool, worker);
   return { released, conflicts };
-}
-
-/** The ids among `ids` whose session belongs to `pool`: an index entry naming another pool's
- *  session (left by a crash or written by a foreign client) is never acted on. */
-async function ofPool(store: SessionStore, pool: string, ids: readonly string[]): Promise<string[]> {
-  if (store.readOwners) {
-    const states = await store.readOwners([...ids]);
-    return ids.filter((id) => states.get(id)?.pool === pool);
-  }
-  const records = await Promise.all(ids.map((id) => store.get(id, { touch: false })));
-  return ids.filter((_, i) => records[i]?.pool === pool);
 }
 
 /** Deletes every session of the pool (deletionPolicy Delete), and only those. Returns how many were deleted. */
@@ -92,7 +81,9 @@ export async function deleteAllSessions(store: SessionStore, pool: string, batch
     let deletedThisPass = 0;
     do {
       const page = await store.list(pool, { cursor, limit: batchSize });
-      const results = await Promise.all((await ofPool(store, pool, page.ids)).map((id) => store.delete(id)));
+      // Each delete names the pool, so its key is the pool's own: an index entry naming an id of another
+      // pool (left by a crash or written by a foreign client) finds nothing of that pool and deletes nothing.
+      const results = await Promise.all(page.ids.map((id) => store.delete(id, { pool })));
       deletedThisPass += results.filter(Boolean).length;
       cursor = page.cursor;
     } while (cursor !== null);

@@ -31,6 +31,8 @@ export class FakeStoreError extends Error {
 }
 
 export class FakeSessionStore implements SessionStore {
+  /** By id (seeded ids are random, so unique across pools); every by-id operation names a pool and
+   *  finds only that pool's session, as the store's keys do. */
   readonly sessions = new Map<string, SessionRecord>();
   readonly workers = new Map<string, WorkerRegistration>();
   /** Calls per method, for assertions. */
@@ -90,6 +92,12 @@ export class FakeSessionStore implements SessionStore {
     return counts;
   }
 
+  /** The session `id` of `pool`, or undefined (absent, or another pool's). */
+  private of(pool: string, id: string): SessionRecord | undefined {
+    const record = this.sessions.get(id);
+    return record?.pool === pool ? record : undefined;
+  }
+
   // --- SessionStore ---------------------------------------------------------------------------
 
   async create(input: CreateSessionInput): Promise<SessionRecord> {
@@ -100,15 +108,15 @@ export class FakeSessionStore implements SessionStore {
     return structuredClone(record);
   }
 
-  async get(id: string, _options?: { touch?: boolean }): Promise<SessionRecord | null> {
+  async get(id: string, options: { pool: string; touch?: boolean }): Promise<SessionRecord | null> {
     await this.enter('get', [id]);
-    const record = this.sessions.get(id);
+    const record = this.of(options.pool, id);
     return record ? structuredClone(record) : null;
   }
 
-  async exists(id: string): Promise<boolean> {
+  async exists(id: string, options: { pool: string }): Promise<boolean> {
     await this.enter('exists', [id]);
-    return this.sessions.has(id);
+    return this.of(options.pool, id) !== undefined;
   }
 
   private checkFence(record: SessionRecord, fence: { epoch: number; owner?: string } | undefined): void {
@@ -120,7 +128,7 @@ export class FakeSessionStore implements SessionStore {
 
   async update(id: string, data: JsonValue, options: UpdateOptions): Promise<SessionRecord> {
     await this.enter('update', [id, data, options]);
-    const record = this.sessions.get(id);
+    const record = this.of(options.pool, id);
     if (!record) throw new SessionNotFoundError(id);
     this.checkFence(record, options.fence);
     if (record.version !== options.expectedVersion) throw new VersionConflictError(id, options.expectedVersion, record.version);
@@ -132,22 +140,22 @@ export class FakeSessionStore implements SessionStore {
   async mutate(
     id: string,
     change: (data: JsonValue, record: SessionRecord) => JsonValue | Promise<JsonValue>,
-    options?: MutateOptions,
+    options: MutateOptions,
   ): Promise<SessionRecord> {
     await this.enter('mutate', [id]);
-    const record = this.sessions.get(id);
+    const record = this.of(options.pool, id);
     if (!record) throw new SessionNotFoundError(id);
-    this.checkFence(record, options?.fence);
+    this.checkFence(record, options.fence);
     const next = await change(structuredClone(record.data), structuredClone(record));
-    this.checkFence(record, options?.fence);
+    this.checkFence(record, options.fence);
     record.data = structuredClone(next);
     record.version += 1;
     return structuredClone(record);
   }
 
-  async delete(id: string): Promise<boolean> {
+  async delete(id: string, options: { pool: string }): Promise<boolean> {
     await this.enter('delete', [id]);
-    return this.sessions.delete(id);
+    return this.of(options.pool, id) !== undefined && this.sessions.delete(id);
   }
 
   async count(pool: string): Promise<number> {
@@ -177,16 +185,17 @@ export class FakeSessionStore implements SessionStore {
     }
   }
 
-  async claim(id: string, owner: string, leaseMs = 30_000): Promise<Lease> {
+  async claim(id: string, owner: string, options: { pool: string; leaseMs?: number }): Promise<Lease> {
     await this.enter('claim', [id, owner]);
-    const record = this.sessions.get(id);
+    const { pool, leaseMs = 30_000 } = options;
+    const record = this.of(pool, id);
     if (!record) throw new SessionNotFoundError(id);
     if (record.movingBy) throw new SessionMovingError(id, record.movingBy);
     if (record.owner !== owner) {
       record.owner = owner;
       record.epoch += 1;
     }
-    return { sessionId: id, owner, epoch: record.epoch, expiresAt: Date.now() + leaseMs };
+    return { sessionId: id, pool, owner, epoch: record.epoch, expiresAt: Date.now() + leaseMs };
   }
 
   async renew(lease: Lease, leaseMs = 30_000): Promise<Lease> {
@@ -198,10 +207,10 @@ export class FakeSessionStore implements SessionStore {
     await this.enter('release', [lease]);
   }
 
-  async moveOwners(moves: OwnerMove[]): Promise<OwnerMoveOutcome[]> {
+  async moveOwners(pool: string, moves: OwnerMove[]): Promise<OwnerMoveOutcome[]> {
     await this.enter('moveOwners', [moves]);
     return moves.map((move) => {
-      const record = this.sessions.get(move.sessionId);
+      const record = this.of(pool, move.sessionId);
       if (!record) return { sessionId: move.sessionId, status: 'missing' };
       if (record.owner !== move.fromOwner || record.epoch !== move.fromEpoch) {
         return { sessionId: move.sessionId, status: 'conflict', owner: record.owner, epoch: record.epoch };
@@ -213,11 +222,11 @@ export class FakeSessionStore implements SessionStore {
     });
   }
 
-  async readOwners(sessionIds: string[]): Promise<Map<string, OwnerState>> {
+  async readOwners(pool: string, sessionIds: string[]): Promise<Map<string, OwnerState>> {
     await this.enter('readOwners', [sessionIds]);
     const states = new Map<string, OwnerState>();
     for (const id of sessionIds) {
-      const r = this.sessions.get(id);
+      const r = this.of(pool, id);
       if (r) states.set(id, { sessionId: id, pool: r.pool, owner: r.owner, epoch: r.epoch, movingBy: r.movingBy });
     }
     return states;
@@ -228,9 +237,9 @@ export class FakeSessionStore implements SessionStore {
   async migrateOwners(pool: string, moves: OwnerMove[], migration: string): Promise<OwnerMoveOutcome[]> {
     await this.enter('moveOwners', [moves, pool, migration]);
     return moves.map((move) => {
-      const record = this.sessions.get(move.sessionId);
+      const record = this.of(pool, move.sessionId);
       if (!record) return { sessionId: move.sessionId, status: 'missing' };
-      if (record.owner !== move.fromOwner || record.epoch !== move.fromEpoch || record.pool !== pool) {
+      if (record.owner !== move.fromOwner || record.epoch !== move.fromEpoch) {
         return { sessionId: move.sessionId, status: 'conflict', owner: record.owner, epoch: record.epoch };
       }
       record.owner = move.toOwner;
@@ -241,10 +250,10 @@ export class FakeSessionStore implements SessionStore {
     });
   }
 
-  async setMoving(sessionIds: string[], migration: string | null): Promise<void> {
+  async setMoving(pool: string, sessionIds: string[], migration: string | null): Promise<void> {
     await this.enter('setMoving', [sessionIds, migration]);
     for (const id of sessionIds) {
-      const record = this.sessions.get(id);
+      const record = this.of(pool, id);
       if (record) record.movingBy = migration;
     }
   }

@@ -85,7 +85,12 @@ export interface WriterStats {
  * increment data.n with a fence on that owner and epoch. A fenced or moving refusal is re-read and
  * retried (what a client does against the new owner). Runs until stop() is called.
  */
-export function startWriters(store: SessionStore, ids: string[], writers = 8): { stats: WriterStats; stop(): Promise<WriterStats> } {
+export function startWriters(
+  store: SessionStore,
+  pool: string,
+  ids: string[],
+  writers = 8,
+): { stats: WriterStats; stop(): Promise<WriterStats> } {
   const stats: WriterStats = { acked: new Map(), uncertain: new Map(), fenced: 0, moving: 0, writes: 0 };
   let running = true;
   const loop = async (seed: number): Promise<void> => {
@@ -94,10 +99,10 @@ export function startWriters(store: SessionStore, ids: string[], writers = 8): {
       const id = ids[(k = (k * 1103515245 + 12345) >>> 0) % ids.length]!;
       for (let attempt = 0; attempt < 20 && running; attempt++) {
         try {
-          const record = await store.get(id, { touch: false });
+          const record = await store.get(id, { pool, touch: false });
           if (!record) break;
           const fence = record.owner ? { epoch: record.epoch, owner: record.owner } : { epoch: record.epoch };
-          await store.mutate(id, (data) => ({ n: ((data as { n?: number } | null)?.n ?? 0) + 1 }), { fence });
+          await store.mutate(id, (data) => ({ n: ((data as { n?: number } | null)?.n ?? 0) + 1 }), { pool, fence });
           stats.acked.set(id, (stats.acked.get(id) ?? 0) + 1);
           stats.writes++;
           break;

@@ -30,6 +30,9 @@ export class FakeStoreError extends Error {
 const clone = <T>(value: T): T => structuredClone(value);
 const checksum = (data: JsonValue) => createHash('sha256').update(JSON.stringify(data)).digest('hex').slice(0, 16);
 
+/** Sessions are keyed by pool and id, as the store's keys are: the same id in two pools is two sessions. */
+const keyOf = (pool: string, id: string) => `${pool}|${id}`;
+
 export class MemorySessionStore implements SessionStore {
   readonly sessions = new Map<string, SessionRecord>();
   readonly workers = new Map<string, WorkerRegistration>();
@@ -45,13 +48,19 @@ export class MemorySessionStore implements SessionStore {
     if (this.unreachable) throw new FakeStoreError('UNAVAILABLE', 'store unreachable');
   }
 
-  private record(id: string): SessionRecord | undefined {
-    const r = this.sessions.get(id);
+  private record(pool: string, id: string): SessionRecord | undefined {
+    const r = this.sessions.get(keyOf(pool, id));
     if (r && r.lastAccessedAt + r.ttlSeconds * 1000 < Date.now()) {
-      this.sessions.delete(id);
+      this.sessions.delete(keyOf(pool, id));
       return undefined;
     }
     return r;
+  }
+
+  /** For tests: the stored record of `id` in any pool (the first found), without a copy. */
+  peek(id: string): SessionRecord | undefined {
+    for (const r of this.sessions.values()) if (r.id === id) return r;
+    return undefined;
   }
 
   private sizeCheck(data: JsonValue): void {
@@ -78,13 +87,13 @@ export class MemorySessionStore implements SessionStore {
       movingBy: null,
       checksum: checksum(data),
     };
-    this.sessions.set(record.id, record);
+    this.sessions.set(keyOf(record.pool, record.id), record);
     return clone(record);
   }
 
   async importSession(input: SessionImport): Promise<{ created: boolean; record: SessionRecord }> {
     this.check('importSession');
-    const existing = this.record(input.id);
+    const existing = this.record(input.pool, input.id);
     if (existing) return { created: false, record: clone(existing) };
     const record: SessionRecord = {
       id: input.id,
@@ -100,27 +109,27 @@ export class MemorySessionStore implements SessionStore {
       movingBy: null,
       checksum: checksum(input.data),
     };
-    this.sessions.set(record.id, record);
+    this.sessions.set(keyOf(record.pool, record.id), record);
     return { created: true, record: clone(record) };
   }
 
-  async get(id: string, options: { touch?: boolean } = {}): Promise<SessionRecord | null> {
+  async get(id: string, options: { pool: string; touch?: boolean }): Promise<SessionRecord | null> {
     this.check('get');
-    const r = this.record(id);
+    const r = this.record(options.pool, id);
     if (!r) return null;
     if (options.touch !== false) r.lastAccessedAt = Date.now();
     return clone(r);
   }
 
-  async exists(id: string): Promise<boolean> {
+  async exists(id: string, options: { pool: string }): Promise<boolean> {
     this.check('exists');
-    return this.record(id) !== undefined;
+    return this.record(options.pool, id) !== undefined;
   }
 
   async update(id: string, data: JsonValue, options: UpdateOptions): Promise<SessionRecord> {
     this.check('update');
     this.sizeCheck(data);
-    const r = this.record(id);
+    const r = this.record(options.pool, id);
     if (!r) throw new FakeStoreError('NOT_FOUND', `session ${id} not found`);
     if (options.fence && (options.fence.epoch !== r.epoch || (options.fence.owner !== undefined && options.fence.owner !== r.owner))) {
       throw new FakeStoreError('FENCED', `stale epoch ${options.fence.epoch} (now ${r.epoch})`);
@@ -141,13 +150,14 @@ export class MemorySessionStore implements SessionStore {
   async mutate(
     id: string,
     change: (data: JsonValue, record: SessionRecord) => JsonValue | Promise<JsonValue>,
-    options: MutateOptions = {},
+    options: MutateOptions,
   ): Promise<SessionRecord> {
     for (let attempt = 1; ; attempt++) {
-      const r = await this.get(id);
+      const r = await this.get(id, { pool: options.pool });
       if (!r) throw new FakeStoreError('NOT_FOUND', `session ${id} not found`);
       try {
         return await this.update(id, await change(clone(r.data), r), {
+          pool: options.pool,
           expectedVersion: r.version,
           ...(options.fence ? { fence: options.fence } : {}),
         });
@@ -157,19 +167,24 @@ export class MemorySessionStore implements SessionStore {
     }
   }
 
-  async delete(id: string): Promise<boolean> {
+  async delete(id: string, options: { pool: string }): Promise<boolean> {
     this.check('delete');
-    return this.sessions.delete(id);
+    return this.sessions.delete(keyOf(options.pool, id));
+  }
+
+  /** The live ids of `pool`. */
+  private idsOf(pool: string): string[] {
+    return [...this.sessions.values()].filter((r) => r.pool === pool && this.record(pool, r.id)).map((r) => r.id);
   }
 
   async count(pool: string): Promise<number> {
     this.check('count');
-    return [...this.sessions.keys()].filter((id) => this.record(id)?.pool === pool).length;
+    return this.idsOf(pool).length;
   }
 
   async list(pool: string, options: { cursor?: string | null; limit?: number } = {}): Promise<ListPage> {
     this.check('list');
-    const ids = [...this.sessions.keys()].filter((id) => this.record(id)?.pool === pool).sort();
+    const ids = this.idsOf(pool).sort();
     const start = options.cursor ? Number(options.cursor) : 0;
     const limit = options.limit ?? 100;
     const page = ids.slice(start, start + limit);
@@ -185,41 +200,42 @@ export class MemorySessionStore implements SessionStore {
     try {
       return await work(session);
     } finally {
-      this.sessions.delete(session.id);
+      this.sessions.delete(keyOf(pool, session.id));
     }
   }
 
-  async claim(id: string, owner: string, leaseMs = 30_000): Promise<Lease> {
+  async claim(id: string, owner: string, options: { pool: string; leaseMs?: number }): Promise<Lease> {
     this.check('claim');
-    const r = this.record(id);
+    const { pool, leaseMs = 30_000 } = options;
+    const r = this.record(pool, id);
     if (!r) throw new FakeStoreError('NOT_FOUND', `session ${id} not found`);
     if (r.owner !== owner) {
       r.owner = owner;
       r.epoch++;
     }
-    return { sessionId: id, owner, epoch: r.epoch, expiresAt: Date.now() + leaseMs };
+    return { sessionId: id, pool, owner, epoch: r.epoch, expiresAt: Date.now() + leaseMs };
   }
 
   async renew(lease: Lease, leaseMs = 30_000): Promise<Lease> {
     this.check('renew');
-    const r = this.record(lease.sessionId);
+    const r = this.record(lease.pool, lease.sessionId);
     if (!r || r.owner !== lease.owner || r.epoch !== lease.epoch) throw new FakeStoreError('FENCED', 'lease lost');
     return { ...lease, expiresAt: Date.now() + leaseMs };
   }
 
   async release(lease: Lease): Promise<void> {
     this.check('release');
-    const r = this.record(lease.sessionId);
+    const r = this.record(lease.pool, lease.sessionId);
     if (r && r.owner === lease.owner && r.epoch === lease.epoch) {
       r.owner = null;
       r.epoch++;
     }
   }
 
-  async moveOwners(moves: OwnerMove[]): Promise<OwnerMoveOutcome[]> {
+  async moveOwners(pool: string, moves: OwnerMove[]): Promise<OwnerMoveOutcome[]> {
     this.check('moveOwners');
     return moves.map((m) => {
-      const r = this.record(m.sessionId);
+      const r = this.record(pool, m.sessionId);
       if (!r) return { sessionId: m.sessionId, status: 'missing' as const };
       if (r.owner !== m.fromOwner || r.epoch !== m.fromEpoch)
         return { sessionId: m.sessionId, status: 'conflict' as const, owner: r.owner, epoch: r.epoch };
@@ -229,28 +245,25 @@ export class MemorySessionStore implements SessionStore {
     });
   }
 
-  async setMoving(sessionIds: string[], migration: string | null): Promise<void> {
+  async setMoving(pool: string, sessionIds: string[], migration: string | null): Promise<void> {
     this.check('setMoving');
     for (const id of sessionIds) {
-      const r = this.record(id);
+      const r = this.record(pool, id);
       if (r) r.movingBy = migration;
     }
   }
 
   async listByOwner(pool: string, owner: string): Promise<string[]> {
     this.check('listByOwner');
-    return [...this.sessions.keys()].filter((id) => {
-      const r = this.record(id);
-      return r?.pool === pool && r.owner === owner;
-    });
+    return this.idsOf(pool).filter((id) => this.record(pool, id)?.owner === owner);
   }
 
   async countByOwner(pool: string): Promise<Map<string, number>> {
     this.check('countByOwner');
     const counts = new Map<string, number>();
-    for (const id of [...this.sessions.keys()]) {
-      const r = this.record(id);
-      if (r?.pool === pool) counts.set(r.owner ?? '', (counts.get(r.owner ?? '') ?? 0) + 1);
+    for (const id of this.idsOf(pool)) {
+      const r = this.record(pool, id)!;
+      counts.set(r.owner ?? '', (counts.get(r.owner ?? '') ?? 0) + 1);
     }
     return counts;
   }
