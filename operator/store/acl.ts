@@ -4,6 +4,7 @@
 // journal), so they follow the layout. See docs/store.md, "ACL users".
 import type { Cluster } from 'ioredis';
 import { MigrationJournal } from '../migration/journal.ts';
+import { idempotencyKeyOf } from './idempotency.ts';
 import { keyLayout } from './keys.ts';
 
 /**
@@ -49,6 +50,7 @@ export const POOL_ACL_COMMANDS = [
   'hgetall',
   'hmget',
   'hincrby',
+  'hlen',
   // sets and sorted sets: indexes of pools, owners, leases, migrations
   'sadd',
   'srem',
@@ -82,6 +84,7 @@ export function aclKeyPatternsForPool(keyPrefix: string, pool: string): string[]
     // Sessions are named by id alone (`<prefix>:s:{<id>}`): a user can be held to its pool's sessions
     // only when the pool has a key prefix of its own (docs/store.md, "ACL users").
     layout.session(ANY),
+    idempotencyKeyOf(layout.session(ANY)),
     layout.quarantine(ANY),
     layout.poolIndex(pool),
     layout.leaseIndex(pool),

@@ -233,7 +233,7 @@ export class SessionRecords {
   }
 
   /** The outcome of the update script: the record written, or the typed refusal. */
-  private updated(
+  updated(
     id: string,
     key: string,
     reply: LuaReply,
