@@ -111,13 +111,21 @@ try {
   await Promise.all(
     Array.from({ length: 64 }, async (_, lane) => {
       for (let i = next++; i < SESSIONS; i = next++) {
-        const r = await fetch(`${workers[(lane + i) % workers.length]}/v1/sessions`, {
-          method: 'POST',
-          headers: { 'content-type': 'application/json' },
-          body: '{"data":{}}',
-        });
-        if (r.status !== 201) throw new Error(`create answered ${r.status}`);
-        await r.arrayBuffer();
+        // A kept-alive connection the worker closed as it was reused: sent again (a spare session at worst).
+        for (let attempt = 1; ; attempt++) {
+          try {
+            const r = await fetch(`${workers[(lane + i + attempt) % workers.length]}/v1/sessions`, {
+              method: 'POST',
+              headers: { 'content-type': 'application/json' },
+              body: '{"data":{}}',
+            });
+            if (r.status !== 201) throw new Error(`create answered ${r.status}`);
+            await r.arrayBuffer();
+            break;
+          } catch (error) {
+            if (attempt >= 5 || (error instanceof Error && error.message.startsWith('create answered'))) throw error;
+          }
+        }
       }
     }),
   );
