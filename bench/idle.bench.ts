@@ -6,7 +6,7 @@
 // (heartbeat 5 s) plus what the operator does for a pool: its counts and a sweep once per sweep
 // interval (30 s, the default), emulated here with the operator's own functions, one per window.
 // Starts and stops its own Redis Cluster and workers, by pid.
-//   npm run bench:idle   [BENCH_IDLE_SESSIONS=10000 BENCH_IDLE_SECONDS=20 BENCH_IDLE_WINDOW_SECONDS=30]
+//   npm run bench:idle   [BENCH_IDLE_SESSIONS=10000 BENCH_IDLE_SECONDS=45 BENCH_IDLE_WINDOW_SECONDS=30]
 import { spawn, type ChildProcess } from 'node:child_process';
 import { closeSync, mkdtempSync, openSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
@@ -19,7 +19,7 @@ import { readCounts } from '../operator/controller/pool/sessions.ts';
 import { createSessionStore } from '../operator/store/index.ts';
 
 const SESSIONS = Number(process.env.BENCH_IDLE_SESSIONS ?? 10_000);
-const IDLE_SECONDS = Number(process.env.BENCH_IDLE_SECONDS ?? 20);
+const IDLE_SECONDS = Number(process.env.BENCH_IDLE_SECONDS ?? 45);
 const WINDOW_SECONDS = Number(process.env.BENCH_IDLE_WINDOW_SECONDS ?? 30);
 const TARGET = 50;
 const NODE = path.join(repoRoot, 'node_modules/.bin/node');
@@ -130,13 +130,13 @@ try {
     }),
   );
   const createSeconds = (Date.now() - createdAt) / 1000;
-  const live = await measure(Math.min(10, Math.max(2, IDLE_SECONDS - createSeconds - 2)), false);
+  const live = await measure(10, false);
   const liveCounts = await readCounts(operatorStore, POOL);
   const liveOwned = [...liveCounts.byOwner].filter(([o]) => o !== '').reduce((n, [, c]) => n + c, 0);
 
   // Past the idle time (and past the index's first re-score of new sessions, 60 s, a once-per-TTL cost),
   // then one sweep: the steady state of an idle pool.
-  const steadyAt = createdAt + Math.max(IDLE_SECONDS * 1000 + 5_000, 65_000);
+  const steadyAt = createdAt + createSeconds * 1000 + Math.max(IDLE_SECONDS * 1000 + 5_000, 65_000);
   await sleep(Math.max(0, steadyAt - Date.now()));
   await operatorWork();
   const idle = await measure(WINDOW_SECONDS, true);
