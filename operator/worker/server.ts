@@ -7,8 +7,7 @@ import type { Registry } from 'prom-client';
 import type { Logger } from '../observability/logger.ts';
 import { checkAdminAuthorization } from './admin-auth.ts';
 import type { JsonValue } from '../store/types.ts';
-import type { ActivationRouter, SessionRequest } from './activation/router.ts';
-import { FORWARDED_HEADER, IDEMPOTENCY_HEADER } from './activation/forward.ts';
+import { sessionRequest, type ActivationRouter, type SessionRequest } from './activation/router.ts';
 import { executeReplyBody, type SessionModes, type SessionView } from './backends.ts';
 import { WorkerError, toWorkerError } from './errors.ts';
 import { guardMalformedRequests } from './http-guard.ts';
@@ -108,25 +107,6 @@ function sessionParam(params: string[]): string {
 
 function checkAdmin(ctx: ServerContext, req: IncomingMessage): void {
   checkAdminAuthorization(ctx.adminToken, req.headers.authorization);
-}
-
-/** The session request as the activation router needs it: to forward it, and its Idempotency-Key. */
-function sessionRequest(req: IncomingMessage, path: string, body?: unknown): SessionRequest {
-  const header = (name: string) => {
-    const v = req.headers[name];
-    return typeof v === 'string' ? v : undefined;
-  };
-  const idempotencyKey = header(IDEMPOTENCY_HEADER);
-  if (idempotencyKey !== undefined && !/^[\x21-\x7e]{1,128}$/.test(idempotencyKey))
-    throw new WorkerError('INVALID_REQUEST', 'Idempotency-Key must be 1 to 128 printable ASCII characters without spaces');
-  const forwardedBy = header(FORWARDED_HEADER);
-  return {
-    method: req.method ?? 'POST',
-    path,
-    ...(body !== undefined ? { body: JSON.stringify(body) } : {}),
-    ...(forwardedBy ? { forwardedBy } : {}),
-    ...(idempotencyKey !== undefined ? { idempotencyKey } : {}),
-  };
 }
 
 /** The router when single activation applies (Centralized, Dual), else undefined. */

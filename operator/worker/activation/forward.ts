@@ -27,18 +27,27 @@ export class WorkerDirectory {
     this.refreshedAt = Date.now();
   }
 
+  private async refresh(force = false): Promise<void> {
+    if (!force && Date.now() - this.refreshedAt <= 1_000) return;
+    this.refreshing ??= this.store
+      .listWorkers(this.pool)
+      .then((list) => this.update(list))
+      .finally(() => (this.refreshing = undefined));
+    await this.refreshing.catch(() => undefined);
+  }
+
   /** The live, non-draining worker's endpoint; re-reads the registry on a miss when the listing is over a second old. */
   async endpointOf(worker: string): Promise<string | undefined> {
-    let w = this.workers.get(worker);
-    if (!w && Date.now() - this.refreshedAt > 1_000) {
-      this.refreshing ??= this.store
-        .listWorkers(this.pool)
-        .then((list) => this.update(list))
-        .finally(() => (this.refreshing = undefined));
-      await this.refreshing.catch(() => undefined);
-      w = this.workers.get(worker);
-    }
+    if (!this.workers.has(worker)) await this.refresh();
+    const w = this.workers.get(worker);
     return w && !w.draining ? w.endpoint : undefined;
+  }
+
+  /** True when the worker has no live registration (its heartbeats stopped: the pool's failure detector),
+   *  read afresh: a worker registered since the last listing is not taken for gone. */
+  async isGone(worker: string): Promise<boolean> {
+    await this.refresh(true);
+    return Date.now() - this.refreshedAt < 1_000 && !this.workers.has(worker);
   }
 }
 

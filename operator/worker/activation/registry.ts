@@ -91,14 +91,25 @@ export class ActivationRegistry implements LeaseTracker {
       if (endpoint) return { kind: 'forward', worker: record.owner, endpoint };
     }
     // No owner, a lapsed or dead one, or a forwarded request whose owner moved on: claim it here.
-    const activation = await this.start(id, () => this.claim(id)).catch((error: unknown) => {
-      if (errorCode(error) === 'SESSION_OWNED') {
-        if (forwardedBy) throw moving(id, 'is held by another worker');
-        return undefined; // someone else won the claim: route again (forward to it)
-      }
-      throw error;
+    const activation = await this.start(id, () => this.claim(id)).catch(async (error: unknown) => {
+      if (errorCode(error) !== 'SESSION_OWNED') throw error;
+      // An unexpired lease of a worker whose registration is gone (killed): take it over with a
+      // compare-and-swap on (owner, epoch); the fence refuses any late write of the old owner.
+      if (record.owner && (await this.o.directory.isGone(record.owner)))
+        return this.start(id, () => this.takeOver(id, record.owner!, record.epoch));
+      if (forwardedBy) throw moving(id, 'is held by another worker');
+      return undefined; // someone else won the claim: route again (forward to it)
     });
     return activation ? { kind: 'local', activation } : undefined;
+  }
+
+  private async takeOver(id: string, owner: string, epoch: number): Promise<Activation> {
+    const [outcome] = await this.o.store
+      .moveOwners([{ sessionId: id, fromOwner: owner, fromEpoch: epoch, toOwner: this.o.worker }])
+      .catch((error: unknown) => Promise.reject(toWorkerError(error, id)));
+    if (outcome?.status !== 'moved') throw moving(id, 'changed owner while it was taken over');
+    this.o.logger.info({ sessionId: id, from: owner, epoch: outcome.epoch }, 'took over the session of a worker that is gone');
+    return new Activation({ sessionId: id, owner: this.o.worker, epoch: outcome.epoch, expiresAt: Date.now() + this.o.leaseMs });
   }
 
   private start(id: string, make: () => Promise<Activation>): Promise<Activation> {

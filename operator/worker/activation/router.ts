@@ -1,11 +1,19 @@
 // A session request's way to its activation (docs/activation.md): run here in the session's queue,
 // or forward it in one hop to the worker holding the activation. An Idempotency-Key already
 // recorded is answered from the record, without running anything.
+import type { IncomingMessage } from 'node:http';
 import type { Logger } from '../../observability/logger.ts';
 import type { SessionStore } from '../../store/types.ts';
 import { WorkerError, errorCode } from '../errors.ts';
 import type { Activation } from './activation.ts';
-import { IDEMPOTENCY_HEADER, OwnerUnreachable, type ForwardedReply, type Forwarder, type WorkerDirectory } from './forward.ts';
+import {
+  FORWARDED_HEADER,
+  IDEMPOTENCY_HEADER,
+  OwnerUnreachable,
+  type ForwardedReply,
+  type Forwarder,
+  type WorkerDirectory,
+} from './forward.ts';
 import type { ActivationRegistry } from './registry.ts';
 
 /** A reply as the server sends it (server.ts Reply). */
@@ -40,6 +48,25 @@ export interface RouterOptions {
   logger: Logger;
   /** How long recorded replies answer retries. */
   idempotencyKeepMs?: number;
+}
+
+/** The session request as the activation router needs it: to forward it, and its Idempotency-Key. */
+export function sessionRequest(req: IncomingMessage, path: string, body?: unknown): SessionRequest {
+  const header = (name: string) => {
+    const v = req.headers[name];
+    return typeof v === 'string' ? v : undefined;
+  };
+  const idempotencyKey = header(IDEMPOTENCY_HEADER);
+  if (idempotencyKey !== undefined && !/^[\x21-\x7e]{1,128}$/.test(idempotencyKey))
+    throw new WorkerError('INVALID_REQUEST', 'Idempotency-Key must be 1 to 128 printable ASCII characters without spaces');
+  const forwardedBy = header(FORWARDED_HEADER);
+  return {
+    method: req.method ?? 'POST',
+    path,
+    ...(body !== undefined ? { body: JSON.stringify(body) } : {}),
+    ...(forwardedBy ? { forwardedBy } : {}),
+    ...(idempotencyKey !== undefined ? { idempotencyKey } : {}),
+  };
 }
 
 function moving(id: string, why: string): WorkerError {
