@@ -73,8 +73,12 @@ function moving(id: string, why: string): WorkerError {
   return new WorkerError('SESSION_MOVING', `session ${id} ${why}; retry shortly`, { retryAfterSeconds: 1 });
 }
 
+/** Forwarding hints kept per worker (session id -> owner), the oldest dropped first. */
+const MAX_HINTS = 10_000;
+
 export class ActivationRouter {
   private readonly o: RouterOptions;
+  private readonly hints = new Map<string, { worker: string; endpoint: string }>();
 
   constructor(options: RouterOptions) {
     this.o = options;
@@ -82,11 +86,28 @@ export class ActivationRouter {
 
   async run(id: string, request: SessionRequest, run: RunInActivation): Promise<RoutedReply> {
     let forwardedBy = request.forwardedBy;
+    // Where this session's requests were last forwarded: sent there without reading the store. The
+    // receiver checks (it runs the request only in its activation, else claims a free lease or refuses);
+    // a refusal (409, 503: nothing ran) drops the hint and the request is routed from the store.
+    const hint = forwardedBy === undefined && !this.o.registry.get(id) ? this.hints.get(id) : undefined;
+    if (hint) {
+      const reply = await this.forward(hint.endpoint, hint.worker, request).catch((error: unknown) => {
+        if (error instanceof OwnerUnreachable) return undefined;
+        throw error;
+      });
+      if (reply && reply.status !== 409 && reply.status !== 503) return reply;
+      this.hints.delete(id);
+    }
     for (let attempt = 0; attempt < 2; attempt++) {
       const route = await this.o.registry.route(id, forwardedBy);
-      if (route.kind === 'local') return this.runIn(route.activation, request, run);
+      if (route.kind === 'local') {
+        this.hints.delete(id);
+        return this.runIn(route.activation, request, run);
+      }
       try {
-        return await this.forward(route.endpoint, route.worker, request);
+        const reply = await this.forward(route.endpoint, route.worker, request);
+        this.hint(id, route.worker, route.endpoint);
+        return reply;
       } catch (error) {
         if (!(error instanceof OwnerUnreachable)) throw error;
         // The owner is down and never got the request: route again without forwarding (claim when it lapsed).
@@ -95,6 +116,13 @@ export class ActivationRouter {
       }
     }
     throw moving(id, 'has an unreachable owner');
+  }
+
+  private hint(id: string, worker: string, endpoint: string): void {
+    this.hints.delete(id);
+    this.hints.set(id, { worker, endpoint });
+    // Bounded: the oldest hint goes first (a Map iterates in insertion order).
+    if (this.hints.size > MAX_HINTS) this.hints.delete(this.hints.keys().next().value!);
   }
 
   private runIn(activation: Activation, request: SessionRequest, run: RunInActivation): Promise<RoutedReply> {
