@@ -1,8 +1,8 @@
 // Execute once, end to end (docs/activation.md): a pool whose handler container counts its own
 // invocations per session outside the store (e2e/handlers/counting_handler.py), concurrent requests
 // on the same sessions through every worker, each retried with its Idempotency-Key until answered,
-// and handovers of the sessions' activations between workers during the run: invocations equal
-// acknowledged requests exactly, and every acknowledged write is in the store.
+// handovers of the sessions' activations between workers and the deletion of a worker pod during the
+// run: invocations equal acknowledged requests exactly, and every acknowledged write is in the store.
 import { expect } from 'chai';
 import { randomUUID } from 'node:crypto';
 import { mkdtempSync, readFileSync, rmSync, existsSync } from 'node:fs';
@@ -16,7 +16,7 @@ const SESSIONS = 6;
 const PER_LANE = 12;
 const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
 
-describe('execute once: Idempotency-Key retries through every worker, with handovers during the run', function () {
+describe('execute once: Idempotency-Key retries through every worker, with handovers and a worker deletion during the run', function () {
   this.timeout(180_000);
   const state = migrationSuite();
   const dir = mkdtempSync(path.join(tmpdir(), 'spo-execute-once-'));
@@ -56,7 +56,7 @@ describe('execute once: Idempotency-Key retries through every worker, with hando
     /** One request, resent with the same key until it is answered 200 (bounded). */
     const put = async (id: string, lane: number, i: number) => {
       const key = randomUUID();
-      for (let attempt = 0; attempt < 30; attempt++) {
+      for (let attempt = 0; attempt < 60; attempt++) {
         const endpoint = endpoints[(lane + attempt) % endpoints.length];
         try {
           const r = await fetch(`http://${endpoint}/v1/sessions/${id}/execute`, {
@@ -75,7 +75,7 @@ describe('execute once: Idempotency-Key retries through every worker, with hando
         }
         await sleep(20 + Math.random() * 80);
       }
-      throw new Error(`request ${key} on ${id} not answered after 30 attempts`);
+      throw new Error(`request ${key} on ${id} not answered after 60 attempts`);
     };
 
     let running = true;
@@ -92,8 +92,16 @@ describe('execute once: Idempotency-Key retries through every worker, with hando
     for (const w of env.kubelet.workers.values()) if (endpoints.includes(w.endpoint)) workerOf.set(w.pod, w.endpoint);
     const names = [...workerOf.keys()].sort();
     const outcomes: string[] = [];
+    let deleted: string | undefined;
     for (let round = 0; round < 6 && running; round++) {
       await sleep(300);
+      if (round === 2) {
+        // A worker pod deleted mid-run: it drains (refusing new requests, finishing its running ones,
+        // releasing its leases) while the Deployment replaces it.
+        deleted = names[0]!;
+        await env.core.deleteNamespacedPod({ name: deleted, namespace: pool.namespace });
+        log(`deleted worker pod ${deleted}`);
+      }
       const bySource = new Map<string, { sessionId: string; target: string }[]>();
       for (const id of ids) {
         const owner = (await pool.store.get(id, { touch: false }))?.owner;
@@ -102,10 +110,13 @@ describe('execute once: Idempotency-Key retries through every worker, with hando
         bySource.set(owner, [...(bySource.get(owner) ?? []), { sessionId: id, target }]);
       }
       for (const [source, moves] of bySource) {
+        if (source === deleted) continue;
+        const live = moves.filter((m) => m.target !== deleted);
+        if (live.length === 0) continue;
         const r = await fetch(`http://${workerOf.get(source)}/admin/handover`, {
           method: 'POST',
           headers: { 'content-type': 'application/json', authorization: `Bearer ${token}` },
-          body: JSON.stringify({ migration: `${pool.namespace}/${pool.name}/${round}`, deadlineMs: 5000, moves }),
+          body: JSON.stringify({ migration: `${pool.namespace}/${pool.name}/${round}`, deadlineMs: 5000, moves: live }),
         });
         expect(r.status).to.equal(200);
         for (const result of ((await r.json()) as { results: { outcome: string }[] }).results) outcomes.push(result.outcome);
