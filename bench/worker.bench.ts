@@ -8,7 +8,11 @@
 // of `bash scripts/python-env.sh`), and the raw standard-library Python handler, each beside its
 // own worker, all WorkerLocal so that no store round trip hides the difference; interleaved
 // rounds, medians.
-//   npm run bench:worker   [BENCH_REQUESTS=6000 BENCH_CONCURRENCY=32 BENCH_CONTRACT_ROUNDS=7 BENCH_CONTRACT_REQUESTS=400 BENCH_PART=contract]
+// Then forwarding (docs/activation.md): the same sequential execute requests sent to the worker holding
+// the sessions' activations and to another worker, which forwards each one in one hop; interleaved
+// rounds, medians; the forwarding cost is the difference of p50s.
+//   npm run bench:worker   [BENCH_REQUESTS=6000 BENCH_CONCURRENCY=32 BENCH_CONTRACT_ROUNDS=7 BENCH_CONTRACT_REQUESTS=400
+//                           BENCH_FORWARD_ROUNDS=7 BENCH_FORWARD_REQUESTS=400 BENCH_PART=mixed|contract|forward]
 import { spawn, type ChildProcess } from 'node:child_process';
 import { mkdtempSync, openSync, closeSync, rmSync } from 'node:fs';
 import { cpus, loadavg, tmpdir } from 'node:os';
@@ -23,6 +27,10 @@ const REQUESTS = Number(process.env.BENCH_REQUESTS ?? 6000);
 const CONCURRENCY = Number(process.env.BENCH_CONCURRENCY ?? 32);
 const CONTRACT_ROUNDS = Number(process.env.BENCH_CONTRACT_ROUNDS ?? 7);
 const CONTRACT_REQUESTS = Number(process.env.BENCH_CONTRACT_REQUESTS ?? 400);
+const FORWARD_ROUNDS = Number(process.env.BENCH_FORWARD_ROUNDS ?? 7);
+const FORWARD_REQUESTS = Number(process.env.BENCH_FORWARD_REQUESTS ?? 400);
+/** Which parts run: all of them by default. */
+const PART = process.env.BENCH_PART ?? 'all';
 const NODE = path.join(repoRoot, 'node_modules/.bin/node');
 const RAW_HANDLER = path.join(repoRoot, 'operator/worker/contract/conformance/raw_python_handler.py');
 const runDir = mkdtempSync(path.join(tmpdir(), 'spo-worker-bench-'));
@@ -211,11 +219,73 @@ async function contractBench(nodes: string): Promise<void> {
   console.log(overhead(raw, 'raw stdlib'));
 }
 
+/** Sequential incr requests over the sessions through one worker: latencies in ms and requests/s. */
+async function incrRound(base: string, ids: string[]): Promise<{ p50: number; p99: number; rps: number }> {
+  const latencies: number[] = [];
+  const started = performance.now();
+  for (let i = 0; i < FORWARD_REQUESTS; i++) {
+    const t = performance.now();
+    const r = await fetch(`${base}/v1/sessions/${ids[i % ids.length]}/execute`, {
+      method: 'POST',
+      headers: { 'content-type': 'application/json' },
+      body: '{"handler":"incr","args":{"key":"n"}}',
+    });
+    if (r.status !== 200) throw new Error(`execute answered ${r.status}: ${await r.text()}`);
+    await r.arrayBuffer();
+    latencies.push(performance.now() - t);
+  }
+  const seconds = (performance.now() - started) / 1000;
+  latencies.sort((a, b) => a - b);
+  return { p50: pct(latencies, 50), p99: pct(latencies, 99), rps: FORWARD_REQUESTS / seconds };
+}
+
+/** Through the owner against through a non-owner (forwarded in one hop), same sessions, interleaved rounds. */
+async function forwardBench(nodes: string): Promise<void> {
+  const pool = { SPO_POOL: 'bench-forward', SPO_HEARTBEAT_SECONDS: '1' };
+  const owner = `http://${await startWorker('fwd-owner', 'Centralized', nodes, pool)}`;
+  const other = `http://${await startWorker('fwd-other', 'Centralized', nodes, pool)}`;
+  const ids: string[] = [];
+  for (let i = 0; i < 8; i++) {
+    const r = await fetch(`${owner}/v1/sessions`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: '{}' });
+    ids.push(((await r.json()) as { session: { id: string } }).session.id);
+  }
+  await sleep(1_500); // both registrations listed by the other worker's heartbeat
+  const check = await fetch(`${other}/v1/sessions/${ids[0]}/execute`, {
+    method: 'POST',
+    headers: { 'content-type': 'application/json' },
+    body: '{"handler":"incr","args":{"key":"n"}}',
+  });
+  if (check.headers.get('x-spo-forwarded-to') !== 'fwd-owner') throw new Error('the non-owner did not forward to the owner');
+  await incrRound(owner, ids); // warm-up
+  await incrRound(other, ids);
+  const direct: { p50: number; p99: number; rps: number }[] = [];
+  const forwarded: { p50: number; p99: number; rps: number }[] = [];
+  for (let round = 0; round < FORWARD_ROUNDS; round++) {
+    direct.push(await incrRound(owner, ids));
+    forwarded.push(await incrRound(other, ids));
+  }
+  const m = (rounds: { p50: number; p99: number; rps: number }[], f: (x: { p50: number; p99: number; rps: number }) => number) =>
+    median(rounds.map(f));
+  const cost = median(forwarded.map((x, i) => x.p50 - direct[i]!.p50));
+  console.log(
+    `forwarding: ${FORWARD_ROUNDS} interleaved rounds x ${FORWARD_REQUESTS} sequential execute(incr) over 8 sessions, Centralized x2, medians`,
+  );
+  for (const [label, rounds] of [
+    ['through the owner:             ', direct],
+    ['through a non-owner (1 hop):   ', forwarded],
+  ] as const)
+    console.log(
+      `  ${label}${m(rounds, (x) => x.rps).toFixed(0)} req/s  p50=${m(rounds, (x) => x.p50).toFixed(3)} ms  p99=${m(rounds, (x) => x.p99).toFixed(3)} ms`,
+    );
+  console.log(
+    `  forwarding cost: p50 +${cost.toFixed(3)} ms (target < 1 ms: ${cost < 1 ? 'met' : 'NOT met'}), throughput ratio forwarded/owner ${(m(forwarded, (x) => x.rps) / m(direct, (x) => x.rps)).toFixed(2)}`,
+  );
+}
+
 try {
   redis = await startRedisCluster(runDir);
   const nodes = redisEndpoints(redis).join(',');
-  // BENCH_PART=contract runs only the handler contract comparison.
-  if (process.env.BENCH_PART !== 'contract') {
+  if (PART === 'all' || PART === 'mixed') {
     const central = [
       await startWorker('central-1', 'Centralized', nodes),
       await startWorker('central-2', 'Centralized', nodes),
@@ -238,7 +308,8 @@ try {
       `  ratio Centralized x3 / WorkerLocal x1: throughput ${(c.rps / l.rps).toFixed(2)}, p50 ${(c.p50 / l.p50).toFixed(2)}x, p99 ${(c.p99 / l.p99).toFixed(2)}x`,
     );
   }
-  await contractBench(nodes);
+  if (PART === 'all' || PART === 'forward') await forwardBench(nodes);
+  if (PART === 'all' || PART === 'contract') await contractBench(nodes);
 } finally {
   for (const child of children) {
     if (child.pid !== undefined && child.exitCode === null) {

@@ -11,6 +11,8 @@ import { repoRoot } from './paths.ts';
 import { run } from './processes.ts';
 
 export const RAW_PYTHON_HANDLER = path.join(repoRoot, 'operator/worker/contract/conformance/raw_python_handler.py');
+/** The raw handler counting its own invocations in a file (the execute-once e2e test). */
+export const COUNTING_HANDLER = path.join(repoRoot, 'e2e/handlers/counting_handler.py');
 
 /** A local stand-in for a container image: the command its entrypoint becomes here. */
 export interface LocalImage {
@@ -46,6 +48,7 @@ export function python3Executable(): string {
 export const LOCAL_IMAGES: LocalImage[] = [
   { image: /(^|\/)spo-dspy-worker(:|@|$)/, command: async () => [path.join(await pythonVenv(), 'bin/python'), '-m', 'spo_dspy_worker'] },
   { image: /(^|\/)spo-raw-python-handler(:|@|$)/, command: async () => [python3Executable(), RAW_PYTHON_HANDLER] },
+  { image: /(^|\/)spo-counting-handler(:|@|$)/, command: async () => [python3Executable(), COUNTING_HANDLER] },
 ];
 
 /** The absolute path of a program (a PATH lookup for a bare name): pid records compare executables. */

@@ -109,6 +109,7 @@ describe('api: CRDs on the real apiserver', function () {
       anonymousTtlSeconds: 300,
       sweepIntervalSeconds: 30,
       maxSessionBytes: 1048576,
+      idleSeconds: 300,
     });
     expect(created.spec.sessionMode).to.equal('Centralized');
     expect(created.spec.store.keyPrefix).to.equal('spo');

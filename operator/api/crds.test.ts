@@ -136,6 +136,7 @@ describe('api: CRD generation', function () {
       anonymousTtlSeconds: 300,
       sweepIntervalSeconds: 30,
       maxSessionBytes: 1048576,
+      idleSeconds: 300,
     });
     expect(spec.properties.maintenance?.default).to.deep.equal({
       evacuateOnCordon: true,

@@ -24,7 +24,7 @@ describe('api: defaulting in TypeScript', function () {
         durability: 'leader',
         allowDegradedMode: false,
       },
-      sessions: { ttlSeconds: 3600, anonymousTtlSeconds: 300, sweepIntervalSeconds: 30, maxSessionBytes: 1048576 },
+      sessions: { ttlSeconds: 3600, anonymousTtlSeconds: 300, sweepIntervalSeconds: 30, maxSessionBytes: 1048576, idleSeconds: 300 },
       sessionMode: 'Centralized',
       maintenance: { evacuateOnCordon: true, drainDeadlineSeconds: 300, evictAfterEvacuation: true },
       deletionPolicy: 'Delete',
@@ -36,7 +36,13 @@ describe('api: defaulting in TypeScript', function () {
     const before = structuredClone(input);
     const spec = defaultSessionPoolSpec(input);
     expect(spec.store.keyPrefix).to.equal('x');
-    expect(spec.sessions).to.deep.equal({ ttlSeconds: 60, anonymousTtlSeconds: 300, sweepIntervalSeconds: 30, maxSessionBytes: 1048576 });
+    expect(spec.sessions).to.deep.equal({
+      ttlSeconds: 60,
+      anonymousTtlSeconds: 300,
+      sweepIntervalSeconds: 30,
+      maxSessionBytes: 1048576,
+      idleSeconds: 300,
+    });
     expect(input).to.deep.equal(before);
   });
 

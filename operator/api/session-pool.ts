@@ -397,6 +397,14 @@ export const SessionsSchema = Type.Object(
       default: 1048576,
       format: 'int32',
     }),
+    idleSeconds: Type.Integer({
+      description:
+        "Idle time after which a session's activation ends: its worker releases the lease and drops its warm state, so an idle session costs no Redis command (docs/activation.md). The session itself lives on until ttlSeconds.",
+      minimum: 1,
+      maximum: 86400,
+      default: 300,
+      format: 'int32',
+    }),
   },
   {
     description: 'Session lifetimes and limits.',

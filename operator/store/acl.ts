@@ -4,6 +4,7 @@
 // journal), so they follow the layout. See docs/store.md, "ACL users".
 import type { Cluster } from 'ioredis';
 import { MigrationJournal } from '../migration/journal.ts';
+import { idempotencyKeyOf } from './idempotency.ts';
 import { assertPoolId, keyLayout } from './keys.ts';
 
 /**
@@ -49,6 +50,7 @@ export const POOL_ACL_COMMANDS = [
   'hgetall',
   'hmget',
   'hincrby',
+  'hlen',
   // sets and sorted sets: indexes of pools, owners, leases, migrations
   'sadd',
   'srem',
@@ -85,6 +87,7 @@ export function aclKeyPatternsForPool(keyPrefix: string, pool: string): string[]
   const journal = new MigrationJournal(undefined as unknown as Cluster, { prefix: keyPrefix, pool }).keys(ANY);
   const patterns = [
     layout.session(pool, ANY),
+    idempotencyKeyOf(layout.session(pool, ANY)),
     layout.quarantine(pool, ANY),
     layout.poolIndex(pool),
     layout.leaseIndex(pool),

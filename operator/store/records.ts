@@ -236,7 +236,7 @@ export class SessionRecords {
   }
 
   /** The outcome of the update script: the record written, or the typed refusal. */
-  private updated(
+  updated(
     pool: string,
     id: string,
     key: string,

@@ -29,6 +29,7 @@ import {
 import { assertName, assertPoolId, assertSessionId, newSessionId } from './keys.ts';
 import { scripts } from './lua.ts';
 import type { SessionStoreOptions } from './options.ts';
+import * as idempotency from './idempotency.ts';
 import * as ownership from './ownership.ts';
 import { rejected } from './retry.ts';
 import { sweepPool } from './sweep.ts';
@@ -45,6 +46,7 @@ import type {
   OwnerMove,
   OwnerMoveOutcome,
   OwnerState,
+  PoolScope,
   SessionRecord,
   SessionStore,
   SessionStoreStats,
@@ -513,6 +515,63 @@ export class RedisSessionStore implements SessionStore {
         throw error;
       });
     });
+  }
+
+  /** update, and in the same script the request's idempotency record (docs/activation.md). Not in degraded
+   *  mode: a journaled write could not record atomically, so it is refused as unavailable. */
+  updateRecorded(id: string, data: JsonValue, options: UpdateOptions, record: idempotency.IdempotencyRecord): Promise<SessionRecord> {
+    return this.op('update', () => {
+      assertSessionId(id);
+      if (typeof options !== 'object' || options === null)
+        throw new InvalidArgumentError('update needs options with pool and expectedVersion');
+      assertPoolOption(options);
+      const { pool, expectedVersion, fence } = options;
+      if (!Number.isInteger(expectedVersion) || expectedVersion < 1)
+        throw new InvalidArgumentError('expectedVersion must be a positive integer');
+      assertFence(fence);
+      if (this.core.degraded.active) throw new StoreUnavailableError('the session store is unavailable: cannot record an idempotent write');
+      const { serialized, checksum } = encodeData(data, this.core.settings.maxDataBytes);
+      const key = this.core.keys.session(pool, id);
+      return this.core
+        .script(
+          'update',
+          idempotency.idempotencyScripts.updateRecorded,
+          [key, idempotency.idempotencyKeyOf(key)],
+          [
+            expectedVersion,
+            serialized,
+            checksum,
+            newWriteId(),
+            fence ? '1' : '0',
+            fence?.epoch ?? 0,
+            fence?.owner !== undefined ? '1' : '0',
+            fence?.owner ?? '',
+            this.core.settings.touchGranularityMs,
+            ...idempotency.recordArgs(record),
+          ],
+        )
+        .then((reply) => this.records.updated(pool, id, key, reply, serialized, checksum, expectedVersion, fence, data));
+    });
+  }
+
+  /** Records the outcome of a request that wrote nothing, while the session is still at the fence's owner and epoch. */
+  recordOutcome(
+    id: string,
+    fence: { owner: string; epoch: number },
+    record: idempotency.IdempotencyRecord,
+    options: PoolScope,
+  ): Promise<boolean> {
+    return this.op('recordOutcome', () => idempotency.recordFenced(this.core, options.pool, id, fence, record));
+  }
+
+  /** The reply recorded for an Idempotency-Key of a session, if one is kept. */
+  recordedReply(id: string, key: string, options: PoolScope & { keepMs?: number }): Promise<idempotency.RecordedReply | undefined> {
+    return this.op('recordedReply', () => idempotency.recordedReply(this.core, options.pool, id, key, options.keepMs));
+  }
+
+  /** Drops a session's idempotency records. */
+  forgetRecords(id: string, options: PoolScope): Promise<void> {
+    return this.op('forgetRecords', () => idempotency.forgetRecords(this.core, options.pool, id));
   }
 
   private updateDegraded(entry: Extract<JournalEntry, { kind: 'update' }>): SessionRecord {

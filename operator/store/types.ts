@@ -152,6 +152,22 @@ export interface SessionStoreStats {
   replayConflicts?: number;
 }
 
+/** A request's outcome as recorded for its Idempotency-Key: the status and JSON body its client was sent. */
+export interface RecordedReply {
+  status: number;
+  body: JsonValue;
+}
+
+export interface IdempotencyRecord {
+  /** The client's Idempotency-Key: 1 to 128 printable ASCII characters. */
+  key: string;
+  reply: RecordedReply;
+  /** How long the record answers retries (default 1 h). */
+  keepMs?: number;
+  /** Records kept per session, the oldest dropped first (default 64). */
+  maxEntries?: number;
+}
+
 /** Durability of acknowledged writes: 'replica' waits (WAIT) for one replica to have it. */
 export type DurabilityLevel = 'leader' | 'replica';
 
@@ -200,6 +216,17 @@ export interface SessionStore {
    *  Owner-index updates are batched per owner. Optional like readOwners. */
   migrateOwners?(pool: string, moves: OwnerMove[], migration: string): Promise<OwnerMoveOutcome[]>;
   listByOwner(pool: string, owner: string): Promise<string[]>;
+
+  // Idempotency records (docs/activation.md). Optional so test doubles need not implement them; a worker
+  // without them runs requests without recording (an Idempotency-Key is then not honoured).
+  /** update, and the request's record in the same script (same slot). */
+  updateRecorded?(id: string, data: JsonValue, options: UpdateOptions, record: IdempotencyRecord): Promise<SessionRecord>;
+  /** Records an outcome that wrote nothing, if the session is still at the fence's owner and epoch; false when not. */
+  recordOutcome?(id: string, fence: { owner: string; epoch: number }, record: IdempotencyRecord, options: PoolScope): Promise<boolean>;
+  /** The reply recorded for a key, or undefined (none, or older than its keep time). */
+  recordedReply?(id: string, key: string, options: PoolScope & { keepMs?: number }): Promise<RecordedReply | undefined>;
+  /** Drops a session's records (on delete). */
+  forgetRecords?(id: string, options: PoolScope): Promise<void>;
   /** Session counts per owner (unowned under ''), for status and planning. */
   countByOwner(pool: string): Promise<Map<string, number>>;
 

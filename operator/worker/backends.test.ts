@@ -49,37 +49,59 @@ describe('worker session backends', () => {
     expect(await codeOf(m.run((b) => b.get('AAAAAAAAAAAAAAAAAAAAAA')))).to.equal('SESSION_NOT_ON_WORKER');
   });
 
-  it('Centralized retries version conflicts and refuses moving sessions', async () => {
+  it('Centralized never re-runs a handler for a version conflict (FENCED, retryable) and refuses moving sessions', async () => {
     const store = new MemorySessionStore();
     const m = modes(store, 'Centralized');
     const s = await m.run((b) => b.create({ data: {} }));
-    store.injectConflicts = 3;
-    const r = await m.run((b) => b.execute(s.id, incr()));
-    expect(value(r.result)).to.equal(1);
+    store.injectConflicts = 1;
+    let runs = 0;
+    const counted = async (data: JsonValue, meta: { id: string; version: number; anonymous: boolean }) => {
+      runs++;
+      return incr()(data, meta);
+    };
+    expect(await codeOf(m.run((b) => b.execute(s.id, counted)))).to.equal('FENCED');
+    expect(runs).to.equal(1);
+    expect(store.peek(s.id)?.version).to.equal(2); // the other writer's version: this write did not apply
     await store.setMoving('p', [s.id], 'mig-1');
-    expect(await codeOf(m.run((b) => b.execute(s.id, incr())))).to.equal('SESSION_MOVING');
+    expect(await codeOf(m.run((b) => b.execute(s.id, counted)))).to.equal('SESSION_MOVING');
+    expect(runs).to.equal(1);
   });
 
-  for (const mode of ['WorkerLocal', 'Dual', 'Centralized'] as const) {
-    it(`${mode}: a handler that must run once is not re-run on a conflict: 409 CONFLICT, nothing written`, async () => {
+  for (const mode of ['Dual', 'Centralized'] as const) {
+    it(`${mode}: a write refused while the handler ran is answered FENCED, the handler not re-run, nothing written`, async () => {
       const store = new MemorySessionStore();
       const m = modes(store, mode);
       const s = await m.run((b) => b.create({ data: { vars: { n: 1 } } }));
       let runs = 0;
       const racing = async (data: JsonValue, meta: { id: string; version: number; anonymous: boolean }) => {
         runs++;
-        expect(meta.version).to.equal(1);
-        // Another request writes the session while this handler runs.
-        if (mode === 'WorkerLocal') await m.run((b) => b.execute(s.id, incr()));
-        else store.injectConflicts = 1;
+        store.injectConflicts = 1; // another writer got in while this handler ran
         return incr()(data, meta);
       };
-      expect(await codeOf(m.run((b) => b.execute(s.id, racing, { rerunOnConflict: false })))).to.equal('CONFLICT');
+      expect(await codeOf(m.run((b) => b.execute(s.id, racing)))).to.equal('FENCED');
       expect(runs).to.equal(1);
-      const after = await m.run((b) => b.get(s.id));
-      expect(after.data).to.deep.equal(mode === 'WorkerLocal' ? { vars: { n: 2 } } : { vars: { n: 1 } });
+      expect((await m.run((b) => b.get(s.id))).data).to.deep.equal({ vars: { n: 1 } });
     });
   }
+
+  it("WorkerLocal runs one session's requests one at a time: concurrent ones queue, each handler runs once", async () => {
+    const m = modes(new MemorySessionStore(), 'WorkerLocal');
+    const s = await m.run((b) => b.create({ data: { vars: { n: 0 } } }));
+    let running = 0;
+    let most = 0;
+    let runs = 0;
+    const slow = async (data: JsonValue, meta: { id: string; version: number; anonymous: boolean }) => {
+      runs++;
+      most = Math.max(most, ++running);
+      await new Promise((resolve) => setTimeout(resolve, 5));
+      running--;
+      return incr()(data, meta);
+    };
+    await Promise.all(Array.from({ length: 5 }, () => m.run((b) => b.execute(s.id, slow))));
+    expect(runs).to.equal(5);
+    expect(most).to.equal(1);
+    expect((await m.run((b) => b.get(s.id))).data).to.deep.equal({ vars: { n: 5 } });
+  });
 
   it('Centralized maps a fenced write (owner moved between read and write) to FENCED', async () => {
     const store = new MemorySessionStore();

@@ -89,4 +89,31 @@ describe('worker client', () => {
     for (let i = 0; i < 5; i++) await client.execute('S'.repeat(22), 'incr');
     expect(new Set(seen).size).to.equal(1);
   });
+
+  it('sends one Idempotency-Key per non-GET call, the same on its retries, and resends a keyed execute after a broken connection', async () => {
+    const keys: (string | null)[] = [];
+    const reset = Object.assign(new TypeError('fetch failed'), { cause: { code: 'ECONNRESET' } });
+    let calls = 0;
+    const client = new WorkerClient({
+      endpoints: ['a:1', 'b:2'],
+      baseDelayMs: 1,
+      fetch: async (_url, init) => {
+        calls++;
+        keys.push(new Headers(init?.headers).get('idempotency-key'));
+        if (calls === 1) throw reset; // sent, outcome unknown
+        if (calls === 2) return reply(409, { error: { code: 'SESSION_MOVING', message: 'x' } }, { 'retry-after': '0' });
+        return reply(200, { sessionId: 'S'.repeat(22), version: 2, result: 1 });
+      },
+    });
+    await client.execute('S'.repeat(22), 'incr');
+    expect(calls).to.equal(3);
+    expect(keys[0]).to.be.a('string').and.have.length.greaterThan(8);
+    expect(keys).to.deep.equal([keys[0], keys[0], keys[0]]);
+    await client.execute('S'.repeat(22), 'incr');
+    expect(keys[3]).to.be.a('string').and.not.equal(keys[0]);
+    await client.execute('S'.repeat(22), 'incr', undefined, { idempotencyKey: 'mine-1' });
+    expect(keys[4]).to.equal('mine-1');
+    await client.getSession('S'.repeat(22)).catch(() => undefined);
+    expect(keys[5]).to.equal(null);
+  });
 });

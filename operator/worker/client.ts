@@ -2,8 +2,11 @@
 // request (at random, or by session id where sessions live in a worker's memory), and
 // retries the answers that mean "nothing was applied, try again elsewhere or later"
 // (FENCED, SESSION_MOVING, WORKER_DRAINING, CONFLICT, STORE_UNAVAILABLE, connection refused)
-// with exponential backoff and full jitter, bounded in attempts and time. A request whose
-// connection broke after it was sent is not resent unless it is a GET: its outcome is unknown.
+// with exponential backoff and full jitter, bounded in attempts and time. Every non-GET call carries an
+// Idempotency-Key (a new one per call, the same on its retries). A request whose connection broke after
+// it was sent has an unknown outcome: it is resent only when that is safe, a GET or a session execute,
+// whose key makes the worker answer a retry from the recorded outcome (docs/activation.md).
+import { randomUUID } from 'node:crypto';
 import type { JsonValue } from '../store/types.ts';
 import type { SessionView } from './backends.ts';
 import { RETRY_ELSEWHERE_CODES } from './errors.ts';
@@ -24,6 +27,13 @@ export interface WorkerClientOptions {
   timeoutMs?: number;
   random?: () => number;
   fetch?: typeof fetch;
+}
+
+export interface CallOptions {
+  /** The call's Idempotency-Key (default: a new random one per call, reused by its retries). */
+  idempotencyKey?: string;
+  /** Resend after an unknown outcome (the worker answers a keyed retry from its record). */
+  resendUnknown?: boolean;
 }
 
 export class WorkerApiError extends Error {
@@ -111,13 +121,24 @@ export class WorkerClient {
     return from[Math.floor(this.o.random() * from.length)] as string;
   }
 
-  async request<T>(method: string, path: string, body: unknown, sessionId?: string): Promise<T> {
-    return (await this.send<T>(method, path, body, sessionId)).body;
+  async request<T>(method: string, path: string, body: unknown, sessionId?: string, options: CallOptions = {}): Promise<T> {
+    return (await this.send<T>(method, path, body, sessionId, options)).body;
   }
 
   /** One call with retries; returns the answer and the endpoint that gave it. */
-  async send<T>(method: string, path: string, body: unknown, sessionId?: string): Promise<{ body: T; endpoint: string }> {
+  async send<T>(
+    method: string,
+    path: string,
+    body: unknown,
+    sessionId?: string,
+    options: CallOptions = {},
+  ): Promise<{ body: T; endpoint: string }> {
     const started = Date.now();
+    const idempotencyKey = method === 'GET' ? undefined : (options.idempotencyKey ?? randomUUID());
+    const headers: Record<string, string> = {
+      ...(body === undefined ? {} : { 'content-type': 'application/json' }),
+      ...(idempotencyKey === undefined ? {} : { 'idempotency-key': idempotencyKey }),
+    };
     const avoid = new Set<string>();
     let last: WorkerApiError | undefined;
     for (let attempt = 1; attempt <= this.o.maxAttempts; attempt++) {
@@ -126,15 +147,15 @@ export class WorkerClient {
       try {
         response = await this.o.fetch(`${endpoint}${path}`, {
           method,
-          headers: body === undefined ? {} : { 'content-type': 'application/json' },
+          headers,
           ...(body === undefined ? {} : { body: JSON.stringify(body) }),
           signal: AbortSignal.timeout(this.o.timeoutMs),
         });
       } catch (error) {
         const code = connectionCode(error) ?? 'CONNECTION_FAILED';
         last = new WorkerApiError(0, code, error instanceof Error ? error.message : String(error), endpoint, attempt);
-        // Refused: the request never reached a worker. Otherwise only a GET may be resent.
-        if (!NOT_SENT.has(code) && method !== 'GET') throw last;
+        // Refused: the request never reached a worker. Otherwise only a GET or a recorded (keyed) execute may be resent.
+        if (!NOT_SENT.has(code) && method !== 'GET' && !options.resendUnknown) throw last;
         avoid.add(endpoint);
         if (this.routing === 'session' && sessionId !== undefined) this.home.delete(sessionId);
         if (!(await this.pause(attempt, started))) break;
@@ -208,8 +229,20 @@ export class WorkerClient {
     this.home.delete(id);
   }
 
-  async execute<T = JsonValue>(id: string, handler: string, args?: JsonValue): Promise<{ sessionId: string; version: number; result: T }> {
-    return this.request('POST', `/v1/sessions/${encodeURIComponent(id)}/execute`, { handler, ...(args === undefined ? {} : { args }) }, id);
+  /** Runs a handler on a session, once: retries (also after an unknown outcome) carry the same Idempotency-Key. */
+  async execute<T = JsonValue>(
+    id: string,
+    handler: string,
+    args?: JsonValue,
+    options: { idempotencyKey?: string } = {},
+  ): Promise<{ sessionId: string; version: number; result: T }> {
+    return this.request(
+      'POST',
+      `/v1/sessions/${encodeURIComponent(id)}/execute`,
+      { handler, ...(args === undefined ? {} : { args }) },
+      id,
+      { ...options, resendUnknown: true },
+    );
   }
 
   async executeAnonymous<T = JsonValue>(handler: string, args?: JsonValue, data?: Record<string, JsonValue>): Promise<T> {

@@ -41,6 +41,8 @@ export interface WorkerConfig {
   allowDegraded: boolean;
   drainDeadlineSeconds: number;
   heartbeatSeconds: number;
+  /** An activation idle this long releases its lease (SPO_IDLE_SECONDS, the pool's spec.idleSeconds; docs/activation.md). */
+  idleSeconds: number;
   /** /admin/* requires `Authorization: Bearer <token>`; without a token the admin routes are refused. */
   adminToken: string | undefined;
   /** Port of the handler container on 127.0.0.1 (docs/handler-contract.md); unset: built-in handlers. */
@@ -141,6 +143,7 @@ export function parseConfig(env: NodeJS.ProcessEnv = process.env, defaultHostnam
   const allowDegraded = bool('SPO_ALLOW_DEGRADED', false);
   const drainDeadlineSeconds = integer('SPO_DRAIN_DEADLINE_SECONDS', 30, 0, 3600);
   const heartbeatSeconds = integer('SPO_HEARTBEAT_SECONDS', 5, 1, 300);
+  const idleSeconds = integer('SPO_IDLE_SECONDS', 300, 1, 24 * 3600);
   const handlerPort = text('SPO_HANDLER_PORT') === undefined ? undefined : integer('SPO_HANDLER_PORT', 8081, 1, 65535);
   if (handlerPort !== undefined && handlerPort === port) problems.push(`SPO_HANDLER_PORT=${handlerPort} must differ from SPO_PORT`);
   const handlerTimeoutMs = integer('SPO_HANDLER_TIMEOUT_MS', 60_000, 100, 3_600_000);
@@ -172,6 +175,7 @@ export function parseConfig(env: NodeJS.ProcessEnv = process.env, defaultHostnam
     allowDegraded,
     drainDeadlineSeconds,
     heartbeatSeconds,
+    idleSeconds,
     adminToken,
     handlerPort,
     handlerTimeoutMs,

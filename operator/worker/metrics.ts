@@ -9,6 +9,7 @@ export interface WorkerMetrics {
   draining: Gauge;
   mode: Gauge<'mode'>;
   localSessions: Gauge;
+  activations: Gauge;
   modeSwitches: Counter<'from' | 'to'>;
   heartbeats: Counter<'result'>;
   handlerFailures: Counter<'reason'>;
@@ -42,6 +43,11 @@ export function createWorkerMetrics(registry: Registry): WorkerMetrics {
     localSessions: new Gauge({
       name: 'spo_worker_local_sessions',
       help: 'Sessions held in worker memory (WorkerLocal and Dual modes)',
+      registers,
+    }),
+    activations: new Gauge({
+      name: 'spo_worker_activations',
+      help: 'Live activations: sessions whose lease this worker holds and whose requests it runs (docs/activation.md)',
       registers,
     }),
     modeSwitches: new Counter({

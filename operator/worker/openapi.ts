@@ -261,6 +261,58 @@ export const OPERATIONS: readonly Operation[] = [
     ],
     errors: [...BODY_ERRORS, 'UNAUTHORIZED', 'MODE_SWITCH_IN_PROGRESS', 'STORE_UNAVAILABLE', 'INTERNAL'],
   },
+  {
+    method: 'POST',
+    path: '/admin/handover',
+    operationId: 'handover',
+    summary: 'hand live activations of this (source) worker to target workers (docs/activation.md); idempotent',
+    tags: ['admin'],
+    body: {
+      schema: Type.Object(
+        {
+          migration: Type.String({ minLength: 1, maxLength: 512 }),
+          deadlineMs: Type.Optional(Type.Integer({ minimum: 0, maximum: 600_000 })),
+          moves: Type.Array(
+            Type.Object(
+              { sessionId: Type.String({ pattern: SESSION_ID_PATTERN.source }), target: Type.String() },
+              { additionalProperties: false },
+            ),
+            { minItems: 1, maxItems: 1000 },
+          ),
+        },
+        { additionalProperties: false },
+      ),
+      required: true,
+      example: {
+        migration: 'default/rebalance-1/1',
+        deadlineMs: 10000,
+        moves: [{ sessionId: 'AAAAAAAAAAAAAAAAAAAAAA', target: 'worker-b' }],
+      },
+    },
+    success: [
+      {
+        status: 200,
+        description: 'one result per move, in order',
+        schema: Type.Object(
+          {
+            results: Type.Array(
+              Type.Object(
+                {
+                  sessionId: Type.String(),
+                  outcome: Type.Union([Type.Literal('moved'), Type.Literal('idle'), Type.Literal('busy'), Type.Literal('failed')]),
+                  epoch: Type.Optional(Type.Integer({ minimum: 0 })),
+                  message: Type.Optional(Type.String()),
+                },
+                { additionalProperties: false },
+              ),
+            ),
+          },
+          { additionalProperties: false },
+        ),
+      },
+    ],
+    errors: [...BODY_ERRORS, 'UNAUTHORIZED', 'INTERNAL'],
+  },
 ];
 
 /** `/v1/sessions/:id` -> `/v1/sessions/{id}`. */

@@ -7,7 +7,8 @@ import type { Registry } from 'prom-client';
 import type { Logger } from '../observability/logger.ts';
 import { checkAdminAuthorization } from './admin-auth.ts';
 import type { JsonValue } from '../store/types.ts';
-import type { SessionModes, SessionView } from './backends.ts';
+import { sessionRequest, type ActivationRouter, type SessionRequest } from './activation/router.ts';
+import { executeReplyBody, type SessionModes, type SessionView } from './backends.ts';
 import { WorkerError, toWorkerError } from './errors.ts';
 import { guardMalformedRequests } from './http-guard.ts';
 import type { HandlerExecutor, JsonObject } from './handlers.ts';
@@ -41,6 +42,10 @@ export interface ServerContext {
   /** Session-route requests being served; the drain waits for them. */
   tracker: InFlight;
   onSessionCreated?(view: SessionView): void;
+  /** Single activation (Centralized and Dual): where a session's requests run. Absent: any worker runs any. */
+  router?: ActivationRouter;
+  /** POST /admin/handover (activation/handover.ts). */
+  handover?(body: unknown): Promise<unknown>;
 }
 
 /** Counts in-flight work and lets a drain wait until it is zero. */
@@ -89,6 +94,7 @@ interface Reply {
   body?: unknown;
   text?: string;
   contentType?: string;
+  headers?: Record<string, string>;
 }
 
 async function jsonBody(ctx: ServerContext, req: IncomingMessage, emptyAs?: unknown): Promise<unknown> {
@@ -103,6 +109,11 @@ function checkAdmin(ctx: ServerContext, req: IncomingMessage): void {
   checkAdminAuthorization(ctx.adminToken, req.headers.authorization);
 }
 
+/** The router when single activation applies (Centralized, Dual), else undefined. */
+function routerFor(ctx: ServerContext): ActivationRouter | undefined {
+  return ctx.modes.mode === 'WorkerLocal' ? undefined : ctx.router;
+}
+
 async function executeIn(
   ctx: ServerContext,
   sessionId: string | undefined,
@@ -110,13 +121,14 @@ async function executeIn(
   args: JsonValue,
   data: JsonObject | undefined,
   ttlSeconds?: number,
+  request?: SessionRequest,
 ): Promise<Reply> {
   ctx.handlers.validate(handler, args);
   const mode = ctx.modes.mode;
   const handlers = ctx.handlers;
   const label = handlers.metricLabel?.(handler) ?? handler;
   try {
-    const work = () =>
+    const work = (fence?: { owner: string; epoch: number }) =>
       ctx.modes.run(async (backend): Promise<Reply> => {
         const step = (current: JsonValue, session: { id: string; version: number; anonymous: boolean }) =>
           handlers.run(handler, args, current, {
@@ -130,11 +142,18 @@ async function executeIn(
           const result = await backend.executeAnonymous(data ?? {}, step, ttlSeconds);
           return { status: 200, body: { result } };
         }
-        const { result, session } = await backend.execute(sessionId, step, { rerunOnConflict: handlers.rerunOnConflict });
-        return { status: 200, body: { sessionId: session.id, version: session.version, result } };
+        const idempotencyKey = fence ? request?.idempotencyKey : undefined;
+        const { result, session } = await backend.execute(sessionId, step, {
+          ...(fence ? { fence } : {}),
+          ...(idempotencyKey !== undefined ? { idempotencyKey } : {}),
+        });
+        return { status: 200, body: executeReplyBody(session.id, session.version, result) };
       });
-    const reply = sessionId !== undefined && handlers.exclusive ? await handlers.exclusive(sessionId, work) : await work();
-    ctx.metrics.executed.inc({ handler: label, mode, result: 'ok' });
+    const router = routerFor(ctx);
+    let reply: Reply;
+    if (sessionId !== undefined && router && request) reply = await router.run(sessionId, request, (fence) => work(fence));
+    else reply = sessionId !== undefined && handlers.exclusive ? await handlers.exclusive(sessionId, () => work()) : await work();
+    ctx.metrics.executed.inc({ handler: label, mode, result: reply.status === 200 ? 'ok' : `forwarded_${reply.status}` });
     return reply;
   } catch (error) {
     ctx.metrics.executed.inc({ handler: label, mode, result: toWorkerError(error).code });
@@ -211,10 +230,14 @@ const ROUTES: Route[] = [
     method: 'DELETE',
     pattern: /^\/v1\/sessions\/([^/]+)$/,
     session: true,
-    run: async (ctx, _req, params) => {
+    run: async (ctx, req, params) => {
       const id = sessionParam(params);
-      await ctx.modes.run((b) => b.delete(id));
-      return { status: 200, body: { deleted: true, sessionId: id } };
+      const remove = async (): Promise<Reply> => {
+        await ctx.modes.run((b) => b.delete(id));
+        return { status: 200, body: { deleted: true, sessionId: id } };
+      };
+      const router = routerFor(ctx);
+      return router ? router.run(id, sessionRequest(req, `/v1/sessions/${encodeURIComponent(id)}`), remove) : remove();
     },
   },
   {
@@ -225,7 +248,8 @@ const ROUTES: Route[] = [
     run: async (ctx, req, params) => {
       const id = sessionParam(params);
       const body = validateExecute(await jsonBody(ctx, req));
-      return executeIn(ctx, id, body.handler, (body.args ?? null) as JsonValue, undefined);
+      const request = sessionRequest(req, `/v1/sessions/${encodeURIComponent(id)}/execute`, body);
+      return executeIn(ctx, id, body.handler, (body.args ?? null) as JsonValue, undefined, undefined, request);
     },
   },
   {
@@ -265,6 +289,18 @@ const ROUTES: Route[] = [
       }
       ctx.logger.info({ ...report }, 'session mode switched');
       return { status: 200, body: { mode: ctx.modes.mode, report } };
+    },
+  },
+  {
+    name: '/admin/handover',
+    method: 'POST',
+    pattern: /^\/admin\/handover$/,
+    session: false,
+    run: async (ctx, req) => {
+      checkAdmin(ctx, req);
+      const body = await jsonBody(ctx, req);
+      if (!ctx.handover) throw new WorkerError('NOT_FOUND', 'this worker does not hand sessions over');
+      return { status: 200, body: await ctx.handover(body) };
     },
   },
 ];
@@ -329,7 +365,7 @@ async function handle(ctx: ServerContext, req: IncomingMessage, res: ServerRespo
     }
     const params = route.pattern.exec(path)?.slice(1) ?? [];
     const reply = await route.run(ctx, req, params);
-    send(ctx, res, reply);
+    send(ctx, res, reply, reply.headers);
     record(ctx, routeName, method, reply.status, started);
   } catch (error) {
     const e = toWorkerError(error);

@@ -232,7 +232,9 @@ describe('worker processes on the Redis Cluster', function () {
     const w1 = workers[0] as Running;
     const direct = new WorkerClient({ endpoints: [endpoints()[0] as string], maxAttempts: 1 });
     const session = await direct.createSession();
-    const inFlight = Array.from({ length: 8 }, () => direct.execute(session.id, 'sleep', { ms: 1500 }));
+    // One session's requests run one at a time (its activation's queue): eight sessions, one request each, run together.
+    const sessions = [session, ...(await Promise.all(Array.from({ length: 7 }, () => direct.createSession())))];
+    const inFlight = sessions.map((s) => direct.execute(s.id, 'sleep', { ms: 1500 }));
     await sleep(300);
     process.kill(w1.child.pid as number, 'SIGTERM');
     await sleep(200);

@@ -1,13 +1,17 @@
-// The worker process: its HTTP server, its registration in the store with a heartbeat, the
-// leases of the sessions it owns, evacuation (the store says draining) and shutdown (SIGTERM).
+// The worker process: its HTTP server, its registration in the store with a heartbeat, its
+// activations (activation/: the leases of the sessions it runs, renewed while live, released idle), evacuation (the store says draining) and shutdown (SIGTERM).
 // Draining = refuse new session work (503 WORKER_DRAINING), let in-flight requests finish by
 // the deadline, write local sessions to the store, release leases; on shutdown, unregister.
 import type http from 'node:http';
 import type { AddressInfo } from 'node:net';
 import type { Registry } from 'prom-client';
 import { createLogger, type Logger } from '../observability/logger.ts';
-import type { Lease, SessionRecord, SessionStore } from '../store/types.ts';
-import { SessionModes, type LeaseTracker, type SessionMode } from './backends.ts';
+import type { SessionStore } from '../store/types.ts';
+import { Forwarder, WorkerDirectory } from './activation/forward.ts';
+import { handover } from './activation/handover.ts';
+import { ActivationRegistry } from './activation/registry.ts';
+import { ActivationRouter } from './activation/router.ts';
+import { SessionModes, type SessionMode } from './backends.ts';
 import type { WorkerConfig } from './config.ts';
 import { errorCode } from './errors.ts';
 import { HandlerClient } from './contract/client.ts';
@@ -28,74 +32,6 @@ export interface WorkerDeps {
   leaseMs?: number;
 }
 
-const LEASE_GONE = new Set(['LEASE_LOST', 'SESSION_NOT_FOUND', 'FENCED', 'SESSION_MOVING']);
-
-/** The leases of the sessions this worker owns: renewed in the background, released on drain. */
-export class LeaseKeeper implements LeaseTracker {
-  readonly leases = new Map<string, Lease>();
-  private readonly store: SessionStore;
-  private readonly worker: string;
-  private readonly leaseMs: number;
-  private readonly logger: Logger;
-
-  constructor(store: SessionStore, worker: string, leaseMs: number, logger: Logger) {
-    this.store = store;
-    this.worker = worker;
-    this.leaseMs = leaseMs;
-    this.logger = logger;
-  }
-
-  held(record: SessionRecord): void {
-    if (record.owner !== this.worker || record.anonymous) return;
-    this.leases.set(record.id, {
-      sessionId: record.id,
-      pool: record.pool,
-      owner: this.worker,
-      epoch: record.epoch,
-      expiresAt: Date.now() + this.leaseMs,
-    });
-  }
-
-  dropped(id: string): void {
-    this.leases.delete(id);
-  }
-
-  private async forEach(work: (lease: Lease) => Promise<void>, filter: (lease: Lease) => boolean = () => true): Promise<void> {
-    const due = [...this.leases.values()].filter(filter);
-    for (let i = 0; i < due.length; i += 100) await Promise.all(due.slice(i, i + 100).map(work));
-  }
-
-  /** Renews the leases that lapse within two thirds of their length. */
-  async renewDue(): Promise<void> {
-    const horizon = Date.now() + (this.leaseMs * 2) / 3;
-    await this.forEach(
-      async (lease) => {
-        try {
-          this.leases.set(lease.sessionId, await this.store.renew(lease, this.leaseMs));
-        } catch (error) {
-          if (LEASE_GONE.has(errorCode(error) ?? '')) this.leases.delete(lease.sessionId);
-          else this.logger.debug({ sessionId: lease.sessionId, code: errorCode(error) }, 'lease renewal failed; will retry');
-        }
-      },
-      (lease) => lease.expiresAt <= horizon,
-    );
-  }
-
-  async releaseAll(): Promise<number> {
-    let released = 0;
-    await this.forEach(async (lease) => {
-      try {
-        await this.store.release(lease);
-        released++;
-      } catch (error) {
-        this.logger.debug({ sessionId: lease.sessionId, code: errorCode(error) }, 'lease release failed');
-      }
-      this.leases.delete(lease.sessionId);
-    });
-    return released;
-  }
-}
-
 export class Worker {
   readonly config: WorkerConfig;
   readonly store: SessionStore;
@@ -104,7 +40,12 @@ export class Worker {
   /** The handler container's client, when the pod has one. */
   readonly external: ExternalHandlers | undefined;
   readonly metrics: WorkerMetrics;
-  readonly leases: LeaseKeeper;
+  /** The sessions this worker runs (Centralized, Dual): their leases, queues and idle release. */
+  readonly activations: ActivationRegistry;
+  readonly directory: WorkerDirectory;
+  private readonly forwarder: Forwarder;
+  private readonly router: ActivationRouter;
+  private activationTimer: NodeJS.Timeout | undefined;
   readonly tracker = new InFlight();
   private readonly logger: Logger;
   private readonly registry: Registry;
@@ -132,7 +73,26 @@ export class Worker {
       this.external = new ExternalHandlers({ client, failures: this.metrics.handlerFailures, logger: this.logger });
     }
     this.handlers = deps.handlers ?? this.external ?? builtinHandlers();
-    this.leases = new LeaseKeeper(deps.store, deps.config.workerName, deps.leaseMs ?? 30_000, this.logger);
+    this.directory = new WorkerDirectory(deps.store, deps.config.pool);
+    this.forwarder = new Forwarder(deps.config.workerName, deps.config.handlerTimeoutMs + 10_000);
+    this.activations = new ActivationRegistry({
+      store: deps.store,
+      pool: deps.config.pool,
+      worker: deps.config.workerName,
+      leaseMs: deps.leaseMs ?? 30_000,
+      idleMs: deps.config.idleSeconds * 1000,
+      directory: this.directory,
+      logger: this.logger,
+    });
+    this.router = new ActivationRouter({
+      store: deps.store,
+      pool: deps.config.pool,
+      worker: deps.config.workerName,
+      registry: this.activations,
+      directory: this.directory,
+      forwarder: this.forwarder,
+      logger: this.logger,
+    });
     this.modes = new SessionModes(
       {
         pool: deps.config.pool,
@@ -141,7 +101,7 @@ export class Worker {
         sessionTtlSeconds: deps.config.sessionTtlSeconds,
         anonTtlSeconds: deps.config.anonTtlSeconds,
         maxSessionBytes: deps.config.maxSessionBytes,
-        leases: this.leases,
+        leases: this.activations,
       },
       deps.config.sessionMode,
     );
@@ -189,6 +149,12 @@ export class Worker {
       tracker: this.tracker,
       drainingReason: () => this.drainReason,
       readiness: () => this.readiness(),
+      router: this.router,
+      handover: (body) =>
+        handover(
+          { store: this.store, pool: this.config.pool, worker: this.config.workerName, registry: this.activations, logger: this.logger },
+          body,
+        ),
     });
     const server = this.server;
     await new Promise<void>((resolve, reject) => {
@@ -206,16 +172,29 @@ export class Worker {
       this.metrics.localSessions.set(this.modes.local.size);
       this.setModeGauge(this.modes.mode);
     }, 5_000);
+    // Leases are renewed only for live activations, and idle ones released: no activation, no command.
+    this.activationTimer = setInterval(() => void this.tickActivations(), 1_000);
+    this.activationTimer.unref();
     this.heartbeatTimer.unref();
     this.sweepTimer.unref();
     this.logger.info({ address: this.address, endpoint: this.config.advertiseEndpoint, mode: this.modes.mode }, 'worker listening');
+  }
+
+  private async tickActivations(): Promise<void> {
+    if (this.stopping) return;
+    await this.activations.renewDue().catch(() => undefined);
+    const released = await this.activations.deactivateIdle().catch(() => 0);
+    if (released > 0) this.logger.debug({ released }, 'idle activations released');
+    this.metrics.activations.set(this.activations.size);
   }
 
   /** Refreshes the registration and reads back whether the operator asked this worker to drain. */
   async heartbeat(): Promise<void> {
     if (this.stopping) return;
     try {
-      const mine = (await this.store.listWorkers(this.config.pool)).find((w) => w.worker === this.config.workerName);
+      const workers = await this.store.listWorkers(this.config.pool);
+      this.directory.update(workers);
+      const mine = workers.find((w) => w.worker === this.config.workerName);
       const told = mine?.draining === true;
       if (told && !this.draining) void this.drain('evacuation requested through the store');
       if (!told && this.drainReason === 'evacuation requested through the store' && this.drainDone) {
@@ -229,7 +208,6 @@ export class Worker {
         { pool: this.config.pool, worker: this.config.workerName, endpoint: this.config.advertiseEndpoint, draining: this.draining },
         this.config.heartbeatSeconds * 3000,
       );
-      await this.leases.renewDue();
       this.storeReachable = true;
       this.lastHeartbeatError = undefined;
       this.metrics.heartbeats.inc({ result: 'ok' });
@@ -271,7 +249,7 @@ export class Worker {
     if (!idle) this.logger.warn({ inFlight: this.tracker.size }, 'drain deadline passed with requests in flight');
     try {
       const flushed = await this.modes.flushLocal();
-      const released = this.modes.mode === 'Centralized' ? await this.leases.releaseAll() : 0;
+      const released = this.modes.mode === 'Centralized' ? await this.activations.releaseAll(deadline) : 0;
       this.logger.info({ flushed, released, mode: this.modes.mode }, 'drained');
     } catch (error) {
       this.logger.error({ code: errorCode(error), err: error }, 'drain could not write local sessions to the store');
@@ -284,6 +262,7 @@ export class Worker {
       await this.drain(reason);
       clearInterval(this.heartbeatTimer);
       clearInterval(this.sweepTimer);
+      clearInterval(this.activationTimer);
       await this.store.unregisterWorker(this.config.pool, this.config.workerName).catch(() => undefined);
       const server = this.server;
       if (server) {
@@ -300,6 +279,7 @@ export class Worker {
         });
       }
       this.external?.stop();
+      this.forwarder.close();
       await this.store.close().catch(() => undefined);
       this.logger.info('stopped');
     })();

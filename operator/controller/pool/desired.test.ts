@@ -49,7 +49,7 @@ describe('pool/desired', () => {
   it('passes the store settings to the worker through its env contract', () => {
     const e = env(
       pool({
-        sessions: { ttlSeconds: 100, anonymousTtlSeconds: 10, maxSessionBytes: 2048 },
+        sessions: { ttlSeconds: 100, anonymousTtlSeconds: 10, maxSessionBytes: 2048, idleSeconds: 42 },
         sessionMode: 'Centralized',
         store: { endpoints: ['r:1'], keyPrefix: 'kp', durability: 'replica', allowDegradedMode: true },
       }),
@@ -63,6 +63,7 @@ describe('pool/desired', () => {
       SPO_SESSION_TTL_SECONDS: '100',
       SPO_ANON_TTL_SECONDS: '10',
       SPO_MAX_SESSION_BYTES: '2048',
+      SPO_IDLE_SECONDS: '42',
       SPO_DURABILITY: 'replica',
       SPO_SESSION_MODE: 'Centralized',
       SPO_ALLOW_DEGRADED: 'true',

@@ -98,6 +98,7 @@ export function workerEnv(pool: SessionPool): V1EnvVar[] {
     { name: 'SPO_SESSION_TTL_SECONDS', value: String(spec.sessions.ttlSeconds) },
     { name: 'SPO_ANON_TTL_SECONDS', value: String(spec.sessions.anonymousTtlSeconds) },
     { name: 'SPO_MAX_SESSION_BYTES', value: String(spec.sessions.maxSessionBytes) },
+    { name: 'SPO_IDLE_SECONDS', value: String(spec.sessions.idleSeconds) },
     { name: 'SPO_DURABILITY', value: spec.store.durability },
     { name: 'SPO_SESSION_MODE', value: spec.sessionMode },
     { name: 'SPO_ALLOW_DEGRADED', value: String(spec.store.allowDegradedMode) },

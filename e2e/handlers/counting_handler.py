@@ -1,0 +1,31 @@
+"""The raw standard-library handler (operator/worker/contract/conformance/raw_python_handler.py), counting
+its own invocations outside the store: every invocation of `put` appends the session id, one line, to
+the file named by SPO_COUNT_FILE (O_APPEND: one short write per line, whole lines under concurrency).
+The execute-once end-to-end test compares these counts with the requests it got answers for."""
+
+import os
+import sys
+
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "..", "operator", "worker", "contract", "conformance"))
+
+import raw_python_handler as raw  # noqa: E402
+
+COUNT_FILE = os.environ["SPO_COUNT_FILE"]
+_parse_invoke = raw.parse_invoke
+
+
+def counting_parse_invoke(body):
+    request = _parse_invoke(body)
+    if request["handler"] == "put":
+        fd = os.open(COUNT_FILE, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
+        try:
+            os.write(fd, (request["session"]["id"] + "\n").encode("ascii"))
+        finally:
+            os.close(fd)
+    return request
+
+
+raw.parse_invoke = counting_parse_invoke
+
+if __name__ == "__main__":
+    raw.main()

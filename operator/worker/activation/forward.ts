@@ -1,0 +1,125 @@
+// Forwarding a session request to the worker that holds its activation: one hop, over kept-alive
+// connections, marked with `x-spo-forwarded: <this worker>` so the receiver never forwards it again.
+// The pool's workers and their endpoints come from the worker registry (store/workers.ts), read at
+// each heartbeat and on a miss (at most once a second).
+import http from 'node:http';
+import type { SessionStore, WorkerRegistration } from '../../store/types.ts';
+
+export const FORWARDED_HEADER = 'x-spo-forwarded';
+export const IDEMPOTENCY_HEADER = 'idempotency-key';
+
+/** The pool's live workers by name, as the registry last listed them. */
+export class WorkerDirectory {
+  private readonly store: SessionStore;
+  private readonly pool: string;
+  private workers = new Map<string, WorkerRegistration>();
+  private refreshedAt = 0;
+  private refreshing: Promise<void> | undefined;
+
+  constructor(store: SessionStore, pool: string) {
+    this.store = store;
+    this.pool = pool;
+  }
+
+  /** Takes a listing the caller already read (the heartbeat reads one). */
+  update(list: WorkerRegistration[]): void {
+    this.workers = new Map(list.map((w) => [w.worker, w]));
+    this.refreshedAt = Date.now();
+  }
+
+  private async refresh(force = false): Promise<void> {
+    if (!force && Date.now() - this.refreshedAt <= 1_000) return;
+    this.refreshing ??= this.store
+      .listWorkers(this.pool)
+      .then((list) => this.update(list))
+      .finally(() => (this.refreshing = undefined));
+    await this.refreshing.catch(() => undefined);
+  }
+
+  /** The live, non-draining worker's endpoint; re-reads the registry on a miss when the listing is over a second old. */
+  async endpointOf(worker: string): Promise<string | undefined> {
+    if (!this.workers.has(worker)) await this.refresh();
+    const w = this.workers.get(worker);
+    return w && !w.draining ? w.endpoint : undefined;
+  }
+
+  /** True when the worker has no live registration (its heartbeats stopped: the pool's failure detector),
+   *  read afresh: a worker registered since the last listing is not taken for gone. */
+  async isGone(worker: string): Promise<boolean> {
+    await this.refresh(true);
+    return Date.now() - this.refreshedAt < 1_000 && !this.workers.has(worker);
+  }
+}
+
+export interface ForwardedReply {
+  status: number;
+  body: string;
+  contentType: string;
+  retryAfter?: string;
+  worker?: string;
+}
+
+/** Sending failed before the owner could have received the request (it is down): the caller may activate. */
+export class OwnerUnreachable extends Error {}
+
+export class Forwarder {
+  private readonly agent = new http.Agent({ keepAlive: true, maxSockets: 256, keepAliveMsecs: 1_000 });
+  private readonly self: string;
+  private readonly timeoutMs: number;
+
+  constructor(self: string, timeoutMs = 60_000) {
+    this.self = self;
+    this.timeoutMs = timeoutMs;
+  }
+
+  send(endpoint: string, method: string, path: string, body: string | undefined, headers: Record<string, string>): Promise<ForwardedReply> {
+    const url = new URL(path, endpoint.includes('://') ? endpoint : `http://${endpoint}`);
+    return new Promise<ForwardedReply>((resolve, reject) => {
+      const req = http.request(
+        url,
+        {
+          method,
+          agent: this.agent,
+          timeout: this.timeoutMs,
+          headers: {
+            ...headers,
+            [FORWARDED_HEADER]: this.self,
+            ...(body !== undefined ? { 'content-type': 'application/json', 'content-length': String(Buffer.byteLength(body)) } : {}),
+          },
+        },
+        (res) => {
+          const chunks: Buffer[] = [];
+          res.on('data', (chunk: Buffer) => chunks.push(chunk));
+          res.on('error', reject);
+          res.on('end', () => {
+            const header = (name: string) => {
+              const v = res.headers[name];
+              return typeof v === 'string' ? v : undefined;
+            };
+            const retryAfter = header('retry-after');
+            const worker = header('x-spo-worker');
+            resolve({
+              status: res.statusCode ?? 502,
+              body: Buffer.concat(chunks).toString('utf8'),
+              contentType: header('content-type') ?? 'application/json; charset=utf-8',
+              ...(retryAfter ? { retryAfter } : {}),
+              ...(worker ? { worker } : {}),
+            });
+          });
+        },
+      );
+      req.on('timeout', () => req.destroy(new Error('forwarding timed out')));
+      req.on('error', (error: NodeJS.ErrnoException) => {
+        // Refused or unresolvable: nothing reached the owner.
+        if (error.code === 'ECONNREFUSED' || error.code === 'ENOTFOUND' || error.code === 'EHOSTUNREACH')
+          reject(new OwnerUnreachable(error.message));
+        else reject(error);
+      });
+      req.end(body);
+    });
+  }
+
+  close(): void {
+    this.agent.destroy();
+  }
+}

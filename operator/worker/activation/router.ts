@@ -1,0 +1,177 @@
+// A session request's way to its activation (docs/activation.md): run here in the session's queue,
+// or forward it in one hop to the worker holding the activation. An Idempotency-Key already
+// recorded is answered from the record, without running anything.
+import type { IncomingMessage } from 'node:http';
+import type { Logger } from '../../observability/logger.ts';
+import type { SessionStore } from '../../store/types.ts';
+import { WorkerError, errorCode } from '../errors.ts';
+import type { Activation } from './activation.ts';
+import {
+  FORWARDED_HEADER,
+  IDEMPOTENCY_HEADER,
+  OwnerUnreachable,
+  type ForwardedReply,
+  type Forwarder,
+  type WorkerDirectory,
+} from './forward.ts';
+import type { ActivationRegistry } from './registry.ts';
+
+/** A reply as the server sends it (server.ts Reply). */
+export interface RoutedReply {
+  status: number;
+  body?: unknown;
+  text?: string;
+  contentType?: string;
+  headers?: Record<string, string>;
+}
+
+export interface SessionRequest {
+  method: string;
+  /** The request's path, to send on when forwarding. */
+  path: string;
+  /** The JSON body to send on when forwarding. */
+  body?: string;
+  /** The worker that forwarded this request, when one did. */
+  forwardedBy?: string;
+  idempotencyKey?: string;
+}
+
+/** What runs the request in the activation, with its fence. */
+export type RunInActivation = (fence: { owner: string; epoch: number }) => Promise<RoutedReply>;
+
+export interface RouterOptions {
+  store: SessionStore;
+  /** The pool identity (`<namespace>/<name>`): every by-id store call names it. */
+  pool: string;
+  worker: string;
+  registry: ActivationRegistry;
+  directory: WorkerDirectory;
+  forwarder: Forwarder;
+  logger: Logger;
+  /** How long recorded replies answer retries. */
+  idempotencyKeepMs?: number;
+}
+
+/** The session request as the activation router needs it: to forward it, and its Idempotency-Key. */
+export function sessionRequest(req: IncomingMessage, path: string, body?: unknown): SessionRequest {
+  const header = (name: string) => {
+    const v = req.headers[name];
+    return typeof v === 'string' ? v : undefined;
+  };
+  const idempotencyKey = header(IDEMPOTENCY_HEADER);
+  if (idempotencyKey !== undefined && !/^[\x21-\x7e]{1,128}$/.test(idempotencyKey))
+    throw new WorkerError('INVALID_REQUEST', 'Idempotency-Key must be 1 to 128 printable ASCII characters without spaces');
+  const forwardedBy = header(FORWARDED_HEADER);
+  return {
+    method: req.method ?? 'POST',
+    path,
+    ...(body !== undefined ? { body: JSON.stringify(body) } : {}),
+    ...(forwardedBy ? { forwardedBy } : {}),
+    ...(idempotencyKey !== undefined ? { idempotencyKey } : {}),
+  };
+}
+
+function moving(id: string, why: string): WorkerError {
+  return new WorkerError('SESSION_MOVING', `session ${id} ${why}; retry shortly`, { retryAfterSeconds: 1 });
+}
+
+/** Forwarding hints kept per worker (session id -> owner), the oldest dropped first. */
+const MAX_HINTS = 10_000;
+
+export class ActivationRouter {
+  private readonly o: RouterOptions;
+  private readonly hints = new Map<string, { worker: string; endpoint: string }>();
+
+  constructor(options: RouterOptions) {
+    this.o = options;
+  }
+
+  async run(id: string, request: SessionRequest, run: RunInActivation): Promise<RoutedReply> {
+    let forwardedBy = request.forwardedBy;
+    // Where this session's requests were last forwarded: sent there without reading the store. The
+    // receiver checks (it runs the request only in its activation, else claims a free lease or refuses);
+    // a refusal (409, 503: nothing ran) drops the hint and the request is routed from the store.
+    const hint = forwardedBy === undefined && !this.o.registry.get(id) ? this.hints.get(id) : undefined;
+    if (hint) {
+      const reply = await this.forward(hint.endpoint, hint.worker, request).catch((error: unknown) => {
+        if (error instanceof OwnerUnreachable) return undefined;
+        throw error;
+      });
+      if (reply && reply.status !== 409 && reply.status !== 503) return reply;
+      this.hints.delete(id);
+    }
+    for (let attempt = 0; attempt < 2; attempt++) {
+      const route = await this.o.registry.route(id, forwardedBy);
+      if (route.kind === 'local') {
+        this.hints.delete(id);
+        return this.runIn(route.activation, request, run);
+      }
+      try {
+        const reply = await this.forward(route.endpoint, route.worker, request);
+        this.hint(id, route.worker, route.endpoint);
+        return reply;
+      } catch (error) {
+        if (!(error instanceof OwnerUnreachable)) throw error;
+        // The owner is down and never got the request: route again without forwarding (claim when it lapsed).
+        this.o.logger.debug({ sessionId: id, owner: route.worker }, 'owner unreachable: routing here');
+        forwardedBy = this.o.worker;
+      }
+    }
+    throw moving(id, 'has an unreachable owner');
+  }
+
+  private hint(id: string, worker: string, endpoint: string): void {
+    this.hints.delete(id);
+    this.hints.set(id, { worker, endpoint });
+    // Bounded: the oldest hint goes first (a Map iterates in insertion order).
+    if (this.hints.size > MAX_HINTS) this.hints.delete(this.hints.keys().next().value!);
+  }
+
+  private runIn(activation: Activation, request: SessionRequest, run: RunInActivation): Promise<RoutedReply> {
+    const id = activation.id;
+    return activation.enqueue(async (ended) => {
+      if (ended) {
+        // Handed over while this request waited: send it on to the new owner (one hop only).
+        if (ended.target && !request.forwardedBy) {
+          const endpoint = await this.o.directory.endpointOf(ended.target);
+          if (endpoint) return this.forward(endpoint, ended.target, request);
+        }
+        throw moving(id, 'moved to another worker');
+      }
+      if (request.idempotencyKey !== undefined && this.o.store.recordedReply) {
+        const recorded = await this.o.store.recordedReply(id, request.idempotencyKey, {
+          pool: this.o.pool,
+          keepMs: this.o.idempotencyKeepMs,
+        });
+        if (recorded) return { status: recorded.status, body: recorded.body, headers: { 'idempotent-replayed': 'true' } };
+      }
+      try {
+        return await run({ owner: this.o.worker, epoch: activation.epoch });
+      } catch (error) {
+        const code = errorCode(error);
+        // The fence was lost (moved at store level, or lapsed): this worker no longer holds the session.
+        if (code === 'FENCED' || code === 'SESSION_NOT_FOUND') this.o.registry.drop(id);
+        throw error;
+      }
+    });
+  }
+
+  private async forward(endpoint: string, worker: string, request: SessionRequest): Promise<RoutedReply> {
+    let reply: ForwardedReply;
+    try {
+      reply = await this.o.forwarder.send(endpoint, request.method, request.path, request.body, {
+        ...(request.idempotencyKey !== undefined ? { [IDEMPOTENCY_HEADER]: request.idempotencyKey } : {}),
+      });
+    } catch (error) {
+      if (error instanceof OwnerUnreachable) throw error;
+      // Sent, but no answer: the outcome is unknown (a retry with the same Idempotency-Key is safe).
+      throw new WorkerError('SESSION_MOVING', `forwarding to worker ${worker} failed; retry`, { cause: error, retryAfterSeconds: 1 });
+    }
+    return {
+      status: reply.status,
+      text: reply.body,
+      contentType: reply.contentType,
+      headers: { 'x-spo-forwarded-to': reply.worker ?? worker, ...(reply.retryAfter ? { 'retry-after': reply.retryAfter } : {}) },
+    };
+  }
+}

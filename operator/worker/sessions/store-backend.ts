@@ -1,0 +1,277 @@
+// Centralized (the store only; the default) and Dual (the store and this worker's memory: writes go to
+// both, reads prefer the store and fall back to memory; local sessions are copied into the store).
+import type { JsonValue, SessionRecord } from '../../store/types.ts';
+import { WorkerError, errorCode, toWorkerError } from '../errors.ts';
+import type { JsonObject } from '../handlers.ts';
+import { localOf } from './local.ts';
+import {
+  checkSize,
+  executeReplyBody,
+  findImport,
+  viewOf,
+  type BackendOptions,
+  type ExecuteOptions,
+  type ExecuteResult,
+  type SessionBackend,
+  type SessionMode,
+  type SessionView,
+  type Step,
+} from './types.ts';
+
+const isConflict = (error: unknown) => {
+  const code = errorCode(error);
+  return code === 'VERSION_CONFLICT' || code === 'CONFLICT';
+};
+
+function fenced(id: string): WorkerError {
+  return new WorkerError('FENCED', `session ${id} is no longer held by this activation (moved or lapsed); nothing was written, retry`);
+}
+
+export class StoreBackend implements SessionBackend {
+  readonly mode: SessionMode = 'Centralized';
+  protected readonly o: BackendOptions;
+
+  constructor(options: BackendOptions) {
+    this.o = options;
+  }
+
+  async create(input: { data: JsonObject; ttlSeconds?: number }): Promise<SessionView> {
+    checkSize(input.data, this.o.maxSessionBytes);
+    try {
+      const r = await this.o.store.create({
+        pool: this.o.pool,
+        data: input.data,
+        ttlSeconds: input.ttlSeconds ?? this.o.sessionTtlSeconds,
+        owner: this.o.worker,
+      });
+      this.o.leases?.held(r);
+      return viewOf(r);
+    } catch (error) {
+      throw toWorkerError(error);
+    }
+  }
+
+  protected async load(id: string): Promise<SessionRecord | null> {
+    try {
+      // Read as this pool: the store neither returns nor touches another pool's session.
+      const r = await this.o.store.get(id, { pool: this.o.pool });
+      if (r && r.pool !== this.o.pool) return null; // another pool's session is not ours to serve
+      return r;
+    } catch (error) {
+      throw toWorkerError(error, id);
+    }
+  }
+
+  async get(id: string): Promise<SessionView> {
+    const r = await this.load(id);
+    if (!r) throw new WorkerError('SESSION_NOT_FOUND', `session ${id} not found`);
+    return viewOf(r);
+  }
+
+  /**
+   * Load, run the handler once, write back with the version read and the fence. With an activation's
+   * fence the session must be at its owner and epoch before the handler runs; a write refused for a
+   * version or a fence means the activation was lost: FENCED (retryable), never a second run.
+   */
+  protected async executeInStore(
+    id: string,
+    step: Step,
+    onWritten?: (r: SessionRecord) => void,
+    options: ExecuteOptions = {},
+  ): Promise<ExecuteResult> {
+    const r = await this.load(id);
+    if (!r) throw new WorkerError('SESSION_NOT_FOUND', `session ${id} not found`);
+    if (r.movingBy) throw new WorkerError('SESSION_MOVING', `session ${id} is being moved; retry shortly`);
+    const { fence, idempotencyKey } = options;
+    if (fence && (r.owner !== fence.owner || r.epoch !== fence.epoch)) throw fenced(id);
+    const outcome = await step(r.data, { id, version: r.version, anonymous: r.anonymous });
+    const record = (version: number) =>
+      idempotencyKey === undefined
+        ? undefined
+        : { key: idempotencyKey, reply: { status: 200, body: executeReplyBody(id, version, outcome.result) }, ...this.o.idempotency };
+    const store = this.o.store;
+    try {
+      if (!outcome.changed) {
+        const rec = record(r.version);
+        if (
+          rec &&
+          store.recordOutcome &&
+          !(await store.recordOutcome(id, fence ?? { owner: r.owner ?? '', epoch: r.epoch }, rec, { pool: this.o.pool }))
+        )
+          throw fenced(id);
+        return { result: outcome.result, session: viewOf(r) };
+      }
+      checkSize(outcome.data, this.o.maxSessionBytes);
+      const writeFence = { epoch: fence?.epoch ?? r.epoch, ...(fence ? { owner: fence.owner } : {}) };
+      const rec = record(r.version + 1);
+      const written =
+        rec && store.updateRecorded
+          ? await store.updateRecorded(id, outcome.data, { pool: this.o.pool, expectedVersion: r.version, fence: writeFence }, rec)
+          : await store.update(id, outcome.data, { pool: this.o.pool, expectedVersion: r.version, fence: writeFence });
+      onWritten?.(written);
+      return { result: outcome.result, session: viewOf(written) };
+    } catch (error) {
+      if (error instanceof WorkerError) throw error;
+      if (isConflict(error) || errorCode(error) === 'FENCED') throw fenced(id);
+      throw toWorkerError(error, id);
+    }
+  }
+
+  execute(id: string, step: Step, options: ExecuteOptions = {}): Promise<ExecuteResult> {
+    return this.executeInStore(id, step, undefined, options);
+  }
+
+  async executeAnonymous(data: JsonObject, step: Step, ttlSeconds?: number): Promise<JsonValue> {
+    checkSize(data, this.o.maxSessionBytes);
+    let ran = false;
+    try {
+      return await this.o.store.withAnonymousSession(
+        this.o.pool,
+        async (session) => {
+          ran = true;
+          // The temporary session starts empty; the request's data is its initial state.
+          const outcome = await step(data, { id: session.id, version: session.version, anonymous: true });
+          return outcome.result;
+        },
+        { ttlSeconds: ttlSeconds ?? this.o.anonTtlSeconds, owner: this.o.worker },
+      );
+    } catch (error) {
+      if (error instanceof WorkerError) throw error;
+      const mapped = toWorkerError(error);
+      if (!ran && mapped.code === 'INTERNAL')
+        throw new WorkerError('ANONYMOUS_SESSION_FAILED', 'could not create a temporary session', { cause: error });
+      throw mapped;
+    }
+  }
+
+  async delete(id: string): Promise<void> {
+    const r = await this.load(id);
+    if (!r) throw new WorkerError('SESSION_NOT_FOUND', `session ${id} not found`);
+    if (r.movingBy) throw new WorkerError('SESSION_MOVING', `session ${id} is being moved; retry shortly`);
+    try {
+      this.o.leases?.dropped(id);
+      await this.o.store.forgetRecords?.(id, { pool: this.o.pool });
+      if (!(await this.o.store.delete(id, { pool: this.o.pool }))) throw new WorkerError('SESSION_NOT_FOUND', `session ${id} not found`);
+    } catch (error) {
+      throw toWorkerError(error, id);
+    }
+  }
+}
+
+export class DualBackend extends StoreBackend {
+  override readonly mode: SessionMode = 'Dual';
+
+  /** Keep a local copy of sessions this worker owns or already holds. */
+  private keep(r: SessionRecord): void {
+    if (r.owner === this.o.worker || this.o.local.has(r.id)) this.o.local.putIfNewer(localOf(r));
+  }
+
+  /** Copies one local session into the store if the store lacks it. */
+  async copyToStore(id: string): Promise<boolean> {
+    const s = this.o.local.get(id, false);
+    if (!s || s.anonymous) return false;
+    const importSession = this.o.importSession ?? findImport(this.o.store);
+    try {
+      if (!importSession) {
+        // Without an import operation only sessions the store already has can be brought up to date.
+        const stored = await this.o.store.get(id, { touch: false, pool: this.o.pool });
+        if (!stored)
+          throw new WorkerError('INTERNAL', `the session store has no import operation: cannot copy local session ${id} into it`);
+        if (stored.version < s.version) {
+          const written = await this.o.store.update(id, s.data, {
+            pool: this.o.pool,
+            expectedVersion: stored.version,
+            fence: { epoch: stored.epoch },
+          });
+          this.o.local.put(localOf(written));
+          return true;
+        }
+        return false;
+      }
+      const { created, record } = await importSession({
+        id: s.id,
+        pool: this.o.pool,
+        data: s.data,
+        version: s.version,
+        createdAt: s.createdAt,
+        ttlSeconds: s.ttlSeconds,
+        owner: this.o.worker,
+      });
+      if (created) {
+        if (record) this.o.leases?.held(record);
+        return true;
+      }
+      // The id is taken by another pool's session (128 random bits: never by chance): never write over it.
+      if (record && record.pool !== this.o.pool) throw new WorkerError('CONFLICT', `session id ${id} belongs to another pool`);
+      // The store holds an older copy (an earlier export): bring it up to the local one.
+      const stored = record ?? (await this.o.store.get(id, { touch: false, pool: this.o.pool }));
+      if (stored && stored.version < s.version) {
+        const written = await this.o.store.update(id, s.data, {
+          pool: this.o.pool,
+          expectedVersion: stored.version,
+          fence: { epoch: stored.epoch },
+        });
+        this.o.local.put(localOf(written));
+        return true;
+      }
+      return false;
+    } catch (error) {
+      throw toWorkerError(error, id);
+    }
+  }
+
+  override async create(input: { data: JsonObject; ttlSeconds?: number }): Promise<SessionView> {
+    checkSize(input.data, this.o.maxSessionBytes);
+    try {
+      const r = await this.o.store.create({
+        pool: this.o.pool,
+        data: input.data,
+        ttlSeconds: input.ttlSeconds ?? this.o.sessionTtlSeconds,
+        owner: this.o.worker,
+      });
+      this.o.leases?.held(r);
+      this.o.local.put(localOf(r));
+      return viewOf(r);
+    } catch (error) {
+      throw toWorkerError(error);
+    }
+  }
+
+  override async get(id: string): Promise<SessionView> {
+    let r: SessionRecord | null;
+    try {
+      r = await this.load(id);
+    } catch (error) {
+      // The store is unreachable: serve the local copy if there is one.
+      const local = this.o.local.get(id);
+      if (local && error instanceof WorkerError && error.code === 'STORE_UNAVAILABLE') return viewOf(structuredClone(local));
+      throw error;
+    }
+    if (r) {
+      this.keep(r);
+      return viewOf(r);
+    }
+    const local = this.o.local.get(id);
+    if (!local) throw new WorkerError('SESSION_NOT_FOUND', `session ${id} not found`);
+    await this.copyToStore(id);
+    return viewOf(structuredClone(local));
+  }
+
+  override async execute(id: string, step: Step, options: ExecuteOptions = {}): Promise<ExecuteResult> {
+    if (
+      this.o.local.has(id) &&
+      !(await this.o.store.exists(id, { pool: this.o.pool }).catch((e: unknown) => Promise.reject(toWorkerError(e, id))))
+    )
+      await this.copyToStore(id);
+    return this.executeInStore(id, step, (written) => this.keep(written), options);
+  }
+
+  override async delete(id: string): Promise<void> {
+    const hadLocal = this.o.local.delete(id);
+    try {
+      await super.delete(id);
+    } catch (error) {
+      if (!(hadLocal && error instanceof WorkerError && error.code === 'SESSION_NOT_FOUND')) throw error;
+    }
+  }
+}
