@@ -188,18 +188,18 @@ describe('single activation: idle release', function () {
   it('releases the lease of an idle activation (the owner index drops it) and claims it again on the next request', async () => {
     const created = await post(w.base, '/v1/sessions', { data: {} });
     const id = (created.body.session as { id: string }).id;
-    const before = await store.get(id, { pool, touch: false });
+    const before = await store.get(id, { pool: idlePool, touch: false });
     expect(before?.owner).to.equal('idle-1');
     await waitFor(
       'the idle lease released',
-      async () => ((await store.get(id, { pool, touch: false }))?.owner === null ? true : undefined),
+      async () => ((await store.get(id, { pool: idlePool, touch: false }))?.owner === null ? true : undefined),
       20_000,
       200,
     );
     expect(await store.listByOwner(idlePool, 'idle-1')).to.not.include(id);
     const r = await post(w.base, `/v1/sessions/${id}/execute`, { handler: 'incr', args: { key: 'n' } });
     expect(r.status).to.equal(200);
-    const after = await store.get(id, { pool, touch: false });
+    const after = await store.get(id, { pool: idlePool, touch: false });
     expect(after?.owner).to.equal('idle-1');
     expect(after?.epoch).to.be.greaterThan(before!.epoch + 1); // released (+1), claimed (+1)
     expect(await store.listByOwner(idlePool, 'idle-1')).to.include(id);
