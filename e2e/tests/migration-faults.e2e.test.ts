@@ -71,8 +71,15 @@ describe('migration e2e faults: operator killed, target killed, Redis failover',
     const m = await waitForPhase(env, pool.namespace, name, ['Succeeded', 'Failed', 'RolledBack'], 150_000);
     log(`ended ${m.status?.phase} (${m.status?.reason}): ${m.status?.message}; journal ${m.status?.journalKey}`);
     expect(m.status?.phase, m.status?.message).to.equal('Succeeded');
-    // The round that lost its target rolled back; a later round finished the evacuation.
-    expect(m.status?.journalKey).to.match(/-r\d+\}:h$/);
+    // Either the round that lost its target rolled back and a later round finished the evacuation
+    // (journal `-rN`), or the source handed every batch over before the target's registration
+    // lapsed (one round): the sessions then left on the dead target are taken over by the live
+    // workers on their next request (docs/activation.md). Either way no client request fails.
+    const replanned = /-r\d+\}:h$/.test(m.status?.journalKey ?? '');
+    log(replanned ? 'the round rolled back and re-planned' : 'one round: the dead target is taken over on demand');
+    // Traffic keeps running past the victim's registration TTL, so the sessions left on it are
+    // requested (and taken over) while the client still counts failures.
+    if (!replanned) await new Promise((r) => setTimeout(r, 20_000));
     const report = await expectNothingLost(pool, traffic);
     expect(ownersCount(report).get(source) ?? 0, 'sessions left on the source').to.equal(0);
   });

@@ -7,6 +7,8 @@ import type { SessionStore, WorkerRegistration } from '../../store/types.ts';
 
 export const FORWARDED_HEADER = 'x-spo-forwarded';
 export const IDEMPOTENCY_HEADER = 'idempotency-key';
+/** How long a refused connection marks a worker as gone. */
+const REFUSED_MS = 5_000;
 
 /** The pool's live workers by name, as the registry last listed them. */
 export class WorkerDirectory {
@@ -15,6 +17,8 @@ export class WorkerDirectory {
   private workers = new Map<string, WorkerRegistration>();
   private refreshedAt = 0;
   private refreshing: Promise<void> | undefined;
+  /** Workers whose registered endpoint refused a connection, and when: nothing listens there. */
+  private readonly refused = new Map<string, number>();
 
   constructor(store: SessionStore, pool: string) {
     this.store = store;
@@ -43,9 +47,20 @@ export class WorkerDirectory {
     return w && !w.draining ? w.endpoint : undefined;
   }
 
+  /** The worker's registered endpoint refused a connection: no process listens there (killed, or
+   *  restarting). Its leases may be taken over at once rather than after its registration lapses. */
+  markRefused(worker: string): void {
+    this.refused.set(worker, Date.now());
+    if (this.refused.size > 1_000) this.refused.delete(this.refused.keys().next().value!);
+  }
+
   /** True when the worker has no live registration (its heartbeats stopped: the pool's failure detector),
-   *  read afresh: a worker registered since the last listing is not taken for gone. */
+   *  read afresh: a worker registered since the last listing is not taken for gone; or when its
+   *  endpoint refused a connection within the last REFUSED_MS. Either way the takeover is a
+   *  compare-and-swap on (owner, epoch), and the fence refuses any late write of the old owner. */
   async isGone(worker: string): Promise<boolean> {
+    const refusedAt = this.refused.get(worker);
+    if (refusedAt !== undefined && Date.now() - refusedAt < REFUSED_MS) return true;
     await this.refresh(true);
     return Date.now() - this.refreshedAt < 1_000 && !this.workers.has(worker);
   }
@@ -60,7 +75,14 @@ export interface ForwardedReply {
 }
 
 /** Sending failed before the owner could have received the request (it is down): the caller may activate. */
-export class OwnerUnreachable extends Error {}
+export class OwnerUnreachable extends Error {
+  /** The connection was refused: nothing listens at the owner's endpoint (not a routing failure). */
+  readonly refused: boolean;
+  constructor(message: string, refused: boolean) {
+    super(message);
+    this.refused = refused;
+  }
+}
 
 export class Forwarder {
   private readonly agent = new http.Agent({ keepAlive: true, maxSockets: 256, keepAliveMsecs: 1_000 });
@@ -112,7 +134,7 @@ export class Forwarder {
       req.on('error', (error: NodeJS.ErrnoException) => {
         // Refused or unresolvable: nothing reached the owner.
         if (error.code === 'ECONNREFUSED' || error.code === 'ENOTFOUND' || error.code === 'EHOSTUNREACH')
-          reject(new OwnerUnreachable(error.message));
+          reject(new OwnerUnreachable(error.message, error.code === 'ECONNREFUSED'));
         else reject(error);
       });
       req.end(body);

@@ -112,7 +112,9 @@ export class ActivationRouter {
         return reply;
       } catch (error) {
         if (!(error instanceof OwnerUnreachable)) throw error;
-        // The owner is down and never got the request: route again without forwarding (claim when it lapsed).
+        // The owner is down and never got the request: route again without forwarding; its lease is
+        // taken over here (fenced compare-and-swap) instead of waiting for its registration to lapse.
+        if (error.refused) this.o.directory.markRefused(route.worker);
         this.o.logger.debug({ sessionId: id, owner: route.worker }, 'owner unreachable: routing here');
         forwardedBy = this.o.worker;
       }
