@@ -7,6 +7,8 @@ import type { SessionStore, WorkerRegistration } from '../../store/types.ts';
 
 export const FORWARDED_HEADER = 'x-spo-forwarded';
 export const IDEMPOTENCY_HEADER = 'idempotency-key';
+/** How long a new forwarding connection may take to open. */
+const CONNECT_TIMEOUT_MS = 2_000;
 /** How long a refused connection marks a worker as gone. */
 const REFUSED_MS = 5_000;
 
@@ -38,6 +40,12 @@ export class WorkerDirectory {
       .then((list) => this.update(list))
       .finally(() => (this.refreshing = undefined));
     await this.refreshing.catch(() => undefined);
+  }
+
+  /** Whether the last listing holds the worker, live and not draining (no store read). */
+  listed(worker: string): boolean {
+    const w = this.workers.get(worker);
+    return w !== undefined && !w.draining;
   }
 
   /** The live, non-draining worker's endpoint; re-reads the registry on a miss when the listing is over a second old. */
@@ -130,10 +138,22 @@ export class Forwarder {
           });
         },
       );
+      // A new connection that does not open within CONNECT_TIMEOUT_MS reached nobody (a vanished pod
+      // IP drops packets rather than refusing): the caller may route the request elsewhere.
+      req.on('socket', (socket) => {
+        if (!socket.connecting) return;
+        const timer = setTimeout(
+          () => req.destroy(new OwnerUnreachable(`no connection to ${url.host} within ${CONNECT_TIMEOUT_MS} ms`, false)),
+          CONNECT_TIMEOUT_MS,
+        );
+        socket.once('connect', () => clearTimeout(timer));
+        socket.once('close', () => clearTimeout(timer));
+      });
       req.on('timeout', () => req.destroy(new Error('forwarding timed out')));
       req.on('error', (error: NodeJS.ErrnoException) => {
         // Refused or unresolvable: nothing reached the owner.
-        if (error.code === 'ECONNREFUSED' || error.code === 'ENOTFOUND' || error.code === 'EHOSTUNREACH')
+        if (error instanceof OwnerUnreachable) reject(error);
+        else if (error.code === 'ECONNREFUSED' || error.code === 'ENOTFOUND' || error.code === 'EHOSTUNREACH')
           reject(new OwnerUnreachable(error.message, error.code === 'ECONNREFUSED'));
         else reject(error);
       });

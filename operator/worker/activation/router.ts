@@ -91,7 +91,13 @@ export class ActivationRouter {
     // Where this session's requests were last forwarded: sent there without reading the store. The
     // receiver checks (it runs the request only in its activation, else claims a free lease or refuses);
     // a refusal (409, 503: nothing ran) drops the hint and the request is routed from the store.
-    const hint = forwardedBy === undefined && !this.o.registry.get(id) ? this.hints.get(id) : undefined;
+    let hint = forwardedBy === undefined && !this.o.registry.get(id) ? this.hints.get(id) : undefined;
+    // A hint to a worker that left the listing (drained, evicted, gone) is not followed: its pod IP may
+    // be gone too, and the store names the session's owner now.
+    if (hint && !this.o.directory.listed(hint.worker)) {
+      this.hints.delete(id);
+      hint = undefined;
+    }
     if (hint) {
       const reply = await this.forward(hint.endpoint, hint.worker, request).catch((error: unknown) => {
         if (error instanceof OwnerUnreachable) return undefined;
