@@ -132,6 +132,16 @@ describe('single activation: worker processes on the Redis Cluster', function ()
     const r = await post(w1.base, `/v1/sessions/${id}/execute`, { handler: 'incr', args: { key: 'n' } });
     expect(r.headers.get('x-spo-forwarded-to')).to.equal('w2');
     expect((await store.get(id, { pool, touch: false }))?.epoch).to.equal(result?.epoch);
+    // A lease handed to a worker that no request has adopted since goes on to the target as a lease
+    // (not released, where any worker could claim it): moved to w1 by the store, then w1 is asked.
+    const current = (await store.get(id, { pool, touch: false }))!;
+    const [toW1] = await store.moveOwners(pool, [{ sessionId: id, fromOwner: 'w2', fromEpoch: current.epoch, toOwner: 'w1' }]);
+    expect(toW1?.status).to.equal('moved');
+    const handed = await post(w1.base, '/admin/handover', body, auth);
+    const [onward] = handed.body.results as { outcome: string; epoch: number }[];
+    expect(onward?.outcome).to.equal('moved');
+    const last = await store.get(id, { pool, touch: false });
+    expect([last?.owner, last?.epoch]).to.deep.equal(['w2', onward?.epoch]);
   });
 
   it('hands over a session while requests run on it through both workers: no request fails, none runs twice', async () => {

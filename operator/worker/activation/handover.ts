@@ -77,7 +77,7 @@ export async function handover(deps: HandoverDeps, body: unknown): Promise<{ res
     request.moves.map(async (move) => {
       const { sessionId, target } = move;
       const activation = registry.get(sessionId);
-      if (!activation) return void results.set(sessionId, await releaseIfNamed(deps, sessionId));
+      if (!activation) return void results.set(sessionId, await moveIfNamed(deps, sessionId, target));
       if (target === worker) return void results.set(sessionId, { sessionId, outcome: 'failed', message: 'the target is this worker' });
       if (!(await activation.hold(deadline))) {
         activation.open();
@@ -135,12 +135,18 @@ export async function handover(deps: HandoverDeps, body: unknown): Promise<{ res
   return { results: ordered };
 }
 
-/** No activation here: nothing to move; a lease the store still names this worker for is released. */
-async function releaseIfNamed(deps: HandoverDeps, sessionId: string): Promise<HandoverResult> {
+/** No activation here: nothing to move, unless the store still names this worker (then the lease goes to the target). */
+async function moveIfNamed(deps: HandoverDeps, sessionId: string, target: string): Promise<HandoverResult> {
   try {
     const record = await deps.store.get(sessionId, { touch: false, pool: deps.pool });
-    if (record && record.owner === deps.worker)
-      await deps.store.release({ sessionId, pool: deps.pool, owner: deps.worker, epoch: record.epoch, expiresAt: 0 });
+    if (!record || record.owner !== deps.worker) return { sessionId, outcome: 'idle' };
+    // The store names this worker but no request has come since (a lease handed to it and not yet
+    // adopted): hand the lease itself to the target, which adopts it on the next request. Releasing
+    // it instead would let any worker claim the session, and a Migrate would not move it.
+    const [outcome] = await deps.store.moveOwners(deps.pool, [
+      { sessionId, fromOwner: deps.worker, fromEpoch: record.epoch, toOwner: target },
+    ]);
+    if (outcome?.status === 'moved') return { sessionId, outcome: 'moved', epoch: outcome.epoch };
     return { sessionId, outcome: 'idle' };
   } catch (error) {
     return { sessionId, outcome: 'failed', message: `could not read the session: ${errorCode(error) ?? 'error'}` };
