@@ -82,6 +82,17 @@ function assertFence(fence: Fence | undefined): void {
   if (fence.owner !== undefined) assertName('owner', fence.owner);
 }
 
+/** The checks update and updateRecorded share: a session id, and options with pool, expectedVersion and fence. */
+function checkUpdate(id: string, options: UpdateOptions): UpdateOptions {
+  assertSessionId(id);
+  if (typeof options !== 'object' || options === null) throw new InvalidArgumentError('update needs options with pool and expectedVersion');
+  assertPoolOption(options);
+  if (!Number.isInteger(options.expectedVersion) || options.expectedVersion < 1)
+    throw new InvalidArgumentError('expectedVersion must be a positive integer');
+  assertFence(options.fence);
+  return options;
+}
+
 export class RedisSessionStore implements SessionStore {
   readonly core: StoreCore;
   /** Decoding, the cache, quarantine and the write steps in Redis (records.ts). */
@@ -488,14 +499,7 @@ export class RedisSessionStore implements SessionStore {
   update(id: string, data: JsonValue, options: UpdateOptions): Promise<SessionRecord> {
     // No async frame on the usual path: validation, one script, a record built from what was sent.
     return this.op('update', () => {
-      assertSessionId(id);
-      if (typeof options !== 'object' || options === null)
-        throw new InvalidArgumentError('update needs options with pool and expectedVersion');
-      assertPoolOption(options);
-      const { pool, expectedVersion, fence } = options;
-      if (!Number.isInteger(expectedVersion) || expectedVersion < 1)
-        throw new InvalidArgumentError('expectedVersion must be a positive integer');
-      assertFence(fence);
+      const { pool, expectedVersion, fence } = checkUpdate(id, options);
       const { serialized, checksum } = encodeData(data, this.core.settings.maxDataBytes);
       const entry: Extract<JournalEntry, { kind: 'update' }> = {
         kind: 'update',
@@ -521,14 +525,7 @@ export class RedisSessionStore implements SessionStore {
    *  mode: a journaled write could not record atomically, so it is refused as unavailable. */
   updateRecorded(id: string, data: JsonValue, options: UpdateOptions, record: idempotency.IdempotencyRecord): Promise<SessionRecord> {
     return this.op('update', () => {
-      assertSessionId(id);
-      if (typeof options !== 'object' || options === null)
-        throw new InvalidArgumentError('update needs options with pool and expectedVersion');
-      assertPoolOption(options);
-      const { pool, expectedVersion, fence } = options;
-      if (!Number.isInteger(expectedVersion) || expectedVersion < 1)
-        throw new InvalidArgumentError('expectedVersion must be a positive integer');
-      assertFence(fence);
+      const { pool, expectedVersion, fence } = checkUpdate(id, options);
       if (this.core.degraded.active) throw new StoreUnavailableError('the session store is unavailable: cannot record an idempotent write');
       const { serialized, checksum } = encodeData(data, this.core.settings.maxDataBytes);
       const key = this.core.keys.session(pool, id);
