@@ -162,6 +162,22 @@ export const OPERATIONS: readonly Operation[] = [
     errors: [...BY_ID_ERRORS, ...SESSION_ERRORS],
   },
   {
+    method: 'GET',
+    path: '/v1/sessions/:id/holder',
+    operationId: 'sessionHolder',
+    summary:
+      "whether this worker holds the session (its memory in WorkerLocal, else its activation): the peers' probe that routes a WorkerLocal request; nothing is read or touched",
+    tags: ['sessions'],
+    success: [
+      {
+        status: 200,
+        description: "this worker's answer",
+        schema: Type.Object({ held: Type.Boolean(), worker: Type.String() }, { additionalProperties: false }),
+      },
+    ],
+    errors: ['INVALID_REQUEST'],
+  },
+  {
     method: 'DELETE',
     path: '/v1/sessions/:id',
     operationId: 'deleteSession',

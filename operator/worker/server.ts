@@ -7,9 +7,10 @@ import type { Registry } from 'prom-client';
 import type { Logger } from '../observability/logger.ts';
 import { checkAdminAuthorization } from './admin-auth.ts';
 import type { JsonValue } from '../store/types.ts';
+import type { MemoryRouter } from './activation/memory-router.ts';
 import { sessionRequest, type ActivationRouter, type SessionRequest } from './activation/router.ts';
 import { executeReplyBody, type SessionModes, type SessionView } from './backends.ts';
-import { WorkerError, toWorkerError } from './errors.ts';
+import { WorkerError, errorCode, toWorkerError } from './errors.ts';
 import { guardMalformedRequests } from './http-guard.ts';
 import type { HandlerExecutor, JsonObject } from './handlers.ts';
 import type { WorkerMetrics } from './metrics.ts';
@@ -44,6 +45,10 @@ export interface ServerContext {
   onSessionCreated?(view: SessionView): void;
   /** Single activation (Centralized and Dual): where a session's requests run. Absent: any worker runs any. */
   router?: ActivationRouter;
+  /** WorkerLocal: a session's requests go to the worker whose memory holds it (activation/memory-router.ts). */
+  memory?: MemoryRouter;
+  /** Whether this worker holds the session (GET /v1/sessions/{id}/holder, the peers' probe). */
+  holds?(id: string): boolean;
   /** POST /admin/handover (activation/handover.ts). */
   handover?(body: unknown): Promise<unknown>;
 }
@@ -114,6 +119,11 @@ function routerFor(ctx: ServerContext): ActivationRouter | undefined {
   return ctx.modes.mode === 'WorkerLocal' ? undefined : ctx.router;
 }
 
+/** The memory router in WorkerLocal, else undefined. */
+function memoryFor(ctx: ServerContext): MemoryRouter | undefined {
+  return ctx.modes.mode === 'WorkerLocal' ? ctx.memory : undefined;
+}
+
 async function executeIn(
   ctx: ServerContext,
   sessionId: string | undefined,
@@ -124,6 +134,7 @@ async function executeIn(
   request?: SessionRequest,
 ): Promise<Reply> {
   ctx.handlers.validate(handler, args);
+  await ctx.modes.settled();
   const mode = ctx.modes.mode;
   const handlers = ctx.handlers;
   const label = handlers.metricLabel?.(handler) ?? handler;
@@ -150,9 +161,12 @@ async function executeIn(
         return { status: 200, body: executeReplyBody(session.id, session.version, result) };
       });
     const router = routerFor(ctx);
+    const memory = memoryFor(ctx);
+    const unfenced = () => (sessionId !== undefined && handlers.exclusive ? handlers.exclusive(sessionId, () => work()) : work());
     let reply: Reply;
     if (sessionId !== undefined && router && request) reply = await router.run(sessionId, request, (fence) => work(fence));
-    else reply = sessionId !== undefined && handlers.exclusive ? await handlers.exclusive(sessionId, () => work()) : await work();
+    else if (sessionId !== undefined && memory && request) reply = await memory.run(sessionId, request, unfenced);
+    else reply = await unfenced();
     ctx.metrics.executed.inc({ handler: label, mode, result: reply.status === 200 ? 'ok' : `forwarded_${reply.status}` });
     return reply;
   } catch (error) {
@@ -220,9 +234,31 @@ const ROUTES: Route[] = [
     method: 'GET',
     pattern: /^\/v1\/sessions\/([^/]+)$/,
     session: true,
+    run: async (ctx, req, params) => {
+      const id = sessionParam(params);
+      const read = async (): Promise<Reply> => ({ status: 200, body: { session: await ctx.modes.run((b) => b.get(id)) } });
+      const request = sessionRequest(req, `/v1/sessions/${encodeURIComponent(id)}`);
+      await ctx.modes.settled();
+      const memory = memoryFor(ctx);
+      if (memory) return memory.run(id, request, read);
+      try {
+        return await read();
+      } catch (error) {
+        // Dual: a session the store lacks may be in a WorkerLocal peer's memory (a mode switch in progress).
+        if (ctx.memory && ctx.modes.mode === 'Dual' && errorCode(error) === 'SESSION_NOT_FOUND')
+          return ctx.memory.elsewhere(id, request, error);
+        throw error;
+      }
+    },
+  },
+  {
+    name: '/v1/sessions/:id/holder',
+    method: 'GET',
+    pattern: /^\/v1\/sessions\/([^/]+)\/holder$/,
+    session: false,
     run: async (ctx, _req, params) => {
       const id = sessionParam(params);
-      return { status: 200, body: { session: await ctx.modes.run((b) => b.get(id)) } };
+      return { status: 200, body: { held: ctx.holds?.(id) ?? false, worker: ctx.worker } };
     },
   },
   {
@@ -236,8 +272,12 @@ const ROUTES: Route[] = [
         await ctx.modes.run((b) => b.delete(id));
         return { status: 200, body: { deleted: true, sessionId: id } };
       };
+      const request = sessionRequest(req, `/v1/sessions/${encodeURIComponent(id)}`);
+      await ctx.modes.settled();
       const router = routerFor(ctx);
-      return router ? router.run(id, sessionRequest(req, `/v1/sessions/${encodeURIComponent(id)}`), remove) : remove();
+      const memory = memoryFor(ctx);
+      if (router) return router.run(id, request, remove);
+      return memory ? memory.run(id, request, remove) : remove();
     },
   },
   {

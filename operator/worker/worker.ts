@@ -9,6 +9,7 @@ import { createLogger, type Logger } from '../observability/logger.ts';
 import type { SessionStore } from '../store/types.ts';
 import { Forwarder, WorkerDirectory } from './activation/forward.ts';
 import { handover } from './activation/handover.ts';
+import { MemoryRouter } from './activation/memory-router.ts';
 import { ActivationRegistry } from './activation/registry.ts';
 import { ActivationRouter } from './activation/router.ts';
 import { SessionModes, type SessionMode } from './backends.ts';
@@ -45,6 +46,8 @@ export class Worker {
   readonly directory: WorkerDirectory;
   private readonly forwarder: Forwarder;
   private readonly router: ActivationRouter;
+  /** WorkerLocal: requests go to the worker whose memory holds the session. */
+  private readonly memory: MemoryRouter;
   private activationTimer: NodeJS.Timeout | undefined;
   readonly tracker = new InFlight();
   private readonly logger: Logger;
@@ -84,15 +87,6 @@ export class Worker {
       directory: this.directory,
       logger: this.logger,
     });
-    this.router = new ActivationRouter({
-      store: deps.store,
-      pool: deps.config.pool,
-      worker: deps.config.workerName,
-      registry: this.activations,
-      directory: this.directory,
-      forwarder: this.forwarder,
-      logger: this.logger,
-    });
     this.modes = new SessionModes(
       {
         pool: deps.config.pool,
@@ -105,6 +99,27 @@ export class Worker {
       },
       deps.config.sessionMode,
     );
+    this.memory = new MemoryRouter({
+      store: deps.store,
+      pool: deps.config.pool,
+      worker: deps.config.workerName,
+      modes: this.modes,
+      directory: this.directory,
+      forwarder: this.forwarder,
+      logger: this.logger,
+      holds: (id) => this.holds(id),
+      leaseMs: deps.leaseMs ?? 30_000,
+    });
+    this.router = new ActivationRouter({
+      store: deps.store,
+      pool: deps.config.pool,
+      worker: deps.config.workerName,
+      registry: this.activations,
+      directory: this.directory,
+      forwarder: this.forwarder,
+      logger: this.logger,
+      memory: this.memory,
+    });
     this.setModeGauge(this.modes.mode);
   }
 
@@ -126,6 +141,12 @@ export class Worker {
       return { ready: false, reason: `session store unreachable${this.lastHeartbeatError ? `: ${this.lastHeartbeatError}` : ''}` };
     if (degraded) return { ready: true, reason: 'degraded: session store unreachable, serving from the local cache and journal' };
     return { ready: true, reason: 'ok' };
+  }
+
+  /** The peers' probe: this worker's memory while it is where sessions live (WorkerLocal, or a step to or
+   *  from it), else its activations. */
+  holds(id: string): boolean {
+    return this.modes.memoryHolds ? this.modes.local.has(id) : this.activations.get(id) !== undefined;
   }
 
   private setModeGauge(mode: SessionMode): void {
@@ -150,6 +171,8 @@ export class Worker {
       drainingReason: () => this.drainReason,
       readiness: () => this.readiness(),
       router: this.router,
+      memory: this.memory,
+      holds: (id) => this.holds(id),
       handover: (body) =>
         handover(
           { store: this.store, pool: this.config.pool, worker: this.config.workerName, registry: this.activations, logger: this.logger },

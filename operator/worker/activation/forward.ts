@@ -48,6 +48,15 @@ export class WorkerDirectory {
     return w !== undefined && !w.draining;
   }
 
+  /** Every other worker of the last listing, draining ones included (a draining worker may still hold
+   *  sessions in memory until its drain has written them to the store); re-reads a listing over a second old. */
+  async peers(self: string): Promise<{ worker: string; endpoint: string }[]> {
+    await this.refresh();
+    return [...this.workers.values()]
+      .filter((w) => w.worker !== self && w.endpoint !== '')
+      .map((w) => ({ worker: w.worker, endpoint: w.endpoint }));
+  }
+
   /** The live, non-draining worker's endpoint; re-reads the registry on a miss when the listing is over a second old. */
   async endpointOf(worker: string): Promise<string | undefined> {
     if (!this.workers.has(worker)) await this.refresh();
@@ -102,7 +111,14 @@ export class Forwarder {
     this.timeoutMs = timeoutMs;
   }
 
-  send(endpoint: string, method: string, path: string, body: string | undefined, headers: Record<string, string>): Promise<ForwardedReply> {
+  send(
+    endpoint: string,
+    method: string,
+    path: string,
+    body: string | undefined,
+    headers: Record<string, string>,
+    timeoutMs = this.timeoutMs,
+  ): Promise<ForwardedReply> {
     const url = new URL(path, endpoint.includes('://') ? endpoint : `http://${endpoint}`);
     return new Promise<ForwardedReply>((resolve, reject) => {
       const req = http.request(
@@ -110,7 +126,7 @@ export class Forwarder {
         {
           method,
           agent: this.agent,
-          timeout: this.timeoutMs,
+          timeout: timeoutMs,
           headers: {
             ...headers,
             [FORWARDED_HEADER]: this.self,

@@ -50,6 +50,8 @@ export interface RouterOptions {
   logger: Logger;
   /** How long recorded replies answer retries. */
   idempotencyKeepMs?: number;
+  /** Finds a session the store lacks in a peer's memory (a WorkerLocal worker during a mode switch). */
+  memory?: { findHolder(id: string): Promise<{ worker: string; endpoint: string } | undefined> };
 }
 
 /** The session request as the activation router needs it: to forward it, and its Idempotency-Key. */
@@ -107,7 +109,13 @@ export class ActivationRouter {
       this.hints.delete(id);
     }
     for (let attempt = 0; attempt < 2; attempt++) {
-      const route = await this.o.registry.route(id, forwardedBy);
+      const route = await this.o.registry.route(id, forwardedBy).catch(async (error: unknown) => {
+        // Not in the store: during a switch from or to WorkerLocal it may live in a peer's memory.
+        if (errorCode(error) !== 'SESSION_NOT_FOUND' || request.forwardedBy !== undefined || !this.o.memory) throw error;
+        const holder = await this.o.memory.findHolder(id);
+        if (!holder) throw error;
+        return { kind: 'forward' as const, ...holder };
+      });
       if (route.kind === 'local') {
         this.hints.delete(id);
         return this.runIn(route.activation, request, run);
@@ -159,27 +167,39 @@ export class ActivationRouter {
         const code = errorCode(error);
         // The fence was lost (moved at store level, or lapsed): this worker no longer holds the session.
         if (code === 'FENCED' || code === 'SESSION_NOT_FOUND') this.o.registry.drop(id);
+        // The worker switched to WorkerLocal while the request waited, and the session is not in its memory.
+        if (code === 'SESSION_NOT_ON_WORKER') throw moving(id, 'changed session mode while this request waited');
         throw error;
       }
     });
   }
 
-  private async forward(endpoint: string, worker: string, request: SessionRequest): Promise<RoutedReply> {
-    let reply: ForwardedReply;
-    try {
-      reply = await this.o.forwarder.send(endpoint, request.method, request.path, request.body, {
-        ...(request.idempotencyKey !== undefined ? { [IDEMPOTENCY_HEADER]: request.idempotencyKey } : {}),
-      });
-    } catch (error) {
-      if (error instanceof OwnerUnreachable) throw error;
-      // Sent, but no answer: the outcome is unknown (a retry with the same Idempotency-Key is safe).
-      throw new WorkerError('SESSION_MOVING', `forwarding to worker ${worker} failed; retry`, { cause: error, retryAfterSeconds: 1 });
-    }
-    return {
-      status: reply.status,
-      text: reply.body,
-      contentType: reply.contentType,
-      headers: { 'x-spo-forwarded-to': reply.worker ?? worker, ...(reply.retryAfter ? { 'retry-after': reply.retryAfter } : {}) },
-    };
+  private forward(endpoint: string, worker: string, request: SessionRequest): Promise<RoutedReply> {
+    return forwardRequest(this.o.forwarder, endpoint, worker, request);
   }
+}
+
+/** Sends a request on to the worker that runs its session (one hop); OwnerUnreachable when it never got there. */
+export async function forwardRequest(
+  forwarder: Forwarder,
+  endpoint: string,
+  worker: string,
+  request: SessionRequest,
+): Promise<RoutedReply> {
+  let reply: ForwardedReply;
+  try {
+    reply = await forwarder.send(endpoint, request.method, request.path, request.body, {
+      ...(request.idempotencyKey !== undefined ? { [IDEMPOTENCY_HEADER]: request.idempotencyKey } : {}),
+    });
+  } catch (error) {
+    if (error instanceof OwnerUnreachable) throw error;
+    // Sent, but no answer: the outcome is unknown (a retry with the same Idempotency-Key is safe).
+    throw new WorkerError('SESSION_MOVING', `forwarding to worker ${worker} failed; retry`, { cause: error, retryAfterSeconds: 1 });
+  }
+  return {
+    status: reply.status,
+    text: reply.body,
+    contentType: reply.contentType,
+    headers: { 'x-spo-forwarded-to': reply.worker ?? worker, ...(reply.retryAfter ? { 'retry-after': reply.retryAfter } : {}) },
+  };
 }
