@@ -181,6 +181,32 @@ describe('worker session backends', () => {
     }
   });
 
+  it("Dual -> WorkerLocal: owned sessions move into memory (store copy deleted), a stale copy of another worker's is dropped", async () => {
+    const store = new MemorySessionStore();
+    const w1 = modes(store, 'Dual', 'w1');
+    const w2 = modes(store, 'Dual', 'w2');
+    const mine = (await w1.run((b) => b.create({ data: {} }))).id;
+    const moved = (await w1.run((b) => b.create({ data: {} }))).id;
+    // `moved` goes to w2, which writes it: w1 keeps a stale local copy.
+    const record = await store.get(moved, { pool: 'p', touch: false });
+    await store.moveOwners('p', [{ sessionId: moved, fromOwner: 'w1', fromEpoch: record!.epoch, toOwner: 'w2' }]);
+    await w2.run((b) => b.execute(moved, incr()));
+    expect(w1.local.has(moved)).to.equal(true);
+
+    expect((await w1.switchTo('WorkerLocal')).pulledFromStore).to.equal(1);
+    expect(w1.local.ids()).to.deep.equal([mine]);
+    expect(await store.get(mine, { pool: 'p', touch: false }), 'taken into memory: no store copy').to.equal(null);
+    expect((await store.get(moved, { pool: 'p', touch: false }))?.owner, "w2's session stays in the store").to.equal('w2');
+    await w2.switchTo('WorkerLocal');
+    expect((await w2.run((b) => b.get(moved))).data).to.deep.equal({ vars: { n: 1 } });
+    expect(await store.get(moved, { pool: 'p', touch: false })).to.equal(null);
+
+    // A WorkerLocal drain writes memory to the store, owned by the worker, and memory no longer holds it.
+    expect(await w1.flushLocal()).to.equal(1);
+    expect(w1.local.size).to.equal(0);
+    expect((await store.get(mine, { pool: 'p', touch: false }))?.owner).to.equal('w1');
+  });
+
   it('holds requests during a switch and runs them in the new mode', async () => {
     const store = new MemorySessionStore();
     const m = modes(store, 'WorkerLocal');

@@ -249,7 +249,8 @@ export class Worker {
   /**
    * Stops taking new session work, waits for in-flight requests until the deadline, writes
    * local sessions to the store (WorkerLocal, Dual), releases the leases this worker holds
-   * (Centralized; in the other modes the owner stays so the sessions can be found).
+   * (Centralized, Dual; in WorkerLocal the drain's copies stay owned by this worker until another
+   * worker takes them into its memory).
    */
   drain(reason: string): Promise<void> {
     if (this.drainDone) return this.drainDone;
@@ -272,7 +273,9 @@ export class Worker {
     if (!idle) this.logger.warn({ inFlight: this.tracker.size }, 'drain deadline passed with requests in flight');
     try {
       const flushed = await this.modes.flushLocal();
-      const released = this.modes.mode === 'Centralized' ? await this.activations.releaseAll(deadline) : 0;
+      // Centralized and Dual: the store holds every session now, so its leases go at once and the next
+      // request activates it on another worker without waiting for this one to exit.
+      const released = this.modes.mode !== 'WorkerLocal' ? await this.activations.releaseAll(deadline) : 0;
       this.logger.info({ flushed, released, mode: this.modes.mode }, 'drained');
     } catch (error) {
       this.logger.error({ code: errorCode(error), err: error }, 'drain could not write local sessions to the store');

@@ -49,9 +49,10 @@ export class WorkerDirectory {
   }
 
   /** Every other worker of the last listing, draining ones included (a draining worker may still hold
-   *  sessions in memory until its drain has written them to the store); re-reads a listing over a second old. */
-  async peers(self: string): Promise<{ worker: string; endpoint: string }[]> {
-    await this.refresh();
+   *  sessions in memory until its drain has written them to the store); re-reads a listing over a second
+   *  old, or at once with `fresh` (a worker registered since may hold the session). */
+  async peers(self: string, fresh = false): Promise<{ worker: string; endpoint: string }[]> {
+    await this.refresh(fresh);
     return [...this.workers.values()]
       .filter((w) => w.worker !== self && w.endpoint !== '')
       .map((w) => ({ worker: w.worker, endpoint: w.endpoint }));

@@ -52,9 +52,10 @@ export class MemoryRouter {
     this.o = options;
   }
 
-  /** The peer that holds the session (its memory, or its activation), asked in parallel; undefined when none does. */
-  async findHolder(id: string): Promise<{ worker: string; endpoint: string } | undefined> {
-    const peers = await this.o.directory.peers(this.o.worker);
+  /** The peer that holds the session (its memory, or its activation), asked in parallel; undefined when none
+   *  does. `fresh` re-reads the pool's workers first. */
+  async findHolder(id: string, fresh = false): Promise<{ worker: string; endpoint: string } | undefined> {
+    const peers = await this.o.directory.peers(this.o.worker, fresh);
     const answers = await Promise.all(
       peers.map(async (peer) => {
         try {
@@ -74,10 +75,11 @@ export class MemoryRouter {
       if (this.o.modes.local.has(id)) return this.here(id, runHere);
       if (request.forwardedBy !== undefined) {
         // Sent here as the holder (one hop only): load it if the store has it for this worker or for none.
+        // Neither here nor in the store: the sender's view is out of date (another worker took it meanwhile),
+        // so it is a retry, not a 404: the sender searches again.
         const loaded = await this.load(id, false);
         if (loaded.kind === 'here') return this.here(id, runHere);
-        if (loaded.kind === 'missing') throw new WorkerError('SESSION_NOT_FOUND', `session ${id} not found`);
-        throw moving(id, 'is held by another worker');
+        throw moving(id, loaded.kind === 'missing' ? 'is not on this worker' : 'is held by another worker');
       }
       const hint = this.hints.get(id);
       if (hint) {
@@ -93,7 +95,14 @@ export class MemoryRouter {
       }
       const loaded = await this.load(id, true);
       if (loaded.kind === 'here') return this.here(id, runHere);
-      if (loaded.kind === 'missing') throw new WorkerError('SESSION_NOT_FOUND', `session ${id} not found`);
+      if (loaded.kind === 'missing') {
+        // Another worker may have taken it from the store since it was asked, or have registered since the
+        // listing was read: ask again, with a fresh listing, before answering that it does not exist.
+        const late = await this.findHolder(id, true);
+        const reply = late ? await this.forward(id, late, request) : undefined;
+        if (reply) return reply;
+        throw new WorkerError('SESSION_NOT_FOUND', `session ${id} not found`);
+      }
       if (loaded.kind === 'forward') {
         const reply = await this.forward(id, loaded, request);
         if (reply) return reply;
@@ -105,7 +114,7 @@ export class MemoryRouter {
   /** Dual: a session the store lacks may be in a WorkerLocal peer's memory (during a switch): forward there. */
   async elsewhere(id: string, request: SessionRequest, notFound: unknown): Promise<RoutedReply> {
     if (request.forwardedBy !== undefined) throw notFound;
-    const holder = await this.findHolder(id);
+    const holder = await this.findHolder(id, true);
     const reply = holder ? await this.forward(id, holder, request) : undefined;
     if (!reply) throw notFound;
     return reply;

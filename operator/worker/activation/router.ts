@@ -51,7 +51,7 @@ export interface RouterOptions {
   /** How long recorded replies answer retries. */
   idempotencyKeepMs?: number;
   /** Finds a session the store lacks in a peer's memory (a WorkerLocal worker during a mode switch). */
-  memory?: { findHolder(id: string): Promise<{ worker: string; endpoint: string } | undefined> };
+  memory?: { findHolder(id: string, fresh?: boolean): Promise<{ worker: string; endpoint: string } | undefined> };
 }
 
 /** The session request as the activation router needs it: to forward it, and its Idempotency-Key. */
@@ -112,7 +112,7 @@ export class ActivationRouter {
       const route = await this.o.registry.route(id, forwardedBy).catch(async (error: unknown) => {
         // Not in the store: during a switch from or to WorkerLocal it may live in a peer's memory.
         if (errorCode(error) !== 'SESSION_NOT_FOUND' || request.forwardedBy !== undefined || !this.o.memory) throw error;
-        const holder = await this.o.memory.findHolder(id);
+        const holder = await this.o.memory.findHolder(id, true);
         if (!holder) throw error;
         return { kind: 'forward' as const, ...holder };
       });
