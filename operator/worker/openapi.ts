@@ -175,7 +175,7 @@ export const OPERATIONS: readonly Operation[] = [
         schema: Type.Object({ held: Type.Boolean(), worker: Type.String() }, { additionalProperties: false }),
       },
     ],
-    errors: ['INVALID_REQUEST'],
+    errors: ['INVALID_SESSION_ID'],
   },
   {
     method: 'DELETE',

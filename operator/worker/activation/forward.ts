@@ -65,6 +65,13 @@ export class WorkerDirectory {
     return w && !w.draining ? w.endpoint : undefined;
   }
 
+  /** True when a fresh listing shows the worker draining or does not hold it (or its endpoint refused a
+   *  connection within REFUSED_MS); false when it is live, or when the listing could not be read. */
+  async drainingOrGone(worker: string): Promise<boolean> {
+    if (await this.isGone(worker)) return true;
+    return Date.now() - this.refreshedAt < 1_000 && this.workers.get(worker)?.draining === true;
+  }
+
   /** The worker's registered endpoint refused a connection: no process listens there (killed, or
    *  restarting). Its leases may be taken over at once rather than after its registration lapses. */
   markRefused(worker: string): void {

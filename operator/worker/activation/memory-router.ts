@@ -90,7 +90,8 @@ export class MemoryRouter {
       const holder = await this.findHolder(id);
       if (holder) {
         const reply = await this.forward(id, holder, request);
-        if (reply) return reply;
+        // A 404 from the worker that said it holds the session: it left there meanwhile; look again.
+        if (reply && reply.status !== 404) return reply;
         continue;
       }
       const loaded = await this.load(id, true);
@@ -173,6 +174,9 @@ export class MemoryRouter {
     // A live owner that is not draining runs the session (Dual) or is loading it: it is asked, not overruled.
     const endpoint = owner && owner !== worker ? await directory.endpointOf(owner) : undefined;
     if (endpoint) return mayForward ? { kind: 'forward', worker: owner!, endpoint } : { kind: 'busy' };
+    // Taken over only from a worker a fresh listing shows draining or no longer has: a listing read
+    // before the owner registered would not name it.
+    if (owner && owner !== worker && !(await directory.drainingOrGone(owner))) return { kind: 'busy' };
     try {
       if (owner && owner !== worker) {
         // The owner is draining or gone: compare-and-swap on (owner, epoch), as a takeover.

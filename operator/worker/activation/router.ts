@@ -89,6 +89,18 @@ export class ActivationRouter {
   }
 
   async run(id: string, request: SessionRequest, run: RunInActivation): Promise<RoutedReply> {
+    try {
+      return await this.route(id, request, run);
+    } catch (error) {
+      // Not in the store: during a switch from or to WorkerLocal it may live in a peer's memory.
+      if (errorCode(error) !== 'SESSION_NOT_FOUND' || request.forwardedBy !== undefined || !this.o.memory) throw error;
+      const holder = await this.o.memory.findHolder(id, true);
+      if (!holder) throw error;
+      return this.forward(holder.endpoint, holder.worker, request);
+    }
+  }
+
+  private async route(id: string, request: SessionRequest, run: RunInActivation): Promise<RoutedReply> {
     let forwardedBy = request.forwardedBy;
     // Where this session's requests were last forwarded: sent there without reading the store. The
     // receiver checks (it runs the request only in its activation, else claims a free lease or refuses);
@@ -109,13 +121,7 @@ export class ActivationRouter {
       this.hints.delete(id);
     }
     for (let attempt = 0; attempt < 2; attempt++) {
-      const route = await this.o.registry.route(id, forwardedBy).catch(async (error: unknown) => {
-        // Not in the store: during a switch from or to WorkerLocal it may live in a peer's memory.
-        if (errorCode(error) !== 'SESSION_NOT_FOUND' || request.forwardedBy !== undefined || !this.o.memory) throw error;
-        const holder = await this.o.memory.findHolder(id, true);
-        if (!holder) throw error;
-        return { kind: 'forward' as const, ...holder };
-      });
+      const route = await this.o.registry.route(id, forwardedBy);
       if (route.kind === 'local') {
         this.hints.delete(id);
         return this.runIn(route.activation, request, run);

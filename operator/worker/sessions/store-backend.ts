@@ -251,19 +251,19 @@ export class DualBackend extends StoreBackend {
       this.keep(r);
       return viewOf(r);
     }
-    const local = this.o.local.get(id);
-    if (!local) throw new WorkerError('SESSION_NOT_FOUND', `session ${id} not found`);
-    await this.copyToStore(id);
-    return viewOf(structuredClone(local));
+    // Every local session went into the store when this worker entered Dual, so a local copy the store
+    // lacks is stale: a WorkerLocal peer took the session into its memory (a switch in progress), or it
+    // was deleted. It is dropped, never served nor written back (the server asks the peers next).
+    this.o.local.delete(id);
+    throw new WorkerError('SESSION_NOT_FOUND', `session ${id} not found`);
   }
 
   override async execute(id: string, step: Step, options: ExecuteOptions = {}): Promise<ExecuteResult> {
-    if (
-      this.o.local.has(id) &&
-      !(await this.o.store.exists(id, { pool: this.o.pool }).catch((e: unknown) => Promise.reject(toWorkerError(e, id))))
-    )
-      await this.copyToStore(id);
-    return this.executeInStore(id, step, (written) => this.keep(written), options);
+    // A session the store lacks is not run from a local copy (stale, see get): SESSION_NOT_FOUND.
+    return this.executeInStore(id, step, (written) => this.keep(written), options).catch((error: unknown) => {
+      if (errorCode(error) === 'SESSION_NOT_FOUND') this.o.local.delete(id);
+      throw error;
+    });
   }
 
   override async delete(id: string): Promise<void> {
