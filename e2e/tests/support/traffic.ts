@@ -57,6 +57,17 @@ export class Traffic {
     this.loops = Array.from({ length: concurrency }, () => this.loop());
   }
 
+  /** Creates `count` more sessions while the traffic runs; the loops pick them from now on. */
+  async addSessions(count: number): Promise<string[]> {
+    if (!this.client) throw new Error('start the traffic first');
+    const made = await Promise.all(Array.from({ length: count }, () => this.client!.createSession({ vars: { n: 0 } })));
+    for (const s of made) {
+      this.stats.acked.set(s.id, 0);
+      this.stats.sessions.push(s.id);
+    }
+    return made.map((s) => s.id);
+  }
+
   private async loop(): Promise<void> {
     while (this.running) {
       const id = this.stats.sessions[Math.floor(Math.random() * this.stats.sessions.length)]!;
