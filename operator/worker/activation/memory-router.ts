@@ -81,8 +81,10 @@ export class MemoryRouter {
         if (loaded.kind === 'here') return this.here(id, runHere);
         throw moving(id, loaded.kind === 'missing' ? 'is not on this worker' : 'is held by another worker');
       }
+      // A hint to a worker that left the listing (or drains) is not followed: its pod IP may be gone too.
       const hint = this.hints.get(id);
-      if (hint) {
+      if (hint && !this.o.directory.listed(hint.worker)) this.hints.delete(id);
+      else if (hint) {
         const reply = await this.forward(id, hint, request);
         if (reply && reply.status !== 409 && reply.status !== 503 && reply.status !== 404) return reply;
         this.hints.delete(id);
