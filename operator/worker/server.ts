@@ -12,6 +12,7 @@ import { sessionRequest, type ActivationRouter, type SessionRequest } from './ac
 import { executeReplyBody, type SessionModes, type SessionView } from './backends.ts';
 import { WorkerError, errorCode, toWorkerError } from './errors.ts';
 import { guardMalformedRequests } from './http-guard.ts';
+import type { InFlight } from './in-flight.ts';
 import type { HandlerExecutor, JsonObject } from './handlers.ts';
 import type { WorkerMetrics } from './metrics.ts';
 import { openApiDocument } from './openapi.ts';
@@ -26,6 +27,8 @@ import {
   validateMode,
   validateSessionId,
 } from './validation.ts';
+
+export { InFlight } from './in-flight.ts';
 
 export interface ServerContext {
   pool: string;
@@ -51,39 +54,6 @@ export interface ServerContext {
   holds?(id: string): boolean;
   /** POST /admin/handover (activation/handover.ts). */
   handover?(body: unknown): Promise<unknown>;
-}
-
-/** Counts in-flight work and lets a drain wait until it is zero. */
-export class InFlight {
-  private count = 0;
-  private waiters: (() => void)[] = [];
-
-  get size(): number {
-    return this.count;
-  }
-
-  enter(): void {
-    this.count++;
-  }
-
-  leave(): void {
-    this.count--;
-    if (this.count === 0) {
-      for (const resolve of this.waiters.splice(0)) resolve();
-    }
-  }
-
-  /** Resolves true when idle, false when the deadline passed first. */
-  async idle(deadlineMs: number): Promise<boolean> {
-    if (this.count === 0) return true;
-    let timer: NodeJS.Timeout | undefined;
-    const done = await Promise.race([
-      new Promise<boolean>((resolve) => this.waiters.push(() => resolve(true))),
-      new Promise<boolean>((resolve) => (timer = setTimeout(() => resolve(false), Math.max(0, deadlineMs - Date.now())))),
-    ]);
-    clearTimeout(timer);
-    return done;
-  }
 }
 
 interface Route {
