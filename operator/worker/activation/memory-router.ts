@@ -55,18 +55,35 @@ export class MemoryRouter {
   /** The peer that holds the session (its memory, or its activation), asked in parallel; undefined when none
    *  does. `fresh` re-reads the pool's workers first. */
   async findHolder(id: string, fresh = false): Promise<{ worker: string; endpoint: string } | undefined> {
+    return (await this.search(id, fresh)).holder;
+  }
+
+  /** Asks every peer; `complete` is false when one of them gave no answer (it may hold the session). */
+  async search(id: string, fresh = false): Promise<{ holder?: { worker: string; endpoint: string }; complete: boolean }> {
     const peers = await this.o.directory.peers(this.o.worker, fresh);
     const answers = await Promise.all(
-      peers.map(async (peer) => {
+      peers.map(async (peer): Promise<boolean | undefined> => {
         try {
           const reply = await this.o.forwarder.send(peer.endpoint, 'GET', holderPath(id), undefined, {}, PROBE_TIMEOUT_MS);
-          return reply.status === 200 && (JSON.parse(reply.body) as { held?: unknown }).held === true ? peer : undefined;
-        } catch {
-          return undefined; // a peer that does not answer holds nothing it can serve
+          if (reply.status !== 200) return undefined;
+          return (JSON.parse(reply.body) as { held?: unknown }).held === true;
+        } catch (error) {
+          // Refused: nothing listens there (the worker exited), so it holds nothing; else no answer.
+          return error instanceof OwnerUnreachable && error.refused ? false : undefined;
         }
       }),
     );
-    return answers.find((a) => a !== undefined);
+    const at = answers.indexOf(true);
+    return { ...(at >= 0 ? { holder: peers[at]! } : {}), complete: !answers.includes(undefined) };
+  }
+
+  /** The 404 for a session no worker holds and the store lacks, once every worker answered; else a retry. */
+  async notFound(id: string, request: SessionRequest, notFound: unknown): Promise<RoutedReply> {
+    const { holder, complete } = await this.search(id, true);
+    const reply = holder ? await this.forward(id, holder, request) : undefined;
+    if (reply) return reply;
+    if (holder || !complete) throw moving(id, 'was not found, but a worker did not answer');
+    throw notFound;
   }
 
   /** Routes a WorkerLocal request: here when this worker holds the session, else to its holder in one hop. */
@@ -101,10 +118,7 @@ export class MemoryRouter {
       if (loaded.kind === 'missing') {
         // Another worker may have taken it from the store since it was asked, or have registered since the
         // listing was read: ask again, with a fresh listing, before answering that it does not exist.
-        const late = await this.findHolder(id, true);
-        const reply = late ? await this.forward(id, late, request) : undefined;
-        if (reply) return reply;
-        throw new WorkerError('SESSION_NOT_FOUND', `session ${id} not found`);
+        return this.notFound(id, request, new WorkerError('SESSION_NOT_FOUND', `session ${id} not found`));
       }
       if (loaded.kind === 'forward') {
         const reply = await this.forward(id, loaded, request);
@@ -116,11 +130,11 @@ export class MemoryRouter {
 
   /** Dual: a session the store lacks may be in a WorkerLocal peer's memory (during a switch): forward there. */
   async elsewhere(id: string, request: SessionRequest, notFound: unknown): Promise<RoutedReply> {
-    if (request.forwardedBy !== undefined) throw notFound;
-    const holder = await this.findHolder(id, true);
-    const reply = holder ? await this.forward(id, holder, request) : undefined;
-    if (!reply) throw notFound;
-    return reply;
+    // Only Dual meets WorkerLocal peers (the steps go through Dual): elsewhere a 404 asks nobody.
+    if (this.o.modes.mode !== 'Dual') throw notFound;
+    // Forwarded here as its owner, but a WorkerLocal peer took it meanwhile: the sender searches again.
+    if (request.forwardedBy !== undefined) throw moving(id, 'is not on this worker');
+    return this.notFound(id, request, notFound);
   }
 
   private async here(id: string, runHere: () => Promise<RoutedReply>): Promise<RoutedReply> {
@@ -174,11 +188,12 @@ export class MemoryRouter {
     if (record.movingBy) throw moving(id, 'is being moved');
     const owner = record.owner;
     // A live owner that is not draining runs the session (Dual) or is loading it: it is asked, not overruled.
-    const endpoint = owner && owner !== worker ? await directory.endpointOf(owner) : undefined;
-    if (endpoint) return mayForward ? { kind: 'forward', worker: owner!, endpoint } : { kind: 'busy' };
-    // Taken over only from a worker a fresh listing shows draining or no longer has: a listing read
-    // before the owner registered would not name it.
-    if (owner && owner !== worker && !(await directory.drainingOrGone(owner))) return { kind: 'busy' };
+    // It is taken over only when a fresh listing shows it draining or no longer has it, or its endpoint
+    // refused a connection (a listing read before the owner registered would not name it).
+    if (owner && owner !== worker && !(await directory.drainingOrGone(owner))) {
+      const endpoint = await directory.endpointOf(owner);
+      return endpoint && mayForward ? { kind: 'forward', worker: owner, endpoint } : { kind: 'busy' };
+    }
     try {
       if (owner && owner !== worker) {
         // The owner is draining or gone: compare-and-swap on (owner, epoch), as a takeover.

@@ -51,7 +51,7 @@ export interface RouterOptions {
   /** How long recorded replies answer retries. */
   idempotencyKeepMs?: number;
   /** Finds a session the store lacks in a peer's memory (a WorkerLocal worker during a mode switch). */
-  memory?: { findHolder(id: string, fresh?: boolean): Promise<{ worker: string; endpoint: string } | undefined> };
+  memory?: { elsewhere(id: string, request: SessionRequest, notFound: unknown): Promise<RoutedReply> };
 }
 
 /** The session request as the activation router needs it: to forward it, and its Idempotency-Key. */
@@ -93,10 +93,8 @@ export class ActivationRouter {
       return await this.route(id, request, run);
     } catch (error) {
       // Not in the store: during a switch from or to WorkerLocal it may live in a peer's memory.
-      if (errorCode(error) !== 'SESSION_NOT_FOUND' || request.forwardedBy !== undefined || !this.o.memory) throw error;
-      const holder = await this.o.memory.findHolder(id, true);
-      if (!holder) throw error;
-      return this.forward(holder.endpoint, holder.worker, request);
+      if (errorCode(error) !== 'SESSION_NOT_FOUND' || !this.o.memory) throw error;
+      return this.o.memory.elsewhere(id, request, error);
     }
   }
 
