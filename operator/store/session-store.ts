@@ -533,7 +533,7 @@ export class RedisSessionStore implements SessionStore {
         .script(
           'update',
           idempotency.idempotencyScripts.updateRecorded,
-          [key, idempotency.idempotencyKeyOf(key)],
+          [key, ...idempotency.recordKeysOf(key)],
           [
             expectedVersion,
             serialized,
