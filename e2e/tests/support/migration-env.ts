@@ -15,6 +15,7 @@ import {
   type DeepPartial,
   type SessionMigration,
   type SessionMigrationSpec,
+  type SessionPool,
 } from '../../../operator/api/index.ts';
 import { createSessionStore, poolIdentity, type RedisSessionStore, type SessionStore } from '../../../operator/store/index.ts';
 import { LocalKubelet } from '../../harness/local-kubelet.ts';
@@ -256,6 +257,20 @@ export async function createMigration(
     },
   });
   return full;
+}
+
+export async function getPool(env: MigrationEnv, pool: Pick<TestPool, 'name' | 'namespace'>): Promise<SessionPool | undefined> {
+  try {
+    return (await env.custom.getNamespacedCustomObject({
+      group: GROUP,
+      version: VERSION,
+      plural: SESSION_POOL_PLURAL,
+      namespace: pool.namespace,
+      name: pool.name,
+    })) as SessionPool;
+  } catch {
+    return undefined;
+  }
 }
 
 export async function getMigration(env: MigrationEnv, namespace: string, name: string): Promise<SessionMigration | undefined> {
