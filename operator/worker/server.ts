@@ -6,9 +6,9 @@ import http, { type IncomingMessage, type ServerResponse } from 'node:http';
 import type { Registry } from 'prom-client';
 import type { Logger } from '../observability/logger.ts';
 import { checkAdminAuthorization } from './admin-auth.ts';
-import type { JsonValue } from '../store/types.ts';
+import type { JsonValue, SessionRecord } from '../store/types.ts';
 import { sessionRequest, type ActivationRouter, type SessionRequest } from './activation/router.ts';
-import { executeReplyBody, type SessionModes, type SessionView } from './backends.ts';
+import { executeReplyBody, viewOf, type SessionModes, type SessionView } from './backends.ts';
 import { WorkerError, toWorkerError } from './errors.ts';
 import { guardMalformedRequests } from './http-guard.ts';
 import type { HandlerExecutor, JsonObject } from './handlers.ts';
@@ -46,6 +46,8 @@ export interface ServerContext {
   router?: ActivationRouter;
   /** POST /admin/handover (activation/handover.ts). */
   handover?(body: unknown): Promise<unknown>;
+  /** True while the worker's last heartbeat could not reach the store. */
+  storeUnreachable?(): boolean;
 }
 
 /** Counts in-flight work and lets a drain wait until it is zero. */
@@ -128,7 +130,7 @@ async function executeIn(
   const handlers = ctx.handlers;
   const label = handlers.metricLabel?.(handler) ?? handler;
   try {
-    const work = (fence?: { owner: string; epoch: number }) =>
+    const work = (fence?: { owner: string; epoch: number }, remember?: { record: SessionRecord | undefined }) =>
       ctx.modes.run(async (backend): Promise<Reply> => {
         const step = (current: JsonValue, session: { id: string; version: number; anonymous: boolean }) =>
           handlers.run(handler, args, current, {
@@ -145,13 +147,14 @@ async function executeIn(
         const idempotencyKey = fence ? request?.idempotencyKey : undefined;
         const { result, session } = await backend.execute(sessionId, step, {
           ...(fence ? { fence } : {}),
+          ...(remember ? { remember } : {}),
           ...(idempotencyKey !== undefined ? { idempotencyKey } : {}),
         });
         return { status: 200, body: executeReplyBody(session.id, session.version, result) };
       });
     const router = routerFor(ctx);
     let reply: Reply;
-    if (sessionId !== undefined && router && request) reply = await router.run(sessionId, request, (fence) => work(fence));
+    if (sessionId !== undefined && router && request) reply = await router.run(sessionId, request, (fence, remember) => work(fence, remember));
     else reply = sessionId !== undefined && handlers.exclusive ? await handlers.exclusive(sessionId, () => work()) : await work();
     ctx.metrics.executed.inc({ handler: label, mode, result: reply.status === 200 ? 'ok' : `forwarded_${reply.status}` });
     return reply;
@@ -222,7 +225,26 @@ const ROUTES: Route[] = [
     session: true,
     run: async (ctx, _req, params) => {
       const id = sessionParam(params);
-      return { status: 200, body: { session: await ctx.modes.run((b) => b.get(id)) } };
+      // Degraded reads: with the store unreachable, a live activation answers from the session as it last
+      // read or wrote it; its lease still holds, so nobody else can have written since (docs/activation.md).
+      // Known unreachable (the last heartbeat failed): answered at once, without waiting out the store's timeouts.
+      const degraded = (): Reply | undefined => {
+        const known = routerFor(ctx)?.lastKnown(id);
+        if (!known) return undefined;
+        ctx.metrics.degradedReads.inc();
+        return { status: 200, body: { session: viewOf(known) }, headers: { 'x-spo-served-from': 'activation' } };
+      };
+      if (ctx.storeUnreachable?.()) {
+        const reply = degraded();
+        if (reply) return reply;
+      }
+      try {
+        return { status: 200, body: { session: await ctx.modes.run((b) => b.get(id)) } };
+      } catch (error) {
+        const reply = toWorkerError(error).code === 'STORE_UNAVAILABLE' ? degraded() : undefined;
+        if (!reply) throw error;
+        return reply;
+      }
     },
   },
   {

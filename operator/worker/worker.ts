@@ -150,6 +150,7 @@ export class Worker {
       drainingReason: () => this.drainReason,
       readiness: () => this.readiness(),
       router: this.router,
+      storeUnreachable: () => !this.storeReachable,
       handover: (body) =>
         handover(
           { store: this.store, pool: this.config.pool, worker: this.config.workerName, registry: this.activations, logger: this.logger },
