@@ -6,9 +6,11 @@
 // The signal handlers come first, before the modules load (seconds on a busy node): a SIGTERM
 // that came earlier would otherwise meet node's default action, or none at all when node is
 // a PID namespace's init (the image runs it under tini for that case).
-let received: NodeJS.Signals | undefined;
+// Until the worker exists there is nothing to drain: exit at once (a line in the logger's format).
 let onSignal = (signal: NodeJS.Signals): void => {
-  received ??= signal;
+  const line = { level: 30, time: new Date().toISOString(), pid: process.pid, component: 'worker', signal };
+  process.stdout.write(`${JSON.stringify({ ...line, msg: 'signal received while starting: exiting (nothing served yet)' })}\n`);
+  process.exit(0);
 };
 process.on('SIGTERM', (signal) => onSignal(signal));
 process.on('SIGINT', (signal) => onSignal(signal));
@@ -28,10 +30,6 @@ const [
 ]);
 
 const logger = createLogger('worker');
-if (received) {
-  logger.info({ signal: received }, 'signal received while starting: exiting (nothing served yet)');
-  process.exit(0);
-}
 
 let config;
 let connection;
