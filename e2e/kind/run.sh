@@ -182,18 +182,20 @@ say "a worker pod deleted while its container starts is gone promptly (node runs
 # no handler for it yet, as during node's seconds of loading modules. The image runs it under tini.
 mapfile -t before < <(kubectl get pods -l dspex.io/pool=minimal -o jsonpath='{range .items[*]}{.metadata.name}{"\n"}{end}')
 kubectl delete pod "${before[0]}" --wait=false >/dev/null
-fresh=''
+fresh='' ready=''
 for _ in $(seq 1 240); do
-  fresh=$(kubectl get pods -l dspex.io/pool=minimal -o json | jq -r --arg known "${before[*]}" '.items[]
+  read -r fresh ready < <(kubectl get pods -l dspex.io/pool=minimal -o json | jq -r --arg known "${before[*]}" '.items[]
     | select((.metadata.name as $n | $known | split(" ") | index($n)) == null and .metadata.deletionTimestamp == null)
-    | select(.status.containerStatuses // [] | any(.name == "worker" and .state.running != null)) | .metadata.name' | head -1)
+    | (.status.containerStatuses // [] | map(select(.name == "worker" and .state.running != null))) as $w
+    | select($w | length > 0) | "\(.metadata.name) \($w[0].ready)"' | head -1) || true
   [ -z "$fresh" ] || break
   sleep 0.5
 done
 [ -n "$fresh" ] || fail "no replacement pod for ${before[0]} started"
+deleted_at=$(date +%s)
 kubectl delete pod "$fresh" --timeout=60s >/dev/null ||
   fail "pod $fresh, deleted while its container was starting, still there after 60 s (grace period 315 s)"
-say "$fresh deleted while starting: gone in well under its grace period"
+say "$fresh (its container running, ready: $ready) deleted: gone in $(($(date +%s) - deleted_at)) s"
 kubectl wait --for=condition=Ready sessionpool/minimal --timeout=180s
 pod=$(kubectl get pods -l dspex.io/pool=minimal -o jsonpath='{.items[0].metadata.name}')
 kubectl exec "$pod" -c worker -- cat /proc/1/cmdline | tr '\0' ' ' | grep -q '^/usr/bin/tini -- node ' ||
