@@ -1,0 +1,213 @@
+// One activation per session under everything at once (issue 14, docs/activation.md): a pool whose
+// handler container counts its own invocations per request outside the store
+// (e2e/handlers/counting_handler.py) takes concurrent requests on the same sessions through every
+// worker while, in turn, its sessions are piled on one worker and a Rebalance spreads them again with
+// the operator's leader SIGKILLed mid-way (two leader-elected replicas), a node is cordoned and
+// drained, and a worker's processes are SIGKILLed. Then, per request:
+// - keyed (Idempotency-Key, the TypeScript client resending refusals and unknown outcomes): invoked
+//   once if acknowledged, never twice; invocations = acknowledged requests exactly;
+// - plain (no key, one attempt): invoked once if acknowledged, at most once otherwise, never when the
+//   answer said nothing was applied or the request was not sent; so invocations = acknowledged +
+//   the unknown outcomes that ran, at most acknowledged + unknown outcomes;
+// and every session is there, answers a last request, and holds every acknowledged write.
+import { expect } from 'chai';
+import { mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import path from 'node:path';
+import { waitFor, stopProcess, isRunning, type ProcessRecord } from '../harness/processes.ts';
+import {
+  createMigration,
+  createPool,
+  getMigration,
+  kubectl,
+  leaseHolder,
+  poolEndpoints,
+  poolPods,
+  startElectedOperator,
+  waitForPhase,
+  waitForWorkers,
+} from './support/migration-env.ts';
+import { migrationSuite } from './support/suite.ts';
+import { log } from './support/assertions.ts';
+import { CountedTraffic } from './support/counted-traffic.ts';
+import { invocationsBetween, readInvocations, requestKey } from './support/invocations.ts';
+
+const REPLICAS = 4;
+const SESSIONS_PER_KIND = 8;
+const LANES = 2;
+const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
+
+describe('chaos: execute once through a Rebalance, a leader kill, a drain and a worker kill', function () {
+  this.timeout(300_000);
+  const dir = mkdtempSync(path.join(tmpdir(), 'spo-chaos-'));
+  const operators = new Map<string, ProcessRecord>();
+  let cordoned: string | undefined;
+  const state = migrationSuite({
+    beforePoolDelete: async (env) => {
+      if (cordoned) await kubectl(env, ['uncordon', cordoned]).catch(() => undefined);
+    },
+  });
+  after(async function () {
+    this.timeout(60_000);
+    for (const record of operators.values()) await stopProcess(record, 10_000);
+    rmSync(dir, { recursive: true, force: true });
+  });
+
+  it('handler invocations = acknowledged requests (+ unknown outcomes without a key); no session, no acknowledged write lost', async () => {
+    const { env } = state;
+    // Two leader-elected operator replicas instead of the suite's single one.
+    if (env.operator) await stopProcess(env.operator, 10_000);
+    env.operator = undefined;
+    const leaseName = `spo-chaos-${Date.now().toString(36)}`;
+    for (const identity of ['chaos-operator-a', 'chaos-operator-b'])
+      operators.set(identity, startElectedOperator(env, identity, leaseName));
+    const firstLeader = await waitFor('an operator leader', () => leaseHolder(env, leaseName), 60_000, 200);
+
+    const countFile = path.join(dir, 'invocations.log');
+    const pool = (state.pool = await createPool(env, {
+      replicas: REPLICAS,
+      prefix: 'chaos',
+      maintenance: { evacuateOnCordon: true, evictAfterEvacuation: true, drainDeadlineSeconds: 120 },
+      spec: { handler: { image: 'spo-counting-handler:e2e', timeoutSeconds: 10, env: [{ name: 'SPO_COUNT_FILE', value: countFile }] } },
+    }));
+    const endpoints = await poolEndpoints(env, pool);
+    for (const e of endpoints)
+      await waitFor(`${e} ready`, async () => (await fetch(`http://${e}/readyz`)).status === 200 || undefined, 60_000, 250);
+
+    const traffic = new CountedTraffic(env, pool, { lanes: LANES, perLaneMax: 1500, pauseMs: 100 });
+    state.traffic = traffic;
+    const client = await traffic.connect();
+    const create = async () => (await client.createSession({})).id;
+    const keyed = await Promise.all(Array.from({ length: SESSIONS_PER_KIND }, create));
+    const plain = await Promise.all(Array.from({ length: SESSIONS_PER_KIND }, create));
+    const all = [...keyed, ...plain];
+    traffic.start(keyed, plain);
+
+    // Phases: the request index and invocation count where each began, for the per-event figures.
+    const phases: { name: string; from: number; invocations: number }[] = [];
+    const phase = (name: string) => phases.push({ name, from: traffic.requests.length, invocations: readInvocations(countFile).total });
+    phase('warm-up');
+    await sleep(3_000);
+
+    // 1. Pile every session's activation on one worker, then a Rebalance, the leader SIGKILLed during it.
+    phase('pile + rebalance + leader kill');
+    const workers = (await pool.store.listWorkers(pool.id)).map((w) => w.worker).sort();
+    const pile = await createMigration(env, pool, 'pile', { type: 'Migrate', migrate: { sessionIds: all, targetWorker: workers[0]! } });
+    expect((await waitForPhase(env, pool.namespace, pile, ['Succeeded', 'Failed', 'RolledBack'])).status?.phase).to.equal('Succeeded');
+    const rebalance = await createMigration(env, pool, 'rebalance', {
+      type: 'Rebalance',
+      rebalance: { maxMovesPerRound: 100, tolerancePercent: 10 },
+      batchSize: 1,
+    });
+    const atKill = await waitForPhase(env, pool.namespace, rebalance, ['Running', 'Succeeded', 'Failed', 'RolledBack'], 60_000);
+    const leader = (await leaseHolder(env, leaseName)) ?? firstLeader;
+    process.kill(operators.get(leader)!.pid, 'SIGKILL');
+    const newLeader = await waitFor(
+      'a new operator leader',
+      async () => {
+        const holder = await leaseHolder(env, leaseName);
+        return holder && holder !== leader ? holder : undefined;
+      },
+      60_000,
+      200,
+    );
+    log(
+      `SIGKILLed operator leader ${leader} (Rebalance ${atKill.status?.phase}, moved ${atKill.status?.progress?.moved ?? 0}); ${newLeader} leads`,
+    );
+    const rebalanced = await waitForPhase(env, pool.namespace, rebalance, ['Succeeded', 'Failed', 'RolledBack'], 150_000);
+    expect(rebalanced.status?.phase, rebalanced.status?.message).to.equal('Succeeded');
+    log(
+      `rebalance: moved ${rebalanced.status?.progress?.moved}; per worker ${JSON.stringify(Object.fromEntries(await pool.store.countByOwner(pool.id)))}`,
+    );
+    expect(rebalanced.status?.progress?.moved, 'sessions the Rebalance moved').to.be.greaterThan(0);
+
+    // 2. Cordon and drain a node holding some (not all) of the pool's pods.
+    phase('cordon + drain');
+    const byNode = new Map<string, string[]>();
+    for (const p of await poolPods(env, pool))
+      byNode.set(p.spec?.nodeName ?? '', [...(byNode.get(p.spec?.nodeName ?? '') ?? []), p.metadata?.name ?? '']);
+    const [node, onNode] = [...byNode.entries()].sort((a, b) => b[1].length - a[1].length).find(([, names]) => names.length < REPLICAS)!;
+    cordoned = node;
+    await kubectl(env, ['cordon', node]);
+    const drainMigration = `${pool.name}-drain-${node}`;
+    await waitFor('the drain evacuation', () => getMigration(env, pool.namespace, drainMigration), 30_000, 100);
+    await kubectl(env, ['drain', node, '--ignore-daemonsets', '--delete-emptydir-data', '--timeout=120s'], 150_000);
+    const drained = await waitForPhase(env, pool.namespace, drainMigration, ['Succeeded', 'Failed', 'RolledBack'], 60_000);
+    expect(drained.status?.phase, drained.status?.message).to.equal('Succeeded');
+    log(`drained ${node} (${onNode.join(', ')}): moved ${drained.status?.progress?.moved}`);
+    await waitForWorkers(env, pool, REPLICAS, 90_000);
+
+    // 3. SIGKILL of a worker pod's processes (worker and handler), one that holds activations.
+    phase('worker kill');
+    const counts = await pool.store.countByOwner(pool.id);
+    const running = new Set([...env.kubelet.workers.values()].map((w) => w.pod));
+    const live = (await pool.store.listWorkers(pool.id)).filter((w) => !w.draining && running.has(w.worker)).map((w) => w.worker);
+    const victim = live.sort((a, b) => (counts.get(b) ?? 0) - (counts.get(a) ?? 0))[0]!;
+    env.kubelet.killWorker(victim);
+    log(`SIGKILLed worker ${victim} holding ${counts.get(victim) ?? 0} activations`);
+    await sleep(8_000); // past its registration's lapse: its sessions are taken over under traffic
+
+    phase('end');
+    await traffic.stop();
+    // Every session is there and answers: one more keyed request each.
+    const last = await Promise.all(all.map((id) => traffic.keyedPut(id, 'last')));
+    expect(last.map((r) => r.outcome)).to.deep.equal(all.map(() => 'acked'));
+
+    // Per request: what the client saw, what the handler ran, what the store holds.
+    const invocations = readInvocations(countFile);
+    const data = new Map<string, Record<string, unknown>>();
+    for (const id of all) {
+      const record = await pool.store.get(id, { pool: pool.id, touch: false });
+      expect(record, `session ${id}`).to.not.equal(undefined);
+      data.set(id, (record?.data ?? {}) as Record<string, unknown>);
+    }
+    const problems: string[] = [];
+    const phaseOf = (r: (typeof traffic.requests)[number]) => phases.findLast((p) => p.from <= traffic.requests.indexOf(r))?.name;
+    let unknownRan = 0;
+    let refusedRan = 0;
+    for (const r of traffic.requests) {
+      const ran = invocations.byRequest.get(requestKey(r.session, r.key)) ?? 0;
+      const applied = r.key in data.get(r.session)!;
+      const what = `${r.keyed ? 'keyed' : 'plain'} ${r.session} ${r.key} ${r.outcome}${r.code ? ` ${r.code}` : ''}: ran ${ran}, applied ${applied}`;
+      const story = r.keyed ? ` [${(traffic.attempts.get(CountedTraffic.keyOf(r.session, r.key)) ?? []).join(' | ')}]` : '';
+      const between = ran > 1 ? invocationsBetween(invocations, requestKey(r.session, r.key)) : 0;
+      if (ran > 1) problems.push(`ran twice (${phaseOf(r)}; ${between} invocations of the session between): ${what}${story}`);
+      if (r.outcome === 'acked' && (ran !== 1 || !applied)) problems.push(`acknowledged: ${what}`);
+      if ((r.outcome === 'refused' || r.outcome === 'notSent') && applied) problems.push(`applied though refused: ${what}`);
+      if (r.outcome === 'notSent' && ran > 0) problems.push(`ran though not sent: ${what}`);
+      if (r.outcome === 'unknown' && ran > 0) unknownRan += 1;
+      if (r.outcome === 'refused' && ran > 0) refusedRan += 1;
+      if (r.keyed && r.outcome !== 'acked') problems.push(`keyed request not acknowledged: ${what}`);
+    }
+    // Nothing ran or applied that no request sent; each `last` ran once.
+    const sent = new Set([...traffic.requests.map((r) => requestKey(r.session, r.key)), ...all.map((id) => requestKey(id, 'last'))]);
+    for (const id of all)
+      for (const key of Object.keys(data.get(id)!)) if (!sent.has(requestKey(id, key))) problems.push(`stray write ${id} ${key}`);
+    for (const [line, n] of invocations.byRequest)
+      if (!sent.has(line) || (line.endsWith(' last') && n !== 1)) problems.push(`stray invocation ${line} x${n}`);
+
+    const total = traffic.tally();
+    const invoked = (kind: boolean) =>
+      traffic.requests
+        .filter((r) => r.keyed === kind)
+        .reduce((n, r) => n + (invocations.byRequest.get(requestKey(r.session, r.key)) ?? 0), 0);
+    for (let i = 0; i < phases.length - 1; i++) {
+      const t = traffic.tally(phases[i]!.from, phases[i + 1]!.from);
+      log(
+        `${phases[i]!.name}: invocations ${phases[i + 1]!.invocations - phases[i]!.invocations}; keyed ${JSON.stringify(t.keyed)}; plain ${JSON.stringify(t.plain)}`,
+      );
+    }
+    log(`keyed: invocations ${invoked(true)}, acknowledged ${total.keyed.acked}, unknown ${total.keyed.unknown}`);
+    log(
+      `plain: invocations ${invoked(false)}, acknowledged ${total.plain.acked}, unknown ${total.plain.unknown} (of which ran ${unknownRan}), refused ${total.plain.refused} (ran ${refusedRan}), not sent ${total.plain.notSent}`,
+    );
+    expect(problems.slice(0, 20), `${problems.length} problems`).to.deep.equal([]);
+    expect(invoked(true), 'keyed: invocations = acknowledged requests').to.equal(total.keyed.acked);
+    expect(invoked(false), 'plain: invocations = acknowledged + unknown outcomes that ran').to.equal(
+      total.plain.acked + unknownRan + refusedRan,
+    );
+    expect(invoked(false)).to.be.at.most(total.plain.acked + total.plain.unknown + refusedRan);
+    expect(total.keyed.acked + total.plain.acked, 'acknowledged requests').to.be.greaterThan(100);
+    expect(isRunning(operators.get(newLeader)!), 'the new leader still runs').to.equal(true);
+  });
+});
