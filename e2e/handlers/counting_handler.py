@@ -1,5 +1,5 @@
 """The raw standard-library handler (operator/worker/contract/conformance/raw_python_handler.py), counting
-its own invocations outside the store: every invocation of `put` appends one line, "<session id> <args.key>",
+its own invocations outside the store: every invocation of `put` appends one line, "<session id> <args.key> <pid>",
 to the file named by SPO_COUNT_FILE (O_APPEND: one short write per line, whole lines under concurrency).
 The execute-once and chaos end-to-end tests compare these counts with the requests they got answers for
 (e2e/tests/support/invocations.ts reads the file)."""
@@ -22,7 +22,8 @@ def counting_parse_invoke(body):
         try:
             args = request.get("args")
             key = args.get("key") if isinstance(args, dict) else None
-            os.write(fd, "{} {}\n".format(request["session"]["id"], key if isinstance(key, str) else "-").encode("ascii"))
+            line = "{} {} {}\n".format(request["session"]["id"], key if isinstance(key, str) else "-", os.getpid())
+            os.write(fd, line.encode("ascii"))
         finally:
             os.close(fd)
     return request

@@ -29,6 +29,9 @@ export interface CountedRequest {
 }
 
 const NOT_SENT = new Set(['ECONNREFUSED']);
+
+/** The Idempotency-Key of a keyed request (its `put` key is unique per session). */
+export const idempotencyKeyOf = (session: string, key: string): string => `${session}-${key}`;
 const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
 
 function errorCode(error: unknown): string {
@@ -117,15 +120,10 @@ export class CountedTraffic {
     }
   }
 
-  /** The Idempotency-Key of a keyed request. */
-  static keyOf(session: string, key: string): string {
-    return `${session}-${key}`;
-  }
-
   /** One keyed put through the client (its retries included). */
   async keyedPut(session: string, key: string): Promise<Pick<CountedRequest, 'outcome' | 'code'>> {
     try {
-      await this.client!.execute(session, 'put', { key, value: 1 }, { idempotencyKey: CountedTraffic.keyOf(session, key) });
+      await this.client!.execute(session, 'put', { key, value: 1 }, { idempotencyKey: idempotencyKeyOf(session, key) });
       return { outcome: 'acked' };
     } catch (error) {
       return { outcome: 'unknown', code: errorCode(error) };
