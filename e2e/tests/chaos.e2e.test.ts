@@ -182,6 +182,9 @@ describe('chaos: execute once through a Rebalance, a leader kill, a drain and a 
     log(
       `plain: invocations ${p.invocations}, acknowledged ${p.acked}, unknown ${p.unknown} (ran ${p.unknownRan}), refused ${p.refused} (ran ${p.refusedRan}), not sent ${p.notSent}`,
     );
+    const codes = new Map<string, number>();
+    for (const r of traffic.requests) if (r.code) codes.set(`${r.outcome} ${r.code}`, (codes.get(`${r.outcome} ${r.code}`) ?? 0) + 1);
+    log(`not acknowledged, by answer: ${JSON.stringify(Object.fromEntries(codes))}`);
     expect(account.problems.slice(0, 10), `${account.problems.length} problems`).to.deep.equal([]);
     expect(k.invocations, 'keyed: invocations = acknowledged requests (+ re-runs of invocations killed mid-run)').to.equal(
       k.acked + k.rerunsAfterKill,

@@ -69,14 +69,21 @@ export function testEnvironment(): MigrationEnv {
 export async function setupMigrationEnv(): Promise<MigrationEnv> {
   const env = testEnvironment();
   await kubectl(env, ['apply', '--server-side', '--force-conflicts', '-f', path.join(repoRoot, 'crds')]);
-  await kubectl(env, [
-    'wait',
-    '--for',
-    'condition=Established',
-    '--timeout=60s',
-    'crd/sessionpools.dspex.io',
-    'crd/sessionmigrations.dspex.io',
-  ]);
+  // `kubectl wait` fails at once on a CRD whose status has no conditions yet ("accessor error"): asked again.
+  await waitFor(
+    'the CRDs Established',
+    () =>
+      kubectl(env, [
+        'wait',
+        '--for',
+        'condition=Established',
+        '--timeout=30s',
+        'crd/sessionpools.dspex.io',
+        'crd/sessionmigrations.dspex.io',
+      ]),
+    90_000,
+    500,
+  );
   await env.kubelet.start();
   startOperator(env);
   return env;
