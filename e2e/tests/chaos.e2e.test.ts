@@ -3,7 +3,7 @@
 // (e2e/handlers/counting_handler.py) takes concurrent requests on the same sessions through every
 // worker while, in turn, its sessions are piled on one worker and a Rebalance spreads them again with
 // the operator's leader SIGKILLed mid-way (two leader-elected replicas), a node is cordoned and
-// drained, and a worker's processes are SIGKILLed. Then, per request (support/execute-once-check.ts):
+// drained with the leader SIGKILLed again during its evacuation, and a worker's processes are SIGKILLed. Then, per request (support/execute-once-check.ts):
 // - keyed (Idempotency-Key, the TypeScript client resending refusals and unknown outcomes): every one
 //   acknowledged, invoked once, run again only when an invocation died with the SIGKILLed handler
 //   before its write: invocations = acknowledged requests + those re-runs (shown apart);
@@ -60,9 +60,29 @@ describe('chaos: execute once through a Rebalance, a leader kill, a drain and a 
     if (env.operator) await stopProcess(env.operator, 10_000);
     env.operator = undefined;
     const leaseName = `spo-chaos-${Date.now().toString(36)}`;
-    for (const identity of ['chaos-operator-a', 'chaos-operator-b'])
+    const startReplica = () => {
+      const identity = `chaos-operator-${operators.size + 1}`;
       operators.set(identity, startElectedOperator(env, identity, leaseName));
-    const firstLeader = await waitFor('an operator leader', () => leaseHolder(env, leaseName), 60_000, 200);
+    };
+    /** SIGKILL of the leader; a new replica starts (as its Deployment would) and a standby takes over. */
+    const killLeader = async () => {
+      const leader = await waitFor('an operator leader', () => leaseHolder(env, leaseName), 60_000, 200);
+      process.kill(operators.get(leader)!.pid, 'SIGKILL');
+      startReplica();
+      const next = await waitFor(
+        'a new operator leader',
+        async () => {
+          const holder = await leaseHolder(env, leaseName);
+          return holder && holder !== leader ? holder : undefined;
+        },
+        60_000,
+        200,
+      );
+      return { leader, next };
+    };
+    startReplica();
+    startReplica();
+    await waitFor('an operator leader', () => leaseHolder(env, leaseName), 60_000, 200);
 
     const countFile = path.join(dir, 'invocations.log');
     const pool = (state.pool = await createPool(env, {
@@ -102,19 +122,9 @@ describe('chaos: execute once through a Rebalance, a leader kill, a drain and a 
     });
     // The leader dies as soon as it took the Rebalance up (planning or moving); the standby finishes it.
     const atKill = await waitForPhase(env, pool.namespace, rebalance, ['Planning', 'Running', 'Succeeded', 'Failed', 'RolledBack'], 60_000);
-    const leader = (await leaseHolder(env, leaseName)) ?? firstLeader;
-    process.kill(operators.get(leader)!.pid, 'SIGKILL');
-    const newLeader = await waitFor(
-      'a new operator leader',
-      async () => {
-        const holder = await leaseHolder(env, leaseName);
-        return holder && holder !== leader ? holder : undefined;
-      },
-      60_000,
-      200,
-    );
+    const first = await killLeader();
     log(
-      `SIGKILLed operator leader ${leader} (Rebalance ${atKill.status?.phase}, moved ${atKill.status?.progress?.moved ?? 0}); ${newLeader} leads`,
+      `SIGKILLed operator leader ${first.leader} (Rebalance ${atKill.status?.phase}, moved ${atKill.status?.progress?.moved ?? 0}); ${first.next} leads`,
     );
     const rebalanced = await waitForPhase(env, pool.namespace, rebalance, ['Succeeded', 'Failed', 'RolledBack'], 150_000);
     expect(rebalanced.status?.phase, rebalanced.status?.message).to.equal('Succeeded');
@@ -124,7 +134,7 @@ describe('chaos: execute once through a Rebalance, a leader kill, a drain and a 
     expect(rebalanced.status?.progress?.moved, 'sessions the Rebalance moved').to.be.greaterThan(0);
 
     // 2. Cordon and drain a node holding some (not all) of the pool's pods.
-    phase('cordon + drain');
+    phase('cordon + drain + leader kill');
     const byNode = new Map<string, string[]>();
     for (const p of await poolPods(env, pool))
       byNode.set(p.spec?.nodeName ?? '', [...(byNode.get(p.spec?.nodeName ?? '') ?? []), p.metadata?.name ?? '']);
@@ -133,6 +143,9 @@ describe('chaos: execute once through a Rebalance, a leader kill, a drain and a 
     await kubectl(env, ['cordon', node]);
     const drainMigration = `${pool.name}-drain-${node}`;
     await waitFor('the drain evacuation', () => getMigration(env, pool.namespace, drainMigration), 30_000, 100);
+    // The leader SIGKILLed again, while it evacuates the node.
+    const second = await killLeader();
+    log(`SIGKILLed operator leader ${second.leader} during the drain's evacuation; ${second.next} leads`);
     await kubectl(env, ['drain', node, '--ignore-daemonsets', '--delete-emptydir-data', '--timeout=120s'], 150_000);
     const drained = await waitForPhase(env, pool.namespace, drainMigration, ['Succeeded', 'Failed', 'RolledBack'], 60_000);
     expect(drained.status?.phase, drained.status?.message).to.equal('Succeeded');
@@ -194,6 +207,6 @@ describe('chaos: execute once through a Rebalance, a leader kill, a drain and a 
     );
     expect(p.unknownRan).to.be.at.most(p.unknown);
     expect(k.acked + p.acked, 'acknowledged requests').to.be.greaterThan(100);
-    expect(isRunning(operators.get(newLeader)!), 'the new leader still runs').to.equal(true);
+    expect(isRunning(operators.get(second.next)!), 'the last leader still runs').to.equal(true);
   });
 });
