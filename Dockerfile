@@ -13,6 +13,14 @@ COPY package.json package-lock.json ./
 RUN npm ci --omit=dev --ignore-scripts --no-audit --no-fund && npm cache clean --force
 
 FROM node:24-slim AS runtime
+# tini runs as PID 1 and forwards signals to node. The kernel drops a signal sent to a namespace's
+# PID 1 that has no handler for it, so node as PID 1 ignored a SIGTERM that came before its
+# handler was installed (a pod deleted while its container was starting ran out its whole grace
+# period). Under tini, node is an ordinary process and gets every signal.
+# hadolint ignore=DL3008
+RUN apt-get update \
+ && apt-get install -y --no-install-recommends tini \
+ && rm -rf /var/lib/apt/lists/*
 WORKDIR /app
 ENV NODE_ENV=production
 COPY --from=deps --chown=10001:10001 /app/node_modules ./node_modules
@@ -20,5 +28,5 @@ COPY --chown=10001:10001 package.json ./
 COPY --chown=10001:10001 operator ./operator
 USER 10001:10001
 EXPOSE 8080
-ENTRYPOINT ["node"]
+ENTRYPOINT ["/usr/bin/tini", "--", "node"]
 CMD ["operator/cmd/worker.ts"]

@@ -13,7 +13,8 @@ const TIERS: Record<Tier, { specs: string[]; ignore: string[]; timeoutMs: number
   unit: {
     specs: ['operator/**/*.test.ts', 'e2e/**/*.test.ts'],
     ignore: ['**/*.int.test.ts', '**/*.e2e.test.ts'],
-    timeoutMs: 5_000,
+    // Generous: the property tests are CPU-bound and took over 5 s on a loaded 2-core machine.
+    timeoutMs: 30_000,
     needsServices: false,
   },
   integration: { specs: ['operator/**/*.int.test.ts', 'e2e/**/*.int.test.ts'], ignore: [], timeoutMs: 60_000, needsServices: true },

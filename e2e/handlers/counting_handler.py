@@ -1,7 +1,8 @@
 """The raw standard-library handler (operator/worker/contract/conformance/raw_python_handler.py), counting
-its own invocations outside the store: every invocation of `put` appends the session id, one line, to
-the file named by SPO_COUNT_FILE (O_APPEND: one short write per line, whole lines under concurrency).
-The execute-once end-to-end test compares these counts with the requests it got answers for."""
+its own invocations outside the store: every invocation of `put` appends one line, "<session id> <args.key> <pid>",
+to the file named by SPO_COUNT_FILE (O_APPEND: one short write per line, whole lines under concurrency).
+The execute-once and chaos end-to-end tests compare these counts with the requests they got answers for
+(e2e/tests/support/invocations.ts reads the file)."""
 
 import os
 import sys
@@ -19,7 +20,10 @@ def counting_parse_invoke(body):
     if request["handler"] == "put":
         fd = os.open(COUNT_FILE, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
         try:
-            os.write(fd, (request["session"]["id"] + "\n").encode("ascii"))
+            args = request.get("args")
+            key = args.get("key") if isinstance(args, dict) else None
+            line = "{} {} {}\n".format(request["session"]["id"], key if isinstance(key, str) else "-", os.getpid())
+            os.write(fd, line.encode("ascii"))
         finally:
             os.close(fd)
     return request

@@ -126,7 +126,8 @@ export class LocalKubelet {
       const port = ports.get(Number(env.SPO_PORT)) ?? (await freePort());
       const handlerPort = env.SPO_HANDLER_PORT === undefined ? undefined : ports.get(Number(env.SPO_HANDLER_PORT));
       const shared: Record<string, string> = { SPO_PORT: String(port), ...(handlerPort ? { SPO_HANDLER_PORT: String(handlerPort) } : {}) };
-      const argv = [...(container.command ?? []), ...(container.args ?? [])];
+      // No command: the project image's entrypoint, `tini -- node` (tini has no local part to play).
+      const argv = [...(container.command ?? ['node']), ...(container.args ?? [])];
       if (argv[0] !== 'node' || !argv[1]) throw new Error(`pod ${id}: expected a command 'node <entry>', got ${JSON.stringify(argv)}`);
       const kubeconfig = await this.serviceAccountKubeconfig(pod);
       const record = startProcess({

@@ -283,6 +283,17 @@ export async function stopRedisNode(state: RedisClusterState, index: number, gra
   await stopRecorded(state.runDir, nodeName(requireNode(state, index).index), graceMs);
 }
 
+/**
+ * Freezes (SIGSTOP) or thaws (SIGCONT) a node's process: a node that neither answers nor closes its
+ * connections, as behind a partition, and that keeps its data (the test nodes persist nothing, so a
+ * stopped master and replica would come back empty).
+ */
+export function pauseRedisNode(state: RedisClusterState, index: number, paused: boolean): void {
+  const record = readProcessRecord(state.runDir, nodeName(requireNode(state, index).index));
+  if (!record || !isRunning(record)) throw new Error(`redis node ${index} is not running`);
+  process.kill(record.pid, paused ? 'SIGSTOP' : 'SIGCONT');
+}
+
 /** Starts a stopped node again on the same port and directory; it rejoins the cluster. */
 export async function restartRedisNode(state: RedisClusterState, index: number): Promise<void> {
   const node = requireNode(state, index);

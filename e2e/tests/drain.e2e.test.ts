@@ -4,9 +4,8 @@
 // live traffic losing nothing. A drain that cannot finish (no other worker) reports why on the
 // pool by its deadline, and dspex.io/force-drain=true on the node forces it.
 import { expect } from 'chai';
-import { GROUP, SESSION_POOL_PLURAL, VERSION, type SessionPool } from '../../operator/api/index.ts';
 import { waitFor } from '../harness/processes.ts';
-import { createPool, getMigration, kubectl, poolPods, waitForPhase } from './support/migration-env.ts';
+import { createPool, getMigration, getPool, kubectl, poolPods, waitForPhase } from './support/migration-env.ts';
 import { Traffic, checkInvariants } from './support/traffic.ts';
 import { migrationSuite } from './support/suite.ts';
 import { log } from './support/assertions.ts';
@@ -108,14 +107,8 @@ describe('drain e2e: kubectl cordon + drain of a node with pool pods', function 
     const blocked = await waitFor(
       'DrainBlocked on the pool',
       async () => {
-        const p = (await env.custom.getNamespacedCustomObject({
-          group: GROUP,
-          version: VERSION,
-          plural: SESSION_POOL_PLURAL,
-          namespace: pool.namespace,
-          name: pool.name,
-        })) as SessionPool;
-        return p.status?.conditions?.find((c) => c.type === 'DrainBlocked' && c.status === 'True');
+        const p = await getPool(env, pool);
+        return p?.status?.conditions?.find((c) => c.type === 'DrainBlocked' && c.status === 'True');
       },
       30_000,
       200,

@@ -5,12 +5,13 @@
 // run: invocations equal acknowledged requests exactly, and every acknowledged write is in the store.
 import { expect } from 'chai';
 import { randomUUID } from 'node:crypto';
-import { mkdtempSync, readFileSync, rmSync, existsSync } from 'node:fs';
+import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { createPool, poolEndpoints } from './support/migration-env.ts';
 import { migrationSuite } from './support/suite.ts';
 import { log } from './support/assertions.ts';
+import { readInvocations } from './support/invocations.ts';
 
 const SESSIONS = 6;
 const PER_LANE = 12;
@@ -124,9 +125,7 @@ describe('execute once: Idempotency-Key retries through every worker, with hando
     }
     await load;
 
-    const invocations = new Map<string, number>();
-    if (existsSync(countFile))
-      for (const line of readFileSync(countFile, 'utf8').split('\n')) if (line) invocations.set(line, (invocations.get(line) ?? 0) + 1);
+    const invocations = readInvocations(countFile).bySession;
     log(
       `acknowledged ${[...acked.values()].reduce((a, b) => a + b, 0)} requests; retried ${retries.answers} refusals and ${retries.broken} broken connections; handovers: ${outcomes.filter((o) => o === 'moved').length} moved, ${outcomes.filter((o) => o !== 'moved').length} other`,
     );

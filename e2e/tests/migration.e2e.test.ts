@@ -4,13 +4,16 @@
 // increment is lost, no session has two owners, and no client request failed (retries allowed).
 import { expect } from 'chai';
 import { waitFor } from '../harness/processes.ts';
-import { createMigration, createPool, poolPods, waitForPhase, waitForWorkers } from './support/migration-env.ts';
+import { createMigration, createPool, getPool, poolPods, waitForPhase, waitForWorkers } from './support/migration-env.ts';
 import { Traffic, ownersCount } from './support/traffic.ts';
 import { migrationSuite } from './support/suite.ts';
 import { expectNothingLost, log } from './support/assertions.ts';
 
 const SESSIONS = 300;
 const CLIENTS = 8;
+const TOLERANCE = 0.1;
+/** How long the spread must hold after a Rebalance (issue 14: at least two minutes). */
+const STEADY_MS = 120_000;
 
 describe('migration e2e: every kind of SessionMigration under live traffic', function () {
   this.timeout(180_000);
@@ -107,7 +110,8 @@ describe('migration e2e: every kind of SessionMigration under live traffic', fun
     for (const id of chosen) expect([target, null]).to.include(report.owners.get(id));
   });
 
-  it('Rebalance: sessions spread evenly over the workers, under traffic', async () => {
+  it('Rebalance: sessions spread evenly over the workers, under traffic, and stay spread for two minutes', async function () {
+    this.timeout(STEADY_MS + 180_000);
     const { env } = state;
     const pool = (state.pool = await createPool(env, { replicas: 3, prefix: 'mig-rebal' }));
     const traffic = (state.traffic = new Traffic(env, pool));
@@ -122,7 +126,7 @@ describe('migration e2e: every kind of SessionMigration under live traffic', fun
     expect((await waitForPhase(env, pool.namespace, pile, ['Succeeded', 'Failed', 'RolledBack'])).status?.phase).to.equal('Succeeded');
     const name = await createMigration(env, pool, 'rebalance', {
       type: 'Rebalance',
-      rebalance: { maxMovesPerRound: 1000, tolerancePercent: 10 },
+      rebalance: { maxMovesPerRound: 1000, tolerancePercent: TOLERANCE * 100 },
       batchSize: 50,
     });
     const m = await waitForPhase(env, pool.namespace, name, ['Succeeded', 'Failed', 'RolledBack']);
@@ -132,6 +136,24 @@ describe('migration e2e: every kind of SessionMigration under live traffic', fun
     expect(m.status?.progress?.moved).to.be.greaterThan(SESSIONS / 3);
     const owned = workers.map((w) => counts.get(w) ?? 0);
     expect(Math.max(...owned) - Math.min(...owned)).to.be.at.most(Math.ceil(SESSIONS * 0.25));
+    // The spread is real and lasting: under steady traffic each session stays with its activation, so the
+    // pool's status.sessionsPerWorker (what scale-down and the next Rebalance read) stays within the
+    // rebalance tolerance, with every session owned, for two minutes.
+    const ideal = SESSIONS / workers.length;
+    const [low, high] = [Math.ceil(ideal * (1 - TOLERANCE)), Math.floor(ideal * (1 + TOLERANCE))];
+    const samples: string[] = [];
+    for (const until = Date.now() + STEADY_MS; Date.now() < until;) {
+      await new Promise((r) => setTimeout(r, 5_000));
+      const perWorker = (await getPool(env, pool))?.status?.sessionsPerWorker;
+      const shown = new Map((perWorker?.workers ?? []).map((w) => [w.worker, w.sessions]));
+      samples.push(workers.map((w) => shown.get(w) ?? 0).join('/'));
+      for (const w of workers) expect(shown.get(w), `${w} after ${samples.length} samples: ${samples.join(' ')}`).to.be.within(low, high);
+      expect(
+        [...shown.values()].reduce((a, b) => a + b, 0),
+        'sessions owned',
+      ).to.equal(SESSIONS);
+    }
+    log(`sessionsPerWorker for ${STEADY_MS / 1000} s after the rebalance (within ${low}..${high}): ${samples.join(' ')}`);
     await expectNothingLost(pool, traffic);
   });
 

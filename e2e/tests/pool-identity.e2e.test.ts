@@ -5,12 +5,13 @@
 // leaves every session and every acknowledged write of the other in place.
 import { randomBytes } from 'node:crypto';
 import { expect } from 'chai';
-import { GROUP, SESSION_POOL_PLURAL, VERSION, type SessionPool } from '../../operator/api/index.ts';
+import { GROUP, SESSION_POOL_PLURAL, VERSION } from '../../operator/api/index.ts';
 import { waitFor } from '../harness/processes.ts';
 import { expectNothingLost, log } from './support/assertions.ts';
 import {
   createPool,
   deletePool,
+  getPool,
   poolEndpoints,
   setupMigrationEnv,
   teardownMigrationEnv,
@@ -20,20 +21,6 @@ import {
 import { Traffic } from './support/traffic.ts';
 
 const SESSIONS = 60;
-
-async function readPool(env: MigrationEnv, pool: TestPool): Promise<SessionPool | undefined> {
-  try {
-    return (await env.custom.getNamespacedCustomObject({
-      group: GROUP,
-      version: VERSION,
-      plural: SESSION_POOL_PLURAL,
-      namespace: pool.namespace,
-      name: pool.name,
-    })) as SessionPool;
-  } catch {
-    return undefined;
-  }
-}
 
 /** Status and body of one request to one worker (no retries: what that worker itself answers). */
 async function ask(endpoint: string, method: string, path: string, body?: unknown): Promise<{ status: number; code?: string }> {
@@ -92,7 +79,7 @@ describe('pool identity: two pools of the same name in two namespaces on one Red
       const status = await waitFor(
         `${pool.id} status counts its ${SESSIONS} sessions`,
         async () => {
-          const p = await readPool(e, pool);
+          const p = await getPool(e, pool);
           return p?.status?.activeSessions === SESSIONS ? p.status : undefined;
         },
         60_000,
@@ -139,7 +126,7 @@ describe('pool identity: two pools of the same name in two namespaces on one Red
       namespace: deleted.namespace,
       name: deleted.name,
     });
-    await waitFor('the first pool is gone (its finalizer ran)', async () => (await readPool(e, deleted)) === undefined, 90_000, 250);
+    await waitFor('the first pool is gone (its finalizer ran)', async () => (await getPool(e, deleted)) === undefined, 90_000, 250);
     // The deletion did delete: the first pool's sessions and registrations are gone.
     expect(await deleted.store.count(deleted.id)).to.equal(0);
     for (const id of firstIds) expect(await deleted.store.get(id, { pool: deleted.id, touch: false }), id).to.equal(null);
@@ -155,7 +142,7 @@ describe('pool identity: two pools of the same name in two namespaces on one Red
     expect(report.sessions).to.equal(SESSIONS);
     expect(await second.store.count(second.id)).to.equal(SESSIONS);
     expect((await second.store.listWorkers(second.id)).map((w) => w.pool)).to.deep.equal([second.id, second.id]);
-    const status = (await readPool(e, second))?.status;
+    const status = (await getPool(e, second))?.status;
     log(`second pool after the first's deletion: ${status?.activeSessions} active sessions, ${status?.readyReplicas} ready workers`);
   });
 });

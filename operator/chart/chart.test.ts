@@ -126,7 +126,8 @@ describe('chart: default render', function () {
     const { replicas, container, pod } = deploymentOf(objects);
     expect(replicas).to.equal(2);
     expect(container.image).to.equal('session-pool-operator:0.1.0');
-    expect(container.command).to.deep.equal(['node', 'operator/cmd/operator.ts']);
+    expect(container.command, "the image's entrypoint (tini -- node) runs it").to.equal(undefined);
+    expect(container.args?.[0]).to.equal('operator/cmd/operator.ts');
     expect(container.args).to.include('--leader-elect');
     expect(envValue(container, 'SPO_LEADER_ELECTION_NAMESPACE')).to.equal(NAMESPACE);
     expect(envValue(container, 'SPO_LEADER_ELECTION_ID')).to.equal('spo-session-pool-operator');

@@ -1,11 +1,33 @@
 // Entry point of a worker: `node operator/cmd/worker.ts`, configured by SPO_* variables
 // (operator/worker/config.ts). SIGTERM and SIGINT drain (in-flight work finishes by
-// SPO_DRAIN_DEADLINE_SECONDS), then the process exits 0.
-import { createLogger } from '../observability/logger.ts';
-import { defaultRegistry } from '../observability/metrics.ts';
-import { createSessionStore } from '../store/index.ts';
-import { ConfigError, describeConfig, parseConfig, redisConnection } from '../worker/config.ts';
-import { Worker } from '../worker/worker.ts';
+// SPO_DRAIN_DEADLINE_SECONDS), then the process exits 0. A signal at any point of start-up ends
+// it promptly too, and the whole shutdown is bounded (the drain deadline plus a margin).
+
+// The signal handlers come first, before the modules load (seconds on a busy node): a SIGTERM
+// that came earlier would otherwise meet node's default action, or none at all when node is
+// a PID namespace's init (the image runs it under tini for that case).
+// Until the worker exists there is nothing to drain: exit at once (a line in the logger's format).
+let onSignal = (signal: NodeJS.Signals): void => {
+  const line = { level: 30, time: new Date().toISOString(), pid: process.pid, component: 'worker', signal };
+  process.stdout.write(`${JSON.stringify({ ...line, msg: 'signal received while starting: exiting (nothing served yet)' })}\n`);
+  process.exit(0);
+};
+process.on('SIGTERM', (signal) => onSignal(signal));
+process.on('SIGINT', (signal) => onSignal(signal));
+
+const [
+  { createLogger },
+  { defaultRegistry },
+  { createSessionStore },
+  { ConfigError, describeConfig, parseConfig, redisConnection },
+  { Worker },
+] = await Promise.all([
+  import('../observability/logger.ts'),
+  import('../observability/metrics.ts'),
+  import('../store/index.ts'),
+  import('../worker/config.ts'),
+  import('../worker/worker.ts'),
+]);
 
 const logger = createLogger('worker');
 
@@ -38,11 +60,20 @@ const store = createSessionStore({
 
 const worker = new Worker({ config, store, registry, logger: logger.child({ pool: config.pool, worker: config.workerName }) });
 
+// Past the drain deadline plus this margin the process exits anyway (a store call or a close that
+// never returns must not hold it until the kubelet's SIGKILL).
+const SHUTDOWN_MARGIN_MS = 10_000;
+const shutdownBoundMs = config.drainDeadlineSeconds * 1000 + SHUTDOWN_MARGIN_MS;
+
 let signalled = false;
-const onSignal = (signal: NodeJS.Signals) => {
+onSignal = (signal) => {
   if (signalled) return;
   signalled = true;
   logger.info({ signal }, 'signal received: draining');
+  setTimeout(() => {
+    logger.error({ boundSeconds: shutdownBoundMs / 1000 }, 'shutdown did not finish in time: exiting');
+    process.exit(1);
+  }, shutdownBoundMs).unref();
   worker.stop(`signal ${signal}`).then(
     () => process.exit(0),
     (error: unknown) => {
@@ -51,8 +82,6 @@ const onSignal = (signal: NodeJS.Signals) => {
     },
   );
 };
-process.on('SIGTERM', onSignal);
-process.on('SIGINT', onSignal);
 
 try {
   logger.info({ config: describeConfig(config) }, 'starting worker');
@@ -62,7 +91,10 @@ try {
     );
   await worker.start();
 } catch (error) {
-  logger.error({ err: error }, 'worker failed to start');
-  await store.close().catch(() => undefined);
-  process.exit(1);
+  // A start-up cut short by a signal is not a failure: the signal's shutdown exits.
+  if (!signalled) {
+    logger.error({ err: error }, 'worker failed to start');
+    await store.close().catch(() => undefined);
+    process.exit(1);
+  }
 }

@@ -76,6 +76,14 @@ describe('kube/workqueue', () => {
     expect(backoffDelay(30, options, () => 1)).to.equal(60_000, 'never above the cap');
   });
 
+  it("draws a 'full' jitter backoff uniformly below the capped exponential (the store's and the worker client's retries)", () => {
+    const options = { baseMs: 20, maxMs: 1000, jitter: 'full' as const };
+    expect(backoffDelay(1, options, () => 0.999)).to.equal(19);
+    expect(backoffDelay(3, options, () => 0.5)).to.equal(40);
+    expect(backoffDelay(10, options, () => 0.999)).to.equal(999, 'never above the cap');
+    expect(backoffDelay(3, options, () => 0)).to.equal(0);
+  });
+
   it('shutdown wakes idle getters, drops queued keys and waits for the keys in flight', async () => {
     const clock = new FakeClock();
     const q = newQueue(clock);

@@ -12,14 +12,14 @@ import {
 } from './executor.ts';
 import { evacuateWorkers } from './evacuate.ts';
 import { planEvacuate, planMigrate, type Plan } from './planner.ts';
-import { FakeSessionStore } from './testing/fake-store.ts';
+import { MemorySessionStore } from '../store/testing/memory-store.ts';
 import { MemoryJournal } from './testing/memory-journal.ts';
 
 const POOL = 'pool-a';
 const silent = pino({ level: 'silent' });
 
 interface Setup {
-  store: FakeSessionStore;
+  store: MemorySessionStore;
   journal: MemoryJournal;
   registry: Registry;
   source: string[];
@@ -29,7 +29,7 @@ interface Setup {
 }
 
 function setup(sessions = 100, targets = ['w1', 'w2', 'w3']): Setup {
-  const store = new FakeSessionStore();
+  const store = new MemorySessionStore();
   const journal = new MemoryJournal();
   const registry = new Registry();
   const clock = { t: 1_000_000 };
@@ -76,13 +76,13 @@ async function metricValue(registry: Registry, name: string, labels: Record<stri
   return value?.value ?? 0;
 }
 
-function expectNoMovingMarks(store: FakeSessionStore): void {
+function expectNoMovingMarks(store: MemorySessionStore): void {
   expect([...store.sessions.values()].filter((s) => s.movingBy !== null).map((s) => s.id)).to.deep.equal([]);
 }
 
-function expectAllOn(store: FakeSessionStore, ids: string[], owner: string | ((o: string | null) => boolean)): void {
+function expectAllOn(store: MemorySessionStore, ids: string[], owner: string | ((o: string | null) => boolean)): void {
   for (const id of ids) {
-    const o = store.sessions.get(id)!.owner;
+    const o = store.peek(id)!.owner;
     if (typeof owner === 'string') expect(o, id).to.equal(owner);
     else expect(owner(o), `${id} on ${o}`).to.equal(true);
   }
@@ -103,7 +103,7 @@ describe('migration executor', () => {
       ]),
     );
     expect(s.store.ownerChanges).to.have.length(100);
-    for (const id of s.source) expect(s.store.sessions.get(id)!.epoch).to.equal(6);
+    for (const id of s.source) expect(s.store.peek(id)!.epoch).to.equal(6);
     expectNoMovingMarks(s.store);
     const header = (await s.journal.header('m1'))!;
     expect(header).to.include({ phase: 'Succeeded', moved: 100, failed: 0 });
@@ -195,18 +195,18 @@ describe('migration executor', () => {
     s.store.beforeCall = (method) => {
       if (method !== 'moveOwners' || !first) return;
       first = false;
-      s.store.sessions.get(bumped)!.epoch += 1; // same owner, newer epoch
-      const st = s.store.sessions.get(stolen)!;
+      s.store.peek(bumped)!.epoch += 1; // same owner, newer epoch
+      const st = s.store.peek(stolen)!;
       st.owner = 'w9';
       st.epoch += 1;
-      s.store.sessions.delete(gone);
+      s.store.drop(gone);
     };
     const result = await new MigrationExecutor(s.options).run({ uid: 'm-conf', pool: POOL, plan: await evacuationPlan(s) });
     expect(result.phase).to.equal('Succeeded');
     expect(result.progress).to.include({ moved: 8, failed: 1, expired: 1, remaining: 0 });
-    expect(s.store.sessions.get(bumped)!.owner).to.not.equal('w0');
-    expect(s.store.sessions.get(bumped)!.epoch).to.equal(7);
-    expect(s.store.sessions.get(stolen)!.owner).to.equal('w9');
+    expect(s.store.peek(bumped)!.owner).to.not.equal('w0');
+    expect(s.store.peek(bumped)!.epoch).to.equal(7);
+    expect(s.store.peek(stolen)!.owner).to.equal('w9');
     const entry = (await s.journal.batch('m-conf', 0))!;
     expect(entry.sessions.find((x) => x.id === stolen)!.result).to.equal('conflict');
     expect(entry.sessions.find((x) => x.id === gone)!.result).to.equal('missing');
@@ -219,7 +219,7 @@ describe('migration executor', () => {
       if (method === 'moveOwners' && n++ === 0) {
         // Apply the moves, then fail as if the reply was lost.
         s.store.beforeCall = undefined;
-        await s.store.moveOwners(POOL, args[0] as Parameters<FakeSessionStore['moveOwners']>[1]);
+        await s.store.moveOwners(POOL, args[0] as Parameters<MemorySessionStore['moveOwners']>[1]);
         throw new Error('connection reset');
       }
     };
@@ -240,7 +240,7 @@ describe('migration executor', () => {
     expect(result.progress.rolledBack).to.equal(40);
     expectAllOn(s.store, s.source, 'w0');
     const moved = new Set(s.store.ownerChanges.map((c) => c.sessionId));
-    for (const id of s.source) expect(s.store.sessions.get(id)!.epoch).to.equal(moved.has(id) ? 7 : 5);
+    for (const id of s.source) expect(s.store.peek(id)!.epoch).to.equal(moved.has(id) ? 7 : 5);
     expectNoMovingMarks(s.store);
     expect((await s.journal.header('m-rb'))!).to.include({ phase: 'RolledBack', reason: 'TargetGone', rollbackReason: 'TargetGone' });
     expect(await metricValue(s.registry, 'spo_migration_failures_total', { pool: POOL, type: 'Evacuate', reason: 'TargetGone' })).to.equal(
@@ -321,7 +321,7 @@ describe('migration executor', () => {
     expectAllOn(s.store, free, (o) => o === null);
     const moved = new Set(s.store.ownerChanges.map((c) => c.sessionId));
     expect(moved.size).to.equal(2);
-    for (const id of free) expect(s.store.sessions.get(id)!.epoch).to.equal(moved.has(id) ? 4 : 2);
+    for (const id of free) expect(s.store.peek(id)!.epoch).to.equal(moved.has(id) ? 4 : 2);
   });
 
   const steps: MigrationStep[] = ['planned', 'frozen', 'owners-moved', 'moving-cleared', 'moved'];

@@ -4,7 +4,7 @@
 // journal), so they follow the layout. See docs/store.md, "ACL users".
 import type { Cluster } from 'ioredis';
 import { MigrationJournal } from '../migration/journal.ts';
-import { idempotencyKeyOf } from './idempotency.ts';
+import { idempotencyKeyOf, idempotencyOrderKeyOf } from './idempotency.ts';
 import { assertPoolId, keyLayout } from './keys.ts';
 
 /**
@@ -88,6 +88,7 @@ export function aclKeyPatternsForPool(keyPrefix: string, pool: string): string[]
   const patterns = [
     layout.session(pool, ANY),
     idempotencyKeyOf(layout.session(pool, ANY)),
+    idempotencyOrderKeyOf(layout.session(pool, ANY)),
     layout.quarantine(pool, ANY),
     layout.poolIndex(pool),
     layout.leaseIndex(pool),

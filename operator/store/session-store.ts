@@ -26,6 +26,7 @@ import {
   InvalidSessionIdError,
   SessionTooLargeError,
 } from './errors.ts';
+import { backoffDelay } from '../kube/clock.ts';
 import { assertName, assertPoolId, assertSessionId, newSessionId } from './keys.ts';
 import { scripts } from './lua.ts';
 import type { SessionStoreOptions } from './options.ts';
@@ -66,6 +67,9 @@ const INPUT_ERRORS = [
 
 // Write ids only need to differ between writes of one session: a random per-process prefix (96 bits)
 // and a counter, instead of a random draw per write.
+/** mutate's wait between conflicting attempts: short, since a conflict means the session just changed. */
+const MUTATE_BACKOFF = { baseMs: 2, maxMs: 50, jitter: 'full' } as const;
+
 const WRITE_ID_PREFIX = randomBytes(12).toString('base64url');
 let writeIdCounter = 0;
 const newWriteId = () => WRITE_ID_PREFIX + (writeIdCounter++).toString(36);
@@ -533,7 +537,7 @@ export class RedisSessionStore implements SessionStore {
         .script(
           'update',
           idempotency.idempotencyScripts.updateRecorded,
-          [key, idempotency.idempotencyKeyOf(key)],
+          [key, ...idempotency.recordKeysOf(key)],
           [
             expectedVersion,
             serialized,
@@ -615,7 +619,7 @@ export class RedisSessionStore implements SessionStore {
           return await this.update(id, next, { pool, expectedVersion: record.version, ...(options.fence ? { fence: options.fence } : {}) });
         } catch (error) {
           if (!(error instanceof VersionConflictError)) throw error;
-          await sleep(Math.floor(Math.random() * Math.min(50, 2 ** attempt)));
+          await sleep(backoffDelay(attempt, MUTATE_BACKOFF));
         }
       }
       throw new TooManyConflictsError(id, maxAttempts);

@@ -164,7 +164,7 @@ export interface IdempotencyRecord {
   reply: RecordedReply;
   /** How long the record answers retries (default 1 h). */
   keepMs?: number;
-  /** Records kept per session, the oldest dropped first (default 64). */
+  /** Records kept per session, the oldest dropped first (default 1,024). */
   maxEntries?: number;
 }
 

@@ -2,7 +2,7 @@ import { expect } from 'chai';
 import { SessionModes, type SessionBackend, type SessionMode } from './backends.ts';
 import { WorkerError } from './errors.ts';
 import { builtinHandlers } from './handlers.ts';
-import { MemorySessionStore } from './testing/memory-store.ts';
+import { MemorySessionStore } from '../store/testing/memory-store.ts';
 import type { JsonValue } from '../store/types.ts';
 
 const handlers = builtinHandlers();

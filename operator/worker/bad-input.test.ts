@@ -13,7 +13,7 @@ import { builtinHandlers } from './handlers.ts';
 import { createWorkerMetrics } from './metrics.ts';
 import { InFlight, createRequestListener } from './server.ts';
 import { BAD_INPUTS, LEAKS } from './testing/bad-inputs.ts';
-import { MemorySessionStore } from './testing/memory-store.ts';
+import { MemorySessionStore } from '../store/testing/memory-store.ts';
 
 interface Answer {
   status: number;

@@ -1,17 +1,11 @@
 import { expect } from 'chai';
-import { WorkerApiError, WorkerClient, backoffDelay } from './client.ts';
+import { WorkerApiError, WorkerClient } from './client.ts';
 
 function reply(status: number, body: unknown, headers: Record<string, string> = {}): Response {
   return new Response(JSON.stringify(body), { status, headers: { 'content-type': 'application/json', ...headers } });
 }
 
 describe('worker client', () => {
-  it('bounds the backoff with full jitter', () => {
-    expect(backoffDelay(1, 20, 1000, () => 0.999)).to.be.below(20);
-    expect(backoffDelay(10, 20, 1000, () => 0.999)).to.be.at.most(1000);
-    expect(backoffDelay(3, 20, 1000, () => 0)).to.equal(0);
-  });
-
   it('retries retry-elsewhere answers on another worker, then succeeds', async () => {
     const seen: string[] = [];
     const answers = [

@@ -7,6 +7,7 @@
 // it was sent has an unknown outcome: it is resent only when that is safe, a GET or a session execute,
 // whose key makes the worker answer a retry from the recorded outcome (docs/activation.md).
 import { randomUUID } from 'node:crypto';
+import { backoffDelay } from '../kube/clock.ts';
 import type { JsonValue } from '../store/types.ts';
 import type { SessionView } from './backends.ts';
 import { RETRY_ELSEWHERE_CODES } from './errors.ts';
@@ -49,11 +50,6 @@ export class WorkerApiError extends Error {
     this.endpoint = endpoint;
     this.attempts = attempts;
   }
-}
-
-/** Full jitter: a random delay in [0, min(max, base * 2^(attempt-1))]. */
-export function backoffDelay(attempt: number, baseMs: number, maxMs: number, random: () => number = Math.random): number {
-  return Math.floor(random() * Math.min(maxMs, baseMs * 2 ** Math.max(0, attempt - 1)));
 }
 
 const NOT_SENT = new Set(['ECONNREFUSED', 'EHOSTUNREACH', 'ENETUNREACH', 'ENOTFOUND', 'EAI_AGAIN']);
@@ -202,7 +198,7 @@ export class WorkerClient {
   private async pause(attempt: number, started: number, hintMs?: number): Promise<boolean> {
     if (attempt >= this.o.maxAttempts) return false;
     const delay = Math.max(
-      backoffDelay(attempt, this.o.baseDelayMs, this.o.maxDelayMs, this.o.random),
+      backoffDelay(attempt, { baseMs: this.o.baseDelayMs, maxMs: this.o.maxDelayMs, jitter: 'full' }, this.o.random),
       hintMs !== undefined ? hintMs * this.o.random() : 0,
     );
     if (Date.now() + delay - started > this.o.budgetMs) return false;

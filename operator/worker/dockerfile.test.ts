@@ -57,7 +57,9 @@ describe('Dockerfile', () => {
 
   it('runs node on entry points that exist, the ones the tests run', () => {
     const entry = dockerfile.filter((i) => i.op === 'ENTRYPOINT').at(-1);
-    expect(entry && execForm(entry.args)).to.deep.equal(['node']);
+    // tini as PID 1: node as a PID namespace's init would ignore a SIGTERM sent before its handler exists.
+    expect(entry && execForm(entry.args)).to.deep.equal(['/usr/bin/tini', '--', 'node']);
+    expect(dockerfile.some((i) => i.op === 'RUN' && /apt-get install\b.*\btini\b/.test(i.args))).to.equal(true);
     const cmd = dockerfile.filter((i) => i.op === 'CMD').at(-1);
     const command = cmd ? execForm(cmd.args) : [];
     expect(command).to.deep.equal(['operator/cmd/worker.ts']);

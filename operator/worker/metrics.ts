@@ -10,6 +10,7 @@ export interface WorkerMetrics {
   mode: Gauge<'mode'>;
   localSessions: Gauge;
   activations: Gauge;
+  degradedReads: Counter;
   modeSwitches: Counter<'from' | 'to'>;
   heartbeats: Counter<'result'>;
   handlerFailures: Counter<'reason'>;
@@ -48,6 +49,11 @@ export function createWorkerMetrics(registry: Registry): WorkerMetrics {
     activations: new Gauge({
       name: 'spo_worker_activations',
       help: 'Live activations: sessions whose lease this worker holds and whose requests it runs (docs/activation.md)',
+      registers,
+    }),
+    degradedReads: new Counter({
+      name: 'spo_worker_degraded_reads_total',
+      help: 'Session reads answered by a live activation while the store was unreachable (docs/activation.md)',
       registers,
     }),
     modeSwitches: new Counter({

@@ -6,11 +6,11 @@ import http, { type IncomingMessage, type ServerResponse } from 'node:http';
 import type { Registry } from 'prom-client';
 import type { Logger } from '../observability/logger.ts';
 import { checkAdminAuthorization } from './admin-auth.ts';
-import type { JsonValue } from '../store/types.ts';
+import type { JsonValue, SessionRecord } from '../store/types.ts';
 import type { MemoryRouter } from './activation/memory-router.ts';
 import { sessionRequest, type ActivationRouter, type SessionRequest } from './activation/router.ts';
-import { executeReplyBody, type SessionModes, type SessionView } from './backends.ts';
-import { WorkerError, errorCode, toWorkerError } from './errors.ts';
+import { executeReplyBody, viewOf, type SessionModes, type SessionView } from './backends.ts';
+import { WorkerError, toWorkerError } from './errors.ts';
 import { guardMalformedRequests } from './http-guard.ts';
 import type { InFlight } from './in-flight.ts';
 import type { HandlerExecutor, JsonObject } from './handlers.ts';
@@ -54,6 +54,8 @@ export interface ServerContext {
   holds?(id: string): boolean;
   /** POST /admin/handover (activation/handover.ts). */
   handover?(body: unknown): Promise<unknown>;
+  /** True while the worker's last heartbeat could not reach the store. */
+  storeUnreachable?(): boolean;
 }
 
 interface Route {
@@ -109,7 +111,7 @@ async function executeIn(
   const handlers = ctx.handlers;
   const label = handlers.metricLabel?.(handler) ?? handler;
   try {
-    const work = (fence?: { owner: string; epoch: number }) =>
+    const work = (fence?: { owner: string; epoch: number }, remember?: { record: SessionRecord | undefined }) =>
       ctx.modes.run(async (backend): Promise<Reply> => {
         const step = (current: JsonValue, session: { id: string; version: number; anonymous: boolean }) =>
           handlers.run(handler, args, current, {
@@ -126,6 +128,7 @@ async function executeIn(
         const idempotencyKey = fence ? request?.idempotencyKey : undefined;
         const { result, session } = await backend.execute(sessionId, step, {
           ...(fence ? { fence } : {}),
+          ...(remember ? { remember } : {}),
           ...(idempotencyKey !== undefined ? { idempotencyKey } : {}),
         });
         return { status: 200, body: executeReplyBody(session.id, session.version, result) };
@@ -134,7 +137,8 @@ async function executeIn(
     const memory = memoryFor(ctx);
     const unfenced = () => (sessionId !== undefined && handlers.exclusive ? handlers.exclusive(sessionId, () => work()) : work());
     let reply: Reply;
-    if (sessionId !== undefined && router && request) reply = await router.run(sessionId, request, (fence) => work(fence));
+    if (sessionId !== undefined && router && request)
+      reply = await router.run(sessionId, request, (fence, remember) => work(fence, remember));
     else if (sessionId !== undefined && memory && request) reply = await memory.run(sessionId, request, unfenced);
     else reply = await unfenced();
     ctx.metrics.executed.inc({ handler: label, mode, result: reply.status === 200 ? 'ok' : `forwarded_${reply.status}` });
@@ -211,12 +215,27 @@ const ROUTES: Route[] = [
       await ctx.modes.settled();
       const memory = memoryFor(ctx);
       if (memory) return memory.run(id, request, read);
+      // Degraded reads: with the store unreachable, a live activation answers from the session as it last
+      // read or wrote it; its lease still holds, so nobody else can have written since (docs/activation.md).
+      // Known unreachable (the last heartbeat failed): answered at once, without waiting out the store's timeouts.
+      const degraded = (): Reply | undefined => {
+        const known = routerFor(ctx)?.lastKnown(id);
+        if (!known) return undefined;
+        ctx.metrics.degradedReads.inc();
+        return { status: 200, body: { session: viewOf(known) }, headers: { 'x-spo-served-from': 'activation' } };
+      };
+      if (ctx.storeUnreachable?.()) {
+        const reply = degraded();
+        if (reply) return reply;
+      }
       try {
         return await read();
       } catch (error) {
+        const code = toWorkerError(error).code;
+        const reply = code === 'STORE_UNAVAILABLE' ? degraded() : undefined;
+        if (reply) return reply;
         // Dual: a session the store lacks may be in a WorkerLocal peer's memory (a mode switch in progress).
-        if (ctx.memory && ctx.modes.mode === 'Dual' && errorCode(error) === 'SESSION_NOT_FOUND')
-          return ctx.memory.elsewhere(id, request, error);
+        if (ctx.memory && ctx.modes.mode === 'Dual' && code === 'SESSION_NOT_FOUND') return ctx.memory.elsewhere(id, request, error);
         throw error;
       }
     },

@@ -109,6 +109,15 @@ describe('worker processes on the Redis Cluster', function () {
     workers[i] = await startWorker(`w${i + 1}`, ports[i] as number, mode);
   }
 
+  // A test that kills a worker restarts it; if it failed first, this does, so that one failure does not
+  // fail the tests after it too.
+  afterEach(async () => {
+    for (let i = 0; i < workers.length; i++) {
+      const w = workers[i] as Running;
+      if (w.child.exitCode !== null || w.child.signalCode !== null) await restart(i);
+    }
+  });
+
   it('registers the three workers in the store', async () => {
     // Registration follows readiness by one heartbeat at most: give a loaded machine that long.
     const listWorkers = async () => (await store.listWorkers(pool)).map((w) => w.worker).sort();

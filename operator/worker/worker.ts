@@ -173,6 +173,7 @@ export class Worker {
       router: this.router,
       memory: this.memory,
       holds: (id) => this.holds(id),
+      storeUnreachable: () => !this.storeReachable,
       handover: (body) =>
         handover(
           { store: this.store, pool: this.config.pool, worker: this.config.workerName, registry: this.activations, logger: this.logger },

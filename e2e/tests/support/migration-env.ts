@@ -4,7 +4,7 @@
 // the invariant checks are in traffic.ts.
 import { appendFileSync } from 'node:fs';
 import path from 'node:path';
-import { CoreV1Api, CustomObjectsApi, KubeConfig, type V1Pod } from '@kubernetes/client-node';
+import { CoordinationV1Api, CoreV1Api, CustomObjectsApi, KubeConfig, type V1Pod } from '@kubernetes/client-node';
 import {
   API_VERSION,
   GROUP,
@@ -15,6 +15,7 @@ import {
   type DeepPartial,
   type SessionMigration,
   type SessionMigrationSpec,
+  type SessionPool,
 } from '../../../operator/api/index.ts';
 import { createSessionStore, poolIdentity, type RedisSessionStore, type SessionStore } from '../../../operator/store/index.ts';
 import { LocalKubelet } from '../../harness/local-kubelet.ts';
@@ -69,14 +70,21 @@ export function testEnvironment(): MigrationEnv {
 export async function setupMigrationEnv(): Promise<MigrationEnv> {
   const env = testEnvironment();
   await kubectl(env, ['apply', '--server-side', '--force-conflicts', '-f', path.join(repoRoot, 'crds')]);
-  await kubectl(env, [
-    'wait',
-    '--for',
-    'condition=Established',
-    '--timeout=60s',
-    'crd/sessionpools.dspex.io',
-    'crd/sessionmigrations.dspex.io',
-  ]);
+  // `kubectl wait` fails at once on a CRD whose status has no conditions yet ("accessor error"): asked again.
+  await waitFor(
+    'the CRDs Established',
+    () =>
+      kubectl(env, [
+        'wait',
+        '--for',
+        'condition=Established',
+        '--timeout=30s',
+        'crd/sessionpools.dspex.io',
+        'crd/sessionmigrations.dspex.io',
+      ]),
+    90_000,
+    500,
+  );
   await env.kubelet.start();
   startOperator(env);
   return env;
@@ -84,18 +92,49 @@ export async function setupMigrationEnv(): Promise<MigrationEnv> {
 
 let operatorStarts = 0;
 
-/** Starts `node operator/cmd/operator.ts` (all controllers, no leader election). */
-export function startOperator(env: MigrationEnv): ProcessRecord {
+/** `node operator/cmd/operator.ts` (all controllers) as a child process, with more flags. */
+function spawnOperator(env: MigrationEnv, extraArgs: string[]): ProcessRecord {
   operatorStarts += 1;
-  env.operator = startProcess({
+  return startProcess({
     name: `operator-migration-e2e-${operatorStarts}`,
     bin: process.execPath,
-    args: [path.join(repoRoot, 'operator/cmd/operator.ts'), '--metrics-port=0', '--resync-seconds=30'],
+    args: [path.join(repoRoot, 'operator/cmd/operator.ts'), '--metrics-port=0', '--resync-seconds=30', ...extraArgs],
     runDir: env.runDir,
     cwd: repoRoot,
     env: { ...process.env, KUBECONFIG: env.kubeconfigPath, SPO_LOG_LEVEL: process.env.SPO_E2E_OPERATOR_LOG_LEVEL ?? 'info' },
   });
+}
+
+/** Starts the operator without leader election as `env.operator`. */
+export function startOperator(env: MigrationEnv): ProcessRecord {
+  env.operator = spawnOperator(env, []);
   return env.operator;
+}
+
+/**
+ * One replica of a leader-elected operator (Lease `leaseName` in `default`, short timings so a
+ * standby takes over within seconds). The caller keeps and stops the record; `env.operator` is untouched.
+ */
+export function startElectedOperator(env: MigrationEnv, identity: string, leaseName: string): ProcessRecord {
+  return spawnOperator(env, [
+    '--leader-elect',
+    `--leader-election-id=${leaseName}`,
+    '--leader-election-namespace=default',
+    `--identity=${identity}`,
+    '--lease-duration-seconds=4',
+    '--renew-deadline-seconds=3',
+    '--retry-period-seconds=1',
+  ]);
+}
+
+/** The identity holding the leader Lease `leaseName` in `default`, if any. */
+export async function leaseHolder(env: MigrationEnv, leaseName: string): Promise<string | undefined> {
+  try {
+    const lease = await env.kc.makeApiClient(CoordinationV1Api).readNamespacedLease({ name: leaseName, namespace: 'default' });
+    return lease.spec?.holderIdentity ?? undefined;
+  } catch {
+    return undefined;
+  }
 }
 
 /** SIGKILL: no graceful stop, the journal is all that is left. */
@@ -256,6 +295,20 @@ export async function createMigration(
     },
   });
   return full;
+}
+
+export async function getPool(env: MigrationEnv, pool: Pick<TestPool, 'name' | 'namespace'>): Promise<SessionPool | undefined> {
+  try {
+    return (await env.custom.getNamespacedCustomObject({
+      group: GROUP,
+      version: VERSION,
+      plural: SESSION_POOL_PLURAL,
+      namespace: pool.namespace,
+      name: pool.name,
+    })) as SessionPool;
+  } catch {
+    return undefined;
+  }
 }
 
 export async function getMigration(env: MigrationEnv, namespace: string, name: string): Promise<SessionMigration | undefined> {

@@ -14,6 +14,27 @@ export interface TrafficStats {
   maxLatencyMs: number;
 }
 
+/**
+ * Keeps a client's endpoints on the pool's live, registered workers (as a Service would), every
+ * 200 ms, leaving out `excluded`; clear the returned timer to stop.
+ */
+export function followEndpoints(
+  env: MigrationEnv,
+  pool: TestPool,
+  client: Pick<WorkerClient, 'setEndpoints'>,
+  excluded: ReadonlySet<string> = new Set(),
+): NodeJS.Timeout {
+  return setInterval(() => {
+    void poolEndpoints(env, pool).then(
+      (all) => {
+        const list = all.filter((e) => !excluded.has(e));
+        if (list.length > 0) client.setEndpoints(list);
+      },
+      () => undefined,
+    );
+  }, 200);
+}
+
 /** Clients looping `incr` on many sessions through any worker of the pool, with retries. */
 export class Traffic {
   readonly stats: TrafficStats = { sessions: [], acked: new Map(), requests: 0, failures: [], maxLatencyMs: 0 };
@@ -44,15 +65,7 @@ export class Traffic {
         this.stats.acked.set(s.id, 0);
       }
     }
-    this.refresher = setInterval(() => {
-      void poolEndpoints(this.env, this.pool).then(
-        (all) => {
-          const list = all.filter((e) => !this.excluded.has(e));
-          if (list.length > 0) this.client?.setEndpoints(list);
-        },
-        () => undefined,
-      );
-    }, 200);
+    this.refresher = followEndpoints(this.env, this.pool, this.client, this.excluded);
     this.running = true;
     this.loops = Array.from({ length: concurrency }, () => this.loop());
   }

@@ -2,7 +2,7 @@ import { expect } from 'chai';
 import type { V1Pod } from '@kubernetes/client-node';
 import { Registry } from 'prom-client';
 import { newSessionMigration, newSessionPool, type SessionMigration, type SessionMigrationStatus } from '../../api/index.ts';
-import { FakeSessionStore } from '../../migration/testing/fake-store.ts';
+import { MemorySessionStore } from '../../store/testing/memory-store.ts';
 import { MemoryJournal } from '../../migration/testing/memory-journal.ts';
 import { createLogger } from '../../observability/logger.ts';
 import { MigrationRunner, type RunnerDeps } from './runner.ts';
@@ -54,7 +54,7 @@ const FOREIGN_PODS: V1Pod[] = [
 ];
 
 function setup(workers: string[]) {
-  const store = new FakeSessionStore();
+  const store = new MemorySessionStore();
   const journal = new MemoryJournal();
   for (const w of workers) store.addWorker(POOL_ID, w);
   const pool = newSessionPool('p', 'ns', { replicas: workers.length, worker: { image: 'i' }, store: { endpoints: ['r:1'] } });

@@ -2,7 +2,7 @@ import { expect } from 'chai';
 import type { V1Pod, V1Secret } from '@kubernetes/client-node';
 import { newSessionMigration, newSessionPool } from '../../api/index.ts';
 import { MemoryJournal } from '../../migration/testing/memory-journal.ts';
-import { FakeSessionStore } from '../../migration/testing/fake-store.ts';
+import { MemorySessionStore } from '../../store/testing/memory-store.ts';
 import { createLogger } from '../../observability/logger.ts';
 import { desiredAdminTokenSecret } from '../pool/admin-token.ts';
 import { parseHandoverAnswer, workerHandover, type HttpPost } from './worker-handover.ts';
@@ -14,7 +14,7 @@ function setup(options: { podPhase?: string; secret?: V1Secret | 'missing'; answ
   pool.metadata.uid = 'pool-uid';
   pool.apiVersion = 'dspex.io/v1alpha1';
   pool.kind = 'SessionPool';
-  const store = new FakeSessionStore();
+  const store = new MemorySessionStore();
   store.addWorker('ns/p', 'a');
   const registered = store.workers.get('ns/p/a')!;
   registered.endpoint = '127.0.0.1:9';

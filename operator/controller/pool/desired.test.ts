@@ -135,7 +135,8 @@ describe('pool/desired', () => {
     expect(e.SPO_POOL_NAMESPACE, 'the template cannot move the pool into another identity').to.equal('ns1');
     expect(e.SPO_PORT).to.equal('9000');
     expect(worker?.readinessProbe?.httpGet).to.deep.equal({ path: '/readyz', port: 'http' });
-    expect(worker?.command).to.deep.equal(['node', 'operator/cmd/worker.ts']);
+    expect(worker?.command, "the image's entrypoint (tini -- node) runs it").to.equal(undefined);
+    expect(worker?.args).to.deep.equal(['operator/cmd/worker.ts']);
   });
 
   it('gives the kubelet at least the drain deadline (plus a margin) before it kills a worker', () => {

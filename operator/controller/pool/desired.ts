@@ -130,7 +130,9 @@ function workerContainer(pool: SessionPool, fromTemplate: V1Container | undefine
     ...fromTemplate,
     name: WORKER_CONTAINER,
     image: worker.image,
-    command: fromTemplate?.command ?? ['node', 'operator/cmd/worker.ts'],
+    // No command: the image's entrypoint (tini -- node, Dockerfile) runs the worker, so node is not
+    // PID 1 and a SIGTERM that comes while it starts still ends it. A template's command wins.
+    ...(fromTemplate?.command ? {} : { args: ['operator/cmd/worker.ts', ...(fromTemplate?.args ?? [])] }),
     ports: [{ name: 'http', containerPort: worker.port, protocol: 'TCP' }, ...ports],
     env: mergeEnv(fromTemplate?.env, workerEnv(pool)),
     readinessProbe: fromTemplate?.readinessProbe ?? {

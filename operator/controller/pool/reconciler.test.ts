@@ -3,7 +3,7 @@ import type { KubernetesObject, V1Deployment, V1Pod, V1Secret } from '@kubernete
 import { pino } from 'pino';
 import { Registry } from 'prom-client';
 import { POOL_FINALIZER, newSessionPool, type SessionMigration, type SessionPool } from '../../api/index.ts';
-import { MemorySessionStore } from '../../worker/testing/memory-store.ts';
+import { MemorySessionStore } from '../../store/testing/memory-store.ts';
 import type { PoolApi } from './client.ts';
 import { PoolMetrics } from './metrics.ts';
 import { PoolReconciler, type Cache } from './reconciler.ts';

@@ -7,6 +7,33 @@ const lease = { sessionId: ID, pool: 'ns/p', owner: 'w1', epoch: 3, expiresAt: D
 const tick = () => new Promise((resolve) => setTimeout(resolve, 1));
 
 describe('activation', () => {
+  it('knows its last record only while live, at its owner and epoch, and before its lease expires', () => {
+    const a = new Activation(lease);
+    expect(a.lastKnown()).to.equal(undefined);
+    const record = {
+      id: ID,
+      pool: 'ns/p',
+      data: { n: 1 },
+      version: 2,
+      createdAt: 0,
+      lastAccessedAt: 0,
+      ttlSeconds: 3600,
+      anonymous: false,
+      owner: 'w1',
+      epoch: 3,
+      movingBy: null,
+      checksum: '',
+    };
+    a.record = record;
+    expect(a.lastKnown()).to.equal(record);
+    expect(a.lastKnown(lease.expiresAt), 'the lease has expired: another worker may have written').to.equal(undefined);
+    a.record = { ...record, epoch: 2 };
+    expect(a.lastKnown(), 'read at another epoch').to.equal(undefined);
+    a.record = record;
+    a.end({ reason: 'handed-over', target: 'w2' });
+    expect(a.lastKnown()).to.equal(undefined);
+  });
+
   it('runs requests one at a time in arrival order, also when one fails', async () => {
     const a = new Activation(lease);
     const order: string[] = [];

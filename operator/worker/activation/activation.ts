@@ -1,7 +1,7 @@
 // One activation: this worker holds the session's lease (owner = this worker, epoch e) and runs
 // its requests one at a time in arrival order. A handover closes the gate (queued requests wait),
 // waits for the running one, and then marks the activation ended with where its requests go now.
-import type { Lease } from '../../store/types.ts';
+import type { Lease, SessionRecord } from '../../store/types.ts';
 
 /** Why an activation ended, and where the requests it still holds go (a handover's target). */
 export interface Ended {
@@ -15,6 +15,9 @@ export class Activation {
   lastUsedAt = Date.now();
   /** Requests queued or running. */
   pending = 0;
+  /** The session as this activation last read or wrote it (at its epoch): while the lease holds no one
+   *  else writes, so it is the current state; read only when the store is unreachable (degraded reads). */
+  record: SessionRecord | undefined;
   ended: Ended | undefined;
   private tail: Promise<void> = Promise.resolve();
   /** The running request's completion, when one runs. */
@@ -91,5 +94,13 @@ export class Activation {
 
   end(ended: Ended): void {
     this.ended ??= ended;
+    this.record = undefined;
+  }
+
+  /** The last record, while this activation is live and its lease unexpired (nobody else can have written). */
+  lastKnown(now = Date.now()): SessionRecord | undefined {
+    const r = this.record;
+    if (!r || this.ended || this.lease.expiresAt <= now || r.owner !== this.lease.owner || r.epoch !== this.lease.epoch) return undefined;
+    return r;
   }
 }

@@ -1,5 +1,5 @@
 import { expect } from 'chai';
-import { MemorySessionStore } from '../testing/memory-store.ts';
+import { MemorySessionStore } from '../../store/testing/memory-store.ts';
 import { WorkerDirectory } from './forward.ts';
 
 describe('worker directory', () => {

@@ -3,7 +3,7 @@
 // recorded is answered from the record, without running anything.
 import type { IncomingMessage } from 'node:http';
 import type { Logger } from '../../observability/logger.ts';
-import type { SessionStore } from '../../store/types.ts';
+import type { SessionRecord, SessionStore } from '../../store/types.ts';
 import { WorkerError, errorCode } from '../errors.ts';
 import type { Activation } from './activation.ts';
 import {
@@ -37,7 +37,11 @@ export interface SessionRequest {
 }
 
 /** What runs the request in the activation, with its fence. */
-export type RunInActivation = (fence: { owner: string; epoch: number }) => Promise<RoutedReply>;
+/** Runs a request in the activation: its fence, and its slot for the session as last read or written. */
+export type RunInActivation = (
+  fence: { owner: string; epoch: number },
+  remember: { record: SessionRecord | undefined },
+) => Promise<RoutedReply>;
 
 export interface RouterOptions {
   store: SessionStore;
@@ -140,6 +144,11 @@ export class ActivationRouter {
     throw moving(id, 'has an unreachable owner');
   }
 
+  /** The session as this worker's live activation last read or wrote it, while its lease holds (degraded reads). */
+  lastKnown(id: string): SessionRecord | undefined {
+    return this.o.registry.get(id)?.lastKnown();
+  }
+
   private hint(id: string, worker: string, endpoint: string): void {
     this.hints.delete(id);
     this.hints.set(id, { worker, endpoint });
@@ -166,7 +175,7 @@ export class ActivationRouter {
         if (recorded) return { status: recorded.status, body: recorded.body, headers: { 'idempotent-replayed': 'true' } };
       }
       try {
-        return await run({ owner: this.o.worker, epoch: activation.epoch });
+        return await run({ owner: this.o.worker, epoch: activation.epoch }, activation);
       } catch (error) {
         const code = errorCode(error);
         // The fence was lost (moved at store level, or lapsed): this worker no longer holds the session.

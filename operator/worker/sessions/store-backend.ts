@@ -82,7 +82,7 @@ export class StoreBackend implements SessionBackend {
     const r = await this.load(id);
     if (!r) throw new WorkerError('SESSION_NOT_FOUND', `session ${id} not found`);
     if (r.movingBy) throw new WorkerError('SESSION_MOVING', `session ${id} is being moved; retry shortly`);
-    const { fence, idempotencyKey } = options;
+    const { fence, idempotencyKey, remember } = options;
     if (fence && (r.owner !== fence.owner || r.epoch !== fence.epoch)) throw fenced(id);
     const outcome = await step(r.data, { id, version: r.version, anonymous: r.anonymous });
     const record = (version: number) =>
@@ -99,6 +99,8 @@ export class StoreBackend implements SessionBackend {
           !(await store.recordOutcome(id, fence ?? { owner: r.owner ?? '', epoch: r.epoch }, rec, { pool: this.o.pool }))
         )
           throw fenced(id);
+        // Handlers get a copy of the data (built-ins) or its JSON (the contract): r is still what is stored.
+        if (remember) remember.record = r;
         return { result: outcome.result, session: viewOf(r) };
       }
       checkSize(outcome.data, this.o.maxSessionBytes);
@@ -109,8 +111,10 @@ export class StoreBackend implements SessionBackend {
           ? await store.updateRecorded(id, outcome.data, { pool: this.o.pool, expectedVersion: r.version, fence: writeFence }, rec)
           : await store.update(id, outcome.data, { pool: this.o.pool, expectedVersion: r.version, fence: writeFence });
       onWritten?.(written);
+      if (remember) remember.record = written;
       return { result: outcome.result, session: viewOf(written) };
     } catch (error) {
+      if (remember) remember.record = undefined;
       if (error instanceof WorkerError) throw error;
       if (isConflict(error) || errorCode(error) === 'FENCED') throw fenced(id);
       throw toWorkerError(error, id);

@@ -41,6 +41,8 @@ export interface ExecuteOptions {
   fence?: { owner: string; epoch: number };
   /** Records the reply under this Idempotency-Key, with the session write (same script). */
   idempotencyKey?: string;
+  /** The activation's slot for the session as last read or written (degraded reads, docs/activation.md). */
+  remember?: { record: SessionRecord | undefined };
 }
 
 /** The body of a session execute's 200 reply (recorded as such for an Idempotency-Key). */
