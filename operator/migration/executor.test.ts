@@ -152,6 +152,30 @@ describe('migration executor', () => {
     expectNoMovingMarks(s.store);
   });
 
+  it('writes the plan before the header: a start cut off before its header leaves no journal, and the next start writes the whole plan', async () => {
+    const s = setup(30);
+    const plan = await evacuationPlan(s);
+    // A stale partial plan of an earlier attempt, then an operator killed before the header was created.
+    await s.journal.savePlan('cut', [{ index: 7, moves: [] }]);
+    const create = s.journal.create.bind(s.journal);
+    s.journal.create = () => Promise.reject(new Error('operator killed'));
+    const first = await new MigrationExecutor({ ...s.options, storeRetries: 0 })
+      .start({ uid: 'cut', pool: POOL, plan })
+      .catch((e: unknown) => e);
+    expect(first).to.be.instanceOf(Error);
+    expect(await s.journal.header('cut'), 'no header: the successor plans the round again').to.equal(null);
+    s.journal.create = create;
+    const executor = new MigrationExecutor(s.options);
+    expect(await executor.start({ uid: 'cut', pool: POOL, plan })).to.equal(true);
+    const saved = await s.journal.plan('cut');
+    expect(saved.map((b) => b.index)).to.deep.equal([0, 1, 2]);
+    expect((await s.journal.header('cut'))?.batchCount).to.equal(saved.length);
+    expect(await executor.start({ uid: 'cut', pool: POOL, plan }), 'a journal that exists is left as it is').to.equal(false);
+    const result = await executor.resume('cut');
+    expect(result.phase).to.equal('Succeeded');
+    expect(result.progress.moved).to.equal(30);
+  });
+
   it('dry run plans and moves nothing', async () => {
     const s = setup(30);
     const plan = await evacuationPlan(s);

@@ -137,9 +137,16 @@ export class MigrationExecutor {
     return this.createJournal(spec, batches, this.now() + (spec.deadlineMs ?? this.options.deadlineMs ?? DEFAULTS.deadlineMs));
   }
 
-  /** The journal's header, then its plan; false (nothing written) when it existed already. */
+  /**
+   * The journal's plan, then its header; false (nothing written) when it existed already. In this
+   * order a journal (its header) exists only with its whole plan: an operator killed while writing it
+   * leaves no header, so its successor plans the round again (nothing has moved) instead of finding
+   * an incomplete plan it could neither run nor roll back.
+   */
   private async createJournal(spec: Omit<MigrationSpec, 'dryRun'>, batches: Batch[], deadlineAt: number): Promise<boolean> {
-    const created = await this.retry(spec.uid, 'create journal', () =>
+    if (await this.retry(spec.uid, 'read journal', () => this.journal.header(spec.uid))) return false;
+    await this.retry(spec.uid, 'save plan', () => this.journal.savePlan(spec.uid, batches));
+    return this.retry(spec.uid, 'create journal', () =>
       this.journal.create({
         uid: spec.uid,
         pool: spec.pool,
@@ -150,8 +157,6 @@ export class MigrationExecutor {
         deadlineAt,
       }),
     );
-    if (created) await this.retry(spec.uid, 'save plan', () => this.journal.savePlan(spec.uid, batches));
-    return created;
   }
 
   /** Continues a migration from its journal after a restart: finishes it, or finishes its rollback. */

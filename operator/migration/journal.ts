@@ -313,8 +313,10 @@ export class MigrationJournal implements Journal {
   }
 
   /** Writes the planned batches (before the first batch runs). Idempotent: HSET of the same values. */
+  /** Writes the plan, replacing any earlier one (a partial plan left by a crash before its header was created). */
   async savePlan(uid: string, batches: readonly Batch[]): Promise<void> {
     const k = this.keys(uid);
+    await this.redis.del(k.plan);
     for (let i = 0; i < batches.length; i += 50) {
       const fields = batches.slice(i, i + 50).flatMap((b) => [String(b.index), JSON.stringify(b.moves)]);
       await this.redis.hset(k.plan, ...fields);

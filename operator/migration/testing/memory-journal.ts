@@ -15,12 +15,13 @@ import type { Batch } from '../planner.ts';
 interface Stored {
   header: JournalHeader;
   batches: Map<number, BatchEntry>;
-  plan: Batch[];
 }
 
 export class MemoryJournal implements Journal {
   readonly journals = new Map<string, Stored>();
   readonly active = new Set<string>();
+  /** Plans by uid, apart from the headers: a plan may be written before its journal's header (executor.createJournal). */
+  readonly plans = new Map<string, Batch[]>();
   /** Every transition that changed something, in order (for assertions). */
   readonly log: { uid: string; index: number; state: string }[] = [];
   now: () => number = Date.now;
@@ -50,7 +51,6 @@ export class MemoryJournal implements Journal {
         rolledBack: 0,
       },
       batches: new Map(),
-      plan: [],
     });
     this.active.add(input.uid);
     return true;
@@ -88,11 +88,12 @@ export class MemoryJournal implements Journal {
   }
 
   async savePlan(uid: string, batches: readonly Batch[]): Promise<void> {
-    this.get(uid).plan = structuredClone([...batches]);
+    this.plans.set(uid, structuredClone([...batches]));
   }
 
   async plan(uid: string): Promise<Batch[]> {
-    return structuredClone(this.get(uid).plan);
+    this.get(uid);
+    return structuredClone(this.plans.get(uid) ?? []);
   }
 
   async markRollback(uid: string, reason: string): Promise<void> {
@@ -115,6 +116,7 @@ export class MemoryJournal implements Journal {
 
   async remove(uid: string): Promise<void> {
     this.journals.delete(uid);
+    this.plans.delete(uid);
     this.active.delete(uid);
   }
 }
