@@ -7,11 +7,10 @@
 import { expect } from 'chai';
 import { readdirSync, readFileSync } from 'node:fs';
 import path from 'node:path';
-import { EventsV1Api, PatchStrategy, setHeaderOptions, type V1Secret } from '@kubernetes/client-node';
-import { GROUP, SESSION_POOL_PLURAL, VERSION } from '../../operator/api/index.ts';
+import { EventsV1Api, type V1Secret } from '@kubernetes/client-node';
 import { WorkerClient } from '../../operator/worker/client.ts';
 import { waitFor } from '../harness/processes.ts';
-import { createPool, poolEndpoints, waitForWorkers } from './support/migration-env.ts';
+import { createPool, patchPoolSpec, poolEndpoints, waitForWorkers } from './support/migration-env.ts';
 import { migrationSuite } from './support/suite.ts';
 
 interface ErrorBody {
@@ -76,17 +75,7 @@ describe('worker admin API: token from the operator (end to end)', function () {
         await new Promise((resolve) => setTimeout(resolve, 25));
       }
     })();
-    await env.custom.patchNamespacedCustomObject(
-      {
-        group: GROUP,
-        version: VERSION,
-        plural: SESSION_POOL_PLURAL,
-        namespace: pool.namespace,
-        name: pool.name,
-        body: { spec: { sessionMode: 'Dual' } },
-      },
-      setHeaderOptions('Content-Type', PatchStrategy.MergePatch),
-    );
+    await patchPoolSpec(env, pool, { sessionMode: 'Dual' });
     const events = env.kc.makeApiClient(EventsV1Api);
     const switched = await waitFor(
       'SessionModeSwitched event of the pool',

@@ -7,33 +7,26 @@
 // workers find each session wherever it lives. Client requests that failed after their retries may
 // only be retryable refusals; at the end every session's counter equals its acknowledged increments.
 import { expect } from 'chai';
-import { AppsV1Api, PatchStrategy, setHeaderOptions } from '@kubernetes/client-node';
-import { GROUP, SESSION_POOL_PLURAL, VERSION } from '../../operator/api/index.ts';
+import { AppsV1Api } from '@kubernetes/client-node';
 import { deploymentName } from '../../operator/controller/pool/names.ts';
 import { RETRY_ELSEWHERE_CODES } from '../../operator/worker/errors.ts';
 import { waitFor } from '../harness/processes.ts';
 import { log } from './support/assertions.ts';
-import { createPool, poolEndpoints, poolPods, waitForWorkers, type MigrationEnv, type TestPool } from './support/migration-env.ts';
+import {
+  createPool,
+  patchPoolSpec,
+  poolEndpoints,
+  poolPods,
+  waitForWorkers,
+  type MigrationEnv,
+  type TestPool,
+} from './support/migration-env.ts';
 import { migrationSuite } from './support/suite.ts';
 import { checkInvariants, Traffic } from './support/traffic.ts';
 
 const REPLICAS = 3;
 const STEPS = ['Dual', 'WorkerLocal', 'Dual', 'Centralized'] as const;
 type Mode = 'Centralized' | (typeof STEPS)[number];
-
-async function setMode(env: MigrationEnv, pool: TestPool, mode: Mode): Promise<void> {
-  await env.custom.patchNamespacedCustomObject(
-    {
-      group: GROUP,
-      version: VERSION,
-      plural: SESSION_POOL_PLURAL,
-      namespace: pool.namespace,
-      name: pool.name,
-      body: { spec: { sessionMode: mode } },
-    },
-    setHeaderOptions('Content-Type', PatchStrategy.MergePatch),
-  );
-}
 
 /** The step settled: the Deployment rolled out, no old pod is left, and every worker runs `mode`. */
 async function waitSettled(env: MigrationEnv, pool: TestPool, mode: Mode, token: string): Promise<string[]> {
@@ -100,7 +93,7 @@ describe('session modes switched through the operator under traffic (end to end)
     let previousPods = new Set((await poolPods(env, pool)).map((p) => p.metadata?.name ?? ''));
     for (const mode of STEPS) {
       const before = traffic.totalAcked();
-      await setMode(env, pool, mode);
+      await patchPoolSpec(env, pool, { sessionMode: mode });
       const endpoints = await waitSettled(env, pool, mode, token);
       // The Deployment rolled: the pods now serving are new ones.
       const pods = new Set((await poolPods(env, pool)).map((p) => p.metadata?.name ?? ''));

@@ -4,7 +4,15 @@
 // the invariant checks are in traffic.ts.
 import { appendFileSync } from 'node:fs';
 import path from 'node:path';
-import { CoordinationV1Api, CoreV1Api, CustomObjectsApi, KubeConfig, type V1Pod } from '@kubernetes/client-node';
+import {
+  CoordinationV1Api,
+  CoreV1Api,
+  CustomObjectsApi,
+  KubeConfig,
+  PatchStrategy,
+  setHeaderOptions,
+  type V1Pod,
+} from '@kubernetes/client-node';
 import {
   API_VERSION,
   GROUP,
@@ -309,6 +317,18 @@ export async function getPool(env: MigrationEnv, pool: Pick<TestPool, 'name' | '
   } catch {
     return undefined;
   }
+}
+
+/** A merge patch of the pool's spec, as `kubectl patch --type merge` sends it. */
+export async function patchPoolSpec(
+  env: MigrationEnv,
+  pool: Pick<TestPool, 'name' | 'namespace'>,
+  spec: Record<string, unknown>,
+): Promise<void> {
+  await env.custom.patchNamespacedCustomObject(
+    { group: GROUP, version: VERSION, plural: SESSION_POOL_PLURAL, namespace: pool.namespace, name: pool.name, body: { spec } },
+    setHeaderOptions('Content-Type', PatchStrategy.MergePatch),
+  );
 }
 
 export async function getMigration(env: MigrationEnv, namespace: string, name: string): Promise<SessionMigration | undefined> {
