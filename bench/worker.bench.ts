@@ -1,7 +1,7 @@
 // Load benchmark of the worker: the same bounded mixed workload (create, execute, get) sent to
-// three Centralized workers (random routing, sessions in the Redis Cluster) and to one
+// three Centralized workers (random routing, and session routing: sessions in the Redis Cluster) and to one
 // WorkerLocal worker (sessions in memory), in one run on loopback. Prints req/s, p50 and p99
-// per operation and overall, and the ratio (what centralizing costs). Starts and stops its
+// per operation and overall, and the ratio (what centralizing costs), over interleaved rounds, medians. Starts and stops its
 // own Redis Cluster (in a temp dir) and workers; stops only what it started, by pid.
 // Then the handler contract's cost: the trivial handler `echo` built in (in process) against the
 // same handler through the contract in Python with the SDK (spo_handler.conformance, from the venv
@@ -11,10 +11,13 @@
 // Then forwarding (docs/activation.md): the same sequential execute requests sent to the worker holding
 // the sessions' activations and to another worker, which forwards each one in one hop; interleaved
 // rounds, medians; the forwarding cost is the difference of p50s.
-//   npm run bench:worker   [BENCH_REQUESTS=6000 BENCH_CONCURRENCY=32 BENCH_CONTRACT_ROUNDS=7 BENCH_CONTRACT_REQUESTS=400
-//                           BENCH_FORWARD_ROUNDS=7 BENCH_FORWARD_REQUESTS=400 BENCH_PART=mixed|contract|forward]
+//   npm run bench:worker   [BENCH_REQUESTS=6000 BENCH_CONCURRENCY=32 BENCH_MIXED_ROUNDS=5 BENCH_CONTRACT_ROUNDS=7 BENCH_CONTRACT_REQUESTS=400
+//                           BENCH_FORWARD_ROUNDS=7 BENCH_FORWARD_REQUESTS=400 BENCH_PART=mixed|contract|forward
+//                           BENCH_CPU_PROF=<dir> BENCH_MIXED_CANDIDATES=random,session,local]
+// BENCH_CPU_PROF=<dir> runs every worker with `node --cpu-prof --cpu-prof-dir <dir>` (one .cpuprofile per
+// worker, named after it, written when it exits); `node bench/cpu-prof-top.ts <file>` summarizes one.
 import { spawn, type ChildProcess } from 'node:child_process';
-import { mkdtempSync, openSync, closeSync, rmSync } from 'node:fs';
+import { mkdtempSync, openSync, closeSync, readFileSync, rmSync } from 'node:fs';
 import { cpus, loadavg, tmpdir } from 'node:os';
 import path from 'node:path';
 import { repoRoot } from '../e2e/harness/paths.ts';
@@ -25,16 +28,23 @@ import { WorkerClient } from '../operator/worker/client.ts';
 
 const REQUESTS = Number(process.env.BENCH_REQUESTS ?? 6000);
 const CONCURRENCY = Number(process.env.BENCH_CONCURRENCY ?? 32);
+const MIXED_ROUNDS = Number(process.env.BENCH_MIXED_ROUNDS ?? 5);
 const CONTRACT_ROUNDS = Number(process.env.BENCH_CONTRACT_ROUNDS ?? 7);
 const CONTRACT_REQUESTS = Number(process.env.BENCH_CONTRACT_REQUESTS ?? 400);
 const FORWARD_ROUNDS = Number(process.env.BENCH_FORWARD_ROUNDS ?? 7);
 const FORWARD_REQUESTS = Number(process.env.BENCH_FORWARD_REQUESTS ?? 400);
 /** Which parts run: all of them by default. */
 const PART = process.env.BENCH_PART ?? 'all';
+/** Which of the mixed workload's candidates run (all three by default; a profile of one alone is clearer). */
+const MIXED_CANDIDATES = (process.env.BENCH_MIXED_CANDIDATES ?? 'random,session,local').split(',');
+/** A directory for the workers' CPU profiles (opt-in: profiling slows them). */
+const CPU_PROF_DIR = process.env.BENCH_CPU_PROF;
 const NODE = path.join(repoRoot, 'node_modules/.bin/node');
 const RAW_HANDLER = path.join(repoRoot, 'operator/worker/contract/conformance/raw_python_handler.py');
 const runDir = mkdtempSync(path.join(tmpdir(), 'spo-worker-bench-'));
 const children: ChildProcess[] = [];
+/** Worker processes by name: their CPU time is read from /proc. */
+const workerPids = new Map<string, number>();
 let redis: RedisClusterState | undefined;
 
 const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
@@ -42,7 +52,8 @@ const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
 async function startWorker(name: string, mode: string, nodes: string, extraEnv: Record<string, string> = {}): Promise<string> {
   const port = await freePort();
   const fd = openSync(path.join(runDir, `${name}.log`), 'a');
-  const child = spawn(NODE, ['operator/cmd/worker.ts'], {
+  const profile = CPU_PROF_DIR ? ['--cpu-prof', '--cpu-prof-dir', path.resolve(CPU_PROF_DIR), '--cpu-prof-name', `${name}.cpuprofile`] : [];
+  const child = spawn(NODE, [...profile, 'operator/cmd/worker.ts'], {
     cwd: repoRoot,
     stdio: ['ignore', fd, fd],
     env: {
@@ -60,6 +71,7 @@ async function startWorker(name: string, mode: string, nodes: string, extraEnv: 
   });
   closeSync(fd);
   children.push(child);
+  if (child.pid !== undefined) workerPids.set(name, child.pid);
   const deadline = Date.now() + 20_000;
   for (;;) {
     try {
@@ -141,6 +153,18 @@ async function echoRound(client: WorkerClient, id: string): Promise<{ p50: numbe
   const seconds = (performance.now() - started) / 1000;
   latencies.sort((a, b) => a - b);
   return { p50: pct(latencies, 50), p99: pct(latencies, 99), rps: CONTRACT_REQUESTS / seconds };
+}
+
+/** CPU time (user + system, ms) a process has used so far, from /proc (10 ms ticks: read over many requests). */
+function cpuMs(pid: number | undefined): number {
+  if (pid === undefined) return NaN;
+  try {
+    // Fields after the command's closing parenthesis: utime and stime are the 12th and 13th.
+    const fields = readFileSync(`/proc/${pid}/stat`, 'utf8').split(') ')[1]!.split(' ');
+    return ((Number(fields[11]) + Number(fields[12])) * 1000) / 100;
+  } catch {
+    return NaN;
+  }
 }
 
 const median = (values: number[]) => [...values].sort((a, b) => a - b)[Math.floor(values.length / 2)] as number;
@@ -260,61 +284,115 @@ async function forwardBench(nodes: string): Promise<void> {
   await incrRound(other, ids);
   const direct: { p50: number; p99: number; rps: number }[] = [];
   const forwarded: { p50: number; p99: number; rps: number }[] = [];
+  // CPU time per request of each worker, summed over the rounds (a figure the machine's load disturbs less).
+  const cpu = { direct: { owner: 0, other: 0 }, forwarded: { owner: 0, other: 0 } };
+  const measure = async (base: string, into: { owner: number; other: number }) => {
+    const before = [cpuMs(workerPids.get('fwd-owner')), cpuMs(workerPids.get('fwd-other'))] as const;
+    const round = await incrRound(base, ids);
+    into.owner += cpuMs(workerPids.get('fwd-owner')) - before[0];
+    into.other += cpuMs(workerPids.get('fwd-other')) - before[1];
+    return round;
+  };
   for (let round = 0; round < FORWARD_ROUNDS; round++) {
-    direct.push(await incrRound(owner, ids));
-    forwarded.push(await incrRound(other, ids));
+    // The order alternates, so that a drift of the machine's load hits both alike.
+    if (round % 2 === 0) {
+      direct.push(await measure(owner, cpu.direct));
+      forwarded.push(await measure(other, cpu.forwarded));
+    } else {
+      forwarded.push(await measure(other, cpu.forwarded));
+      direct.push(await measure(owner, cpu.direct));
+    }
   }
   const m = (rounds: { p50: number; p99: number; rps: number }[], f: (x: { p50: number; p99: number; rps: number }) => number) =>
     median(rounds.map(f));
   const cost = median(forwarded.map((x, i) => x.p50 - direct[i]!.p50));
+  const perRequest = (ms: number) => ((ms / (FORWARD_ROUNDS * FORWARD_REQUESTS)) * 1000).toFixed(0);
   console.log(
-    `forwarding: ${FORWARD_ROUNDS} interleaved rounds x ${FORWARD_REQUESTS} sequential execute(incr) over 8 sessions, Centralized x2, medians`,
+    `forwarding: ${FORWARD_ROUNDS} interleaved rounds x ${FORWARD_REQUESTS} sequential execute(incr) over 8 sessions, Centralized x2, medians (load average ${loadavg()
+      .map((l) => l.toFixed(2))
+      .join(' ')}, ${cpus().length} cores)`,
   );
-  for (const [label, rounds] of [
-    ['through the owner:             ', direct],
-    ['through a non-owner (1 hop):   ', forwarded],
+  for (const [label, rounds, used] of [
+    ['through the owner:             ', direct, cpu.direct],
+    ['through a non-owner (1 hop):   ', forwarded, cpu.forwarded],
   ] as const)
     console.log(
-      `  ${label}${m(rounds, (x) => x.rps).toFixed(0)} req/s  p50=${m(rounds, (x) => x.p50).toFixed(3)} ms  p99=${m(rounds, (x) => x.p99).toFixed(3)} ms`,
+      `  ${label}${m(rounds, (x) => x.rps).toFixed(0)} req/s  p50=${m(rounds, (x) => x.p50).toFixed(3)} ms  p99=${m(rounds, (x) => x.p99).toFixed(3)} ms  CPU/request: owner ${perRequest(used.owner)} us, non-owner ${perRequest(used.other)} us`,
     );
   console.log(
     `  forwarding cost: p50 +${cost.toFixed(3)} ms (target < 1 ms: ${cost < 1 ? 'met' : 'NOT met'}), throughput ratio forwarded/owner ${(m(forwarded, (x) => x.rps) / m(direct, (x) => x.rps)).toFixed(2)}`,
   );
 }
 
+/**
+ * The mixed workload on three Centralized workers, sent at random (two thirds of the executes then go
+ * to a worker that forwards them to the session's activation) and by session (each session's requests
+ * to the worker that created it, its activation, as the WorkerLocal side's are), and on one WorkerLocal
+ * worker. Interleaved rounds, the order rotating; medians, and the median of the rounds' ratios.
+ */
+async function mixedBench(nodes: string): Promise<void> {
+  const central = [
+    await startWorker('central-1', 'Centralized', nodes),
+    await startWorker('central-2', 'Centralized', nodes),
+    await startWorker('central-3', 'Centralized', nodes),
+  ];
+  const local = await startWorker('local-1', 'WorkerLocal', nodes);
+  const centralNames = ['central-1', 'central-2', 'central-3'];
+  const candidates = [
+    { key: 'random', label: 'Centralized x3, random routing: ', endpoints: central, routing: 'random', names: centralNames },
+    { key: 'session', label: 'Centralized x3, session routing:', endpoints: central, routing: 'session', names: centralNames },
+    { key: 'local', label: 'WorkerLocal x1 (memory):        ', endpoints: [local], routing: 'session', names: ['local-1'] },
+  ]
+    .filter((c) => MIXED_CANDIDATES.includes(c.key))
+    .map((c) => ({ ...c, rounds: [] as ReturnType<typeof summary>[], cpu: 0 }));
+  const run = (c: (typeof candidates)[number]) =>
+    workload(new WorkerClient({ endpoints: c.endpoints, routing: c.routing as 'random' | 'session' }));
+  for (const c of candidates) await run(c); // warm-up (JIT, connections), not measured
+  const cpuOf = (names: string[]) => names.reduce((sum, n) => sum + cpuMs(workerPids.get(n)), 0);
+  for (let r = 0; r < MIXED_ROUNDS; r++)
+    for (let i = 0; i < candidates.length; i++) {
+      const c = candidates[(r + i) % candidates.length]!;
+      const before = cpuOf(c.names);
+      c.rounds.push(summary(await run(c)));
+      c.cpu += cpuOf(c.names) - before; // the workers' CPU (Redis' own is not counted)
+    }
+  console.log(
+    `worker benchmark: ${REQUESTS} requests, concurrency ${CONCURRENCY}, mix 10% create / 60% execute(incr) / 30% get, loopback, ${MIXED_ROUNDS} interleaved rounds, medians (load average ${loadavg()
+      .map((l) => l.toFixed(2))
+      .join(' ')}, ${cpus().length} cores)`,
+  );
+  const perRequest = (ms: number) => ((ms / (MIXED_ROUNDS * (REQUESTS + CONCURRENCY))) * 1000).toFixed(0);
+  for (const c of candidates) {
+    const med = (f: (x: ReturnType<typeof summary>) => number) => median(c.rounds.map(f));
+    console.log(
+      `  ${c.label} ${med((x) => x.rps).toFixed(0)} req/s  p50=${med((x) => x.p50).toFixed(2)} ms  p99=${med((x) => x.p99).toFixed(2)} ms  workers' CPU/request ${perRequest(c.cpu)} us`,
+    );
+    const mid = c.rounds.find((x) => x.rps === med((y) => y.rps)) ?? c.rounds[0]!;
+    for (const line of mid.lines) console.log(line);
+  }
+  const localRounds = candidates.find((c) => c.key === 'local')?.rounds;
+  if (!localRounds) return;
+  for (const c of candidates.filter((x) => x.key !== 'local')) {
+    const ratios = c.rounds.map((x, i) => x.rps / localRounds[i]!.rps);
+    const ratio = median(ratios);
+    console.log(
+      `  ratio ${c.label.trim().replace(/:$/, '')} / WorkerLocal x1 req/s (median of rounds): ${ratio.toFixed(2)} (target >= 0.7: ${ratio >= 0.7 ? 'met' : 'NOT met'}); per round ${ratios.map((x) => x.toFixed(2)).join(' ')}`,
+    );
+  }
+}
+
 try {
   redis = await startRedisCluster(runDir);
   const nodes = redisEndpoints(redis).join(',');
-  if (PART === 'all' || PART === 'mixed') {
-    const central = [
-      await startWorker('central-1', 'Centralized', nodes),
-      await startWorker('central-2', 'Centralized', nodes),
-      await startWorker('central-3', 'Centralized', nodes),
-    ];
-    const local = await startWorker('local-1', 'WorkerLocal', nodes);
-    // Warm-up (JIT, connections), not measured.
-    await workload(new WorkerClient({ endpoints: central }));
-    await workload(new WorkerClient({ endpoints: [local], routing: 'session' }));
-    const c = summary(await workload(new WorkerClient({ endpoints: central })));
-    const l = summary(await workload(new WorkerClient({ endpoints: [local], routing: 'session' })));
-    console.log(
-      `worker benchmark: ${REQUESTS} requests, concurrency ${CONCURRENCY}, mix 10% create / 60% execute(incr) / 30% get, loopback`,
-    );
-    console.log(`  Centralized x3 (Redis Cluster 3+3): ${c.rps.toFixed(0)} req/s  p50=${c.p50.toFixed(2)} ms  p99=${c.p99.toFixed(2)} ms`);
-    for (const line of c.lines) console.log(line);
-    console.log(`  WorkerLocal x1 (memory):            ${l.rps.toFixed(0)} req/s  p50=${l.p50.toFixed(2)} ms  p99=${l.p99.toFixed(2)} ms`);
-    for (const line of l.lines) console.log(line);
-    console.log(
-      `  ratio Centralized x3 / WorkerLocal x1: throughput ${(c.rps / l.rps).toFixed(2)}, p50 ${(c.p50 / l.p50).toFixed(2)}x, p99 ${(c.p99 / l.p99).toFixed(2)}x`,
-    );
-  }
+  if (PART === 'all' || PART === 'mixed') await mixedBench(nodes);
   if (PART === 'all' || PART === 'forward') await forwardBench(nodes);
   if (PART === 'all' || PART === 'contract') await contractBench(nodes);
 } finally {
   for (const child of children) {
     if (child.pid !== undefined && child.exitCode === null) {
       child.kill('SIGTERM');
-      await Promise.race([new Promise((resolve) => child.once('exit', resolve)), sleep(5_000)]);
+      // A profiled worker writes its profile as it exits: give it time.
+      await Promise.race([new Promise((resolve) => child.once('exit', resolve)), sleep(CPU_PROF_DIR ? 30_000 : 5_000)]);
       if (child.exitCode === null && child.signalCode === null) child.kill('SIGKILL');
     }
   }

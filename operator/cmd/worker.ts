@@ -1,7 +1,8 @@
 // Entry point of a worker: `node operator/cmd/worker.ts`, configured by SPO_* variables
 // (operator/worker/config.ts). SIGTERM and SIGINT drain (in-flight work finishes by
 // SPO_DRAIN_DEADLINE_SECONDS), then the process exits 0. A signal at any point of start-up ends
-// it promptly too, and the whole shutdown is bounded (the drain deadline plus a margin).
+// it promptly too, and the whole shutdown is bounded (the longer of the drain deadline and the
+// linger, plus a margin).
 
 // The signal handlers come first, before the modules load (seconds on a busy node): a SIGTERM
 // that came earlier would otherwise meet node's default action, or none at all when node is
@@ -60,10 +61,11 @@ const store = createSessionStore({
 
 const worker = new Worker({ config, store, registry, logger: logger.child({ pool: config.pool, worker: config.workerName }) });
 
-// Past the drain deadline plus this margin the process exits anyway (a store call or a close that
-// never returns must not hold it until the kubelet's SIGKILL).
+// Past the drain deadline (or the linger, if longer) plus this margin the process exits anyway (a
+// store call or a close that never returns must not hold it until the kubelet's SIGKILL).
 const SHUTDOWN_MARGIN_MS = 10_000;
-const shutdownBoundMs = config.drainDeadlineSeconds * 1000 + SHUTDOWN_MARGIN_MS;
+// The linger runs beside the drain (Worker.stop), not after it.
+const shutdownBoundMs = Math.max(config.drainDeadlineSeconds, config.shutdownLingerSeconds) * 1000 + SHUTDOWN_MARGIN_MS;
 
 let signalled = false;
 onSignal = (signal) => {
@@ -74,7 +76,7 @@ onSignal = (signal) => {
     logger.error({ boundSeconds: shutdownBoundMs / 1000 }, 'shutdown did not finish in time: exiting');
     process.exit(1);
   }, shutdownBoundMs).unref();
-  worker.stop(`signal ${signal}`).then(
+  worker.stop(`signal ${signal}`, { lingerMs: config.shutdownLingerSeconds * 1000 }).then(
     () => process.exit(0),
     (error: unknown) => {
       logger.error({ err: error }, 'shutdown failed');

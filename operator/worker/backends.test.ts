@@ -1,5 +1,5 @@
 import { expect } from 'chai';
-import { SessionModes, type SessionBackend, type SessionMode } from './backends.ts';
+import { SessionModes, type ExecuteResult, type SessionBackend, type SessionMode } from './backends.ts';
 import { WorkerError } from './errors.ts';
 import { builtinHandlers } from './handlers.ts';
 import { MemorySessionStore } from '../store/testing/memory-store.ts';
@@ -25,6 +25,11 @@ async function codeOf(p: Promise<unknown>): Promise<string> {
 }
 
 const value = (r: JsonValue) => (r as { value: number }).value;
+/** The result of a run (not a replayed record). */
+function ran(r: ExecuteResult): Extract<ExecuteResult, { result: JsonValue }> {
+  if ('replayed' in r) throw new Error('replayed a recorded reply instead of running');
+  return r;
+}
 
 describe('worker session backends', () => {
   for (const mode of ['WorkerLocal', 'Dual', 'Centralized'] as const) {
@@ -34,7 +39,7 @@ describe('worker session backends', () => {
       const s = await run((b) => b.create({ data: { vars: { n: 10 } } }));
       expect(Object.keys(s).sort()).to.deep.equal(['createdAt', 'data', 'id', 'lastAccessedAt', 'ttlSeconds', 'version']);
       expect(s.version).to.equal(1);
-      const r = await run((b) => b.execute(s.id, incr()));
+      const r = ran(await run((b) => b.execute(s.id, incr())));
       expect(value(r.result)).to.equal(11);
       expect(r.session.version).to.equal(2);
       expect((await run((b) => b.get(s.id))).data).to.deep.equal({ vars: { n: 11 } });
@@ -83,6 +88,24 @@ describe('worker session backends', () => {
       expect((await m.run((b) => b.get(s.id))).data).to.deep.equal({ vars: { n: 1 } });
     });
   }
+
+  it('WorkerLocal: a request with a recorded Idempotency-Key gets the recorded reply, and the handler does not run', async () => {
+    const m = modes(new MemorySessionStore(), 'WorkerLocal');
+    const s = await m.run((b) => b.create({ data: {} }));
+    let runs = 0;
+    const counted = (data: JsonValue, session: { id: string; version: number; anonymous: boolean }) => {
+      runs++;
+      return incr()(data, session);
+    };
+    const first = ran(await m.run((b) => b.execute(s.id, counted, { idempotencyKey: 'k1' })));
+    const retry = await m.run((b) => b.execute(s.id, counted, { idempotencyKey: 'k1' }));
+    expect(runs).to.equal(1);
+    expect(retry).to.deep.equal({
+      replayed: { status: 200, body: { sessionId: s.id, version: first.session.version, result: first.result } },
+    });
+    const other = ran(await m.run((b) => b.execute(s.id, counted, { idempotencyKey: 'k2' })));
+    expect([value(other.result), runs]).to.deep.equal([2, 2]);
+  });
 
   it("WorkerLocal runs one session's requests one at a time: concurrent ones queue, each handler runs once", async () => {
     const m = modes(new MemorySessionStore(), 'WorkerLocal');
@@ -160,7 +183,7 @@ describe('worker session backends', () => {
     let expected = 0;
     const bumpAll = async () => {
       expected++;
-      for (const id of ids) expect(value((await m.run((b) => b.execute(id, incr()))).result)).to.equal(expected);
+      for (const id of ids) expect(value(ran(await m.run((b) => b.execute(id, incr()))).result)).to.equal(expected);
     };
     await bumpAll();
     const toDual = await m.switchTo('Dual');
@@ -222,7 +245,7 @@ describe('worker session backends', () => {
     const held = m.run(async (b) => b.mode);
     expect(await codeOf(m.switchTo('Centralized'))).to.equal('MODE_SWITCH_IN_PROGRESS');
     release();
-    expect(value((await inFlight).result)).to.equal(1);
+    expect(value(ran(await inFlight).result)).to.equal(1);
     await switching;
     expect(await held).to.equal('Dual');
     expect(store.peek(s.id)?.data).to.deep.equal({ vars: { n: 1 } });

@@ -30,6 +30,7 @@ describe('worker config', () => {
     expect(c.sessionMode).to.equal('Centralized');
     expect(c.allowDegraded).to.equal(false);
     expect(c.drainDeadlineSeconds).to.equal(30);
+    expect(c.shutdownLingerSeconds).to.equal(5);
     expect(c.advertiseEndpoint).to.equal('host-1:8080');
   });
 
@@ -49,6 +50,7 @@ describe('worker config', () => {
         SPO_SESSION_MODE: 'workerlocal',
         SPO_ALLOW_DEGRADED: 'yes',
         SPO_DRAIN_DEADLINE_SECONDS: '5',
+        SPO_SHUTDOWN_LINGER_SECONDS: '0',
         POD_IP: '10.0.0.7',
       },
       'host-1',
@@ -68,6 +70,7 @@ describe('worker config', () => {
       sessionMode: 'WorkerLocal',
       allowDegraded: true,
       drainDeadlineSeconds: 5,
+      shutdownLingerSeconds: 0,
     });
     expect(c.advertiseEndpoint).to.equal('10.0.0.7:9000');
     expect(parseConfig({ ...base, POD_NAME: 'pod-a', SPO_WORKER_NAME: 'w-1' }).workerName).to.equal('w-1');
@@ -81,6 +84,7 @@ describe('worker config', () => {
       SPO_DURABILITY: 'disk',
       SPO_SESSION_TTL_SECONDS: '0',
       SPO_REDIS_NODES: 'redis-0',
+      SPO_SHUTDOWN_LINGER_SECONDS: '61',
     });
     const text = found.join('\n');
     expect(text).to.match(/SPO_POOL is required/);
@@ -88,6 +92,7 @@ describe('worker config', () => {
     expect(text).to.match(/SPO_SESSION_MODE='Local' is not one of WorkerLocal, Dual, Centralized/);
     expect(text).to.match(/SPO_ALLOW_DEGRADED='maybe' is not a boolean/);
     expect(text).to.match(/SPO_DURABILITY='disk'/);
+    expect(text).to.match(/SPO_SHUTDOWN_LINGER_SECONDS=61/);
     expect(text).to.match(/SPO_SESSION_TTL_SECONDS=0 is out of range/);
     expect(text).to.match(/SPO_REDIS_NODES entry 'redis-0' is not host:port/);
   });

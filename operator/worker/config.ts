@@ -40,6 +40,13 @@ export interface WorkerConfig {
   sessionMode: SessionMode;
   allowDegraded: boolean;
   drainDeadlineSeconds: number;
+  /**
+   * After SIGTERM the listener stays open at least this long (answering 503 WORKER_DRAINING to
+   * session routes): a deleted pod leaves the Service's endpoints asynchronously, and kube-proxy
+   * on every node may still send it new connections for a moment. Closed sooner, those connections
+   * meet a dead address and hang until the client's timeout.
+   */
+  shutdownLingerSeconds: number;
   heartbeatSeconds: number;
   /** An activation idle this long releases its lease (SPO_IDLE_SECONDS, the pool's spec.idleSeconds; docs/activation.md). */
   idleSeconds: number;
@@ -142,6 +149,7 @@ export function parseConfig(env: NodeJS.ProcessEnv = process.env, defaultHostnam
   const sessionMode = oneOf('SPO_SESSION_MODE', SESSION_MODES, 'Centralized');
   const allowDegraded = bool('SPO_ALLOW_DEGRADED', false);
   const drainDeadlineSeconds = integer('SPO_DRAIN_DEADLINE_SECONDS', 30, 0, 3600);
+  const shutdownLingerSeconds = integer('SPO_SHUTDOWN_LINGER_SECONDS', 5, 0, 60);
   const heartbeatSeconds = integer('SPO_HEARTBEAT_SECONDS', 5, 1, 300);
   const idleSeconds = integer('SPO_IDLE_SECONDS', 300, 1, 24 * 3600);
   const handlerPort = text('SPO_HANDLER_PORT') === undefined ? undefined : integer('SPO_HANDLER_PORT', 8081, 1, 65535);
@@ -174,6 +182,7 @@ export function parseConfig(env: NodeJS.ProcessEnv = process.env, defaultHostnam
     sessionMode,
     allowDegraded,
     drainDeadlineSeconds,
+    shutdownLingerSeconds,
     heartbeatSeconds,
     idleSeconds,
     adminToken,

@@ -71,6 +71,24 @@ describe('Dockerfile', () => {
     expect(workerTest).to.include("'operator/cmd/worker.ts'");
   });
 
+  it('builds the operator ahead of time: the chart runs the build of operator/cmd/operator.ts', () => {
+    // tsconfig.build.json compiles the operator's entry point (and what it imports) into dist/,
+    // keeping the repository's layout, so operator/cmd/operator.ts becomes dist/operator/cmd/operator.js.
+    const build = JSON.parse(readFileSync(path.join(repoRoot, 'tsconfig.build.json'), 'utf8')) as {
+      extends: string;
+      compilerOptions: { noEmit: boolean; rootDir: string; outDir: string };
+      files: string[];
+    };
+    expect(build.extends).to.equal('./tsconfig.json');
+    expect(build.files).to.deep.equal(['operator/cmd/operator.ts']);
+    expect(build.compilerOptions).to.include({ noEmit: false, rootDir: '.', outDir: 'dist' });
+    expect(dockerfile.some((i) => i.op === 'RUN' && /\btsc -p tsconfig\.build\.json$/.test(i.args))).to.equal(true);
+    expect(dockerfile.some((i) => i.op === 'COPY' && /--from=build\b.*\/app\/dist \.\/dist$/.test(i.args))).to.equal(true);
+    expect(dockerignore, 'a local dist/ is not sent: the image builds its own').to.include('dist');
+    const template = readFileSync(path.join(repoRoot, 'charts/session-pool-operator/templates/deployment.yaml'), 'utf8');
+    expect(template).to.include('- dist/operator/cmd/operator.js');
+  });
+
   it('ignores what the image must not carry', () => {
     for (const p of ['.git', 'node_modules', '**/*.test.ts']) expect(dockerignore).to.include(p);
   });

@@ -6,10 +6,11 @@ import http, { type IncomingMessage, type ServerResponse } from 'node:http';
 import type { Registry } from 'prom-client';
 import type { Logger } from '../observability/logger.ts';
 import { checkAdminAuthorization } from './admin-auth.ts';
-import type { JsonValue, SessionRecord } from '../store/types.ts';
+import type { JsonValue } from '../store/types.ts';
 import type { MemoryRouter } from './activation/memory-router.ts';
+import { REPLAYED_HEADER } from './activation/forward.ts';
 import { sessionRequest, type ActivationRouter, type SessionRequest } from './activation/router.ts';
-import { executeReplyBody, viewOf, type SessionModes, type SessionView } from './backends.ts';
+import { executeReplyBody, viewOf, type ExecuteOptions, type SessionModes, type SessionView } from './backends.ts';
 import { WorkerError, toWorkerError } from './errors.ts';
 import { guardMalformedRequests } from './http-guard.ts';
 import type { InFlight } from './in-flight.ts';
@@ -111,7 +112,7 @@ async function executeIn(
   const handlers = ctx.handlers;
   const label = handlers.metricLabel?.(handler) ?? handler;
   try {
-    const work = (fence?: { owner: string; epoch: number }, remember?: { record: SessionRecord | undefined }) =>
+    const work = (fence?: { owner: string; epoch: number }, remember?: ExecuteOptions['remember']) =>
       ctx.modes.run(async (backend): Promise<Reply> => {
         const step = (current: JsonValue, session: { id: string; version: number; anonymous: boolean }) =>
           handlers.run(handler, args, current, {
@@ -125,13 +126,16 @@ async function executeIn(
           const result = await backend.executeAnonymous(data ?? {}, step, ttlSeconds);
           return { status: 200, body: { result } };
         }
-        const idempotencyKey = fence ? request?.idempotencyKey : undefined;
-        const { result, session } = await backend.execute(sessionId, step, {
+        // Recorded by a fenced activation (with its store write) or in a WorkerLocal session's memory.
+        const idempotencyKey = fence || backend.mode === 'WorkerLocal' ? request?.idempotencyKey : undefined;
+        const outcome = await backend.execute(sessionId, step, {
           ...(fence ? { fence } : {}),
           ...(remember ? { remember } : {}),
           ...(idempotencyKey !== undefined ? { idempotencyKey } : {}),
         });
-        return { status: 200, body: executeReplyBody(session.id, session.version, result) };
+        if ('replayed' in outcome)
+          return { status: outcome.replayed.status, body: outcome.replayed.body, headers: { [REPLAYED_HEADER]: 'true' } };
+        return { status: 200, body: executeReplyBody(outcome.session.id, outcome.session.version, outcome.result) };
       });
     const router = routerFor(ctx);
     const memory = memoryFor(ctx);
@@ -276,8 +280,9 @@ const ROUTES: Route[] = [
     session: true,
     run: async (ctx, req, params) => {
       const id = sessionParam(params);
-      const body = validateExecute(await jsonBody(ctx, req));
-      const request = sessionRequest(req, `/v1/sessions/${encodeURIComponent(id)}/execute`, body);
+      const text = await readBody(req, ctx.maxBodyBytes);
+      const body = validateExecute(parseJsonBody(text));
+      const request = sessionRequest(req, `/v1/sessions/${encodeURIComponent(id)}/execute`, text);
       return executeIn(ctx, id, body.handler, (body.args ?? null) as JsonValue, undefined, undefined, request);
     },
   },

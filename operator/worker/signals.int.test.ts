@@ -21,7 +21,11 @@ interface Spawned {
 }
 
 /** A worker whose store address has nothing listening; `hold` delays the load of worker/worker.ts. */
-async function spawnWorker(dir: string, hold?: { marker: string; ms: number }): Promise<Spawned> {
+async function spawnWorker(
+  dir: string,
+  hold?: { marker: string; ms: number },
+  extraEnv: Record<string, string> = {},
+): Promise<Spawned & { port: number }> {
   const port = await freePort();
   const deadRedis = await freePort();
   const logFile = path.join(dir, `worker-${port}.log`);
@@ -45,6 +49,7 @@ async function spawnWorker(dir: string, hold?: { marker: string; ms: number }): 
         ...(hold
           ? { SPO_TEST_HOLD_MODULE: '/operator/worker/worker.ts', SPO_TEST_HOLD_MARKER: hold.marker, SPO_TEST_HOLD_MS: String(hold.ms) }
           : {}),
+        ...extraEnv,
       },
     },
   );
@@ -52,7 +57,7 @@ async function spawnWorker(dir: string, hold?: { marker: string; ms: number }): 
   const exited = new Promise<{ code: number | null; signal: NodeJS.Signals | null }>((resolve) =>
     child.once('exit', (code, signal) => resolve({ code, signal })),
   );
-  return { child, exited, log: () => readFileSync(logFile, 'utf8') };
+  return { child, exited, log: () => readFileSync(logFile, 'utf8'), port };
 }
 
 /** Waits for the exit, far below the drain deadline; SIGKILLs (by its pid) a worker that outlives it. */
@@ -101,5 +106,27 @@ describe('worker process: SIGTERM at any point of its life', function () {
     const { code, signal } = await exitOf(worker);
     expect({ code, signal }, worker.log()).to.deep.equal({ code: 0, signal: null });
     expect(worker.log()).to.include('"msg":"stopped"');
+  });
+
+  it('keeps its listener open after SIGTERM for the linger, answering a retryable 503, then exits 0', async () => {
+    // A Service's endpoints drop a deleted pod asynchronously: kube-proxy may still send it new
+    // connections. Closed at once, they meet a dead address (the kind tier saw a 20 s connect timeout).
+    const worker = await spawnWorker(dir, undefined, { SPO_SHUTDOWN_LINGER_SECONDS: '20' });
+    spawned.push(worker);
+    await waitFor('the worker to listen', () => (worker.log().includes('"msg":"worker listening"') ? true : undefined), 30_000, 50);
+    worker.child.kill('SIGTERM');
+    await waitFor('the drain to end', () => (worker.log().includes('listener kept open') ? true : undefined), 30_000, 50);
+    const answer = await fetch(`http://127.0.0.1:${worker.port}/v1/sessions`, {
+      method: 'POST',
+      headers: { 'content-type': 'application/json' },
+      body: '{}',
+    });
+    expect(answer.status).to.equal(503);
+    expect(answer.headers.get('retry-after')).to.equal('1');
+    expect(((await answer.json()) as { error: { code: string } }).error.code).to.equal('WORKER_DRAINING');
+    expect(worker.child.exitCode, 'the worker exited before the linger ended').to.equal(null);
+    const { code, signal } = await exitOf(worker);
+    expect({ code, signal }, worker.log()).to.deep.equal({ code: 0, signal: null });
+    expect(worker.log().indexOf('listener kept open')).to.be.lessThan(worker.log().indexOf('"msg":"stopped"'));
   });
 });

@@ -12,10 +12,10 @@ import { WORKER_TEST_NAMESPACE, startWorkerProcess, type WorkerProcess } from '.
 const poolName = `wl-int-${Date.now().toString(36)}`;
 const pool = `${WORKER_TEST_NAMESPACE}/${poolName}`;
 
-async function call(base: string, method: string, path: string, body?: unknown) {
+async function call(base: string, method: string, path: string, body?: unknown, headers: Record<string, string> = {}) {
   const r = await fetch(`${base}${path}`, {
     method,
-    headers: body === undefined ? {} : { 'content-type': 'application/json' },
+    headers: body === undefined ? headers : { 'content-type': 'application/json', ...headers },
     ...(body === undefined ? {} : { body: JSON.stringify(body) }),
   });
   return { status: r.status, headers: r.headers, body: (await r.json()) as Record<string, unknown> };
@@ -65,6 +65,28 @@ describe('WorkerLocal: sessions in worker memory, routed by session (worker proc
     // Deleting through a non-holder deletes at the holder.
     expect((await call(w2.base, 'DELETE', `/v1/sessions/${id}`)).status).to.equal(200);
     expect((await call(w1.base, 'GET', `/v1/sessions/${id}/holder`)).body).to.deep.equal({ held: false, worker: 'w1' });
+  });
+
+  it('a retry with the same Idempotency-Key gets the recorded reply, through the holder or a forwarder, and the handler does not run again', async () => {
+    const [w1, w2] = workers as [WorkerProcess, WorkerProcess];
+    const id = ((await call(w1.base, 'POST', '/v1/sessions', { data: {} })).body.session as { id: string }).id;
+    const incr = (base: string, key: string) =>
+      call(base, 'POST', `/v1/sessions/${id}/execute`, { handler: 'incr', args: { key: 'n' } }, { 'idempotency-key': key });
+    const first = await incr(w2.base, 'key-1');
+    expect([first.status, first.headers.get('idempotent-replayed')]).to.deep.equal([200, null]);
+    expect(first.body).to.include({ sessionId: id, version: 2 });
+    for (const base of [w1.base, w2.base]) {
+      const retry = await incr(base, 'key-1');
+      expect([retry.status, retry.headers.get('idempotent-replayed')], base).to.deep.equal([200, 'true']);
+      expect(retry.body).to.deep.equal(first.body);
+    }
+    const second = await incr(w1.base, 'key-2');
+    expect((second.body.result as { value: number }).value).to.equal(2);
+    // A key the contract refuses: 400 before anything runs.
+    const bad = await incr(w2.base, 'has space');
+    expect([bad.status, (bad.body.error as { code: string }).code]).to.deep.equal([400, 'INVALID_REQUEST']);
+    expect(counter((await call(w2.base, 'GET', `/v1/sessions/${id}`)).body), 'the handler ran once per key').to.equal(2);
+    expect((await call(w2.base, 'DELETE', `/v1/sessions/${id}`)).status).to.equal(200);
   });
 
   it('a stopped worker writes its sessions to the store; the worker that gets the next request takes each into memory, once', async () => {

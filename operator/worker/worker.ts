@@ -215,6 +215,7 @@ export class Worker {
   /** Refreshes the registration and reads back whether the operator asked this worker to drain. */
   async heartbeat(): Promise<void> {
     if (this.stopping) return;
+    const startedAt = Date.now();
     try {
       const workers = await this.store.listWorkers(this.config.pool);
       this.directory.update(workers);
@@ -232,10 +233,13 @@ export class Worker {
         { pool: this.config.pool, worker: this.config.workerName, endpoint: this.config.advertiseEndpoint, draining: this.draining },
         this.config.heartbeatSeconds * 3000,
       );
+      // Peers see the registration for three heartbeats; warm records are trusted for one.
+      this.activations.confirmLive(this.draining ? 0 : startedAt + this.config.heartbeatSeconds * 1000);
       this.storeReachable = true;
       this.lastHeartbeatError = undefined;
       this.metrics.heartbeats.inc({ result: 'ok' });
     } catch (error) {
+      this.activations.confirmLive(0);
       this.storeReachable = false;
       // /readyz shows the code only: an error's text can name Redis nodes; the log has it.
       this.lastHeartbeatError = errorCode(error) ?? 'error';
@@ -256,6 +260,8 @@ export class Worker {
   drain(reason: string): Promise<void> {
     if (this.drainDone) return this.drainDone;
     this.drainReason = reason;
+    this.activations.confirmLive(0); // peers may take a draining worker's sessions: nothing runs warm
+
     this.metrics.draining.set(1);
     this.drainDone = this.doDrain(reason);
     return this.drainDone;
@@ -283,8 +289,14 @@ export class Worker {
     }
   }
 
-  /** Drains (SIGTERM), unregisters, closes the server and the store. */
-  stop(reason = 'shutdown'): Promise<void> {
+  /**
+   * Drains (SIGTERM), unregisters, closes the server and the store. `lingerMs` (the process's
+   * SIGTERM path: SPO_SHUTDOWN_LINGER_SECONDS) keeps the listener open at least that long after the
+   * call, the drain included, so connections a Service still sends to a deleted pod get a retryable
+   * 503 instead of a dead address.
+   */
+  stop(reason = 'shutdown', { lingerMs = 0 }: { lingerMs?: number } = {}): Promise<void> {
+    const lingerUntil = Date.now() + lingerMs;
     this.stopping ??= (async () => {
       await this.drain(reason);
       clearInterval(this.heartbeatTimer);
@@ -292,6 +304,11 @@ export class Worker {
       clearInterval(this.activationTimer);
       await this.store.unregisterWorker(this.config.pool, this.config.workerName).catch(() => undefined);
       const server = this.server;
+      const lingerLeft = lingerUntil - Date.now();
+      if (server && lingerLeft > 0) {
+        this.logger.info({ lingerMs: lingerLeft }, 'drained: listener kept open while endpoints catch up');
+        await new Promise((resolve) => setTimeout(resolve, lingerLeft));
+      }
       if (server) {
         server.closeIdleConnections();
         await new Promise<void>((resolve) => {

@@ -3,7 +3,8 @@ import { Activation } from './activation.ts';
 import { MAX_HANDOVER_MOVES, validateHandover } from './handover.ts';
 
 const ID = 'AAAAAAAAAAAAAAAAAAAAAA';
-const lease = { sessionId: ID, pool: 'ns/p', owner: 'w1', epoch: 3, expiresAt: Date.now() + 30_000 };
+// An hour: the tier may run this file long after loading it (a loaded machine took over 30 s).
+const lease = { sessionId: ID, pool: 'ns/p', owner: 'w1', epoch: 3, expiresAt: Date.now() + 3_600_000 };
 const tick = () => new Promise((resolve) => setTimeout(resolve, 1));
 
 describe('activation', () => {

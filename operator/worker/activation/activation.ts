@@ -2,6 +2,7 @@
 // its requests one at a time in arrival order. A handover closes the gate (queued requests wait),
 // waits for the running one, and then marks the activation ended with where its requests go now.
 import type { Lease, SessionRecord } from '../../store/types.ts';
+import { RecordedKeys } from '../sessions/types.ts';
 
 /** Why an activation ended, and where the requests it still holds go (a handover's target). */
 export interface Ended {
@@ -19,15 +20,23 @@ export class Activation {
    *  else writes, so it is the current state; read only when the store is unreachable (degraded reads). */
   record: SessionRecord | undefined;
   ended: Ended | undefined;
+  /** The Idempotency-Keys recorded for the session, when this activation knows them all (a session created here). */
+  readonly keys: RecordedKeys;
+  /** A migration named this session (a handover was asked for it): its record is not run on warm any more. */
+  contested = false;
+  /** Whether the worker's registration is fresh (registry.ts): no peer can have taken this worker for gone. */
+  private readonly trusted: () => boolean;
   private tail: Promise<void> = Promise.resolve();
   /** The running request's completion, when one runs. */
   private current: Promise<void> | undefined;
   private gate: Promise<void> | undefined;
   private openGate: (() => void) | undefined;
 
-  constructor(lease: Lease) {
+  constructor(lease: Lease, trusted: () => boolean = () => false, created = false) {
     this.id = lease.sessionId;
     this.lease = lease;
+    this.trusted = trusted;
+    this.keys = new RecordedKeys(created);
   }
 
   get epoch(): number {
@@ -95,6 +104,17 @@ export class Activation {
   end(ended: Ended): void {
     this.ended ??= ended;
     this.record = undefined;
+  }
+
+  /**
+   * The record a request may run on without reading the store first (docs/activation.md, "Warm state"):
+   * the last one this activation read or wrote, while its lease holds, no migration asked for the
+   * session, and the worker's registration is fresh. A write from it still carries the version and the
+   * fence, so a stale one is refused by the store and nothing is written.
+   */
+  warm(now = Date.now()): SessionRecord | undefined {
+    if (this.contested || !this.trusted()) return undefined;
+    return this.lastKnown(now);
   }
 
   /** The last record, while this activation is live and its lease unexpired (nobody else can have written). */

@@ -2,13 +2,17 @@
 // connections, marked with `x-spo-forwarded: <this worker>` so the receiver never forwards it again.
 // The pool's workers and their endpoints come from the worker registry (store/workers.ts), read at
 // each heartbeat and on a miss (at most once a second).
-import http from 'node:http';
+import { Http1Failure, Http1Pool } from '../contract/http1.ts';
 import type { SessionStore, WorkerRegistration } from '../../store/types.ts';
 
 export const FORWARDED_HEADER = 'x-spo-forwarded';
 export const IDEMPOTENCY_HEADER = 'idempotency-key';
+/** Set on a reply recorded for an Idempotency-Key and sent again: the handler did not run. */
+export const REPLAYED_HEADER = 'idempotent-replayed';
 /** How long a new forwarding connection may take to open. */
 const CONNECT_TIMEOUT_MS = 2_000;
+/** The largest reply taken from a peer: a session (the pool's limit is far below) and its envelope. */
+const MAX_REPLY_BYTES = 2 ** 30;
 /** How long a refused connection marks a worker as gone. */
 const REFUSED_MS = 5_000;
 
@@ -97,6 +101,8 @@ export interface ForwardedReply {
   contentType: string;
   retryAfter?: string;
   worker?: string;
+  /** The holder sent a reply recorded for the request's Idempotency-Key again (REPLAYED_HEADER). */
+  replayed?: true;
 }
 
 /** Sending failed before the owner could have received the request (it is down): the caller may activate. */
@@ -109,8 +115,25 @@ export class OwnerUnreachable extends Error {
   }
 }
 
+/** Idle forwarding connections are not reused after this long: a worker closes idle ones after 5 s
+ *  (server.ts keepAliveTimeout), so a request is never sent on a connection being closed. */
+const IDLE_MS = 4_000;
+/** Connection pools kept, one per peer endpoint; the least recently used goes first. */
+const MAX_PEERS = 256;
+
+/** The host and port of a registered endpoint (`host:port`, `[v6]:port`, or a URL). */
+function targetOf(endpoint: string): { host: string; port: number } {
+  const url = new URL(endpoint.includes('://') ? endpoint : `http://${endpoint}`);
+  return { host: url.hostname.replace(/^\[(.*)\]$/, '$1'), port: Number(url.port || 80) };
+}
+
+/**
+ * Sends requests on to peers over the project's own HTTP/1.1 client (contract/http1.ts: one write per
+ * request, no per-request agent bookkeeping; node:http's client cost about 0.1 to 0.2 ms more CPU per
+ * call, docs/activation.md has the figures), kept-alive connections per peer.
+ */
 export class Forwarder {
-  private readonly agent = new http.Agent({ keepAlive: true, maxSockets: 256, keepAliveMsecs: 1_000 });
+  private readonly pools = new Map<string, Http1Pool>();
   private readonly self: string;
   private readonly timeoutMs: number;
 
@@ -119,73 +142,90 @@ export class Forwarder {
     this.timeoutMs = timeoutMs;
   }
 
+  private poolOf(endpoint: string): Http1Pool {
+    let pool = this.pools.get(endpoint);
+    if (pool) {
+      // Most recently used last: the first one is the one to close when too many are kept.
+      this.pools.delete(endpoint);
+      this.pools.set(endpoint, pool);
+      return pool;
+    }
+    pool = new Http1Pool(targetOf(endpoint), { idleMs: IDLE_MS, maxIdle: 64 });
+    this.pools.set(endpoint, pool);
+    if (this.pools.size > MAX_PEERS) {
+      const [oldest, old] = this.pools.entries().next().value!;
+      this.pools.delete(oldest);
+      old.close();
+    }
+    return pool;
+  }
+
   send(
     endpoint: string,
-    method: string,
+    method: 'GET' | 'POST' | 'DELETE',
     path: string,
     body: string | undefined,
     headers: Record<string, string>,
     timeoutMs = this.timeoutMs,
   ): Promise<ForwardedReply> {
-    const url = new URL(path, endpoint.includes('://') ? endpoint : `http://${endpoint}`);
     return new Promise<ForwardedReply>((resolve, reject) => {
-      const req = http.request(
-        url,
-        {
+      let exchange: ReturnType<Http1Pool['request']>;
+      try {
+        exchange = this.poolOf(endpoint).request({
           method,
-          agent: this.agent,
-          timeout: timeoutMs,
-          headers: {
-            ...headers,
-            [FORWARDED_HEADER]: this.self,
-            ...(body !== undefined ? { 'content-type': 'application/json', 'content-length': String(Buffer.byteLength(body)) } : {}),
-          },
-        },
-        (res) => {
-          const chunks: Buffer[] = [];
-          res.on('data', (chunk: Buffer) => chunks.push(chunk));
-          res.on('error', reject);
-          res.on('end', () => {
-            const header = (name: string) => {
-              const v = res.headers[name];
-              return typeof v === 'string' ? v : undefined;
-            };
-            const retryAfter = header('retry-after');
-            const worker = header('x-spo-worker');
-            resolve({
-              status: res.statusCode ?? 502,
-              body: Buffer.concat(chunks).toString('utf8'),
-              contentType: header('content-type') ?? 'application/json; charset=utf-8',
-              ...(retryAfter ? { retryAfter } : {}),
-              ...(worker ? { worker } : {}),
-            });
-          });
-        },
-      );
+          path,
+          headers: { ...headers, [FORWARDED_HEADER]: this.self, ...(body !== undefined ? { 'content-type': 'application/json' } : {}) },
+          ...(body !== undefined ? { body } : {}),
+          maxResponseBytes: MAX_REPLY_BYTES,
+        });
+      } catch (error) {
+        reject(error instanceof Error ? error : new Error(String(error)));
+        return;
+      }
+      let settled = false;
+      const settle = (fn: () => void) => {
+        if (settled) return;
+        settled = true;
+        clearTimeout(deadline);
+        clearTimeout(connectDeadline);
+        fn();
+      };
+      const deadline = setTimeout(() => settle(() => (exchange.abort(), reject(new Error('forwarding timed out')))), timeoutMs);
       // A new connection that does not open within CONNECT_TIMEOUT_MS reached nobody (a vanished pod
       // IP drops packets rather than refusing): the caller may route the request elsewhere.
-      req.on('socket', (socket) => {
-        if (!socket.connecting) return;
-        const timer = setTimeout(
-          () => req.destroy(new OwnerUnreachable(`no connection to ${url.host} within ${CONNECT_TIMEOUT_MS} ms`, false)),
-          CONNECT_TIMEOUT_MS,
-        );
-        socket.once('connect', () => clearTimeout(timer));
-        socket.once('close', () => clearTimeout(timer));
-      });
-      req.on('timeout', () => req.destroy(new Error('forwarding timed out')));
-      req.on('error', (error: NodeJS.ErrnoException) => {
-        // Refused or unresolvable: nothing reached the owner.
-        if (error instanceof OwnerUnreachable) reject(error);
-        else if (error.code === 'ECONNREFUSED' || error.code === 'ENOTFOUND' || error.code === 'EHOSTUNREACH')
-          reject(new OwnerUnreachable(error.message, error.code === 'ECONNREFUSED'));
-        else reject(error);
-      });
-      req.end(body);
+      const connectDeadline = exchange.connecting
+        ? setTimeout(() => {
+            const why = `no connection to ${endpoint} within ${CONNECT_TIMEOUT_MS} ms`;
+            settle(() => (exchange.abort(), reject(new OwnerUnreachable(why, false))));
+          }, CONNECT_TIMEOUT_MS)
+        : undefined;
+      exchange.answer.then(
+        (answer) => {
+          const h = answer.headers;
+          settle(() =>
+            resolve({
+              status: answer.status,
+              body: answer.body.toString('utf8'),
+              contentType: h['content-type'] ?? 'application/json; charset=utf-8',
+              ...(h['retry-after'] ? { retryAfter: h['retry-after'] } : {}),
+              ...(h['x-spo-worker'] ? { worker: h['x-spo-worker'] } : {}),
+              ...(h[REPLAYED_HEADER] === 'true' ? { replayed: true as const } : {}),
+            }),
+          );
+        },
+        (error: unknown) =>
+          settle(() => {
+            // Refused, unreachable or unresolvable: the connection never opened, nothing reached the owner.
+            if (error instanceof Http1Failure && error.kind === 'refused')
+              reject(new OwnerUnreachable(error.message, error.code === 'ECONNREFUSED'));
+            else reject(error instanceof Error ? error : new Error(String(error)));
+          }),
+      );
     });
   }
 
   close(): void {
-    this.agent.destroy();
+    for (const pool of this.pools.values()) pool.close();
+    this.pools.clear();
   }
 }

@@ -79,6 +79,9 @@ export async function handover(deps: HandoverDeps, body: unknown): Promise<{ res
       const activation = registry.get(sessionId);
       if (!activation) return void results.set(sessionId, await moveIfNamed(deps, sessionId, target));
       if (target === worker) return void results.set(sessionId, { sessionId, outcome: 'failed', message: 'the target is this worker' });
+      // A migration wants the session: should this handover fail, it may move it at store level, so its
+      // requests read the store again before running (no warm record).
+      activation.contested = true;
       if (!(await activation.hold(deadline))) {
         activation.open();
         return void results.set(sessionId, { sessionId, outcome: 'busy', message: 'its running request did not finish by the deadline' });

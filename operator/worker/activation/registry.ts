@@ -42,9 +42,19 @@ export class ActivationRegistry implements LeaseTracker {
   private readonly starting = new Map<string, Promise<Activation>>();
   /** Releases in flight: a request for the session waits for its release before reading the owner. */
   private readonly releasing = new Map<string, Promise<void>>();
+  /** Until when this worker's registration is surely live (set at each heartbeat): before then no peer
+   *  takes its leases over for gone, so its activations may run on their warm records. */
+  private liveUntil = 0;
+  private readonly trusted = () => Date.now() < this.liveUntil;
 
   constructor(options: RegistryOptions) {
     this.o = options;
+  }
+
+  /** The heartbeat wrote the registration (0: it failed, trust nothing warm). `until` is at most one
+   *  heartbeat after it started: peers see the registration for three heartbeats. */
+  confirmLive(until: number): void {
+    this.liveUntil = until;
   }
 
   get size(): number {
@@ -109,13 +119,10 @@ export class ActivationRegistry implements LeaseTracker {
       .catch((error: unknown) => Promise.reject(toWorkerError(error, id)));
     if (outcome?.status !== 'moved') throw moving(id, 'changed owner while it was taken over');
     this.o.logger.info({ sessionId: id, from: owner, epoch: outcome.epoch }, 'took over the session of a worker that is gone');
-    return new Activation({
-      sessionId: id,
-      pool: this.o.pool,
-      owner: this.o.worker,
-      epoch: outcome.epoch,
-      expiresAt: Date.now() + this.o.leaseMs,
-    });
+    return new Activation(
+      { sessionId: id, pool: this.o.pool, owner: this.o.worker, epoch: outcome.epoch, expiresAt: Date.now() + this.o.leaseMs },
+      this.trusted,
+    );
   }
 
   private start(id: string, make: () => Promise<Activation>): Promise<Activation> {
@@ -135,7 +142,7 @@ export class ActivationRegistry implements LeaseTracker {
   private async claim(id: string): Promise<Activation> {
     try {
       const lease = await this.o.store.claim(id, this.o.worker, { pool: this.o.pool, leaseMs: this.o.leaseMs });
-      return new Activation(lease);
+      return new Activation(lease, this.trusted);
     } catch (error) {
       if (errorCode(error) === 'SESSION_OWNED') throw error;
       throw toWorkerError(error, id);
@@ -146,7 +153,7 @@ export class ActivationRegistry implements LeaseTracker {
   private async adopt(record: SessionRecord): Promise<Activation> {
     const lease: Lease = { sessionId: record.id, pool: this.o.pool, owner: this.o.worker, epoch: record.epoch, expiresAt: 0 };
     try {
-      return new Activation(await this.o.store.renew(lease, this.o.leaseMs));
+      return new Activation(await this.o.store.renew(lease, this.o.leaseMs), this.trusted);
     } catch (error) {
       if (LEASE_GONE.has(errorCode(error) ?? '')) throw moving(record.id, 'changed owner while it was adopted');
       throw toWorkerError(error, record.id);
@@ -154,17 +161,15 @@ export class ActivationRegistry implements LeaseTracker {
   }
 
   /** An activation for a session this worker just created, imported or loaded with itself as owner. */
-  held(record: SessionRecord): void {
+  held(record: SessionRecord, created = false): void {
     if (record.owner !== this.o.worker || record.anonymous || this.active.has(record.id)) return;
     this.active.set(
       record.id,
-      new Activation({
-        sessionId: record.id,
-        pool: this.o.pool,
-        owner: this.o.worker,
-        epoch: record.epoch,
-        expiresAt: Date.now() + this.o.leaseMs,
-      }),
+      new Activation(
+        { sessionId: record.id, pool: this.o.pool, owner: this.o.worker, epoch: record.epoch, expiresAt: Date.now() + this.o.leaseMs },
+        this.trusted,
+        created,
+      ),
     );
   }
 

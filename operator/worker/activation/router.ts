@@ -9,11 +9,13 @@ import type { Activation } from './activation.ts';
 import {
   FORWARDED_HEADER,
   IDEMPOTENCY_HEADER,
+  REPLAYED_HEADER,
   OwnerUnreachable,
   type ForwardedReply,
   type Forwarder,
   type WorkerDirectory,
 } from './forward.ts';
+import type { RecordedKeys } from '../sessions/types.ts';
 import type { ActivationRegistry } from './registry.ts';
 
 /** A reply as the server sends it (server.ts Reply). */
@@ -26,7 +28,7 @@ export interface RoutedReply {
 }
 
 export interface SessionRequest {
-  method: string;
+  method: 'GET' | 'POST' | 'DELETE';
   /** The request's path, to send on when forwarding. */
   path: string;
   /** The JSON body to send on when forwarding. */
@@ -36,11 +38,11 @@ export interface SessionRequest {
   idempotencyKey?: string;
 }
 
-/** What runs the request in the activation, with its fence. */
-/** Runs a request in the activation: its fence, and its slot for the session as last read or written. */
+/** Runs a request in the activation: its fence, and its slot for the session as last read or written
+ *  (with the warm record a request may run on without reading the store first). */
 export type RunInActivation = (
   fence: { owner: string; epoch: number },
-  remember: { record: SessionRecord | undefined },
+  remember: { record: SessionRecord | undefined; warm(): SessionRecord | undefined; keys: RecordedKeys },
 ) => Promise<RoutedReply>;
 
 export interface RouterOptions {
@@ -52,14 +54,13 @@ export interface RouterOptions {
   directory: WorkerDirectory;
   forwarder: Forwarder;
   logger: Logger;
-  /** How long recorded replies answer retries. */
-  idempotencyKeepMs?: number;
   /** Finds a session the store lacks in a peer's memory (a WorkerLocal worker during a mode switch). */
   memory?: { elsewhere(id: string, request: SessionRequest, notFound: unknown): Promise<RoutedReply> };
 }
 
-/** The session request as the activation router needs it: to forward it, and its Idempotency-Key. */
-export function sessionRequest(req: IncomingMessage, path: string, body?: unknown): SessionRequest {
+/** The session request as the activation router needs it: to forward it, and its Idempotency-Key.
+ *  `body` is the JSON text as received (already validated): forwarded as it is, not serialized again. */
+export function sessionRequest(req: IncomingMessage, path: string, body?: string): SessionRequest {
   const header = (name: string) => {
     const v = req.headers[name];
     return typeof v === 'string' ? v : undefined;
@@ -69,9 +70,9 @@ export function sessionRequest(req: IncomingMessage, path: string, body?: unknow
     throw new WorkerError('INVALID_REQUEST', 'Idempotency-Key must be 1 to 128 printable ASCII characters without spaces');
   const forwardedBy = header(FORWARDED_HEADER);
   return {
-    method: req.method ?? 'POST',
+    method: req.method === 'GET' || req.method === 'DELETE' ? req.method : 'POST',
     path,
-    ...(body !== undefined ? { body: JSON.stringify(body) } : {}),
+    ...(body !== undefined ? { body } : {}),
     ...(forwardedBy ? { forwardedBy } : {}),
     ...(idempotencyKey !== undefined ? { idempotencyKey } : {}),
   };
@@ -167,13 +168,7 @@ export class ActivationRouter {
         }
         throw moving(id, 'moved to another worker');
       }
-      if (request.idempotencyKey !== undefined && this.o.store.recordedReply) {
-        const recorded = await this.o.store.recordedReply(id, request.idempotencyKey, {
-          pool: this.o.pool,
-          keepMs: this.o.idempotencyKeepMs,
-        });
-        if (recorded) return { status: recorded.status, body: recorded.body, headers: { 'idempotent-replayed': 'true' } };
-      }
+      // An Idempotency-Key is looked up by the backend, in the same round trip as its read (store-backend.ts).
       try {
         return await run({ owner: this.o.worker, epoch: activation.epoch }, activation);
       } catch (error) {
@@ -213,6 +208,10 @@ export async function forwardRequest(
     status: reply.status,
     text: reply.body,
     contentType: reply.contentType,
-    headers: { 'x-spo-forwarded-to': reply.worker ?? worker, ...(reply.retryAfter ? { 'retry-after': reply.retryAfter } : {}) },
+    headers: {
+      'x-spo-forwarded-to': reply.worker ?? worker,
+      ...(reply.retryAfter ? { 'retry-after': reply.retryAfter } : {}),
+      ...(reply.replayed ? { [REPLAYED_HEADER]: 'true' } : {}),
+    },
   };
 }

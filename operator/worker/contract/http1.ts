@@ -7,7 +7,8 @@ import net from 'node:net';
 
 export type Http1Target = { host: string; port: number } | { socketPath: string };
 
-/** How an exchange failed: `refused` means nothing was sent (the connection never opened). */
+/** How an exchange failed: `refused` means nothing was sent (the connection never opened: refused,
+ *  unreachable, unresolvable; `code` says which). */
 export type Http1FailureKind = 'refused' | 'broken' | 'too_large' | 'malformed';
 
 export class Http1Failure extends Error {
@@ -23,10 +24,12 @@ export class Http1Failure extends Error {
 export interface Http1Answer {
   status: number;
   body: Buffer;
+  /** The answer's header fields, names in lower case (a repeated field keeps its last value). */
+  headers: Record<string, string>;
 }
 
 export interface Http1Request {
-  method: 'GET' | 'POST';
+  method: 'GET' | 'POST' | 'DELETE';
   path: string;
   headers: Record<string, string>;
   body?: string;
@@ -39,7 +42,6 @@ export interface Http1PoolOptions {
   maxIdle: number;
 }
 
-const REFUSED = new Set(['ECONNREFUSED', 'EADDRNOTAVAIL', 'ENOTFOUND', 'ENOENT']);
 const MAX_HEAD_BYTES = 64 * 1024;
 const HEAD_END = Buffer.from('\r\n\r\n');
 const CRLF = Buffer.from('\r\n');
@@ -127,8 +129,8 @@ class Connection {
       return;
     }
     const code = error?.code;
-    if (!this.opened && code !== undefined && REFUSED.has(code))
-      this.end(exchange, new Http1Failure('refused', `connection refused (${code})`, code));
+    // Failed before the connection opened: nothing was sent (refused, unreachable, unresolvable).
+    if (!this.opened && code !== undefined) this.end(exchange, new Http1Failure('refused', `connection refused (${code})`, code));
     else {
       const when = exchange.responded ? ' while answering' : '';
       this.end(exchange, new Http1Failure('broken', `the connection broke${when} (${code ?? 'closed'})`, code));
@@ -162,8 +164,9 @@ export class Http1Pool {
     this.sweeper.unref();
   }
 
-  /** Sends one request; `abort` closes its connection (the answer then never settles). */
-  request(request: Http1Request): { answer: Promise<Http1Answer>; abort: () => void } {
+  /** Sends one request; `abort` closes its connection (the answer then never settles). `connecting`:
+   *  the request waits for a new connection to open (no idle one could be reused). */
+  request(request: Http1Request): { answer: Promise<Http1Answer>; abort: () => void; connecting: boolean } {
     let head = `${request.method} ${request.path} HTTP/1.1\r\nhost: ${this.host}\r\n`;
     for (const [name, value] of Object.entries(request.headers)) {
       if (!SAFE_HEADER_VALUE.test(value)) throw new Error(`header ${name} has a character HTTP does not allow`);
@@ -174,7 +177,7 @@ export class Http1Pool {
     const connection = this.take();
     const reader = new ResponseReader(request.maxResponseBytes, false);
     const answer = new Promise<Http1Answer>((resolve, reject) => connection.send(payload, reader, { resolve, reject }));
-    return { answer, abort: () => connection.abort() };
+    return { answer, abort: () => connection.abort(), connecting: connection.socket.connecting };
   }
 
   close(): void {
@@ -229,6 +232,7 @@ export class ResponseReader {
   private state: 'head' | 'length' | 'chunk-size' | 'chunk-data' | 'chunk-crlf' | 'trailers' | 'close' = 'head';
   private remaining = 0;
   private readonly parts: Buffer[] = [];
+  private headers: Record<string, string> = {};
   private size = 0;
   /** Whether the connection can carry another request after this answer. */
   keepAlive = true;
@@ -318,7 +322,7 @@ export class ResponseReader {
 
   /** The connection closed: the answer, when it was one read up to the close. */
   closed(): Http1Answer {
-    return { status: this.status, body: Buffer.concat(this.parts) };
+    return { status: this.status, body: Buffer.concat(this.parts), headers: this.headers };
   }
 
   /** Reads a head; true when the answer has no body. A 1xx head is skipped (the real one follows). */
@@ -332,12 +336,14 @@ export class ResponseReader {
     let length: number | undefined;
     let chunked = false;
     let connection = '';
+    const headers: Record<string, string> = {};
     for (let i = 1; i < lines.length; i++) {
       const line = lines[i] as string;
       const colon = line.indexOf(':');
       if (colon <= 0) throw new Http1Failure('malformed', 'a header line without a name');
       const name = line.slice(0, colon).trim().toLowerCase();
       const value = line.slice(colon + 1).trim();
+      headers[name] = value;
       if (name === 'content-length') {
         if (!/^\d{1,15}$/.test(value) || (length !== undefined && length !== Number(value)))
           throw new Http1Failure('malformed', 'an invalid content-length');
@@ -345,6 +351,7 @@ export class ResponseReader {
       } else if (name === 'transfer-encoding') chunked = value.toLowerCase().split(',').pop()?.trim() === 'chunked';
       else if (name === 'connection') connection = value.toLowerCase();
     }
+    this.headers = headers;
     this.keepAlive = statusLine[1] === '1' ? !/\bclose\b/.test(connection) : /\bkeep-alive\b/.test(connection);
     if (this.noBody || status === 204 || status === 304) return true;
     if (chunked) this.state = 'chunk-size';
@@ -370,6 +377,6 @@ export class ResponseReader {
     // Bytes after a complete answer: the connection's framing is off; do not reuse it.
     if (this.buffer.length > 0) this.keepAlive = false;
     const body = this.parts.length === 1 ? (this.parts[0] as Buffer) : Buffer.concat(this.parts);
-    return { status: this.status, body };
+    return { status: this.status, body, headers: this.headers };
   }
 }

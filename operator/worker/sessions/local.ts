@@ -1,13 +1,17 @@
 // WorkerLocal, the legacy mode: sessions in this worker's memory only (LocalSessions), with sliding TTLs.
 import type { JsonValue, SessionRecord } from '../../store/types.ts';
+import { IDEMPOTENCY_DEFAULTS } from '../../store/idempotency.ts';
 import { WorkerError } from '../errors.ts';
 import type { JsonObject } from '../handlers.ts';
+import { LocalReplies } from './local-replies.ts';
 import { SessionQueue } from './queue.ts';
 import {
   checkSize,
+  executeReplyBody,
   newSessionId,
   viewOf,
   type BackendOptions,
+  type ExecuteOptions,
   type ExecuteResult,
   type SessionBackend,
   type SessionMode,
@@ -22,6 +26,8 @@ export interface LocalSession extends SessionView {
 /** Sessions in this worker's memory, with sliding TTLs. */
 export class LocalSessions {
   private readonly sessions = new Map<string, LocalSession>();
+  /** Idempotency records by session id: they go when their session goes. */
+  private readonly replies = new Map<string, LocalReplies>();
 
   get size(): number {
     return this.sessions.size;
@@ -41,7 +47,7 @@ export class LocalSessions {
     if (!s) return undefined;
     const now = Date.now();
     if (this.expired(s, now)) {
-      this.sessions.delete(id);
+      this.delete(id);
       return undefined;
     }
     if (touch) s.lastAccessedAt = now;
@@ -62,12 +68,21 @@ export class LocalSessions {
     if (!current || current.version <= record.version) this.put(record);
   }
 
+  /** The session's idempotency records (made on first use; call only for a session held here). */
+  repliesOf(id: string): LocalReplies {
+    let replies = this.replies.get(id);
+    if (!replies) this.replies.set(id, (replies = new LocalReplies()));
+    return replies;
+  }
+
   delete(id: string): boolean {
+    this.replies.delete(id);
     return this.sessions.delete(id);
   }
 
   clear(): void {
     this.sessions.clear();
+    this.replies.clear();
   }
 
   /** Removes expired sessions; returns how many. */
@@ -76,7 +91,7 @@ export class LocalSessions {
     let removed = 0;
     for (const [id, s] of this.sessions) {
       if (this.expired(s, now)) {
-        this.sessions.delete(id);
+        this.delete(id);
         removed++;
       }
     }
@@ -126,10 +141,16 @@ export class LocalBackend implements SessionBackend {
   }
 
   /** Runs the handler once; requests to one session run one at a time (a per-session queue), so the
-   *  session cannot change while its handler runs. */
-  execute(id: string, step: Step): Promise<ExecuteResult> {
+   *  session cannot change while its handler runs. A request whose Idempotency-Key has a recorded reply
+   *  gets that reply, and the handler does not run. */
+  execute(id: string, step: Step, options: ExecuteOptions = {}): Promise<ExecuteResult> {
+    const { idempotencyKey } = options;
+    const limits = this.o.idempotency ?? IDEMPOTENCY_DEFAULTS;
     return this.queue.run(id, async () => {
       const s = this.find(id);
+      const keyed = idempotencyKey === undefined ? undefined : { key: idempotencyKey, replies: this.o.local.repliesOf(id) };
+      const recorded = keyed?.replies.lookup(keyed.key, limits);
+      if (recorded) return { replayed: { status: 200, body: executeReplyBody(id, recorded.version, recorded.result) } };
       const version = s.version;
       const outcome = await step(structuredClone(s.data), { id, version, anonymous: s.anonymous });
       const now = this.find(id);
@@ -141,6 +162,7 @@ export class LocalBackend implements SessionBackend {
         now.data = outcome.data;
         now.version++;
       }
+      keyed?.replies.record(keyed.key, { at: Date.now(), version: now.version, result: outcome.result }, limits);
       return { result: outcome.result, session: viewOf(structuredClone(now)) };
     });
   }

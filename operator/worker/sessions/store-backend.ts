@@ -1,6 +1,6 @@
 // Centralized (the store only; the default) and Dual (the store and this worker's memory: writes go to
 // both, reads prefer the store and fall back to memory; local sessions are copied into the store).
-import type { JsonValue, SessionRecord } from '../../store/types.ts';
+import type { JsonValue, RecordedReply, SessionRecord } from '../../store/types.ts';
 import { WorkerError, errorCode, toWorkerError } from '../errors.ts';
 import type { JsonObject } from '../handlers.ts';
 import { localOf } from './local.ts';
@@ -44,7 +44,7 @@ export class StoreBackend implements SessionBackend {
         ttlSeconds: input.ttlSeconds ?? this.o.sessionTtlSeconds,
         owner: this.o.worker,
       });
-      this.o.leases?.held(r);
+      this.o.leases?.held(r, true);
       return viewOf(r);
     } catch (error) {
       throw toWorkerError(error);
@@ -68,21 +68,51 @@ export class StoreBackend implements SessionBackend {
     return viewOf(r);
   }
 
+  /** The reply recorded for an Idempotency-Key, if any (looked up beside the read, same round trip). */
+  private recorded(id: string, key: string | undefined): Promise<RecordedReply | undefined> | undefined {
+    if (key === undefined || !this.o.store.recordedReply) return undefined;
+    return this.o.store
+      .recordedReply(id, key, { pool: this.o.pool, ...(this.o.idempotency ? { keepMs: this.o.idempotency.keepMs } : {}) })
+      .catch((error: unknown) => Promise.reject(toWorkerError(error, id)));
+  }
+
   /**
    * Load, run the handler once, write back with the version read and the fence. With an activation's
    * fence the session must be at its owner and epoch before the handler runs; a write refused for a
    * version or a fence means the activation was lost: FENCED (retryable), never a second run.
+   * With `warm` (Centralized) the activation's warm record replaces the read (docs/activation.md,
+   * "Warm state"): a write is sent without reading first, still with the version and the fence; a
+   * handler that changed nothing is followed by a read (it slides the TTL as the read before would
+   * have) that must find the session as the warm record has it.
+   * With `knownKeys` (Centralized) a key the activation knows is not recorded is not looked up, warm
+   * record or not: the read (or the warm record's write) still checks the fence before anything counts.
    */
   protected async executeInStore(
     id: string,
     step: Step,
     onWritten?: (r: SessionRecord) => void,
     options: ExecuteOptions = {},
+    warm = false,
+    knownKeys = false,
   ): Promise<ExecuteResult> {
-    const r = await this.load(id);
+    const { fence, idempotencyKey, remember } = options;
+    const warmRecord = warm && fence ? remember?.warm?.() : undefined;
+    // Both reads leave at once (one round trip); a recorded reply wins over whatever the read found.
+    // A key the activation knows is not recorded (RecordedKeys: it began with the session's creation
+    // here) is not looked up: no other worker records one while the fence holds, and a lost fence is
+    // refused (FENCED) before the handler runs, by the read below or, on a warm record, by the write.
+    // One command fewer per keyed execute. Dual asks the store (a WorkerLocal peer may hold the session).
+    const keys = fence && (warmRecord || knownKeys) ? remember?.keys : undefined;
+    const lookup = idempotencyKey !== undefined && keys && !keys.mayHave(idempotencyKey) ? undefined : this.recorded(id, idempotencyKey);
+    const loading = warmRecord ? Promise.resolve(warmRecord) : this.load(id);
+    if (lookup) {
+      loading.catch(() => undefined);
+      const replayed = await lookup;
+      if (replayed) return { replayed };
+    }
+    const r = await loading;
     if (!r) throw new WorkerError('SESSION_NOT_FOUND', `session ${id} not found`);
     if (r.movingBy) throw new WorkerError('SESSION_MOVING', `session ${id} is being moved; retry shortly`);
-    const { fence, idempotencyKey, remember } = options;
     if (fence && (r.owner !== fence.owner || r.epoch !== fence.epoch)) throw fenced(id);
     const outcome = await step(r.data, { id, version: r.version, anonymous: r.anonymous });
     const record = (version: number) =>
@@ -93,15 +123,21 @@ export class StoreBackend implements SessionBackend {
     try {
       if (!outcome.changed) {
         const rec = record(r.version);
-        if (
-          rec &&
-          store.recordOutcome &&
-          !(await store.recordOutcome(id, fence ?? { owner: r.owner ?? '', epoch: r.epoch }, rec, { pool: this.o.pool }))
-        )
-          throw fenced(id);
+        const [recordedOk, current] = await Promise.all([
+          rec && store.recordOutcome
+            ? store.recordOutcome(id, fence ?? { owner: r.owner ?? '', epoch: r.epoch }, rec, { pool: this.o.pool })
+            : true,
+          warmRecord ? this.load(id) : r,
+        ]);
+        if (!recordedOk) throw fenced(id);
+        if (rec) remember?.keys?.recorded(rec.key);
+        // Run on the warm record and nothing recorded: the session must still be as that record has it
+        // (a recorded outcome was checked against the fence by its script).
+        const same = current && current.version === r.version && current.owner === r.owner && current.epoch === r.epoch;
+        if (!same && !rec) throw fenced(id);
         // Handlers get a copy of the data (built-ins) or its JSON (the contract): r is still what is stored.
-        if (remember) remember.record = r;
-        return { result: outcome.result, session: viewOf(r) };
+        if (remember) remember.record = same ? current : undefined;
+        return { result: outcome.result, session: viewOf(same ? current : r) };
       }
       checkSize(outcome.data, this.o.maxSessionBytes);
       const writeFence = { epoch: fence?.epoch ?? r.epoch, ...(fence ? { owner: fence.owner } : {}) };
@@ -111,10 +147,13 @@ export class StoreBackend implements SessionBackend {
           ? await store.updateRecorded(id, outcome.data, { pool: this.o.pool, expectedVersion: r.version, fence: writeFence }, rec)
           : await store.update(id, outcome.data, { pool: this.o.pool, expectedVersion: r.version, fence: writeFence });
       onWritten?.(written);
+      if (rec) remember?.keys?.recorded(rec.key);
       if (remember) remember.record = written;
       return { result: outcome.result, session: viewOf(written) };
     } catch (error) {
       if (remember) remember.record = undefined;
+      // After any failure of a keyed request its key may or may not be recorded: the store is asked from now on.
+      if (idempotencyKey !== undefined) remember?.keys?.unknown();
       if (error instanceof WorkerError) throw error;
       if (isConflict(error) || errorCode(error) === 'FENCED') throw fenced(id);
       throw toWorkerError(error, id);
@@ -122,7 +161,7 @@ export class StoreBackend implements SessionBackend {
   }
 
   execute(id: string, step: Step, options: ExecuteOptions = {}): Promise<ExecuteResult> {
-    return this.executeInStore(id, step, undefined, options);
+    return this.executeInStore(id, step, undefined, options, this.o.warmWrites === true, true);
   }
 
   async executeAnonymous(data: JsonObject, step: Step, ttlSeconds?: number): Promise<JsonValue> {

@@ -1,6 +1,6 @@
 // The types and helpers every session backend shares (see backends.ts for the modes).
 import { randomBytes } from 'node:crypto';
-import type { JsonValue, SessionRecord, SessionStore } from '../../store/types.ts';
+import type { JsonValue, RecordedReply, SessionRecord, SessionStore } from '../../store/types.ts';
 import { WorkerError } from '../errors.ts';
 import type { HandlerOutcome, JsonObject } from '../handlers.ts';
 import type { LocalSessions } from './local.ts';
@@ -41,8 +41,42 @@ export interface ExecuteOptions {
   fence?: { owner: string; epoch: number };
   /** Records the reply under this Idempotency-Key, with the session write (same script). */
   idempotencyKey?: string;
-  /** The activation's slot for the session as last read or written (degraded reads, docs/activation.md). */
-  remember?: { record: SessionRecord | undefined };
+  /** The activation's slot for the session as last read or written (degraded reads, docs/activation.md);
+   *  `warm()` gives it when a request may run on it without reading the store first (Centralized). */
+  remember?: { record: SessionRecord | undefined; warm?(): SessionRecord | undefined; keys?: RecordedKeys };
+}
+
+/**
+ * The Idempotency-Keys an activation recorded, while it knows every key recorded for its session: it
+ * began with the session's creation here (nothing recorded before), and each of its keyed writes
+ * either applied (the key is added) or is known not to have (a refusal); an unknown outcome, or more
+ * keys than `max`, and it knows nothing (the store is asked, as always). While it holds the lease no
+ * other worker records a key for the session (the record scripts check the fence). So a key it does
+ * not hold is not recorded, and the store need not be asked before the handler runs.
+ */
+export class RecordedKeys {
+  private keys: Set<string> | undefined;
+  private readonly max: number;
+
+  constructor(complete: boolean, max = 32) {
+    this.keys = complete ? new Set() : undefined;
+    this.max = max;
+  }
+
+  /** False when the key is surely not recorded for the session. */
+  mayHave(key: string): boolean {
+    return this.keys === undefined || this.keys.has(key);
+  }
+
+  recorded(key: string): void {
+    this.keys?.add(key);
+    if (this.keys && this.keys.size > this.max) this.keys = undefined;
+  }
+
+  /** A keyed write's outcome is unknown: from now on the store is asked. */
+  unknown(): void {
+    this.keys = undefined;
+  }
 }
 
 /** The body of a session execute's 200 reply (recorded as such for an Idempotency-Key). */
@@ -50,10 +84,9 @@ export function executeReplyBody(sessionId: string, version: number, result: Jso
   return { sessionId, version, result };
 }
 
-export interface ExecuteResult {
-  result: JsonValue;
-  session: SessionView;
-}
+/** The handler's result and the session after it; or, for an Idempotency-Key already recorded, the
+ *  recorded reply (the handler did not run). */
+export type ExecuteResult = { result: JsonValue; session: SessionView } | { replayed: RecordedReply };
 
 export interface SessionBackend {
   readonly mode: SessionMode;
@@ -79,10 +112,16 @@ export interface BackendOptions {
   leases?: LeaseTracker;
   /** How long an Idempotency-Key's reply is kept, and how many per session (store defaults when absent). */
   idempotency?: { keepMs: number; maxEntries: number };
+  /** Centralized: run a request on the activation's warm record without reading the store first
+   *  (docs/activation.md, "Warm writes"). Off by default and in workers: a migration's moving mark is
+   *  not known to the activation, so a warm request during a mark runs its handler and is then refused,
+   *  and its retry runs it again (seen once in the chaos e2e). */
+  warmWrites?: boolean;
 }
 
 export interface LeaseTracker {
-  held(record: SessionRecord): void;
+  /** `created`: the session was just created here, so no Idempotency-Key can be recorded for it yet. */
+  held(record: SessionRecord, created?: boolean): void;
   dropped(id: string): void;
 }
 
