@@ -15,6 +15,7 @@ import { WorkerClient } from '../worker/client.ts';
 import { WORKER_TEST_NAMESPACE, startWorkerProcess, type WorkerProcess } from '../worker/testing/worker-process.ts';
 import { aclRulesForPool } from './acl.ts';
 import { createSessionStore, keyLayout, poolIdentity, type RedisConnectionSettings } from './index.ts';
+import { indexBucket } from './keys.ts';
 
 const run = Date.now().toString(36);
 const poolA = {
@@ -193,7 +194,7 @@ describe('per-pool Redis ACL users', function () {
       };
       await refused(storeA.core.redis.get(keysB.session(poolB.pool, theirs.id)));
       await refused(storeA.core.redis.set(keysB.session(poolB.pool, theirs.id), 'x'));
-      await refused(storeA.core.redis.smembers(keysB.poolIndex(poolB.pool)));
+      await refused(storeA.core.redis.smembers(keysB.poolIndex(poolB.pool, indexBucket(theirs.id))));
       await refused(storeA.core.redis.hgetall(keysB.workers(poolB.pool)));
       await refused(storeAOnB.get(theirs.id, { pool: poolB.pool }));
       await refused(storeAOnB.delete(theirs.id, { pool: poolB.pool }));
@@ -226,8 +227,8 @@ describe('per-pool Redis ACL users', function () {
       await refused(storeA.core.redis.get(keys.session(poolC.pool, theirs.id)));
       await refused(storeA.core.redis.set(keys.session(poolC.pool, theirs.id), 'x'));
       await refused(storeA.core.redis.del(keys.quarantine(poolC.pool, theirs.id)));
-      await refused(storeA.core.redis.zrange(keys.poolIndex(poolC.pool), '0', '-1'));
-      await refused(storeA.core.redis.smembers(keys.ownerIndex(poolC.pool, 'w-c')));
+      await refused(storeA.core.redis.zrange(keys.poolIndex(poolC.pool, indexBucket(theirs.id)), '0', '-1'));
+      await refused(storeA.core.redis.smembers(keys.ownerIndex(poolC.pool, 'w-c', indexBucket(theirs.id))));
       // Through the store, naming pool C: read, write, move, delete.
       await refused(storeA.get(theirs.id, { pool: poolC.pool }));
       await refused(storeA.update(theirs.id, { stolen: true }, { pool: poolC.pool, expectedVersion: 1 }));

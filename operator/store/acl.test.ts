@@ -23,11 +23,13 @@ describe('store/acl', () => {
     for (const key of [
       keys.session('ns/web', 'AAAAAAAAAAAAAAAAAAAAAA'),
       keys.quarantine('ns/web', 'AAAAAAAAAAAAAAAAAAAAAA'),
-      keys.poolIndex('ns/web'),
-      keys.leaseIndex('ns/web'),
-      keys.owners('ns/web'),
+      keys.poolIndex('ns/web', 0),
+      keys.leaseIndex('ns/web', 15),
+      keys.owners('ns/web', 7),
       keys.workers('ns/web'),
-      keys.ownerIndex('ns/web', 'web-7d9f-abcde'),
+      keys.ownerIndex('ns/web', 'web-7d9f-abcde', 3),
+      keys.legacy.poolIndex('ns/web'),
+      keys.legacy.ownerIndex('ns/web', 'web-7d9f-abcde'),
     ])
       expect(matches(key), key).to.equal(true);
     expect(patterns).to.include('{shop:migs:ns/web}:active');
@@ -48,11 +50,13 @@ describe('store/acl', () => {
       mine.quarantine('ns/web2', id),
       mine.quarantine('other/web', id),
       `shop:s:{${id}}`, // the layout before schema 5
-      mine.poolIndex('ns/web2'),
+      mine.poolIndex('ns/web2', 1),
+      mine.poolIndex('ns/we', 1),
       mine.workers('ns/webx'),
-      mine.ownerIndex('ns/web2', 'w'),
+      mine.ownerIndex('ns/web2', 'w', 1),
+      mine.legacy.ownerIndex('ns/web2', 'w'),
       other.session('ns/web', id),
-      other.poolIndex('ns/web'),
+      other.poolIndex('ns/web', 1),
       'shop:other',
       '{shop2:migs:ns/web}:active',
       '{shop:migs:ns/web2}:active',

@@ -1,19 +1,31 @@
 // What every part of the store shares: the cluster client, the key layout, resolved options,
 // metrics and logger, and the one path every Redis call takes (retry, durability, metrics).
-import { Cluster, type ClusterOptions } from 'ioredis';
+import { Cluster, type ClusterOptions, type Redis } from 'ioredis';
 import type { Logger } from '../observability/logger.ts';
 import { createLogger } from '../observability/logger.ts';
 import { defaultRegistry } from '../observability/metrics.ts';
 import { DegradedState } from './degraded.ts';
 import { ReplicaAckTimeoutError, SessionCorruptedError, SessionStoreError, StoreClosedError, StoreUnavailableError } from './errors.ts';
 import { redisConnectionOptions } from './connection.ts';
-import { keyLayout, keySlot, type KeyLayout } from './keys.ts';
+import { indexBucket, keyLayout, keySlot, type KeyLayout } from './keys.ts';
 import { isNoScript, scripts, type LuaReply, type LuaScript } from './lua.ts';
 import { storeMetrics, type StoreMetrics } from './metrics.ts';
 import type { SessionStoreOptions } from './options.ts';
 import { DEFAULT_RETRY_POLICY, isTransient, rejected, retryAfter, type RetryPolicy } from './retry.ts';
 import { InvalidArgumentError } from './errors.ts';
 import { HEADER_MAX_BYTES, assertTtl, splitHeader, splitValue } from './codec.ts';
+
+/** The cluster client's pool of node connections (not in ioredis' public types): the connection of a node by its `host:port`. */
+interface ClusterInternals {
+  connectionPool?: { getInstanceByKey(key: string): Redis | undefined };
+}
+
+/** A reply that the command was not run on this node: the slot is served elsewhere or the cluster is changing. */
+function isRedirect(error: unknown): boolean {
+  if (!(error instanceof Error)) return false;
+  const m = error.message;
+  return m.startsWith('MOVED') || m.startsWith('ASK') || m.startsWith('TRYAGAIN') || m.startsWith('CLUSTERDOWN');
+}
 
 /** A script refused a session that is not a string or has no well-formed header: error reply `CORRUPT ...`. */
 export function isCorruptReply(error: unknown): boolean {
@@ -98,7 +110,8 @@ export function buildCluster(options: SessionStoreOptions): Cluster {
     slotsRefreshInterval: 2000,
     clusterRetryStrategy: (times) => Math.min(100 * times, 1000),
     // No CLIENT SETINFO: two fewer round trips per connection, one command fewer in a pool's ACL.
-    redisOptions: { connectTimeout: 1000, socketTimeout, maxRetriesPerRequest: 1, disableClientInfo: true },
+    // Auto-pipelining on each node's connection too: the hot path sends on them directly (StoreCore.routed).
+    redisOptions: { connectTimeout: 1000, socketTimeout, maxRetriesPerRequest: 1, disableClientInfo: true, enableAutoPipelining: true },
   };
   return new Cluster(options.nodes.map(parseNode), {
     ...defaults,
@@ -154,10 +167,35 @@ export class StoreCore {
   script(op: string, script: LuaScript, keys: string[], args: (string | number)[], retry?: RetryPolicy): Promise<LuaReply> {
     if (this.closed) return Promise.reject(new StoreClosedError('the session store is closed'));
     const started = Date.now();
-    // The first attempt is a bare EVALSHA: a node without the script yet (NOSCRIPT) is handled below.
-    return script
-      .send(this.redis, keys, args)
-      .then(undefined, (error: unknown) => this.scriptFailed(op, script, keys, args, retry ?? this.settings.retry, error, started));
+    // The first attempt is a bare EVALSHA, on the slot's master directly: a node without the script yet
+    // (NOSCRIPT) and every other failure are handled below, through the cluster client.
+    return this.routed(keySlot(keys[0]!), (client) => script.send(client, keys, args)).then(undefined, (error: unknown) =>
+      this.scriptFailed(op, script, keys, args, retry ?? this.settings.retry, error, started),
+    );
+  }
+
+  /**
+   * Sends one command for a key of `slot` on the connection of the slot's master, when it is ready and
+   * auto-pipelined, else through the cluster client. Direct, the command skips the cluster client's
+   * per-command routing (finding the key in the arguments, hashing it three times, grouping by node); it
+   * still goes through the node's auto-pipeline (one write per node per tick). A redirection (the slot
+   * moved, MOVED/ASK/TRYAGAIN/CLUSTERDOWN: the command was not run) is sent again through the cluster
+   * client, which follows it and refreshes its slots. Other failures are the caller's, as before.
+   */
+  routed<T>(slot: number, send: (client: Cluster | Redis) => Promise<T>): Promise<T> {
+    const node = this.masterOf(slot);
+    if (!node) return send(this.redis);
+    return send(node).then(undefined, (error: unknown) => {
+      if (isRedirect(error)) return send(this.redis);
+      throw error;
+    });
+  }
+
+  private masterOf(slot: number): Redis | undefined {
+    const nodeKey = this.redis.slots[slot]?.[0];
+    if (nodeKey === undefined) return undefined;
+    const node = (this.redis as unknown as ClusterInternals).connectionPool?.getInstanceByKey(nodeKey);
+    return node?.status === 'ready' && node.options.enableAutoPipelining === true ? node : undefined;
   }
 
   /** After a failed first EVALSHA: EVAL on NOSCRIPT, quarantine on CORRUPT, retries for transient errors. */
@@ -213,7 +251,7 @@ export class StoreCore {
     this.degraded.cache.delete(keys.session(pool, id));
     metrics.corruptions.inc();
     logger.warn({ sessionId: id, pool, reason, quarantineKey: qkey }, 'corrupted session quarantined');
-    await this.exec('quarantine', () => this.redis.zrem(keys.poolIndex(pool), id)).catch(() => undefined);
+    await this.exec('quarantine', () => this.redis.zrem(keys.poolIndex(pool, indexBucket(id)), id)).catch(() => undefined);
     return new SessionCorruptedError(id, reason, qkey);
   }
 

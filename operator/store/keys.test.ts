@@ -1,6 +1,16 @@
 import { expect } from 'chai';
 import { InvalidNameError, InvalidSessionIdError } from './errors.ts';
-import { assertName, assertPoolId, assertSessionId, keyLayout, keySlot, newSessionId, poolIdentity } from './keys.ts';
+import {
+  INDEX_BUCKETS,
+  assertName,
+  indexBucket,
+  assertPoolId,
+  assertSessionId,
+  keyLayout,
+  keySlot,
+  newSessionId,
+  poolIdentity,
+} from './keys.ts';
 
 describe('store keys', () => {
   it('makes unguessable url-safe ids of at least 128 bits', () => {
@@ -28,6 +38,23 @@ describe('store keys', () => {
     expect(keySlot('{user1000}.following')).to.equal(keySlot('{user1000}.followers'));
     expect(keySlot('foo{}{bar}')).to.not.equal(keySlot('bar'));
     expect(keySlot('foo{{bar}}zap')).to.equal(keySlot('{bar'));
+    // Non-ASCII keys are hashed from their UTF-8 bytes (values from cluster-key-slot, ioredis' own).
+    expect(keySlot('{é}')).to.equal(10180);
+    expect(keySlot('é')).to.equal(10180);
+    expect(keySlot('xé{ab}')).to.equal(keySlot('{ab}'));
+  });
+
+  it('puts a session id in index bucket CRC16(id) mod 16, every bucket used by random ids', () => {
+    const counts = new Array<number>(INDEX_BUCKETS).fill(0);
+    for (let i = 0; i < 1600; i++) {
+      const id = newSessionId();
+      const bucket = indexBucket(id);
+      // The slot hash of the id itself (16384 is a multiple of 16): what a reader in another language computes.
+      expect(bucket).to.equal(keySlot(id) % INDEX_BUCKETS);
+      counts[bucket]!++;
+    }
+    expect(Math.min(...counts)).to.be.greaterThan(50); // 100 expected per bucket
+    expect(indexBucket('123456789')).to.equal(0x31c3 % 16);
   });
 
   it('puts a session and its quarantine in one slot, and a pool index with its lease index and workers in one slot', () => {
@@ -38,11 +65,14 @@ describe('store keys', () => {
     expect(keys.quarantine('ns/p', id)).to.equal(`spo:q:{ns/p|${id}}`);
     // The same id in another pool is another key (and usually another slot).
     expect(keys.session('ns/q', id)).to.not.equal(keys.session('ns/p', id));
-    const pool = keySlot(keys.poolIndex('p'));
-    expect(keySlot(keys.leaseIndex('p'))).to.equal(pool);
-    expect(keySlot(keys.owners('p'))).to.equal(pool);
-    expect(keySlot(keys.workers('p'))).to.equal(pool);
-    expect(keys.ownerIndex('p', 'w')).to.equal('spo:{pool:p:owner:w}:sessions');
+    // A bucket's indexes share its slot; the buckets of a pool are different slots.
+    const bucket = keySlot(keys.poolIndex('p', 3));
+    expect(keySlot(keys.leaseIndex('p', 3))).to.equal(bucket);
+    expect(keySlot(keys.owners('p', 3))).to.equal(bucket);
+    expect(keySlot(keys.ownerIndex('p', 'w', 3))).to.equal(bucket);
+    expect(keys.ownerIndex('p', 'w', 3)).to.equal('spo:{pool:p#3}:owner:w');
+    expect(new Set(Array.from({ length: INDEX_BUCKETS }, (_, b) => keySlot(keys.poolIndex('p', b)))).size).to.equal(INDEX_BUCKETS);
+    expect(keys.legacy.ownerIndex('p', 'w')).to.equal('spo:{pool:p:owner:w}:sessions');
     expect(() => keyLayout('bad prefix')).to.throw(InvalidNameError);
   });
 
@@ -50,21 +80,25 @@ describe('store keys', () => {
     const keys = keyLayout('spo');
     /** Every key a pool owns, with the owners given (each owner index is a key of the pool). */
     const keysOf = (pool: string, owners: readonly string[]): string[] => [
-      keys.poolIndex(pool),
-      keys.leaseIndex(pool),
-      keys.owners(pool),
+      ...[0, 7, INDEX_BUCKETS - 1].flatMap((b) => [
+        keys.poolIndex(pool, b),
+        keys.leaseIndex(pool, b),
+        keys.owners(pool, b),
+        ...owners.map((owner) => keys.ownerIndex(pool, owner, b)),
+      ]),
       keys.workers(pool),
-      ...owners.map((owner) => keys.ownerIndex(pool, owner)),
+      keys.legacy.poolIndex(pool),
+      ...owners.map((owner) => keys.legacy.ownerIndex(pool, owner)),
     ];
 
     it('is <namespace>/<name>, in every key of the pool', () => {
       const id = poolIdentity('team-a', 'web');
       expect(id).to.equal('team-a/web');
-      expect(keys.poolIndex(id)).to.equal('spo:{pool:team-a/web}:sessions');
-      expect(keys.leaseIndex(id)).to.equal('spo:{pool:team-a/web}:leases');
-      expect(keys.owners(id)).to.equal('spo:{pool:team-a/web}:owners');
+      expect(keys.poolIndex(id, 5)).to.equal('spo:{pool:team-a/web#5}:sessions');
+      expect(keys.leaseIndex(id, 5)).to.equal('spo:{pool:team-a/web#5}:leases');
+      expect(keys.owners(id, 5)).to.equal('spo:{pool:team-a/web#5}:owners');
       expect(keys.workers(id)).to.equal('spo:{pool:team-a/web}:workers');
-      expect(keys.ownerIndex(id, 'web-0')).to.equal('spo:{pool:team-a/web:owner:web-0}:sessions');
+      expect(keys.ownerIndex(id, 'web-0', 5)).to.equal('spo:{pool:team-a/web#5}:owner:web-0');
     });
 
     it('refuses a namespace or name that could make two pools share an identity', () => {
@@ -120,7 +154,7 @@ describe('store keys', () => {
           ownerOf.set(key, id);
         }
       }
-      expect(ownerOf.size).to.equal(pairs.length * (4 + owners.length));
+      expect(ownerOf.size).to.equal(pairs.length * keysOf('n/p', owners).length);
     });
 
     it('never maps two different pools to the same key (every namespace/name over a small alphabet)', () => {
@@ -149,7 +183,7 @@ describe('store keys', () => {
           }
         }
       expect(pools).to.be.greaterThan(100);
-      expect(seen.size).to.equal(pools * 6);
+      expect(seen.size).to.equal(pools * keysOf('n/p', ['a', 'a-b']).length);
     });
   });
 });

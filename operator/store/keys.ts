@@ -8,10 +8,22 @@
 import { randomBytes } from 'node:crypto';
 import { InvalidNameError, InvalidSessionIdError } from './errors.ts';
 
+// Ids are cut from a buffer of CSPRNG bytes drawn 4 KiB at a time (each byte used once), instead of one
+// randomBytes call (and its allocation) per id.
+const ENTROPY_BYTES = 4096;
+let entropy = Buffer.alloc(0);
+let entropyAt = 0;
+
 /** 16 random bytes (128 bits, as the issue asks; 2^-64 odds of a guess even among 2^64 live ids), base64url
  *  without padding: 22 characters. Short keys matter: the cluster client hashes every key several times. */
 export function newSessionId(): string {
-  return randomBytes(16).toString('base64url');
+  if (entropyAt + 16 > entropy.length) {
+    entropy = randomBytes(ENTROPY_BYTES);
+    entropyAt = 0;
+  }
+  const id = entropy.toString('base64url', entropyAt, entropyAt + 16);
+  entropyAt += 16;
+  return id;
 }
 
 const ID_PATTERN = /^[A-Za-z0-9_-]{22,64}$/;
@@ -59,6 +71,21 @@ export function poolIdentity(namespace: string, name: string): string {
   return `${namespace}/${name}`;
 }
 
+/** Index buckets per pool. A pool's indexes are split over this many hash tags (`{pool:<pool>#<b>}`), so
+ *  that creates and deletes spread over the cluster's masters instead of all going through one slot. Fixed:
+ *  changing it would orphan entries in the buckets it drops. */
+export const INDEX_BUCKETS = 16;
+
+/** The index bucket of a session id: CRC16/XMODEM (the cluster's key hash) of its bytes, modulo INDEX_BUCKETS. */
+export function indexBucket(id: string): number {
+  let crc = 0;
+  for (let i = 0; i < id.length; i++) crc = ((crc << 8) & 0xffff) ^ (CRC_TABLE[((crc >> 8) ^ id.charCodeAt(i)) & 0xff] ?? 0);
+  return crc % INDEX_BUCKETS;
+}
+
+/** A bucket number, or a pattern's placeholder for any bucket (acl.ts). */
+export type Bucket = number | string;
+
 export interface KeyLayout {
   prefix: string;
   /** A session of `pool`: `<prefix>:s:{<pool>|<id>}`. Neither a pool identity nor an id holds `|`, so
@@ -66,11 +93,21 @@ export interface KeyLayout {
    *  two keys. */
   session(pool: string, id: string): string;
   quarantine(pool: string, id: string): string;
-  poolIndex(pool: string): string;
-  leaseIndex(pool: string): string;
-  owners(pool: string): string;
-  ownerIndex(pool: string, owner: string): string;
+  /** Bucket `b` of the pool index, lease index, owner list and owner indexes: all in slot `{pool:<pool>#<b>}`
+   *  (`#` is in no pool identity, so the pool part ends there). A session's entries are in bucket indexBucket(id). */
+  poolIndex(pool: string, bucket: Bucket): string;
+  leaseIndex(pool: string, bucket: Bucket): string;
+  owners(pool: string, bucket: Bucket): string;
+  ownerIndex(pool: string, owner: string, bucket: Bucket): string;
   workers(pool: string): string;
+  /** The index keys before buckets (one slot `{pool:<pool>}`, owner indexes `{pool:<pool>:owner:<owner>}`):
+   *  only read, to move their entries into the buckets (index-layout.ts). */
+  legacy: {
+    poolIndex(pool: string): string;
+    leaseIndex(pool: string): string;
+    owners(pool: string): string;
+    ownerIndex(pool: string, owner: string): string;
+  };
 }
 
 export function keyLayout(prefix = 'spo'): KeyLayout {
@@ -79,11 +116,17 @@ export function keyLayout(prefix = 'spo'): KeyLayout {
     prefix,
     session: (pool, id) => `${prefix}:s:{${pool}|${id}}`,
     quarantine: (pool, id) => `${prefix}:q:{${pool}|${id}}`,
-    poolIndex: (pool) => `${prefix}:{pool:${pool}}:sessions`,
-    leaseIndex: (pool) => `${prefix}:{pool:${pool}}:leases`,
-    owners: (pool) => `${prefix}:{pool:${pool}}:owners`,
-    ownerIndex: (pool, owner) => `${prefix}:{pool:${pool}:owner:${owner}}:sessions`,
+    poolIndex: (pool, bucket) => `${prefix}:{pool:${pool}#${bucket}}:sessions`,
+    leaseIndex: (pool, bucket) => `${prefix}:{pool:${pool}#${bucket}}:leases`,
+    owners: (pool, bucket) => `${prefix}:{pool:${pool}#${bucket}}:owners`,
+    ownerIndex: (pool, owner, bucket) => `${prefix}:{pool:${pool}#${bucket}}:owner:${owner}`,
     workers: (pool) => `${prefix}:{pool:${pool}}:workers`,
+    legacy: {
+      poolIndex: (pool) => `${prefix}:{pool:${pool}}:sessions`,
+      leaseIndex: (pool) => `${prefix}:{pool:${pool}}:leases`,
+      owners: (pool) => `${prefix}:{pool:${pool}}:owners`,
+      ownerIndex: (pool, owner) => `${prefix}:{pool:${pool}:owner:${owner}}:sessions`,
+    },
   };
 }
 
@@ -104,13 +147,24 @@ function crc16(bytes: Uint8Array): number {
   return crc;
 }
 
-/** The cluster slot of a key: the hash tag's content when the key has a non-empty `{...}`. */
+/** The cluster slot of a key: the hash tag's content when the key has a non-empty `{...}`. ASCII keys (every
+ *  key the store builds) are hashed from their characters, without making a byte array. */
 export function keySlot(key: string): number {
-  let hashed = key;
+  let start = 0;
+  let end = key.length;
   const open = key.indexOf('{');
   if (open !== -1) {
     const close = key.indexOf('}', open + 1);
-    if (close > open + 1) hashed = key.slice(open + 1, close);
+    if (close > open + 1) {
+      start = open + 1;
+      end = close;
+    }
   }
-  return crc16(Buffer.from(hashed, 'utf8')) % 16384;
+  let crc = 0;
+  for (let i = start; i < end; i++) {
+    const c = key.charCodeAt(i);
+    if (c > 0x7f) return crc16(Buffer.from(key.slice(start, end), 'utf8')) % 16384;
+    crc = ((crc << 8) & 0xffff) ^ (CRC_TABLE[((crc >> 8) ^ c) & 0xff] ?? 0);
+  }
+  return crc % 16384;
 }

@@ -3,6 +3,9 @@ import { H } from './codec.ts';
 import { FencedError, SessionMovingError, newSessionId, type RedisSessionStore } from './index.ts';
 import { scripts } from './lua.ts';
 import { expectRejected, rewriteStored, testStore, uniquePrefix } from './test-helpers.int.ts';
+import { indexBucket } from './keys.ts';
+import { leaseIndexMembers } from './test-helpers.int.ts';
+import { addToOwnerIndexes } from './indexes.ts';
 
 describe('store: batch owner reads and migration moves', () => {
   const prefix = uniquePrefix('migrate');
@@ -63,7 +66,7 @@ describe('store: batch owner reads and migration moves', () => {
     expect((await store.listByOwner(pool, 'pod-3')).length).to.equal(15);
     const counts = await store.countByOwner(pool);
     expect([counts.get('pod-1'), counts.get('pod-2'), counts.get('pod-3'), counts.get('')]).to.deep.equal([1, 14, 15, 0]);
-    const leases = await store.core.redis.zrange(store.core.keys.leaseIndex(pool), '0', '-1');
+    const leases = await leaseIndexMembers(store.core, pool);
     expect(leases.length).to.equal(30); // the 29 moved (new leases) and the refused one (its lease from create)
     // the old owner is fenced; the new owner writes once the mark is gone
     await expectRejected(
@@ -92,7 +95,7 @@ describe('store: batch owner reads and migration moves', () => {
     // to nobody: unowned, lease 0, out of the lease index
     const [toNone] = await store.migrateOwners(pool, [{ sessionId: ids[3]!, fromOwner: 'pod-2', fromEpoch: 2, toOwner: null }], 'mig-a');
     expect(toNone).to.deep.equal({ sessionId: ids[3], status: 'moved', epoch: 3 });
-    expect(await store.core.redis.zscore(store.core.keys.leaseIndex(pool), ids[3]!)).to.equal(null);
+    expect(await store.core.redis.zscore(store.core.keys.leaseIndex(pool, indexBucket(ids[3]!)), ids[3]!)).to.equal(null);
     expect((await store.countByOwner(pool)).get('')).to.equal(1);
   });
 
@@ -101,8 +104,13 @@ describe('store: batch owner reads and migration moves', () => {
     const sessions = await Promise.all(Array.from({ length: 10 }, () => store.create({ pool, owner: 'pod-a' })));
     const { keys, redis } = store.core;
     // What migrateOwners does up to the crash: the target index first, then the session scripts; never the index removal.
-    await redis.sadd(keys.ownerIndex(pool, 'pod-b'), ...sessions.map((s) => s.id));
-    await redis.sadd(keys.owners(pool), 'pod-b');
+    await Promise.all(
+      addToOwnerIndexes(
+        store.core,
+        pool,
+        sessions.map((s) => ({ owner: 'pod-b', id: s.id })),
+      ),
+    );
     for (const s of sessions) {
       const reply = await scripts.migrate.run(redis, [keys.session(pool, s.id)], ['pod-a', 1, 'pod-b', 30_000, pool, 'mig-crash']);
       expect((reply as unknown[])[0]).to.equal(1);

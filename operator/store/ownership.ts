@@ -1,5 +1,5 @@
 // Leases and owner moves. The session header holds owner, epoch and lease expiry, changed only
-// by the scripts in lua.ts; the per-owner index ({pool:P:owner:O}) and the pool's lease
+// by the scripts in lua.ts; the per-owner index ({pool:P#b}:owner:O) and the pool's lease
 // index are updated around them: added to before the session step, removed from after, so
 // a crash leaves an index naming too much (which the sweep repairs), never too little.
 import type { StoreCore } from './core.ts';
@@ -12,7 +12,8 @@ import {
   SessionNotFoundError,
   SessionOwnedError,
 } from './errors.ts';
-import { assertName, assertPoolId, assertSessionId } from './keys.ts';
+import { assertName, assertPoolId, assertSessionId, indexBucket } from './keys.ts';
+import { addToOwnerIndexes, dropLeases, removeFromOwnerIndexes, scoreLeases } from './indexes.ts';
 import { H, SCHEMA_VERSION } from './codec.ts';
 import { isCorruptReply } from './core.ts';
 import { scripts, type LuaReply } from './lua.ts';
@@ -40,11 +41,14 @@ export async function claim(core: StoreCore, pool: string, id: string, owner: st
   assertName('owner', owner);
   const ms = leaseLength(core, leaseMs);
   const { keys, redis } = core;
-  await core.exec('claim', () => Promise.all([redis.sadd(keys.ownerIndex(pool, owner), id), redis.sadd(keys.owners(pool), owner)]));
+  const bucket = indexBucket(id);
+  await core.exec('claim', () =>
+    Promise.all([redis.sadd(keys.ownerIndex(pool, owner, bucket), id), redis.sadd(keys.owners(pool, bucket), owner)]),
+  );
   const reply = await core.script('claim', scripts.claim, [keys.session(pool, id)], [owner, ms]);
   const r = Array.isArray(reply) ? reply : [];
   if (r[0] !== 1) {
-    await core.exec('claim', () => redis.srem(keys.ownerIndex(pool, owner), id));
+    await core.exec('claim', () => redis.srem(keys.ownerIndex(pool, owner, bucket), id));
     core.metrics.conflicts.inc({ op: 'claim', kind: r[0] === -1 ? 'missing' : r[0] === -4 ? 'moving' : 'owned' });
     if (r[0] === -1) throw new SessionNotFoundError(id);
     if (r[0] === -4) throw new SessionMovingError(id, String(r[1]));
@@ -57,8 +61,8 @@ export async function claim(core: StoreCore, pool: string, id: string, owner: st
   await core.afterWrite(keys.session(pool, id), id);
   await core.exec('claim', () =>
     Promise.all([
-      redis.zadd(keys.leaseIndex(pool), expiresAt, id),
-      ...(previous && previous !== owner ? [redis.srem(keys.ownerIndex(pool, previous), id)] : []),
+      redis.zadd(keys.leaseIndex(pool, bucket), expiresAt, id),
+      ...(previous && previous !== owner ? [redis.srem(keys.ownerIndex(pool, previous, bucket), id)] : []),
     ]),
   );
   if (previous !== owner) core.logger.debug({ sessionId: id, owner, previousOwner: previous || null, epoch }, 'session claimed');
@@ -87,7 +91,7 @@ export async function renew(core: StoreCore, lease: Lease, leaseMs?: number): Pr
   }
   const expiresAt = Number(r[1]);
   await core.afterWrite(key, lease.sessionId);
-  await core.exec('renew', () => redis.zadd(keys.leaseIndex(lease.pool), expiresAt, lease.sessionId));
+  await core.exec('renew', () => redis.zadd(keys.leaseIndex(lease.pool, indexBucket(lease.sessionId)), expiresAt, lease.sessionId));
   return { ...lease, expiresAt };
 }
 
@@ -104,22 +108,43 @@ export async function release(core: StoreCore, lease: Lease): Promise<void> {
   }
   const { pool } = lease;
   await core.afterWrite(key, lease.sessionId);
+  const bucket = indexBucket(lease.sessionId);
   await core.exec('release', () =>
-    Promise.all([redis.srem(keys.ownerIndex(pool, lease.owner), lease.sessionId), redis.zrem(keys.leaseIndex(pool), lease.sessionId)]),
+    Promise.all([
+      redis.srem(keys.ownerIndex(pool, lease.owner, bucket), lease.sessionId),
+      redis.zrem(keys.leaseIndex(pool, bucket), lease.sessionId),
+    ]),
   );
   core.logger.debug({ sessionId: lease.sessionId, owner: lease.owner, epoch: Number(r[1]) }, 'lease released');
 }
 
-function group<T>(items: T[], key: (item: T) => string | null): Map<string, T[]> {
-  const groups = new Map<string, T[]>();
+/** (owner, id) pairs of the items that name an owner. */
+export function ownerEntries<T extends { sessionId: string }>(
+  items: readonly T[],
+  ownerOf: (item: T) => string | null,
+): { owner: string; id: string }[] {
+  const entries: { owner: string; id: string }[] = [];
   for (const item of items) {
-    const k = key(item);
-    if (k === null) continue;
-    const list = groups.get(k) ?? [];
-    list.push(item);
-    groups.set(k, list);
+    const owner = ownerOf(item);
+    if (owner !== null) entries.push({ owner, id: item.sessionId });
   }
-  return groups;
+  return entries;
+}
+
+/** The index steps after moves: leave the source owners' indexes (and the target's of a refused move),
+ *  and set or drop the lease-index entries. */
+/** A move that applied, with its new lease's expiry (ms). */
+export interface MovedOwner {
+  move: OwnerMove;
+  lease: number;
+}
+
+export function afterMoves(core: StoreCore, pool: string, moved: MovedOwner[], undo: OwnerMove[]): Promise<unknown>[] {
+  const left = moved.flatMap(({ move }) => (move.fromOwner !== null ? [{ owner: move.fromOwner, id: move.sessionId }] : []));
+  const refused = ownerEntries(undo, (m) => m.toOwner);
+  const held = moved.filter((m) => m.move.toOwner).map((m) => ({ id: m.move.sessionId, expiresAt: m.lease }));
+  const freed = moved.filter((m) => !m.move.toOwner).map((m) => m.move.sessionId);
+  return [...removeFromOwnerIndexes(core, pool, [...left, ...refused]), ...scoreLeases(core, pool, held), ...dropLeases(core, pool, freed)];
 }
 
 /**
@@ -132,16 +157,9 @@ export async function moveOwners(core: StoreCore, pool: string, moves: OwnerMove
   assertPoolId(pool);
   assertMoves(moves);
   if (moves.length === 0) return [];
-  const { keys, redis, settings } = core;
-  const targets = group(moves, (m) => m.toOwner);
-  if (targets.size > 0) {
-    await core.exec('moveOwners', () =>
-      Promise.all([
-        ...[...targets].map(([owner, items]) => redis.sadd(keys.ownerIndex(pool, owner), ...items.map((m) => m.sessionId))),
-        redis.sadd(keys.owners(pool), ...targets.keys()),
-      ]),
-    );
-  }
+  const { keys, settings } = core;
+  const targets = ownerEntries(moves, (m) => m.toOwner);
+  if (targets.length > 0) await core.exec('moveOwners', () => Promise.all(addToOwnerIndexes(core, pool, targets)));
   // Each script retries on its own; a retry of a move that did apply sees the target state
   // (toOwner at fromEpoch + 1) and counts as moved.
   const replies = await Promise.all(
@@ -180,18 +198,7 @@ export async function moveOwners(core: StoreCore, pool: string, moves: OwnerMove
     }
   });
   await core.afterWriteMany(moved.map((m) => ({ key: keys.session(pool, m.move.sessionId), sessionId: m.move.sessionId })));
-  const sources = group(moved, (m) => m.move.fromOwner);
-  const undone = group(undo, (m) => m.toOwner);
-  const held = moved.filter((m) => m.move.toOwner);
-  const freed = moved.filter((m) => !m.move.toOwner);
-  await core.exec('moveOwners', () =>
-    Promise.all([
-      ...[...sources].map(([owner, items]) => redis.srem(keys.ownerIndex(pool, owner), ...items.map((m) => m.move.sessionId))),
-      ...[...undone].map(([owner, items]) => redis.srem(keys.ownerIndex(pool, owner), ...items.map((m) => m.sessionId))),
-      ...(held.length > 0 ? [redis.zadd(keys.leaseIndex(pool), ...held.flatMap((m) => [m.lease, m.move.sessionId]))] : []),
-      ...(freed.length > 0 ? [redis.zrem(keys.leaseIndex(pool), ...freed.map((m) => m.move.sessionId))] : []),
-    ]),
-  );
+  await core.exec('moveOwners', () => Promise.all(afterMoves(core, pool, moved, undo)));
   core.logger.debug(
     { pool, moves: moves.length, moved: moved.length, conflicts: outcomes.filter((o) => o.status === 'conflict').length },
     'owners moved',
@@ -238,48 +245,16 @@ export async function readOwners(
   return { states, suspect };
 }
 
-/**
- * moveOwners for a migration, in three round trips whatever the batch size:
- *   1. SADD each target owner's index (one command per target, many members) and the pool's owners set;
- *   2. one MIGRATE script per session (CAS on owner, epoch and pool; clears the moving mark if it is
- *      `migration`'s), sent together;
- *   3. SREM each source owner's index (one command per source), SREM refused sessions from the target
- *      indexes they were added to, and ZADD/ZREM the pool's lease index.
- * Same order as moveOwners (add before, remove after), so a crash between steps leaves an index
- * naming too much, which the sweep repairs. Every session must be in `pool` (a session of another
- * pool is refused as a conflict, so the index steps never name the wrong pool).
- */
-export async function migrateOwners(core: StoreCore, pool: string, moves: OwnerMove[], migration: string): Promise<OwnerMoveOutcome[]> {
-  assertPoolId(pool);
-  assertName('migration', migration);
-  assertMoves(moves);
-  if (moves.length === 0) return [];
-  const { keys, redis, settings } = core;
-  const targets = group(moves, (m) => m.toOwner);
-  if (targets.size > 0) {
-    await core.exec('migrateOwners', () =>
-      Promise.all([
-        ...[...targets].map(([owner, items]) => redis.sadd(keys.ownerIndex(pool, owner), ...items.map((m) => m.sessionId))),
-        redis.sadd(keys.owners(pool), ...targets.keys()),
-      ]),
-    );
-  }
-  // Each script retries on its own; a retry of a move that did apply is refused (the session is at
-  // toOwner with fromEpoch + 1), which the caller recognises by re-reading.
-  const replies = await Promise.all(
-    moves.map((m) =>
-      orMissing(
-        core.script(
-          'migrateOwners',
-          scripts.migrate,
-          [keys.session(pool, m.sessionId)],
-          [m.fromOwner ?? '', m.fromEpoch, m.toOwner ?? '', settings.defaultLeaseMs, pool, migration],
-        ),
-      ),
-    ),
-  );
+/** What MIGRATE scripts answered, per move: the outcomes, the moves that applied (with their lease
+ *  expiry), and the refused ones whose target index entry must be taken back. Shared with the
+ *  migration's batched path (migration/bulk-owners.ts), which sends the same scripts otherwise. */
+export function migrateOutcomes(
+  core: StoreCore,
+  moves: readonly OwnerMove[],
+  replies: readonly LuaReply[],
+): { outcomes: OwnerMoveOutcome[]; moved: MovedOwner[]; undo: OwnerMove[] } {
   const outcomes: OwnerMoveOutcome[] = [];
-  const moved: { move: OwnerMove; lease: number }[] = [];
+  const moved: MovedOwner[] = [];
   const undo: OwnerMove[] = [];
   replies.forEach((reply, i) => {
     const move = moves[i]!;
@@ -297,18 +272,45 @@ export async function migrateOwners(core: StoreCore, pool: string, moves: OwnerM
       if (move.toOwner) undo.push(move);
     }
   });
+  return { outcomes, moved, undo };
+}
+
+/**
+ * moveOwners for a migration, in three round trips whatever the batch size:
+ *   1. SADD each target owner's index (one command per target, many members) and the pool's owners set;
+ *   2. one MIGRATE script per session (CAS on owner, epoch and pool; clears the moving mark if it is
+ *      `migration`'s), sent together;
+ *   3. SREM each source owner's index (one command per source), SREM refused sessions from the target
+ *      indexes they were added to, and ZADD/ZREM the pool's lease index.
+ * Same order as moveOwners (add before, remove after), so a crash between steps leaves an index
+ * naming too much, which the sweep repairs. Every session must be in `pool` (a session of another
+ * pool is refused as a conflict, so the index steps never name the wrong pool).
+ */
+export async function migrateOwners(core: StoreCore, pool: string, moves: OwnerMove[], migration: string): Promise<OwnerMoveOutcome[]> {
+  assertPoolId(pool);
+  assertName('migration', migration);
+  assertMoves(moves);
+  if (moves.length === 0) return [];
+  const { keys, settings } = core;
+  const targets = ownerEntries(moves, (m) => m.toOwner);
+  if (targets.length > 0) await core.exec('migrateOwners', () => Promise.all(addToOwnerIndexes(core, pool, targets)));
+  // Each script retries on its own; a retry of a move that did apply is refused (the session is at
+  // toOwner with fromEpoch + 1), which the caller recognises by re-reading.
+  const replies = await Promise.all(
+    moves.map((m) =>
+      orMissing(
+        core.script(
+          'migrateOwners',
+          scripts.migrate,
+          [keys.session(pool, m.sessionId)],
+          [m.fromOwner ?? '', m.fromEpoch, m.toOwner ?? '', settings.defaultLeaseMs, pool, migration],
+        ),
+      ),
+    ),
+  );
+  const { outcomes, moved, undo } = migrateOutcomes(core, moves, replies);
   await core.afterWriteMany(moved.map((m) => ({ key: keys.session(pool, m.move.sessionId), sessionId: m.move.sessionId })));
-  const sources = group(moved, (m) => m.move.fromOwner);
-  const undone = group(undo, (m) => m.toOwner);
-  const held = moved.filter((m) => m.move.toOwner);
-  const freed = moved.filter((m) => !m.move.toOwner);
-  const steps = (): Promise<unknown>[] => [
-    ...[...sources].map(([owner, items]) => redis.srem(keys.ownerIndex(pool, owner), ...items.map((m) => m.move.sessionId))),
-    ...[...undone].map(([owner, items]) => redis.srem(keys.ownerIndex(pool, owner), ...items.map((m) => m.sessionId))),
-    ...(held.length > 0 ? [redis.zadd(keys.leaseIndex(pool), ...held.flatMap((m) => [m.lease, m.move.sessionId]))] : []),
-    ...(freed.length > 0 ? [redis.zrem(keys.leaseIndex(pool), ...freed.map((m) => m.move.sessionId))] : []),
-  ];
-  await core.exec('migrateOwners', () => Promise.all(steps()));
+  await core.exec('migrateOwners', () => Promise.all(afterMoves(core, pool, moved, undo)));
   core.logger.debug(
     { pool, migration, moves: moves.length, moved: moved.length, conflicts: outcomes.filter((o) => o.status === 'conflict').length },
     'owners migrated',
@@ -338,29 +340,4 @@ export async function setMoving(core: StoreCore, pool: string, sessionIds: strin
   );
   await core.afterWriteMany(sessionIds.map((id) => ({ key: keys.session(pool, id), sessionId: id })));
   core.logger.debug({ pool, sessions: sessionIds.length, migration }, migration ? 'sessions marked moving' : 'moving mark cleared');
-}
-
-export async function listByOwner(core: StoreCore, pool: string, owner: string): Promise<string[]> {
-  assertPoolId(pool);
-  assertName('owner', owner);
-  return core.exec('listByOwner', () => core.redis.smembers(core.keys.ownerIndex(pool, owner)));
-}
-
-/** Counts per owner from the owner indexes; unowned ('') is the pool count less the owned. */
-export async function countByOwner(core: StoreCore, pool: string): Promise<Map<string, number>> {
-  assertPoolId(pool);
-  const { keys, redis } = core;
-  const owners = await core.exec('countByOwner', () => redis.smembers(keys.owners(pool)));
-  const [total, ...counts] = await core.exec('countByOwner', () =>
-    Promise.all([redis.zcard(keys.poolIndex(pool)), ...owners.map((o) => redis.scard(keys.ownerIndex(pool, o)))]),
-  );
-  const result = new Map<string, number>();
-  let owned = 0;
-  owners.forEach((owner, i) => {
-    const n = counts[i] ?? 0;
-    if (n > 0) result.set(owner, n);
-    owned += n;
-  });
-  result.set('', Math.max(0, (total ?? 0) - owned));
-  return result;
 }

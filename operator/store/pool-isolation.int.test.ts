@@ -6,7 +6,7 @@ import { expect } from 'chai';
 import { deleteAllSessions, readCounts, releaseWorker } from '../controller/pool/sessions.ts';
 import { MigrationJournal } from '../migration/journal.ts';
 import { summarize } from '../migration/planner.ts';
-import { poolIdentity } from './keys.ts';
+import { indexBucket, poolIdentity } from './keys.ts';
 import type { RedisSessionStore } from './index.ts';
 import type { SessionRecord } from './types.ts';
 import { testStore, uniquePrefix } from './test-helpers.int.ts';
@@ -170,7 +170,7 @@ describe('store: two pools of the same name in two namespaces', () => {
   it("deleting one pool deletes only its own sessions, even when its index names the other's", async () => {
     // A stale entry in A's index naming a session of B (a crash, a foreign client): not A's to delete.
     const strayB = sessionsB[0]!;
-    await store.core.redis.zadd(store.core.keys.poolIndex(a), Date.now() + 600_000, strayB.id);
+    await store.core.redis.zadd(store.core.keys.poolIndex(a, indexBucket(strayB.id)), Date.now() + 600_000, strayB.id);
     const deleted = await deleteAllSessions(store, a);
     expect(deleted).to.equal(24);
     for (const s of sessionsA) expect(await store.get(s.id, { pool: a, touch: false })).to.equal(null);

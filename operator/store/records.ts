@@ -17,6 +17,7 @@ import type { StoreCore } from './core.ts';
 import type { JournalEntry } from './degraded.ts';
 import { FencedError, InternalStoreError, SessionMovingError, SessionNotFoundError, VersionConflictError } from './errors.ts';
 import { scripts, type LuaReply } from './lua.ts';
+import { indexBucket, keySlot } from './keys.ts';
 import type { RetryPolicy } from './retry.ts';
 import type { Fence, JsonValue, SessionRecord } from './types.ts';
 
@@ -40,6 +41,26 @@ export class SessionRecords {
   /** Caches a session as read or written, under its key (the cache is shared by every pool of this store). */
   remember(pool: string, id: string, stored: StoredSession): void {
     if (this.core.settings.degradedEnabled) this.core.degraded.cache.set(this.core.keys.session(pool, id), stored);
+  }
+
+  /** A value a GET read: when it is byte for byte the value cached under `key` (what this process last read
+   *  or wrote, already checked: pool, parts, checksum), the cached session is used as it is, and only its
+   *  data is parsed (the caller's copy); otherwise decodeValue checks it. */
+  readValue(pool: string, id: string, key: string, value: string): SessionRecord | Promise<never> {
+    const cached = this.core.degraded.cache.peek(key);
+    if (cached !== undefined && cached.header !== '') {
+      const { header, serialized } = cached;
+      if (
+        value.length === header.length + 1 + serialized.length &&
+        value.charCodeAt(header.length) === 10 &&
+        value.startsWith(header) &&
+        value.endsWith(serialized)
+      ) {
+        this.core.degraded.cache.set(key, cached); // most recent again
+        return withData(cached);
+      }
+    }
+    return this.decodeValue(pool, id, value);
   }
 
   /** decode for a whole stored value (header, newline, data). */
@@ -103,13 +124,21 @@ export class SessionRecords {
     const { keys, redis, settings } = this.core;
     // Index first: a crash after this step leaves an entry the sweep removes, never a session no index names.
     const score = Date.now() + Math.min(ttlSeconds * 1000, PROVISIONAL_INDEX_MS);
-    await this.core.exec(
+    const bucket = indexBucket(id);
+    const poolIndex = keys.poolIndex(pool, bucket);
+    // The bucket's keys share a slot: one node, sent directly (core.routed).
+    await this.core.exec<unknown>(
       'create',
       () =>
-        Promise.all([
-          redis.zadd(keys.poolIndex(pool), score, id),
-          ...(owner ? [redis.sadd(keys.ownerIndex(pool, owner), id), redis.sadd(keys.owners(pool), owner)] : []),
-        ]),
+        this.core.routed<unknown>(keySlot(poolIndex), (client) =>
+          owner
+            ? Promise.all([
+                client.zadd(poolIndex, score, id),
+                client.sadd(keys.ownerIndex(pool, owner, bucket), id),
+                client.sadd(keys.owners(pool, bucket), owner),
+              ])
+            : client.zadd(poolIndex, score, id),
+        ),
       retry,
     );
     const reply = await this.core.script(
@@ -123,7 +152,7 @@ export class SessionRecords {
     // The reply is the header only: the data is what this call wrote (or, a retry, what this write id wrote).
     const record = await this.decode(pool, id, reply[1], serialized, { serialized, checksum });
     if (owner) {
-      await this.core.exec('create', () => redis.zadd(keys.leaseIndex(pool), Date.now() + settings.defaultLeaseMs, id), retry);
+      await this.core.exec('create', () => redis.zadd(keys.leaseIndex(pool, bucket), Date.now() + settings.defaultLeaseMs, id), retry);
     }
     await this.core.afterWrite(keys.session(pool, id), id);
     this.core.logger.debug({ sessionId: id, pool, anonymous, ttlSeconds, owner: owner || null }, 'session created');
@@ -283,13 +312,17 @@ export class SessionRecords {
     const owner = String(reply[2] ?? '');
     await this.core.afterWrite(key, id);
     // Session first, then indexes: a crash in between leaves an entry the sweep removes.
-    await this.core.exec(
+    const bucket = indexBucket(id);
+    await this.core.exec<unknown>(
       'delete',
       () =>
-        Promise.all([
-          redis.zrem(keys.poolIndex(pool), id),
-          ...(owner ? [redis.srem(keys.ownerIndex(pool, owner), id), redis.zrem(keys.leaseIndex(pool), id)] : []),
-        ]),
+        owner
+          ? Promise.all([
+              redis.zrem(keys.poolIndex(pool, bucket), id),
+              redis.srem(keys.ownerIndex(pool, owner, bucket), id),
+              redis.zrem(keys.leaseIndex(pool, bucket), id),
+            ])
+          : redis.zrem(keys.poolIndex(pool, bucket), id),
       retry,
     );
     this.core.logger.debug({ sessionId: id, pool }, 'session deleted');

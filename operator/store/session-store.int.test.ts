@@ -21,6 +21,7 @@ import {
 import type { JsonValue } from './types.ts';
 import { expectRejected, metricValue, storedParts, testStore, uniquePrefix } from './test-helpers.int.ts';
 import type { Registry } from 'prom-client';
+import { indexBucket } from './keys.ts';
 
 describe('store: sessions on the real Redis Cluster', () => {
   const prefix = uniquePrefix('core');
@@ -463,7 +464,7 @@ describe('store: sessions on the real Redis Cluster', () => {
     expect(await store.core.redis.pttl(store.core.keys.session(ipool, id))).to.be.within(590_000, 600_000);
     expect(await store.count(ipool)).to.equal(1);
     expect(await store.listByOwner(ipool, 'pod-i')).to.deep.equal([id]);
-    expect(await store.core.redis.zscore(store.core.keys.leaseIndex(ipool), id)).to.not.equal(null);
+    expect(await store.core.redis.zscore(store.core.keys.leaseIndex(ipool, indexBucket(id)), id)).to.not.equal(null);
     // Reads and versioned writes continue from the imported version; the lease is the owner's.
     const read = await store.get(id, { pool: ipool });
     expect(read).to.include({ version: 5, createdAt });

@@ -1,17 +1,16 @@
 // The session store: composes the key layout, scripts, codec, retries, degraded mode, records
-// (decoding, the cache and the write steps in Redis: records.ts), ownership, worker registry and
-// sweep into the SessionStore contract of types.ts. This file validates input, chooses between
-// Redis and the degraded-mode journal, and counts every operation.
+// (decoding, the cache and the write steps in Redis: records.ts), imports (import-session.ts),
+// ownership, worker registry and sweep into the SessionStore contract of types.ts. This file
+// validates input, chooses between Redis and the degraded-mode journal, and counts every operation.
 import { randomBytes } from 'node:crypto';
 import { setTimeout as sleep } from 'node:timers/promises';
-import { H, SCHEMA_VERSION, encodeData, splitHeader, splitValue, withData, withHeaderParts, type StoredSession } from './codec.ts';
+import { H, encodeData, withData, withHeaderParts, type StoredSession } from './codec.ts';
 import { StoreCore } from './core.ts';
-import { PROVISIONAL_INDEX_MS, SessionRecords } from './records.ts';
+import { SessionRecords } from './records.ts';
 import type { CachedSession, JournalEntry } from './degraded.ts';
 import {
   AnonymousSessionError,
   FencedError,
-  InternalStoreError,
   InvalidArgumentError,
   InvalidNameError,
   InvalidTtlError,
@@ -27,10 +26,12 @@ import {
   SessionTooLargeError,
 } from './errors.ts';
 import { backoffDelay } from '../kube/clock.ts';
-import { assertName, assertPoolId, assertSessionId, newSessionId } from './keys.ts';
+import { assertName, assertPoolId, assertSessionId, keySlot, newSessionId } from './keys.ts';
+import { countOwnerIndexes, countPoolIndex, listOwnerIndex, listPoolIndex } from './indexes.ts';
 import { scripts } from './lua.ts';
 import type { SessionStoreOptions } from './options.ts';
 import * as idempotency from './idempotency.ts';
+import { importSession } from './import-session.ts';
 import * as ownership from './ownership.ts';
 import { rejected } from './retry.ts';
 import { sweepPool } from './sweep.ts';
@@ -300,85 +301,7 @@ export class RedisSessionStore implements SessionStore {
   }
 
   importSession(input: ImportSessionInput): Promise<ImportSessionResult> {
-    return this.op('import', async () => {
-      if (typeof input !== 'object' || input === null) throw new InvalidArgumentError('importSession needs an input object');
-      assertSessionId(input.id);
-      assertPoolId(input.pool);
-      const owner = input.owner ?? '';
-      if (owner !== '') assertName('owner', owner);
-      const anonymous = input.anonymous ?? false;
-      if (typeof anonymous !== 'boolean') throw new InvalidArgumentError('anonymous must be a boolean');
-      if (!Number.isSafeInteger(input.version) || input.version < 1) throw new InvalidArgumentError('version must be a positive integer');
-      if (!Number.isSafeInteger(input.createdAt) || input.createdAt < 0)
-        throw new InvalidArgumentError('createdAt must be a non-negative integer (ms since the epoch)');
-      const ttlSeconds = this.core.ttlFor(input.pool, anonymous, input.ttlSeconds);
-      const { serialized, checksum } = encodeData(input.data, this.core.settings.maxDataBytes);
-      // Not journaled in degraded mode: an import is a one-off copy its caller can retry.
-      if (this.core.degraded.active) throw new StoreUnavailableError(`importSession: Redis is unreachable`);
-      const { keys, redis, settings } = this.core;
-      const { id, pool } = input;
-      const score = Date.now() + Math.min(ttlSeconds * 1000, PROVISIONAL_INDEX_MS);
-      // Indexes first, as for create (NX: an entry the session already has keeps its score).
-      await this.core.exec('import', () =>
-        Promise.all([
-          redis.zadd(keys.poolIndex(pool), 'NX', score, id),
-          ...(owner ? [redis.sadd(keys.ownerIndex(pool, owner), id), redis.sadd(keys.owners(pool), owner)] : []),
-        ]),
-      );
-      const reply = await this.core.script(
-        'import',
-        scripts.import,
-        [keys.session(pool, id)],
-        [
-          pool,
-          serialized,
-          checksum,
-          ttlSeconds,
-          anonymous ? '1' : '0',
-          owner,
-          newWriteId(),
-          settings.defaultLeaseMs,
-          SCHEMA_VERSION,
-          input.version,
-          input.createdAt,
-        ],
-      );
-      if (!Array.isArray(reply) || (reply[0] !== 1 && reply[0] !== 0)) throw new InternalStoreError(`import: unexpected reply`);
-      const created = reply[0] === 1;
-      const found = splitValue(typeof reply[1] === 'string' ? reply[1] : null);
-      let record: SessionRecord;
-      try {
-        record = await this.records.decode(pool, id, found?.header ?? null, found?.data, created ? { serialized, checksum } : undefined);
-      } finally {
-        if (!created) await this.undoImportIndexes(id, pool, owner, found?.header);
-      }
-      if (created) {
-        if (owner) await this.core.exec('import', () => redis.zadd(keys.leaseIndex(pool), Date.now() + settings.defaultLeaseMs, id));
-        await this.core.afterWrite(keys.session(pool, id), id);
-        this.core.logger.debug({ sessionId: id, pool, version: input.version, owner: owner || null }, 'session imported');
-      }
-      return { created, record };
-    });
-  }
-
-  /** An import that found the session present removes the index entries it added that the session does not have. */
-  private async undoImportIndexes(id: string, pool: string, owner: string, header: string | undefined): Promise<void> {
-    const parts = splitHeader(header);
-    const existingPool = parts?.[H.pool] || null;
-    const existingOwner = parts?.[H.own] ?? '';
-    const { keys, redis } = this.core;
-    const dropPool = existingPool !== pool;
-    const dropOwner = owner !== '' && (existingPool !== pool || existingOwner !== owner);
-    if (!dropPool && !dropOwner) return;
-    // Best effort: a failure here leaves an index naming too much, never too little.
-    await this.core
-      .exec('import', () =>
-        Promise.all([
-          ...(dropPool ? [redis.zrem(keys.poolIndex(pool), id)] : []),
-          ...(dropOwner ? [redis.srem(keys.ownerIndex(pool, owner), id)] : []),
-        ]),
-      )
-      .catch(() => undefined);
+    return this.op('import', () => importSession(this.core, this.records, input, newWriteId()));
   }
 
   private createDegraded(entry: Extract<JournalEntry, { kind: 'create' }>): SessionRecord {
@@ -417,7 +340,7 @@ export class RedisSessionStore implements SessionStore {
    *  follows only when one is due. A session of another pool has another key: it reads as absent. */
   private read(pool: string, id: string, touch: boolean): Promise<SessionRecord | null> {
     assertSessionId(id);
-    const { degraded, settings, keys, redis } = this.core;
+    const { degraded, settings, keys } = this.core;
     const key = keys.session(pool, id);
     if (degraded.active) {
       const cached = degraded.cache.get(key);
@@ -431,14 +354,15 @@ export class RedisSessionStore implements SessionStore {
     };
     // Granularity 0: every get touches, in one script.
     if (touch && settings.touchGranularityMs === 0) return this.getByScript(pool, id, key, true, retry).catch(failed);
+    const slot = keySlot(key);
     return this.core
-      .exec('get', () => redis.get(key), retry)
+      .exec('get', () => this.core.routed(slot, (client) => client.get(key)), retry)
       .then((value) => {
         if (value === null) {
           degraded.cache.delete(key);
           return null;
         }
-        const record = this.records.decodeValue(pool, id, value);
+        const record = this.records.readValue(pool, id, key, value);
         if (record instanceof Promise) return record;
         if (!touch || !this.touchDue(record)) return record;
         return this.touch(id, key, record, retry).then(() => record, failed);
@@ -654,7 +578,7 @@ export class RedisSessionStore implements SessionStore {
   count(pool: string): Promise<number> {
     return this.op('count', async () => {
       assertPoolId(pool);
-      const n = await this.core.exec('count', () => this.core.redis.zcard(this.core.keys.poolIndex(pool)));
+      const n = await countPoolIndex(this.core, pool);
       this.core.metrics.sessions.set({ pool }, n);
       return n;
     });
@@ -666,13 +590,7 @@ export class RedisSessionStore implements SessionStore {
       const limit = options.limit ?? 100;
       if (!Number.isInteger(limit) || limit < 1 || limit > 10_000)
         throw new InvalidArgumentError('limit must be an integer from 1 to 10000');
-      const cursor = options.cursor ?? '0';
-      if (!/^\d{1,20}$/.test(cursor)) throw new InvalidArgumentError('invalid list cursor');
-      const [next, flat] = await this.core.exec('list', () =>
-        this.core.redis.zscan(this.core.keys.poolIndex(pool), cursor, 'COUNT', limit),
-      );
-      const ids = [...new Set(flat.filter((_, i) => i % 2 === 0))];
-      return { ids, cursor: next === '0' ? null : next };
+      return listPoolIndex(this.core, pool, options.cursor ?? null, limit);
     });
   }
 
@@ -749,10 +667,10 @@ export class RedisSessionStore implements SessionStore {
     return this.op('migrateOwners', () => ownership.migrateOwners(this.core, pool, moves, migration));
   }
   listByOwner(pool: string, owner: string): Promise<string[]> {
-    return this.op('listByOwner', () => ownership.listByOwner(this.core, pool, owner));
+    return this.op('listByOwner', () => listOwnerIndex(this.core, pool, owner));
   }
   countByOwner(pool: string): Promise<Map<string, number>> {
-    return this.op('countByOwner', () => ownership.countByOwner(this.core, pool));
+    return this.op('countByOwner', () => countOwnerIndexes(this.core, pool));
   }
   registerWorker(registration: Omit<WorkerRegistration, 'heartbeatAt'>, ttlMs?: number): Promise<void> {
     return this.op('registerWorker', () => workers.registerWorker(this.core, registration, ttlMs));

@@ -3,6 +3,8 @@ import type { Registry } from 'prom-client';
 import { H } from './codec.ts';
 import { SessionCorruptedError, SessionNotFoundError, type RedisSessionStore } from './index.ts';
 import { expectRejected, metricValue, rewriteStored, storedParts, testStore, uniquePrefix } from './test-helpers.int.ts';
+import { indexBucket } from './keys.ts';
+import { addToOwnerIndexes } from './indexes.ts';
 
 describe('store: expiry, sweep and corruption', () => {
   const prefix = uniquePrefix('sweep');
@@ -62,8 +64,7 @@ describe('store: expiry, sweep and corruption', () => {
   it('repairs an owner index naming a session it no longer owns', async () => {
     const pool = 'pool-repair';
     const s = await store.create({ pool, owner: 'pod-c' });
-    await store.core.redis.sadd(store.core.keys.ownerIndex(pool, 'pod-d'), s.id);
-    await store.core.redis.sadd(store.core.keys.owners(pool), 'pod-d');
+    await Promise.all(addToOwnerIndexes(store.core, pool, [{ owner: 'pod-d', id: s.id }]));
     const r = await store.sweep(pool);
     expect(r.ownerEntriesRemoved).to.equal(1);
     expect(await store.listByOwner(pool, 'pod-d')).to.deep.equal([]);
@@ -103,7 +104,7 @@ describe('store: expiry, sweep and corruption', () => {
     await redis.set(keys.session(pool, f.id), '{"a session value":"without a header"}', 'KEEPTTL');
     await expectRejected(store.claim(f.id, 'pod-x', { pool }), SessionCorruptedError);
     expect(await redis.exists(keys.quarantine(pool, f.id))).to.equal(1);
-    expect(await redis.zscore(keys.poolIndex(pool), f.id)).to.equal(null); // the key names the pool: its index entry goes too
+    expect(await redis.zscore(keys.poolIndex(pool, indexBucket(f.id)), f.id)).to.equal(null); // the key names the pool: its index entry goes too
     await expectRejected(store.update(f.id, { n: 1 }, { pool, expectedVersion: 1 }), SessionNotFoundError);
 
     const d = 'corrupt'.padEnd(32, 'd');

@@ -6,26 +6,50 @@ import { H } from './codec.ts';
 import { SessionCorruptedError } from './errors.ts';
 import { assertPoolId } from './keys.ts';
 import { scripts } from './lua.ts';
+import { BUCKETS, countPoolIndex } from './indexes.ts';
+import { migrateLegacyIndexes } from './index-layout.ts';
 import type { SweepResult } from './types.ts';
 
-/** Owner-index audit position per pool and owner (SSCAN cursor), kept between sweeps. */
+/** Owner-index audit position per owner-index key (SSCAN cursor), kept between sweeps. */
 const auditCursors = new WeakMap<StoreCore, Map<string, string>>();
 
 export async function sweepPool(core: StoreCore, pool: string): Promise<SweepResult> {
   assertPoolId(pool);
   const started = Date.now();
-  const { keys, redis, settings, logger, metrics } = core;
+  const { logger, metrics } = core;
+  // Entries an older process wrote in the single-slot layout move into the buckets first.
+  await migrateLegacyIndexes(core, pool);
+  const totals = { expired: 0, rescored: 0, leasesReleased: 0, ownerEntriesRemoved: 0 };
+  // The buckets are independent (each its own slot): swept together.
+  await Promise.all(BUCKETS.map((bucket) => sweepBucket(core, pool, bucket, started, totals)));
+  const { expired, rescored, leasesReleased, ownerEntriesRemoved } = totals;
+  if (expired > 0) metrics.expiries.inc({ pool }, expired);
+  if (leasesReleased > 0) metrics.leasesReleased.inc({ pool }, leasesReleased);
+  const count = await countPoolIndex(core, pool);
+  metrics.sessions.set({ pool }, count);
+  const result: SweepResult = { expired, leasesReleased, durationMs: Date.now() - started, ownerEntriesRemoved, rescored };
+  if (expired + leasesReleased + ownerEntriesRemoved > 0) logger.debug({ pool, ...result }, 'sweep done');
+  return result;
+}
+
+interface SweepTotals {
+  expired: number;
+  rescored: number;
+  leasesReleased: number;
+  ownerEntriesRemoved: number;
+}
+
+async function sweepBucket(core: StoreCore, pool: string, bucket: number, started: number, totals: SweepTotals): Promise<void> {
+  const { keys, redis, settings, logger } = core;
   const batch = settings.sweepBatchSize;
-  const owners = await core.exec('sweep', () => redis.smembers(keys.owners(pool)));
-  let expired = 0;
-  let rescored = 0;
-  let leasesReleased = 0;
-  let ownerEntriesRemoved = 0;
+  const poolIndex = keys.poolIndex(pool, bucket);
+  const leaseIndex = keys.leaseIndex(pool, bucket);
+  const owners = await core.exec('sweep', () => redis.smembers(keys.owners(pool, bucket)));
 
   // 1. Pool-index entries due: gone sessions leave every index; live ones get their real expiry.
   for (;;) {
     const now = Date.now();
-    const due = await core.exec('sweep', () => redis.zrangebyscore(keys.poolIndex(pool), '-inf', now, 'LIMIT', 0, batch));
+    const due = await core.exec('sweep', () => redis.zrangebyscore(poolIndex, '-inf', now, 'LIMIT', 0, batch));
     if (due.length === 0) break;
     const ttls = await core.exec('sweep', () => Promise.all(due.map((id) => redis.pttl(keys.session(pool, id)))));
     const gone = due.filter((_, i) => ttls[i] === -2);
@@ -35,21 +59,20 @@ export async function sweepPool(core: StoreCore, pool: string): Promise<SweepRes
     });
     await core.exec('sweep', () =>
       Promise.all([
-        ...(gone.length > 0 ? [redis.zrem(keys.poolIndex(pool), ...gone), redis.zrem(keys.leaseIndex(pool), ...gone)] : []),
-        ...(gone.length > 0 ? owners.map((owner) => redis.srem(keys.ownerIndex(pool, owner), ...gone)) : []),
-        ...(live.length > 0 ? [redis.zadd(keys.poolIndex(pool), 'XX', ...live)] : []),
+        ...(gone.length > 0 ? [redis.zrem(poolIndex, ...gone), redis.zrem(leaseIndex, ...gone)] : []),
+        ...(gone.length > 0 ? owners.map((owner) => redis.srem(keys.ownerIndex(pool, owner, bucket), ...gone)) : []),
+        ...(live.length > 0 ? [redis.zadd(poolIndex, 'XX', ...live)] : []),
       ]),
     );
     for (const id of gone) logger.debug({ pool, sessionId: id }, 'sweep: session expired or deleted, index entries removed');
-    expired += gone.length;
-    rescored += live.length / 2;
+    totals.expired += gone.length;
+    totals.rescored += live.length / 2;
     if (due.length < batch || Date.now() - started > 10_000) break;
   }
-  if (expired > 0) metrics.expiries.inc({ pool }, expired);
 
   // 2. Leases due: release the lapsed ones (a CAS in the session's slot), then fix the owner index.
   for (;;) {
-    const due = await core.exec('sweep', () => redis.zrangebyscore(keys.leaseIndex(pool), '-inf', Date.now(), 'LIMIT', 0, batch));
+    const due = await core.exec('sweep', () => redis.zrangebyscore(leaseIndex, '-inf', Date.now(), 'LIMIT', 0, batch));
     if (due.length === 0) break;
     // A corrupted session is quarantined by core.script (then absent: its entry is dropped).
     const replies = await Promise.all(
@@ -68,9 +91,9 @@ export async function sweepPool(core: StoreCore, pool: string): Promise<SweepRes
       const r = Array.isArray(reply) ? reply : [];
       if (r[0] === 1) {
         const owner = String(r[1]);
-        leasesReleased++;
+        totals.leasesReleased++;
         drop.push(id);
-        steps.push(redis.srem(keys.ownerIndex(pool, owner), id));
+        steps.push(redis.srem(keys.ownerIndex(pool, owner, bucket), id));
         logger.debug({ pool, sessionId: id, owner, epoch: Number(r[2]) }, 'sweep: lapsed lease released');
       } else if (r[0] === 0 && Number(r[1]) > 0) {
         rescore.push(Number(r[1]), id);
@@ -78,20 +101,19 @@ export async function sweepPool(core: StoreCore, pool: string): Promise<SweepRes
         drop.push(id);
       }
     });
-    if (drop.length > 0) steps.push(redis.zrem(keys.leaseIndex(pool), ...drop));
-    if (rescore.length > 0) steps.push(redis.zadd(keys.leaseIndex(pool), ...rescore));
+    if (drop.length > 0) steps.push(redis.zrem(leaseIndex, ...drop));
+    if (rescore.length > 0) steps.push(redis.zadd(leaseIndex, ...rescore));
     await core.exec('sweep', () => Promise.all(steps));
     if (due.length < batch || Date.now() - started > 10_000) break;
   }
-  if (leasesReleased > 0) metrics.leasesReleased.inc({ pool }, leasesReleased);
 
   // 3. Audit a bounded page of each owner index: drop entries whose session is gone or owned by another.
   if (settings.sweepAuditSize > 0) {
     let cursors = auditCursors.get(core);
     if (!cursors) auditCursors.set(core, (cursors = new Map<string, string>()));
     for (const owner of owners) {
-      const indexKey = keys.ownerIndex(pool, owner);
-      const cursorKey = `${pool}\u0000${owner}`;
+      const indexKey = keys.ownerIndex(pool, owner, bucket);
+      const cursorKey = indexKey;
       const [next, members] = await core.exec('sweep', () =>
         redis.sscan(indexKey, cursors.get(cursorKey) ?? '0', 'COUNT', settings.sweepAuditSize),
       );
@@ -100,7 +122,7 @@ export async function sweepPool(core: StoreCore, pool: string): Promise<SweepRes
         if (next === '0') {
           // Empty owner index: forget the owner (a concurrent claim re-adds it before its session step).
           const size = await core.exec('sweep', () => redis.scard(indexKey));
-          if (size === 0) await core.exec('sweep', () => redis.srem(keys.owners(pool), owner));
+          if (size === 0) await core.exec('sweep', () => redis.srem(keys.owners(pool, bucket), owner));
         }
         continue;
       }
@@ -113,15 +135,9 @@ export async function sweepPool(core: StoreCore, pool: string): Promise<SweepRes
       const remove = stale.filter((_, i) => again[i] !== owner);
       if (remove.length > 0) {
         await core.exec('sweep', () => redis.srem(indexKey, ...remove));
-        ownerEntriesRemoved += remove.length;
+        totals.ownerEntriesRemoved += remove.length;
         logger.debug({ pool, owner, sessions: remove.length }, 'sweep: stale owner-index entries removed');
       }
     }
   }
-
-  const count = await core.exec('sweep', () => redis.zcard(keys.poolIndex(pool)));
-  metrics.sessions.set({ pool }, count);
-  const result: SweepResult = { expired, leasesReleased, durationMs: Date.now() - started, ownerEntriesRemoved, rescored };
-  if (expired + leasesReleased + ownerEntriesRemoved > 0) logger.debug({ pool, ...result }, 'sweep done');
-  return result;
 }

@@ -9,6 +9,8 @@ import { redisTestEnv } from '../../e2e/harness/test-env.ts';
 import { splitValue } from './codec.ts';
 import { createSessionStore } from './index.ts';
 import type { SessionStoreOptions } from './options.ts';
+import type { StoreCore } from './core.ts';
+import { BUCKETS } from './indexes.ts';
 
 export const silentLogger = pino({ level: process.env.SPO_TEST_LOG_LEVEL ?? 'silent' });
 
@@ -66,4 +68,9 @@ export async function rewriteStored(redis: Cluster, key: string, change: (header
   const stored = await storedParts(redis, key);
   change(stored.header);
   await redis.set(key, `${stored.header.join('\n')}\n${data ?? stored.data}`, 'KEEPTTL');
+}
+
+/** Every id in the pool's lease index (all buckets). */
+export async function leaseIndexMembers(core: StoreCore, pool: string): Promise<string[]> {
+  return (await Promise.all(BUCKETS.map((b) => core.redis.zrange(core.keys.leaseIndex(pool, b), '0', '-1')))).flat();
 }
