@@ -5,6 +5,7 @@ import type { Registry } from 'prom-client';
 import type { HandoverCall } from './handover.ts';
 import type { Journal, JournalCounters, JournalHeader, JournalSession, MigrationPhase, OnFailure } from './journal.ts';
 import type { SessionStore } from '../store/types.ts';
+import type { OwnerOps } from './owner-ops.ts';
 import type { Batch, MigrationKind, Plan, PlanSummary } from './planner.ts';
 
 export type FailureReason = 'TargetGone' | 'StoreError' | 'DeadlineExceeded';
@@ -19,6 +20,7 @@ export const DEFAULTS = {
   storeRetries: 3,
   retryDelayMs: 100,
   readConcurrency: 2000,
+  pipelineDepth: 2,
 } as const;
 
 export interface MigrationSpec {
@@ -96,6 +98,15 @@ export interface ExecutorOptions {
     /** How long busy sessions are asked again, from the batch's first request. Default 3 * deadlineMs. */
     busyForMs?: number;
   };
+  /** Batches in flight at once (default 2): the next batch is read, journaled and frozen while the
+   *  one before waits out its grace and swaps. 1 runs them one after another. */
+  pipelineDepth?: number;
+  /** How the owner reads, marks and swaps reach the store; default: batched per master for a
+   *  RedisSessionStore (bulk-owners.ts), else the store's own batch calls (owner-ops.ts). */
+  ownerOps?: OwnerOps;
+  /** When given, milliseconds spent per part (read, marks, moves, journal, grace, checks) are added
+   *  to it: the benchmark's breakdown. Parts of pipelined batches overlap, so the sum exceeds the wall time. */
+  timings?: Map<string, number>;
   now?: () => number;
   sleep?: (ms: number) => Promise<void>;
 }

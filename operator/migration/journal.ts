@@ -93,7 +93,7 @@ export function canTransition(current: BatchState | null | undefined, next: Batc
   return !current || STATE_RANK[current] < STATE_RANK[next];
 }
 
-// KEYS[1] header, KEYS[2] batches. ARGV: index, state, entry JSON, rank map, now, then counter
+// KEYS[1] header, KEYS[2] batches. ARGV: index, state, entry JSON ('' keeps the stored entry), now, then counter
 // deltas as name/value pairs. Allowed: from nothing to anything; forward by rank; never from
 // rolledback; moved -> rolledback allowed (rank grows).
 const TRANSITION_SCRIPT = `
@@ -103,7 +103,11 @@ local want = ranks[ARGV[2]]
 if not want then return redis.error_reply('unknown state ' .. ARGV[2]) end
 if redis.call('EXISTS', KEYS[1]) == 0 then return redis.error_reply('NOJOURNAL migration journal is missing') end
 if cur and ranks[cur] >= want then return 0 end
-redis.call('HSET', KEYS[2], 's:' .. ARGV[1], ARGV[2], 'e:' .. ARGV[1], ARGV[3])
+if ARGV[3] == '' then
+  redis.call('HSET', KEYS[2], 's:' .. ARGV[1], ARGV[2])
+else
+  redis.call('HSET', KEYS[2], 's:' .. ARGV[1], ARGV[2], 'e:' .. ARGV[1], ARGV[3])
+end
 for i = 5, #ARGV, 2 do
   redis.call('HINCRBY', KEYS[1], ARGV[i], tonumber(ARGV[i + 1]))
 end
@@ -148,11 +152,16 @@ function validUid(uid: string): string {
   return uid;
 }
 
+export interface TransitionOptions {
+  keepEntry?: boolean;
+}
+
 /** What the executor needs of a journal; MigrationJournal (Redis) and MemoryJournal (tests) implement it. */
 export interface Journal {
   create(input: CreateJournalInput): Promise<boolean>;
   header(uid: string): Promise<JournalHeader | null>;
-  transition(uid: string, entry: BatchEntry, deltas?: Partial<JournalCounters>): Promise<boolean>;
+  /** `keepEntry`: the stored entry is this one already (only the state changes): it is not written again. */
+  transition(uid: string, entry: BatchEntry, deltas?: Partial<JournalCounters>, options?: TransitionOptions): Promise<boolean>;
   batch(uid: string, index: number): Promise<BatchEntry | null>;
   batches(uid: string): Promise<BatchEntry[]>;
   savePlan(uid: string, batches: readonly Batch[]): Promise<void>;
@@ -253,9 +262,15 @@ export class MigrationJournal implements Journal {
    * Writes a batch entry in a new state, adding the counter deltas, only if that is a forward
    * transition. Returns false (and changes nothing) when the batch is already there or beyond.
    */
-  async transition(uid: string, entry: BatchEntry, deltas: Partial<JournalCounters> = {}): Promise<boolean> {
+  async transition(
+    uid: string,
+    entry: BatchEntry,
+    deltas: Partial<JournalCounters> = {},
+    options: TransitionOptions = {},
+  ): Promise<boolean> {
     const k = this.keys(uid);
-    const args: string[] = [String(entry.index), entry.state, JSON.stringify(entry), String(this.now())];
+    const json = options.keepEntry ? '' : JSON.stringify(entry);
+    const args: string[] = [String(entry.index), entry.state, json, String(this.now())];
     for (const [name, value] of Object.entries(deltas)) if (value) args.push(name, String(value));
     try {
       return ((await this.redis.eval(TRANSITION_SCRIPT, 2, k.header, k.batches, ...args)) as number) === 1;
