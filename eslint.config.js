@@ -4,7 +4,7 @@ import js from '@eslint/js';
 import tseslint from 'typescript-eslint';
 
 export default tseslint.config(
-  { ignores: ['node_modules/**', 'charts/session-pool-operator/**', 'crds/**', '.sandbox/**'] },
+  { ignores: ['node_modules/**', 'dist/**', 'charts/session-pool-operator/**', 'crds/**', '.sandbox/**'] },
   js.configs.recommended,
   ...tseslint.configs.recommendedTypeChecked,
   {

@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # The whole test suite, on a fresh machine: installs what it needs (first build included),
-# runs the static checks, then the unit, integration and end-to-end tiers against a real
+# runs the static checks (the operator's build included), then the unit, integration and end-to-end tiers against a real
 # Redis Cluster and a real control plane that it starts and stops itself, then the kind tier
 # (e2e/kind/run.sh: the images built here, a three-node kind cluster, the README's quick
 # start; it starts dockerd when none answers and stops it again). SPO_KIND=0 skips the kind tier.
@@ -30,8 +30,10 @@ if [ "${1:-}" = kind ]; then
 fi
 
 if [ $# -eq 0 ]; then
-  echo "=== static checks: typecheck, lint, format, shellcheck ==="
+  echo "=== static checks: typecheck, build, lint, format, shellcheck ==="
   tsc -p tsconfig.json
+  # The operator as the image and the chart run it: built ahead of time into dist/ (npm run build).
+  tsc -p tsconfig.build.json
   eslint --max-warnings 0 .
   prettier --check . >/dev/null || { prettier --check . ; exit 1; }
   git ls-files '*.sh' .ci/run | xargs shellcheck -x

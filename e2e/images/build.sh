@@ -49,7 +49,7 @@ stand_in redis "redis:7.0" "$images_dir/stand-ins/redis.Dockerfile" "$images_dir
 
 # The product's images, with the Dockerfiles users build, unchanged.
 cd "$repo_root"
-runtime_hash=$(hash_of "$node_hash" @Dockerfile @.dockerignore @package.json @package-lock.json @operator)
+runtime_hash=$(hash_of "$node_hash" @Dockerfile @.dockerignore @package.json @package-lock.json @tsconfig.json @tsconfig.build.json @operator)
 build_dockerfile runtime "$runtime_hash" "$RUNTIME_IMAGE" .
 # The handler example builds from the repository's root (it installs sdk/python too).
 handler_dir=examples/dspy-worker

@@ -1,7 +1,7 @@
 // The rendered chart against the real apiserver: a server-side dry run (admission, schema
 // and strict field validation, RBAC escalation checks) of every object, with every optional
 // feature on except the ServiceMonitor and PrometheusRule, whose CRDs (Prometheus
-// Operator's) a bare apiserver lacks; chart.test.ts checks their structure instead.
+// Operator's) a bare apiserver lacks; chart-monitoring.test.ts checks their structure instead.
 import { expect } from 'chai';
 import { spawnSync } from 'node:child_process';
 import { stringify } from 'yaml';

@@ -29,8 +29,16 @@ describe('cmd/config (operator)', () => {
       logLevel: 'info',
       concurrency: 4,
       controllers: ['pool', 'migration', 'drain'],
+      leanKubeClient: true,
     });
     expect(c.leaseDurationMs).to.be.above(c.renewDeadlineMs);
+  });
+
+  it('loads the Kubernetes client whole only when asked (--no-lean-kube-client, SPO_LEAN_KUBE_CLIENT=false)', () => {
+    expect(parse(['--no-lean-kube-client']).leanKubeClient).to.equal(false);
+    expect(parse([], { SPO_LEAN_KUBE_CLIENT: 'false' }).leanKubeClient).to.equal(false);
+    expect(parse(['--lean-kube-client'], { SPO_LEAN_KUBE_CLIENT: 'false' }).leanKubeClient).to.equal(true);
+    expect(problems([], { SPO_LEAN_KUBE_CLIENT: 'maybe' }).join()).to.match(/SPO_LEAN_KUBE_CLIENT='maybe' is not a boolean/);
   });
 
   it('reads flags in both forms, and booleans', () => {

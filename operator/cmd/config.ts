@@ -37,6 +37,11 @@ export interface OperatorConfig {
   controllers: ControllerName[];
   /** Generate each pool's worker NetworkPolicy (network-policy.ts); undefined: none. */
   workerNetworkPolicy: WorkerNetworkPolicySettings | undefined;
+  /**
+   * The operator process loads only the API groups of @kubernetes/client-node it uses
+   * (kube/lean-client.ts); false loads the package whole (a fallback, and the memory benchmark's baseline).
+   */
+  leanKubeClient: boolean;
 }
 
 export class ConfigError extends Error {
@@ -75,6 +80,7 @@ const FLAGS = {
   operatorNamespace: { flag: 'operator-namespace', env: 'SPO_POD_NAMESPACE' },
   operatorPodLabels: { flag: 'operator-pod-labels', env: 'SPO_OPERATOR_POD_LABELS' },
   workerNetworkPolicyExtraPeers: { flag: 'worker-network-policy-extra-peers', env: 'SPO_WORKER_NETWORK_POLICY_EXTRA_PEERS' },
+  leanKubeClient: { flag: 'lean-kube-client', env: 'SPO_LEAN_KUBE_CLIENT', boolean: true },
 } satisfies Record<string, FlagSpec>;
 
 export const USAGE = `usage: node operator/cmd/operator.ts [flags]
@@ -100,7 +106,9 @@ export const USAGE = `usage: node operator/cmd/operator.ts [flags]
   --operator-pod-labels=K=V,...       labels of the operator's pods, admitted to the workers (SPO_OPERATOR_POD_LABELS)
   --worker-network-policy-extra-peers=JSON
                                       NetworkPolicyPeers admitted to every pool's workers
-                                      (SPO_WORKER_NETWORK_POLICY_EXTRA_PEERS, [])`;
+                                      (SPO_WORKER_NETWORK_POLICY_EXTRA_PEERS, [])
+  --no-lean-kube-client               load @kubernetes/client-node whole, not only the API groups used
+                                      (SPO_LEAN_KUBE_CLIENT, true)`;
 
 export interface ParseInput {
   argv?: readonly string[];
@@ -260,6 +268,7 @@ export function parseOperatorConfig(input: ParseInput = {}): OperatorConfig {
     shutdownTimeoutMs: integer(FLAGS.shutdownTimeout, 25, 1, 3600) * 1000,
     controllers,
     workerNetworkPolicy,
+    leanKubeClient: bool(FLAGS.leanKubeClient, true),
   };
   if (problems.length > 0) throw new ConfigError(problems);
   return config;

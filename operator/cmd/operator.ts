@@ -2,7 +2,9 @@
 // The configuration is parsed before anything else is loaded, so --log-level reaches every
 // logger; a bad value exits with status 2 and a message naming it. SIGTERM and SIGINT stop
 // gracefully: the queues stop, reconciles in flight finish, the Lease is released.
+// The process loads only the API groups of @kubernetes/client-node it uses (kube/lean-client.ts).
 import { hostname } from 'node:os';
+import { registerLeanClient } from '../kube/lean-client.ts';
 import { ConfigError, HelpRequested, parseOperatorConfig, type OperatorConfig } from './config.ts';
 import type { OperatorHandle, StartOperatorOptions } from './operator-runtime.ts';
 
@@ -28,6 +30,8 @@ async function main(): Promise<void> {
     process.exit(2);
   }
   process.env.SPO_LOG_LEVEL = config.logLevel;
+  // Before anything loads @kubernetes/client-node (operator-runtime.ts is imported below).
+  if (config.leanKubeClient) registerLeanClient();
   const { createLogger } = await import('../observability/logger.ts');
   const log = createLogger('operator');
   let handle: OperatorHandle;

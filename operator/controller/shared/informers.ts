@@ -65,15 +65,23 @@ export interface SharedInformersOptions {
   networkPolicies?: boolean;
 }
 
+/** kubectl apply's copy of the whole object as applied: as large as the spec, never read here. */
+export const LAST_APPLIED_ANNOTATION = 'kubectl.kubernetes.io/last-applied-configuration';
+
 /**
  * Watch objects as plain JSON, without managedFields (often the larger half of an object, never
- * read by the controllers): less memory in the caches and no class construction per event.
+ * read by the controllers) and without kubectl's last-applied-configuration annotation (a second
+ * copy of the spec): less memory in the caches and no class construction per event.
  * Timestamps stay RFC 3339 strings; readers accept both strings and Dates.
  */
 export function leanDeserialize<T>(raw: unknown): T {
-  const obj = raw as KubernetesObject;
-  if (obj?.metadata?.managedFields) delete obj.metadata.managedFields;
-  return obj as T;
+  const meta = (raw as KubernetesObject)?.metadata;
+  if (meta?.managedFields) delete meta.managedFields;
+  if (meta?.annotations?.[LAST_APPLIED_ANNOTATION] !== undefined) {
+    delete meta.annotations[LAST_APPLIED_ANNOTATION];
+    if (Object.keys(meta.annotations).length === 0) delete meta.annotations;
+  }
+  return raw as T;
 }
 
 type Meta = NonNullable<KubernetesObject['metadata']>;
@@ -173,10 +181,14 @@ export function createSharedInformers(kubeConfig: KubeConfig, options: SharedInf
       deserialize: leanDeserialize,
       resource: plural,
       path: path(`${GROUP}/${VERSION}`, plural),
-      list: async (o: ListOptions) =>
-        (ns
-          ? await custom.listNamespacedCustomObject({ group: GROUP, version: VERSION, namespace: ns, plural, ...o })
-          : await custom.listClusterCustomObject({ group: GROUP, version: VERSION, plural, ...o })) as KubernetesListObject<T>,
+      // Listed objects are leaned too: a relist (start, 410, watchdog) fills the cache from here.
+      list: (o: ListOptions) =>
+        leanList(
+          (ns
+            ? custom.listNamespacedCustomObject({ group: GROUP, version: VERSION, namespace: ns, plural, ...o })
+            : custom.listClusterCustomObject({ group: GROUP, version: VERSION, plural, ...o })) as Promise<KubernetesListObject<T>>,
+          (raw) => leanDeserialize<T>(raw),
+        ),
     });
 
   const pools = customInformer<SessionPool>(SESSION_POOL_PLURAL);
