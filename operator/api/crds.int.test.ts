@@ -1,104 +1,28 @@
-// The CRDs against the real apiserver: they install and become Established, valid objects are
-// accepted with the defaults the TypeScript defaulting also gives, and every invalid case is
-// refused with a message that says what is wrong.
+// The SessionPool CRD against the real apiserver: it installs and becomes Established, valid
+// pools are accepted with the defaults the TypeScript defaulting also gives, every invalid case
+// is refused with a message that says what is wrong, and the scale subresource and kubectl
+// explain work. The SessionMigration CRD: crds-migration.int.test.ts; the fixture:
+// crds-test-support.ts.
 import { execFile } from 'node:child_process';
 import { promisify } from 'node:util';
-import { randomBytes } from 'node:crypto';
 import { expect } from 'chai';
-import { ApiException, CoreV1Api, CustomObjectsApi, KubeConfig, PatchStrategy, setHeaderOptions } from '@kubernetes/client-node';
+import { PatchStrategy, setHeaderOptions } from '@kubernetes/client-node';
 import { kubeTestEnv } from '../../e2e/harness/test-env.ts';
 import { installCrds } from './install.ts';
-import { API_VERSION, GROUP, VERSION } from './meta.ts';
-import { SESSION_POOL_KIND, SESSION_POOL_PLURAL, type SessionPool, type SessionPoolSpec } from './session-pool.ts';
-import { SESSION_MIGRATION_KIND, SESSION_MIGRATION_PLURAL, type SessionMigration, type SessionMigrationSpec } from './session-migration.ts';
-import { defaultSessionMigrationSpec, defaultSessionPoolSpec, type DeepPartial } from './defaults.ts';
+import { GROUP, VERSION } from './meta.ts';
+import { SESSION_POOL_PLURAL, type SessionPool } from './session-pool.ts';
+import { defaultSessionPoolSpec } from './defaults.ts';
+import { crdsOnApiserver, minimalPool } from './crds-test-support.ts';
 
 const run = promisify(execFile);
-/** Well-formed session ids (base64url, 22 to 64 characters). */
-const SESSION_A = 'c2Vzc2lvbi1hYmMxMjM0NTY3ODkwYWJj';
-const SESSION_B = 'c2Vzc2lvbi1kZWYxMjM0NTY3ODkwZGVm';
 
 describe('api: CRDs on the real apiserver', function () {
   this.timeout(60_000);
-  let kc: KubeConfig;
-  let objects: CustomObjectsApi;
-  const namespace = `api-crds-${randomBytes(3).toString('hex')}`;
-
-  const poolBody = (name: string, spec: DeepPartial<SessionPoolSpec>) => ({
-    apiVersion: API_VERSION,
-    kind: SESSION_POOL_KIND,
-    metadata: { name },
-    spec,
-  });
-  const migrationBody = (name: string, spec: DeepPartial<SessionMigrationSpec>) => ({
-    apiVersion: API_VERSION,
-    kind: SESSION_MIGRATION_KIND,
-    metadata: { name },
-    spec,
-  });
-  const createPool = async (name: string, spec: DeepPartial<SessionPoolSpec>) =>
-    (await objects.createNamespacedCustomObject({
-      group: GROUP,
-      version: VERSION,
-      namespace,
-      plural: SESSION_POOL_PLURAL,
-      body: poolBody(name, spec),
-    })) as SessionPool;
-  const createMigration = async (name: string, spec: DeepPartial<SessionMigrationSpec>) =>
-    (await objects.createNamespacedCustomObject({
-      group: GROUP,
-      version: VERSION,
-      namespace,
-      plural: SESSION_MIGRATION_PLURAL,
-      body: migrationBody(name, spec),
-    })) as SessionMigration;
-  const mergePatch = async (plural: string, name: string, body: object) =>
-    (await objects.patchNamespacedCustomObject(
-      { group: GROUP, version: VERSION, namespace, plural, name, body },
-      setHeaderOptions('Content-Type', PatchStrategy.MergePatch),
-    )) as unknown;
-
-  const minimalPool: DeepPartial<SessionPoolSpec> = {
-    replicas: 2,
-    worker: { image: 'example.com/worker:1' },
-    store: { endpoints: ['redis-0.redis:6379'] },
-  };
-
-  /** Expects the call to be refused (422 unless told) with a message containing every fragment. */
-  async function expectRefused(call: Promise<unknown>, ...fragments: string[]): Promise<string> {
-    try {
-      await call;
-    } catch (err) {
-      expect(err, String(err)).to.be.instanceOf(ApiException);
-      const apiError = err as ApiException<unknown>;
-      expect(apiError.code, String(apiError.body)).to.equal(422);
-      const body = typeof apiError.body === 'string' ? apiError.body : JSON.stringify(apiError.body);
-      const message = (JSON.parse(body) as { message: string }).message;
-      for (const fragment of fragments) expect(message).to.contain(fragment);
-      return message;
-    }
-    expect.fail(`expected the apiserver to refuse, with: ${fragments.join(' | ')}`);
-  }
-
-  before(async function () {
-    kc = new KubeConfig();
-    kc.loadFromFile(kubeTestEnv().kubeconfigPath);
-    const names = await installCrds(kc);
-    expect(names).to.deep.equal(['sessionpools.dspex.io', 'sessionmigrations.dspex.io']);
-    objects = kc.makeApiClient(CustomObjectsApi);
-    await kc.makeApiClient(CoreV1Api).createNamespace({ body: { metadata: { name: namespace } } });
-  });
-
-  after(async function () {
-    if (kc)
-      await kc
-        .makeApiClient(CoreV1Api)
-        .deleteNamespace({ name: namespace })
-        .catch(() => undefined);
-  });
+  const api = crdsOnApiserver('api-crds');
+  const { namespace, createPool, mergePatch, expectRefused } = api;
 
   it('installs again over itself (upgrade by server-side apply)', async function () {
-    expect(await installCrds(kc)).to.have.length(2);
+    expect(await installCrds(api.kc)).to.have.length(2);
   });
 
   it('accepts a minimal pool and fills in the same defaults as defaultSessionPoolSpec()', async function () {
@@ -247,7 +171,7 @@ describe('api: CRDs on the real apiserver', function () {
 
   it('scales through the scale subresource (kubectl scale, HPA) and takes a full status', async function () {
     await createPool('scalable', minimalPool);
-    await objects.patchNamespacedCustomObjectStatus(
+    await api.objects.patchNamespacedCustomObjectStatus(
       {
         group: GROUP,
         version: VERSION,
@@ -288,7 +212,7 @@ describe('api: CRDs on the real apiserver', function () {
       setHeaderOptions('Content-Type', PatchStrategy.MergePatch),
     );
     await run('kubectl', ['--kubeconfig', kubeTestEnv().kubeconfigPath, '-n', namespace, 'scale', 'sessionpool/scalable', '--replicas=5']);
-    const scale = (await objects.getNamespacedCustomObjectScale({
+    const scale = (await api.objects.getNamespacedCustomObjectScale({
       group: GROUP,
       version: VERSION,
       namespace,
@@ -301,7 +225,7 @@ describe('api: CRDs on the real apiserver', function () {
     expect(stdout).to.match(/NAME\s+DESIRED\s+READY\s+SESSIONS\s+MODE\s+PHASE\s+AGE/);
     expect(stdout).to.match(/scalable\s+5\s+2\s+10\s+Centralized\s+Running/);
     await expectRefused(
-      objects.patchNamespacedCustomObjectStatus(
+      api.objects.patchNamespacedCustomObjectStatus(
         {
           group: GROUP,
           version: VERSION,
@@ -314,89 +238,6 @@ describe('api: CRDs on the real apiserver', function () {
       ),
       'status.phase',
       'Unsupported value',
-    );
-  });
-
-  it('accepts a migration of each kind with defaults matching defaultSessionMigrationSpec()', async function () {
-    const specs: Record<string, DeepPartial<SessionMigrationSpec>> = {
-      'evacuate-node': { poolRef: { name: 'minimal' }, type: 'Evacuate', evacuate: { nodeName: 'node-1', evictPods: true } },
-      'evacuate-pods': { poolRef: { name: 'minimal' }, type: 'Evacuate', evacuate: { pods: ['minimal-a', 'minimal-b'] } },
-      migrate: {
-        poolRef: { name: 'minimal' },
-        type: 'Migrate',
-        migrate: { sessionIds: [SESSION_A, SESSION_B], targetWorker: 'minimal-a' },
-      },
-      rebalance: { poolRef: { name: 'minimal' }, type: 'Rebalance', rebalance: { weights: { 'minimal-a': 2 } }, dryRun: true },
-    };
-    for (const [name, spec] of Object.entries(specs)) {
-      const created = await createMigration(name, spec);
-      expect(created.spec, name).to.deep.equal(defaultSessionMigrationSpec(spec));
-    }
-    const rebalance = (await objects.getNamespacedCustomObject({
-      group: GROUP,
-      version: VERSION,
-      namespace,
-      plural: SESSION_MIGRATION_PLURAL,
-      name: 'rebalance',
-    })) as SessionMigration;
-    expect(rebalance.spec).to.include({ batchSize: 500, deadlineSeconds: 300, onFailure: 'Rollback', dryRun: true });
-    expect(rebalance.spec.rebalance).to.deep.equal({ weights: { 'minimal-a': 2 }, maxMovesPerRound: 1000, tolerancePercent: 10 });
-  });
-
-  it('refuses a change of a migration spec after creation', async function () {
-    await createMigration('immutable', { poolRef: { name: 'minimal' }, type: 'Evacuate', evacuate: { nodeName: 'node-1' } });
-    await expectRefused(mergePatch(SESSION_MIGRATION_PLURAL, 'immutable', { spec: { batchSize: 10 } }), 'spec is immutable');
-    // Status stays writable through the status subresource.
-    const updated = (await objects.patchNamespacedCustomObjectStatus(
-      {
-        group: GROUP,
-        version: VERSION,
-        namespace,
-        plural: SESSION_MIGRATION_PLURAL,
-        name: 'immutable',
-        body: {
-          status: {
-            phase: 'Running',
-            plan: { totalSessions: 3, moves: [{ from: 'a', to: 'b', sessions: 3 }] },
-            progress: { moved: 1, remaining: 2, failed: 0 },
-          },
-        },
-      },
-      setHeaderOptions('Content-Type', PatchStrategy.MergePatch),
-    )) as SessionMigration;
-    expect(updated.status?.progress).to.deep.equal({ moved: 1, remaining: 2, failed: 0 });
-  });
-
-  it('refuses an Evacuate without pods or nodeName, or with both', async function () {
-    await expectRefused(
-      createMigration('evac-empty', { poolRef: { name: 'minimal' }, type: 'Evacuate', evacuate: {} }),
-      'evacuate needs exactly one of pods (worker pod names) or nodeName',
-    );
-    await expectRefused(
-      createMigration('evac-both', { poolRef: { name: 'minimal' }, type: 'Evacuate', evacuate: { pods: ['a'], nodeName: 'n' } }),
-      'evacuate needs exactly one of pods',
-    );
-    await expectRefused(
-      createMigration('evac-missing', { poolRef: { name: 'minimal' }, type: 'Evacuate' }),
-      'spec.evacuate must be set when spec.type is Evacuate',
-    );
-  });
-
-  it('refuses a sub-object that does not match the type, and a bad type', async function () {
-    await expectRefused(
-      createMigration('mismatch', { poolRef: { name: 'minimal' }, type: 'Migrate', rebalance: {} }),
-      'spec.migrate must be set when spec.type is Migrate',
-      'spec.rebalance must be set when spec.type is Rebalance, and only then',
-    );
-    await expectRefused(
-      createMigration('bad-type', { poolRef: { name: 'minimal' }, type: 'Teleport' as never }),
-      'spec.type',
-      'Unsupported value: "Teleport"',
-    );
-    await expectRefused(
-      createMigration('bad-failure', { poolRef: { name: 'minimal' }, type: 'Rebalance', rebalance: {}, onFailure: 'Ignore' as never }),
-      'spec.onFailure',
-      '"Rollback", "Stop"',
     );
   });
 
@@ -434,37 +275,6 @@ describe('api: CRDs on the real apiserver', function () {
     );
     const accepted = await createPool('key-ok', creds({ usernameKey: 'user-name_1', passwordKey: 'redis.password' }));
     expect(accepted.spec.store.credentialsSecretRef?.passwordKey).to.equal('redis.password');
-  });
-
-  it('refuses a Migrate naming a malformed session id', async function () {
-    const migrate = (sessionIds: string[]) => ({
-      poolRef: { name: 'minimal' },
-      type: 'Migrate' as const,
-      migrate: { sessionIds, targetWorker: 'minimal-a' },
-    });
-    await expectRefused(createMigration('id-short', migrate([SESSION_A, 's1'])), 'spec.migrate.sessionIds[1]');
-    await expectRefused(createMigration('id-chars', migrate(['../../../../etc/passwd/aaaaaaaaaaaa'])), 'spec.migrate.sessionIds[0]');
-    await expectRefused(createMigration('id-long', migrate(['a'.repeat(65)])), 'spec.migrate.sessionIds[0]');
-    const accepted = await createMigration('id-ok', migrate([SESSION_A, 'A'.repeat(22), `${'-_'.repeat(32)}`]));
-    expect(accepted.spec.migrate?.sessionIds).to.have.length(3);
-  });
-
-  it('refuses rebalance weights that are all zero; accepts one above zero, and none', async function () {
-    const rebalance = (weights: Record<string, number>) => ({
-      poolRef: { name: 'minimal' },
-      type: 'Rebalance' as const,
-      rebalance: { weights },
-    });
-    await expectRefused(
-      createMigration('weights-zero', rebalance({ 'minimal-a': 0, 'minimal-b': 0 })),
-      'spec.rebalance.weights',
-      'rebalance.weights must give at least one worker a weight above 0',
-    );
-    expect((await createMigration('weights-some', rebalance({ 'minimal-a': 0, 'minimal-b': 1 }))).spec.rebalance?.weights).to.deep.equal({
-      'minimal-a': 0,
-      'minimal-b': 1,
-    });
-    expect((await createMigration('weights-empty', rebalance({}))).spec.rebalance?.weights).to.deep.equal({});
   });
 
   it('teaches the API through kubectl explain', async function () {

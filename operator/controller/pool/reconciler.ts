@@ -9,25 +9,24 @@
 // (sweeper.ts), not from reconciles.
 // Deletion runs the finalizer instead: delete the pool's sessions (deletionPolicy Delete) or
 // keep them (Retain), then remove the finalizer. Decisions live in pure modules (desired.ts,
-// scaling.ts, status.ts); this file only does I/O in order.
+// scaling.ts, status.ts, drain-observation.ts); this file only does I/O in order.
 import type { KubernetesObject, V1Deployment, V1Pod } from '@kubernetes/client-node';
 import { POOL_FINALIZER, POOL_LABEL, type SessionMigration, type SessionPool } from '../../api/index.ts';
 import type { ReconcileResult } from '../../kube/controller.ts';
 import { errorMessage, isConflict, isNotFound, statusCode } from '../../kube/errors.ts';
 import type { EventType } from '../../kube/events.ts';
 import { parseKey } from '../../kube/informer.ts';
-import { blockedMessage, DRAIN_NODE_LABEL, NODE_DRAIN_PURPOSE } from '../drain/detect.ts';
-import { isTerminal } from '../migration/phases.ts';
 import { createLogger, type Logger } from '../../observability/logger.ts';
 import type { SessionStore } from '../../store/index.ts';
 import { AdminStep } from './admin.ts';
 import type { AdminCall } from './worker-admin.ts';
 import type { WorkerNetworkPolicySettings } from './network-policy.ts';
 import { ChildApplier } from './children.ts';
+import { observeDrains } from './drain-observation.ts';
 import type { PoolApi } from './client.ts';
 import { Evacuations } from './evacuation.ts';
 import type { PoolMetrics } from './metrics.ts';
-import { PURPOSE_LABEL, deploymentName, storePoolId } from './names.ts';
+import { deploymentName, storePoolId } from './names.ts';
 import { ScaleHistory, desiredReplicas, planScale, type WorkerLoad } from './scaling.ts';
 import { deadWorkers, deleteAllSessions, readCounts, releaseWorker, type StoreCounts } from './sessions.ts';
 import {
@@ -38,7 +37,6 @@ import {
   isPodReady,
   statusEqual,
   statusPatch,
-  type DrainObservation,
   type StoreObservation,
 } from './status.ts';
 import type { SweepScheduler } from './sweeper.ts';
@@ -92,9 +90,6 @@ export interface PoolReconcilerDeps {
   workerNetworkPolicy?: WorkerNetworkPolicySettings;
   networkPolicies?: Cache<KubernetesObject>;
 }
-
-/** Ownership of a drain migration's forced end (migration/runner.ts CONDITION_FORCED). */
-const FORCED_CONDITION = 'ForcedRelease';
 
 export class PoolReconciler {
   private readonly deps: PoolReconcilerDeps;
@@ -280,7 +275,7 @@ export class PoolReconciler {
       store: observation,
       scale: { ...scale.observation, ...(scaledAt ? { scaledAt } : {}) },
       ...(applyError ? { applyError } : {}),
-      drain: this.drainObservation(pool, livePods),
+      drain: observeDrains(pool, this.deps.migrations.list(namespace), livePods),
       now: new Date(now),
     });
     const statusChanged = !statusEqual(pool.status, status);
@@ -308,41 +303,6 @@ export class PoolReconciler {
   checkIntervalMs(pool: SessionPool): number {
     const sweepMs = pool.spec.sessions.sweepIntervalSeconds * 1000;
     return pool.spec.autoscaling.enabled ? Math.min(sweepMs, this.deps.autoscaleIntervalMs ?? 15_000) : sweepMs;
-  }
-
-  /**
-   * DrainBlocked, derived from the pool's drain migrations (the drain controller only creates
-   * them): True while one ended without success and was not forced, saying which node, what is
-   * left there and how to force; False once such a condition has nothing left to report.
-   */
-  private drainObservation(pool: SessionPool, livePods: readonly V1Pod[]): DrainObservation {
-    const namespace = pool.metadata.namespace ?? 'default';
-    const drains = this.deps.migrations
-      .list(namespace)
-      .filter(
-        (m) =>
-          m.spec.poolRef.name === pool.metadata.name &&
-          m.metadata.labels?.[PURPOSE_LABEL] === NODE_DRAIN_PURPOSE &&
-          !m.metadata.deletionTimestamp &&
-          (m.metadata.ownerReferences ?? []).every((r) => !r.controller || r.uid === pool.metadata.uid),
-      )
-      .sort((a, b) => (a.metadata.name ?? '').localeCompare(b.metadata.name ?? ''));
-    const nodeOf = (m: SessionMigration) =>
-      m.metadata.annotations?.['dspex.io/node'] ?? m.spec.evacuate?.nodeName ?? m.metadata.labels?.[DRAIN_NODE_LABEL] ?? '';
-    const forced = (m: SessionMigration) => (m.status?.conditions ?? []).some((c) => c.type === FORCED_CONDITION && c.status === 'True');
-    const blocked = drains.filter((m) => isTerminal(m.status?.phase) && m.status?.phase !== 'Succeeded' && !forced(m));
-    const first = blocked[0];
-    if (first) {
-      const node = nodeOf(first);
-      const left = livePods.filter((p) => p.spec?.nodeName === node).map((p) => p.metadata?.name ?? '');
-      const more = blocked.length > 1 ? ` Also blocked: ${blocked.slice(1).map(nodeOf).join(', ')}.` : '';
-      return { blocked: { reason: first.status?.reason ?? REASONS.EvacuationFailed, message: blockedMessage(node, first, left) + more } };
-    }
-    const forcedOne = drains.find(forced);
-    if (forcedOne) return { cleared: { reason: 'DrainForced', message: `drain of node ${nodeOf(forcedOne)} was forced` } };
-    const done = drains.find((m) => m.status?.phase === 'Succeeded');
-    if (done) return { cleared: { reason: 'Evacuated', message: `pods of node ${nodeOf(done)} evacuated` } };
-    return { cleared: { reason: 'NoDrainBlocked', message: 'no drain of the pool is blocked' } };
   }
 
   private async readStore(
