@@ -1,21 +1,20 @@
 // The session store: composes the key layout, scripts, codec, retries, degraded mode, records
 // (decoding, the cache and the write steps in Redis: records.ts), imports (import-session.ts),
-// ownership, worker registry and sweep into the SessionStore contract of types.ts. This file
+// degraded mode (degraded-mode.ts), ownership, worker registry and sweep into the SessionStore contract of types.ts. This file
 // validates input, chooses between Redis and the degraded-mode journal, and counts every operation.
 import { randomBytes } from 'node:crypto';
 import { setTimeout as sleep } from 'node:timers/promises';
-import { H, encodeData, withData, withHeaderParts, type StoredSession } from './codec.ts';
+import { H, encodeData, withData, withHeaderParts } from './codec.ts';
 import { StoreCore } from './core.ts';
 import { SessionRecords } from './records.ts';
-import type { CachedSession, JournalEntry } from './degraded.ts';
+import type { JournalEntry } from './degraded.ts';
+import { DegradedMode, ONCE } from './degraded-mode.ts';
 import {
   AnonymousSessionError,
-  FencedError,
   InvalidArgumentError,
   InvalidNameError,
   InvalidTtlError,
   SessionCorruptedError,
-  SessionMovingError,
   SessionNotFoundError,
   SessionStoreError,
   StoreUnavailableError,
@@ -33,7 +32,7 @@ import type { SessionStoreOptions } from './options.ts';
 import * as idempotency from './idempotency.ts';
 import { importSession } from './import-session.ts';
 import * as ownership from './ownership.ts';
-import { rejected } from './retry.ts';
+import { rejected, type RetryPolicy } from './retry.ts';
 import { sweepPool } from './sweep.ts';
 import * as workers from './workers.ts';
 import type {
@@ -102,15 +101,14 @@ export class RedisSessionStore implements SessionStore {
   readonly core: StoreCore;
   /** Decoding, the cache, quarantine and the write steps in Redis (records.ts). */
   readonly records: SessionRecords;
-  private probeTimer: NodeJS.Timeout | undefined;
-  private probing = false;
-  private readonly onReplayConflict: SessionStoreOptions['onReplayConflict'];
+  /** Degraded mode: the journal's writes, the probe and the replay (degraded-mode.ts). */
+  readonly degradedMode: DegradedMode;
 
   constructor(options: SessionStoreOptions) {
     this.core = new StoreCore(options);
     this.records = new SessionRecords(this.core);
-    this.onReplayConflict = options.onReplayConflict;
-    this.core.onUnreachable = (error) => this.enterDegraded(error);
+    this.degradedMode = new DegradedMode(this.core, this.records, options.onReplayConflict);
+    this.core.onUnreachable = (error) => this.degradedMode.enter(error);
   }
 
   // ---- instrumentation -------------------------------------------------------------------
@@ -147,108 +145,9 @@ export class RedisSessionStore implements SessionStore {
     );
   }
 
-  // ---- degraded mode ---------------------------------------------------------------------------
-
-  private enterDegraded(error: unknown): void {
-    const { degraded, settings, metrics, logger } = this.core;
-    if (!settings.degradedEnabled || degraded.active || this.core.closed) return;
-    degraded.active = true;
-    degraded.since = Date.now();
-    metrics.degraded.set(1);
-    logger.warn({ err: error instanceof Error ? error.message : String(error) }, 'Redis unreachable: entering degraded mode');
-    this.scheduleProbe();
-  }
-
-  private scheduleProbe(): void {
-    if (this.probeTimer || this.core.closed) return;
-    this.probeTimer = setTimeout(() => {
-      this.probeTimer = undefined;
-      void this.probe().finally(() => {
-        if (this.core.degraded.active) this.scheduleProbe();
-      });
-    }, this.core.settings.probeIntervalMs);
-    this.probeTimer.unref();
-  }
-
-  private readonly once = { maxAttempts: 1, baseDelayMs: 0, maxDelayMs: 0, maxElapsedMs: 0 };
-
   /** Replays the journal, then checks every master; leaves degraded mode when all of it worked. */
-  async probe(): Promise<boolean> {
-    const { degraded, redis, metrics, logger } = this.core;
-    if (this.probing || !degraded.active) return !degraded.active;
-    this.probing = true;
-    try {
-      while (degraded.journal.length > 0) {
-        const entry = degraded.journal[0] as JournalEntry;
-        const reason = await this.replay(entry);
-        degraded.journal.shift();
-        degraded.replayed++;
-        if (reason) {
-          degraded.replayConflicts++;
-          degraded.cache.delete(this.core.keys.session(entry.pool, entry.id));
-          metrics.journalReplays.inc({ result: 'conflict' });
-          logger.warn({ sessionId: entry.id, kind: entry.kind, reason }, 'journaled write refused on replay');
-          this.onReplayConflict?.({ entry, reason });
-        } else {
-          metrics.journalReplays.inc({ result: 'applied' });
-        }
-      }
-      const masters = redis.nodes('master');
-      if (masters.length === 0) return false;
-      const info = (await withTimeout(masters[0]!.call('CLUSTER', 'INFO'), 1000)) as string;
-      if (!info.includes('cluster_state:ok')) return false;
-      await Promise.all(masters.map((node) => withTimeout(node.ping(), 1000)));
-      degraded.active = false;
-      metrics.degraded.set(0);
-      logger.info(
-        { degradedForMs: Date.now() - degraded.since, replayed: degraded.replayed },
-        'Redis reachable again: leaving degraded mode',
-      );
-      return true;
-    } catch (error) {
-      logger.debug({ err: error instanceof Error ? error.message : String(error) }, 'degraded-mode probe failed');
-      return false;
-    } finally {
-      this.probing = false;
-    }
-  }
-
-  /** Applies one journal entry with its checks; returns a refusal reason, or null when applied. Transient errors propagate. */
-  private async replay(entry: JournalEntry): Promise<string | null> {
-    try {
-      if (entry.kind === 'create') {
-        await this.records.createInRedis(
-          entry.id,
-          entry.pool,
-          entry.serialized,
-          entry.checksum,
-          entry.ttlSeconds,
-          entry.anonymous,
-          entry.owner,
-          entry.wid,
-          this.once,
-        );
-      } else if (entry.kind === 'update') {
-        await this.records.updateInRedis(entry, this.once);
-      } else {
-        await this.records.deleteInRedis(entry.pool, entry.id, this.once);
-      }
-      return null;
-    } catch (error) {
-      if (error instanceof StoreUnavailableError) throw error;
-      if (error instanceof VersionConflictError) return 'version';
-      if (error instanceof FencedError) return 'fenced';
-      if (error instanceof SessionMovingError) return 'moving';
-      if (error instanceof SessionNotFoundError) return 'missing';
-      if (error instanceof SessionStoreError) return error.code;
-      throw error;
-    }
-  }
-
-  private cachedOrUnavailable(pool: string, id: string, op: string): CachedSession {
-    const cached = this.core.degraded.cache.get(this.core.keys.session(pool, id));
-    if (!cached) throw new StoreUnavailableError(`${op}: Redis is unreachable and session ${id} is not in the local cache`);
-    return cached;
+  probe(): Promise<boolean> {
+    return this.degradedMode.probe();
   }
 
   // ---- sessions --------------------------------------------------------------------------------
@@ -266,7 +165,7 @@ export class RedisSessionStore implements SessionStore {
       const wid = newWriteId();
       const owner = input.owner ?? '';
       if (this.core.degraded.active)
-        return this.createDegraded({
+        return this.degradedMode.create({
           kind: 'create',
           id,
           pool: input.pool,
@@ -282,7 +181,7 @@ export class RedisSessionStore implements SessionStore {
         return await this.records.createInRedis(id, input.pool, serialized, checksum, ttlSeconds, anonymous, owner, wid);
       } catch (error) {
         if (error instanceof StoreUnavailableError && this.core.degraded.active) {
-          return this.createDegraded({
+          return this.degradedMode.create({
             kind: 'create',
             id,
             pool: input.pool,
@@ -304,31 +203,6 @@ export class RedisSessionStore implements SessionStore {
     return this.op('import', () => importSession(this.core, this.records, input, newWriteId()));
   }
 
-  private createDegraded(entry: Extract<JournalEntry, { kind: 'create' }>): SessionRecord {
-    this.core.degraded.enqueue(entry);
-    const stored: StoredSession = {
-      record: {
-        id: entry.id,
-        pool: entry.pool,
-        version: 1,
-        createdAt: entry.at,
-        lastAccessedAt: entry.at,
-        ttlSeconds: entry.ttlSeconds,
-        anonymous: entry.anonymous,
-        owner: entry.owner || null,
-        epoch: entry.owner ? 1 : 0,
-        movingBy: null,
-        checksum: entry.checksum,
-      },
-      serialized: entry.serialized,
-      leaseExpiresAt: entry.owner ? entry.at + this.core.settings.defaultLeaseMs : 0,
-      header: '',
-      segments: undefined,
-    };
-    this.records.remember(entry.pool, entry.id, stored);
-    return withData(stored);
-  }
-
   get(id: string, options: { pool: string; touch?: boolean }): Promise<SessionRecord | null> {
     return this.op('get', () => {
       assertPoolOption(options);
@@ -346,9 +220,10 @@ export class RedisSessionStore implements SessionStore {
       const cached = degraded.cache.get(key);
       if (cached) return Promise.resolve(withData(cached));
     }
-    const retry = degraded.active ? this.once : undefined;
+    const retry = degraded.active ? ONCE : undefined;
     const failed = (error: unknown): SessionRecord | Promise<never> => {
-      if (error instanceof StoreUnavailableError && degraded.active) return withData(this.cachedOrUnavailable(pool, id, 'get'));
+      if (error instanceof StoreUnavailableError && degraded.active)
+        return withData(this.degradedMode.cachedOrUnavailable(pool, id, 'get'));
       if (error instanceof Error && error.message.startsWith('WRONGTYPE')) return this.records.quarantine(pool, id, 'not a string');
       throw error;
     };
@@ -374,7 +249,7 @@ export class RedisSessionStore implements SessionStore {
     id: string,
     key: string,
     touch: boolean,
-    retry: typeof this.once | undefined,
+    retry: RetryPolicy | undefined,
   ): Promise<SessionRecord | null> {
     const reply = await this.core.script('get', scripts.get, [key], [touch ? '1' : '0'], retry);
     if (reply === null) {
@@ -391,7 +266,7 @@ export class RedisSessionStore implements SessionStore {
     return Date.now() + this.core.clockOffsetMs - record.lastAccessedAt >= granularity;
   }
 
-  private async touch(id: string, key: string, record: SessionRecord, retry: typeof this.once | undefined): Promise<void> {
+  private async touch(id: string, key: string, record: SessionRecord, retry: RetryPolicy | undefined): Promise<void> {
     const reply = await this.core.script('get', scripts.touch, [key], [this.core.settings.touchGranularityMs], retry);
     if (!Array.isArray(reply)) return;
     const [, la, now] = reply;
@@ -416,9 +291,10 @@ export class RedisSessionStore implements SessionStore {
       const key = this.core.keys.session(pool, id);
       if (degraded.active && degraded.cache.get(key)) return true;
       try {
-        return (await this.core.exec('exists', () => this.core.redis.exists(key), degraded.active ? this.once : undefined)) === 1;
+        return (await this.core.exec('exists', () => this.core.redis.exists(key), degraded.active ? ONCE : undefined)) === 1;
       } catch (error) {
-        if (error instanceof StoreUnavailableError && degraded.active) return this.cachedOrUnavailable(pool, id, 'exists') !== undefined;
+        if (error instanceof StoreUnavailableError && degraded.active)
+          return this.degradedMode.cachedOrUnavailable(pool, id, 'exists') !== undefined;
         throw error;
       }
     });
@@ -440,10 +316,10 @@ export class RedisSessionStore implements SessionStore {
         at: Date.now(),
       };
       if (fence) entry.fence = fence;
-      if (this.core.degraded.active) return Promise.resolve(this.updateDegraded(entry));
+      if (this.core.degraded.active) return Promise.resolve(this.degradedMode.update(entry));
       return this.records.updateInRedis(entry, undefined, data, this.records.fastPathBase(entry), (error: unknown) => {
         // The outcome is unknown; the journal replays it with the same write id, so it applies at most once.
-        if (error instanceof StoreUnavailableError && this.core.degraded.active) return this.updateDegraded(entry);
+        if (error instanceof StoreUnavailableError && this.core.degraded.active) return this.degradedMode.update(entry);
         throw error;
       });
     });
@@ -499,32 +375,6 @@ export class RedisSessionStore implements SessionStore {
     return this.op('forgetRecords', () => idempotency.forgetRecords(this.core, options.pool, id));
   }
 
-  private updateDegraded(entry: Extract<JournalEntry, { kind: 'update' }>): SessionRecord {
-    const cached = this.cachedOrUnavailable(entry.pool, entry.id, 'update');
-    const current = cached.record;
-    const refuse = (error: SessionStoreError) => {
-      this.core.metrics.conflicts.inc({ op: 'update', kind: error.code });
-      return error;
-    };
-    if (entry.fence) {
-      if (entry.fence.epoch !== current.epoch || (entry.fence.owner !== undefined && entry.fence.owner !== current.owner)) {
-        throw refuse(new FencedError(entry.id, current.owner, current.epoch));
-      }
-      if (current.movingBy) throw refuse(new SessionMovingError(entry.id, current.movingBy));
-    }
-    if (entry.expectedVersion !== current.version) throw refuse(new VersionConflictError(entry.id, entry.expectedVersion, current.version));
-    this.core.degraded.enqueue(entry);
-    const stored: StoredSession = {
-      record: { ...current, version: current.version + 1, lastAccessedAt: entry.at, checksum: entry.checksum },
-      serialized: entry.serialized,
-      leaseExpiresAt: cached.leaseExpiresAt,
-      header: '',
-      segments: undefined,
-    };
-    this.records.remember(entry.pool, entry.id, stored);
-    return withData(stored);
-  }
-
   mutate(
     id: string,
     change: (data: JsonValue, record: SessionRecord) => JsonValue | Promise<JsonValue>,
@@ -556,23 +406,14 @@ export class RedisSessionStore implements SessionStore {
       assertSessionId(id);
       const { pool } = options;
       const { degraded } = this.core;
-      if (degraded.active) return this.deleteDegraded(pool, id);
+      if (degraded.active) return this.degradedMode.delete(pool, id);
       try {
         return await this.records.deleteInRedis(pool, id);
       } catch (error) {
-        if (error instanceof StoreUnavailableError && degraded.active) return this.deleteDegraded(pool, id);
+        if (error instanceof StoreUnavailableError && degraded.active) return this.degradedMode.delete(pool, id);
         throw error;
       }
     });
-  }
-
-  private deleteDegraded(pool: string, id: string): boolean {
-    const { degraded } = this.core;
-    const key = this.core.keys.session(pool, id);
-    const known = degraded.cache.get(key) !== undefined;
-    degraded.enqueue({ kind: 'delete', id, pool, at: Date.now() });
-    degraded.cache.delete(key);
-    return known;
   }
 
   count(pool: string): Promise<number> {
@@ -702,7 +543,7 @@ export class RedisSessionStore implements SessionStore {
   async close(): Promise<void> {
     if (this.core.closed) return;
     this.core.closed = true;
-    if (this.probeTimer) clearTimeout(this.probeTimer);
+    this.degradedMode.close();
     if (this.core.degraded.journal.length > 0) {
       this.core.logger.warn(
         { queuedWrites: this.core.degraded.journal.length },
@@ -716,19 +557,5 @@ export class RedisSessionStore implements SessionStore {
         this.core.redis.disconnect();
       }
     }
-  }
-}
-
-async function withTimeout<T>(promise: Promise<T>, ms: number): Promise<T> {
-  let timer: NodeJS.Timeout | undefined;
-  try {
-    return await Promise.race([
-      promise,
-      new Promise<never>((_, reject) => {
-        timer = setTimeout(() => reject(new Error('probe timed out')), ms);
-      }),
-    ]);
-  } finally {
-    clearTimeout(timer);
   }
 }
