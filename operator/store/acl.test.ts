@@ -1,6 +1,7 @@
 import { expect } from 'chai';
 import { aclKeyPatternsForPool, aclRulesForPool, POOL_ACL_COMMANDS } from './acl.ts';
 import { keyLayout } from './keys.ts';
+import { requestRecordKeyOf } from './request-records.ts';
 
 /** Redis' glob, enough for the patterns made here: `*`, and `\` escapes. */
 function globMatch(pattern: string, key: string): boolean {
@@ -23,6 +24,7 @@ describe('store/acl', () => {
     for (const key of [
       keys.session('ns/web', 'AAAAAAAAAAAAAAAAAAAAAA'),
       keys.quarantine('ns/web', 'AAAAAAAAAAAAAAAAAAAAAA'),
+      requestRecordKeyOf(keys.session('ns/web', 'AAAAAAAAAAAAAAAAAAAAAA')),
       keys.poolIndex('ns/web', 0),
       keys.leaseIndex('ns/web', 15),
       keys.owners('ns/web', 7),
@@ -49,6 +51,7 @@ describe('store/acl', () => {
       mine.session('ns/web.x', id),
       mine.quarantine('ns/web2', id),
       mine.quarantine('other/web', id),
+      requestRecordKeyOf(mine.session('ns/web2', id)),
       `shop:s:{${id}}`, // the layout before schema 5
       mine.poolIndex('ns/web2', 1),
       mine.poolIndex('ns/we', 1),

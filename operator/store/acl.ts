@@ -5,6 +5,7 @@
 import type { Cluster } from 'ioredis';
 import { MigrationJournal } from '../migration/journal.ts';
 import { idempotencyKeyOf, idempotencyOrderKeyOf } from './idempotency.ts';
+import { requestRecordKeyOf } from './request-records.ts';
 import { assertPoolId, keyLayout } from './keys.ts';
 
 /**
@@ -89,6 +90,8 @@ export function aclKeyPatternsForPool(keyPrefix: string, pool: string): string[]
     layout.session(pool, ANY),
     idempotencyKeyOf(layout.session(pool, ANY)),
     idempotencyOrderKeyOf(layout.session(pool, ANY)),
+    // Records of keyed creates and anonymous executes: session-shaped keys with a derived id.
+    requestRecordKeyOf(layout.session(pool, ANY)),
     layout.quarantine(pool, ANY),
     layout.poolIndex(pool, ANY),
     layout.leaseIndex(pool, ANY),

@@ -32,6 +32,7 @@ import type { SessionStoreOptions } from './options.ts';
 import * as idempotency from './idempotency.ts';
 import { importSession } from './import-session.ts';
 import * as ownership from './ownership.ts';
+import * as requestRecords from './request-records.ts';
 import { rejected, type RetryPolicy } from './retry.ts';
 import { sweepPool } from './sweep.ts';
 import * as workers from './workers.ts';
@@ -48,6 +49,8 @@ import type {
   OwnerMoveOutcome,
   OwnerState,
   PoolScope,
+  RequestClaim,
+  RequestRecordRef,
   SessionRecord,
   SessionStore,
   SessionStoreStats,
@@ -368,6 +371,21 @@ export class RedisSessionStore implements SessionStore {
   /** The reply recorded for an Idempotency-Key of a session, if one is kept. */
   recordedReply(id: string, key: string, options: PoolScope & { keepMs?: number }): Promise<idempotency.RecordedReply | undefined> {
     return this.op('recordedReply', () => idempotency.recordedReply(this.core, options.pool, id, key, options.keepMs));
+  }
+
+  /** Claims an Idempotency-Key of a create or an anonymous execute (request-records.ts). */
+  claimRequest(ref: RequestRecordRef, pendingMs: number): Promise<RequestClaim> {
+    return this.op('claimRequest', () => requestRecords.claimRequest(this.core, ref, pendingMs));
+  }
+
+  /** Records the reply of a claimed request; false when its claim was lost. */
+  completeRequest(ref: RequestRecordRef, reply: idempotency.RecordedReply, keepMs?: number): Promise<boolean> {
+    return this.op('completeRequest', () => requestRecords.completeRequest(this.core, ref, reply, keepMs));
+  }
+
+  /** Drops the claim of a request that failed. */
+  abandonRequest(ref: RequestRecordRef): Promise<void> {
+    return this.op('abandonRequest', () => requestRecords.abandonRequest(this.core, ref));
   }
 
   /** Drops a session's idempotency records. */

@@ -158,6 +158,26 @@ export interface RecordedReply {
   body: JsonValue;
 }
 
+/** The routes whose keyed requests are recorded by pool, not by session (request-records.ts). */
+export type RequestScope = 'create' | 'execute';
+
+/** A keyed request recorded by pool (request-records.ts). */
+export interface RequestRecordRef {
+  pool: string;
+  scope: RequestScope;
+  /** The client's Idempotency-Key. */
+  key: string;
+  /** A hash of the request (its route and body): a key sent again with another request is refused. */
+  fingerprint: string;
+  /** Who runs the request: unique per request (a worker name and a nonce). */
+  claimant: string;
+}
+
+/** What a claim found: the key is now this request's, another request with the key is running, the key
+ *  was used for another request, or the reply recorded for it. */
+export type RequestClaim =
+  { state: 'claimed' } | { state: 'pending' } | { state: 'mismatch' } | { state: 'recorded'; reply: RecordedReply };
+
 export interface IdempotencyRecord {
   /** The client's Idempotency-Key: 1 to 128 printable ASCII characters. */
   key: string;
@@ -227,6 +247,11 @@ export interface SessionStore {
   recordedReply?(id: string, key: string, options: PoolScope & { keepMs?: number }): Promise<RecordedReply | undefined>;
   /** Drops a session's records (on delete). */
   forgetRecords?(id: string, options: PoolScope): Promise<void>;
+  /** Records of keyed creates and anonymous executes (request-records.ts): claim before running, then
+   *  complete with the reply, or abandon when the request failed. */
+  claimRequest?(ref: RequestRecordRef, pendingMs: number): Promise<RequestClaim>;
+  completeRequest?(ref: RequestRecordRef, reply: RecordedReply, keepMs?: number): Promise<boolean>;
+  abandonRequest?(ref: RequestRecordRef): Promise<void>;
   /** Session counts per owner (unowned under ''), for status and planning. */
   countByOwner(pool: string): Promise<Map<string, number>>;
 

@@ -34,6 +34,8 @@ export type WorkerErrorCode =
   | 'SESSION_CORRUPTED'
   | 'ANONYMOUS_SESSION_FAILED'
   | 'WRITE_UNCONFIRMED'
+  | 'IDEMPOTENCY_KEY_IN_USE'
+  | 'IDEMPOTENCY_KEY_REUSED'
   | 'INTERNAL';
 
 /** Codes after which a client may resend the same request (to another worker, later). */
@@ -45,6 +47,7 @@ export const RETRY_ELSEWHERE_CODES: ReadonlySet<string> = new Set<WorkerErrorCod
   'MODE_SWITCH_IN_PROGRESS',
   'STORE_UNAVAILABLE',
   'HANDLER_UNAVAILABLE',
+  'IDEMPOTENCY_KEY_IN_USE',
 ]);
 
 const STATUS: Record<WorkerErrorCode, number> = {
@@ -78,6 +81,10 @@ const STATUS: Record<WorkerErrorCode, number> = {
   SESSION_CORRUPTED: 500,
   ANONYMOUS_SESSION_FAILED: 503,
   WRITE_UNCONFIRMED: 504,
+  // A keyed create or anonymous execute (docs/activation.md): its key's request is still running; the
+  // key was sent before with another request.
+  IDEMPOTENCY_KEY_IN_USE: 409,
+  IDEMPOTENCY_KEY_REUSED: 422,
   INTERNAL: 500,
 };
 

@@ -82,6 +82,9 @@ const HANDLER_ERRORS: WorkerErrorCode[] = [
   'WRITE_UNCONFIRMED',
 ];
 
+/** A keyed create or anonymous execute (recorded by pool, docs/activation.md). */
+const KEYED_ERRORS: WorkerErrorCode[] = ['IDEMPOTENCY_KEY_IN_USE', 'IDEMPOTENCY_KEY_REUSED'];
+
 export const OPERATIONS: readonly Operation[] = [
   {
     method: 'GET',
@@ -148,7 +151,7 @@ export const OPERATIONS: readonly Operation[] = [
     tags: ['sessions'],
     body: { schema: CreateSessionBody, required: false, example: { data: { vars: { n: 0 } }, ttlSeconds: 600 } },
     success: [{ status: 201, description: 'created', schema: Type.Object({ session: SessionSchema }, { additionalProperties: false }) }],
-    errors: [...BODY_ERRORS, 'SESSION_TOO_LARGE', 'WRITE_UNCONFIRMED', ...SESSION_ERRORS],
+    errors: [...BODY_ERRORS, 'SESSION_TOO_LARGE', 'WRITE_UNCONFIRMED', ...KEYED_ERRORS, ...SESSION_ERRORS],
   },
   {
     method: 'GET',
@@ -225,7 +228,7 @@ export const OPERATIONS: readonly Operation[] = [
         schema: Type.Object({ result: Type.Unknown() }, { additionalProperties: false }),
       },
     ],
-    errors: [...BODY_ERRORS, ...HANDLER_ERRORS, 'ANONYMOUS_SESSION_FAILED', ...SESSION_ERRORS],
+    errors: [...BODY_ERRORS, ...HANDLER_ERRORS, 'ANONYMOUS_SESSION_FAILED', ...KEYED_ERRORS, ...SESSION_ERRORS],
   },
   {
     method: 'GET',

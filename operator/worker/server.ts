@@ -6,13 +6,14 @@ import http, { type IncomingMessage, type ServerResponse } from 'node:http';
 import type { Registry } from 'prom-client';
 import type { Logger } from '../observability/logger.ts';
 import { checkAdminAuthorization } from './admin-auth.ts';
-import type { JsonValue } from '../store/types.ts';
+import type { JsonValue, RequestScope } from '../store/types.ts';
 import type { MemoryRouter } from './activation/memory-router.ts';
 import { REPLAYED_HEADER } from './activation/forward.ts';
 import { sessionRequest, type ActivationRouter, type SessionRequest } from './activation/router.ts';
 import { executeReplyBody, viewOf, type ExecuteOptions, type SessionModes, type SessionView } from './backends.ts';
 import { WorkerError, toWorkerError } from './errors.ts';
 import { guardMalformedRequests } from './http-guard.ts';
+import type { RequestRecords } from './request-records.ts';
 import type { InFlight } from './in-flight.ts';
 import type { HandlerExecutor, JsonObject } from './handlers.ts';
 import type { WorkerMetrics } from './metrics.ts';
@@ -57,6 +58,8 @@ export interface ServerContext {
   handover?(body: unknown): Promise<unknown>;
   /** True while the worker's last heartbeat could not reach the store. */
   storeUnreachable?(): boolean;
+  /** Idempotency-Keys of creates and anonymous executes (request-records.ts); absent: not recorded. */
+  requests?: RequestRecords;
 }
 
 interface Route {
@@ -85,6 +88,22 @@ function sessionParam(params: string[]): string {
 
 function checkAdmin(ctx: ServerContext, req: IncomingMessage): void {
   checkAdminAuthorization(ctx.adminToken, req.headers.authorization);
+}
+
+/** A create or an anonymous execute: with an Idempotency-Key and the store (Centralized, Dual), run once
+ *  per key through the pool's request records; otherwise run as it comes (docs/activation.md). */
+async function keyed(
+  ctx: ServerContext,
+  req: IncomingMessage,
+  scope: RequestScope,
+  route: string,
+  text: string,
+  run: () => Promise<Reply>,
+): Promise<Reply> {
+  const key = sessionRequest(req, route, text).idempotencyKey;
+  await ctx.modes.settled();
+  if (key === undefined || !ctx.requests || ctx.modes.mode === 'WorkerLocal') return run();
+  return ctx.requests.run(scope, { key, route, body: text }, run);
 }
 
 /** The router when single activation applies (Centralized, Dual), else undefined. */
@@ -198,13 +217,17 @@ const ROUTES: Route[] = [
     pattern: /^\/v1\/sessions$/,
     session: true,
     run: async (ctx, req) => {
-      const body = validateCreate(await jsonBody(ctx, req, {}));
+      const text = await readBody(req, ctx.maxBodyBytes);
+      const body = validateCreate(parseJsonBody(text, {}));
       checkTtl(body.ttlSeconds, ctx.modes.maxTtlSeconds);
-      const view = await ctx.modes.run((b) =>
-        b.create({ data: (body.data ?? {}) as JsonObject, ...(body.ttlSeconds ? { ttlSeconds: body.ttlSeconds } : {}) }),
-      );
-      ctx.onSessionCreated?.(view);
-      return { status: 201, body: { session: view } };
+      const create = async (): Promise<Reply> => {
+        const view = await ctx.modes.run((b) =>
+          b.create({ data: (body.data ?? {}) as JsonObject, ...(body.ttlSeconds ? { ttlSeconds: body.ttlSeconds } : {}) }),
+        );
+        ctx.onSessionCreated?.(view);
+        return { status: 201, body: { session: view } };
+      };
+      return keyed(ctx, req, 'create', '/v1/sessions', text, create);
     },
   },
   {
@@ -292,9 +315,12 @@ const ROUTES: Route[] = [
     pattern: /^\/v1\/execute$/,
     session: true,
     run: async (ctx, req) => {
-      const body = validateAnonymous(await jsonBody(ctx, req));
+      const text = await readBody(req, ctx.maxBodyBytes);
+      const body = validateAnonymous(parseJsonBody(text));
       checkTtl(body.ttlSeconds, ctx.modes.maxTtlSeconds);
-      return executeIn(ctx, undefined, body.handler, (body.args ?? null) as JsonValue, (body.data ?? {}) as JsonObject, body.ttlSeconds);
+      return keyed(ctx, req, 'execute', '/v1/execute', text, () =>
+        executeIn(ctx, undefined, body.handler, (body.args ?? null) as JsonValue, (body.data ?? {}) as JsonObject, body.ttlSeconds),
+      );
     },
   },
   {

@@ -19,7 +19,12 @@ import { HandlerClient } from './contract/client.ts';
 import { ExternalHandlers } from './contract/external.ts';
 import { builtinHandlers, type HandlerExecutor } from './handlers.ts';
 import { createWorkerMetrics, type WorkerMetrics } from './metrics.ts';
+import { RequestRecords } from './request-records.ts';
 import { InFlight, createHttpServer } from './server.ts';
+
+/** How long a keyed create's claim holds, and what an anonymous execute's adds to the handler timeout:
+ *  a claim whose worker died frees its key after it (docs/activation.md). */
+const CLAIM_MARGIN_MS = 30_000;
 
 export interface WorkerDeps {
   config: WorkerConfig;
@@ -174,6 +179,14 @@ export class Worker {
       memory: this.memory,
       holds: (id) => this.holds(id),
       storeUnreachable: () => !this.storeReachable,
+      requests: new RequestRecords({
+        store: this.store,
+        pool: this.config.pool,
+        worker: this.config.workerName,
+        logger: this.logger,
+        // A create is one store call; an anonymous execute runs a handler, for up to its timeout.
+        pendingMs: (scope) => (scope === 'create' ? CLAIM_MARGIN_MS : this.config.handlerTimeoutMs + CLAIM_MARGIN_MS),
+      }),
       handover: (body) =>
         handover(
           { store: this.store, pool: this.config.pool, worker: this.config.workerName, registry: this.activations, logger: this.logger },
