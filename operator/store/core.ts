@@ -49,6 +49,14 @@ export interface ResolvedSettings {
   touchGranularityMs: number;
 }
 
+/**
+ * How stale lastAccessedAt may be before a get or an update slides it and the TTL (docs/store.md "Touch
+ * granularity"; a session's own is at most a tenth of its TTL). A minute, like Orleans' collection quantum:
+ * at 1 s nearly every get of a session used seconds apart ran a TOUCH script (a write, replicated) after
+ * its GET, for an expiry that is at most a minute earlier than the exact one instead.
+ */
+export const DEFAULT_TOUCH_GRANULARITY_MS = 60_000;
+
 function positiveInt(name: string, value: number): number {
   if (!Number.isInteger(value) || value < 0) throw new InvalidArgumentError(`option ${name} must be a non-negative integer, got ${value}`);
   return value;
@@ -69,7 +77,7 @@ export function resolveSettings(options: SessionStoreOptions): ResolvedSettings 
     quarantineKeepMs: positiveInt('quarantineKeepMs', options.quarantineKeepMs ?? 7 * 24 * 3600 * 1000),
     sweepBatchSize: positiveInt('sweepBatchSize', options.sweepBatchSize ?? 500) || 500,
     sweepAuditSize: positiveInt('sweepAuditSize', options.sweepAuditSize ?? 200),
-    touchGranularityMs: positiveInt('touchGranularityMs', options.touchGranularityMs ?? 1000),
+    touchGranularityMs: positiveInt('touchGranularityMs', options.touchGranularityMs ?? DEFAULT_TOUCH_GRANULARITY_MS),
   };
   assertTtl(settings.defaultTtlSeconds);
   assertTtl(settings.anonymousTtlSeconds);

@@ -39,7 +39,7 @@ export interface SessionStoreOptions {
   pools?: Record<string, PoolSettings>;
   /** Largest serialized data, bytes. Default 1 MiB. */
   maxDataBytes?: number;
-  /** Touch granularity, ms (default 1000; 0 = every get touches). Like Linux's relatime: a get sets
+  /** Touch granularity, ms (default 60 000; 0 = every get touches). Like Linux's relatime: a get sets
    *  lastAccessedAt and slides the TTL only when the last slide is at least min(this, TTL/10) old; within
    *  that it only reads. Updates slide on the same rule. See docs/store.md, "Touch granularity". */
   touchGranularityMs?: number;

@@ -40,13 +40,23 @@ describe('store: sessions on the real Redis Cluster', () => {
     expect(created).to.include({ pool, version: 1, ttlSeconds: 3600, anonymous: false, owner: null, epoch: 0, movingBy: null });
     expect(created.data).to.deep.equal({ cart: [1, 2] });
     expect(created.checksum).to.match(/^[0-9a-f]{8}$/);
-    // The default touch granularity (1 s): a get after it sets lastAccessedAt and slides the TTL.
+    // The default touch granularity (60 s, at most a tenth of the TTL): a get 1.1 s later only reads.
     await new Promise((r) => setTimeout(r, 1100));
-    const read = await store.get(created.id, { pool });
-    expect(read?.data).to.deep.equal({ cart: [1, 2] });
-    expect(read!.lastAccessedAt).to.be.greaterThan(created.lastAccessedAt);
-    const pttl = await store.core.redis.pttl(store.core.keys.session(pool, created.id));
-    expect(pttl).to.be.greaterThan(3_599_000);
+    const key = store.core.keys.session(pool, created.id);
+    const within = await store.get(created.id, { pool });
+    expect(within?.data).to.deep.equal({ cart: [1, 2] });
+    expect(within!.lastAccessedAt).to.equal(created.lastAccessedAt);
+    expect(await store.core.redis.pttl(key)).to.be.below(3_599_000);
+    // With a granularity of 1 s, the same get sets lastAccessedAt and slides the TTL.
+    const { store: fine } = testStore(prefix, { touchGranularityMs: 1000 });
+    try {
+      const read = await fine.get(created.id, { pool });
+      expect(read?.data).to.deep.equal({ cart: [1, 2] });
+      expect(read!.lastAccessedAt).to.be.greaterThan(created.lastAccessedAt);
+      expect(await store.core.redis.pttl(key)).to.be.greaterThan(3_599_000);
+    } finally {
+      await fine.close();
+    }
     expect(await store.exists(created.id, { pool })).to.equal(true);
     expect(await store.delete(created.id, { pool })).to.equal(true);
     expect(await store.delete(created.id, { pool })).to.equal(false);
