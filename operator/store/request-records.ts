@@ -84,12 +84,14 @@ const requestScripts = {
   abandon: new LuaScript('abandonRequest', ABANDON, { prelude: false }),
 };
 
-function check(ref: RequestRecordRef): void {
+/** The record's key of a checked ref (bad input is refused before anything is sent). */
+function recordKeyOf(core: StoreCore, ref: RequestRecordRef): string {
   assertPoolId(ref.pool);
   if (!SCOPES.has(ref.scope)) throw new InvalidArgumentError(`unknown request scope ${JSON.stringify(ref.scope)}`);
   assertIdempotencyKey(ref.key);
   if (!FINGERPRINT_PATTERN.test(ref.fingerprint)) throw new InvalidArgumentError('a request fingerprint is 1 to 64 base64url characters');
   assertName('claimant', ref.claimant);
+  return requestRecordKey(core, ref.pool, ref.scope, ref.key);
 }
 
 function positiveMs(name: string, value: number): number {
@@ -99,8 +101,7 @@ function positiveMs(name: string, value: number): number {
 
 /** Claims the key for a request, or says who has it. `pendingMs`: how long a claim holds if never completed. */
 export async function claimRequest(core: StoreCore, ref: RequestRecordRef, pendingMs: number): Promise<RequestClaim> {
-  check(ref);
-  const key = requestRecordKey(core, ref.pool, ref.scope, ref.key);
+  const key = recordKeyOf(core, ref);
   const reply = await core.script(
     'claimRequest',
     requestScripts.claim,
@@ -127,8 +128,7 @@ export async function completeRequest(
   reply: RecordedReply,
   keepMs: number = IDEMPOTENCY_DEFAULTS.keepMs,
 ): Promise<boolean> {
-  check(ref);
-  const key = requestRecordKey(core, ref.pool, ref.scope, ref.key);
+  const key = recordKeyOf(core, ref);
   const done = await core.script(
     'completeRequest',
     requestScripts.complete,
@@ -140,7 +140,6 @@ export async function completeRequest(
 
 /** Drops a claim whose request failed, so that a retry runs it again. */
 export async function abandonRequest(core: StoreCore, ref: RequestRecordRef): Promise<void> {
-  check(ref);
-  const key = requestRecordKey(core, ref.pool, ref.scope, ref.key);
+  const key = recordKeyOf(core, ref);
   await core.script('abandonRequest', requestScripts.abandon, [key], [ref.fingerprint, ref.claimant]);
 }

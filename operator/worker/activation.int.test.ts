@@ -8,7 +8,7 @@ import { redisTestEnv } from '../../e2e/harness/test-env.ts';
 import { createSessionStore } from '../store/index.ts';
 import type { SessionStore } from '../store/types.ts';
 import { WorkerClient } from './client.ts';
-import { WORKER_TEST_NAMESPACE, startWorkerProcess, type WorkerProcess } from './testing/worker-process.ts';
+import { WORKER_TEST_NAMESPACE, postJson as post, startWorkerProcess, type WorkerProcess } from './testing/worker-process.ts';
 
 const adminToken = randomBytes(32).toString('hex');
 const suffix = Date.now().toString(36);
@@ -18,15 +18,6 @@ const idlePoolName = `act-idle-${suffix}`;
 const idlePool = `${WORKER_TEST_NAMESPACE}/${idlePoolName}`;
 
 const value = (r: unknown) => (r as { value: number }).value;
-
-async function post(base: string, path: string, body: unknown, headers: Record<string, string> = {}) {
-  const r = await fetch(`${base}${path}`, {
-    method: 'POST',
-    headers: { 'content-type': 'application/json', ...headers },
-    body: JSON.stringify(body),
-  });
-  return { status: r.status, headers: r.headers, body: (await r.json()) as Record<string, unknown> };
-}
 
 describe('single activation: worker processes on the Redis Cluster', function () {
   this.timeout(120_000);

@@ -7,19 +7,10 @@ import { randomBytes } from 'node:crypto';
 import { redisTestEnv } from '../../e2e/harness/test-env.ts';
 import { createSessionStore } from '../store/index.ts';
 import type { SessionStore } from '../store/types.ts';
-import { WORKER_TEST_NAMESPACE, startWorkerProcess, type WorkerProcess } from './testing/worker-process.ts';
+import { WORKER_TEST_NAMESPACE, postJson as post, startWorkerProcess, type WorkerProcess } from './testing/worker-process.ts';
 
 const poolName = `keyed-int-${Date.now().toString(36)}`;
 const pool = `${WORKER_TEST_NAMESPACE}/${poolName}`;
-
-async function post(base: string, path: string, body: unknown, headers: Record<string, string> = {}) {
-  const r = await fetch(`${base}${path}`, {
-    method: 'POST',
-    headers: { 'content-type': 'application/json', ...headers },
-    body: JSON.stringify(body),
-  });
-  return { status: r.status, headers: r.headers, body: (await r.json()) as Record<string, unknown> };
-}
 
 const newKey = () => ({ 'idempotency-key': `k-${randomBytes(8).toString('hex')}` });
 const errorCodeOf = (body: Record<string, unknown>) => (body.error as { code?: string } | undefined)?.code;

@@ -73,3 +73,13 @@ export async function startWorkerProcess(options: {
   }
   return worker;
 }
+
+/** POSTs JSON to a worker; the status, headers and parsed body (every worker answer is JSON). */
+export async function postJson(base: string, path: string, body: unknown, headers: Record<string, string> = {}) {
+  const r = await fetch(`${base}${path}`, {
+    method: 'POST',
+    headers: { 'content-type': 'application/json', ...headers },
+    body: JSON.stringify(body),
+  });
+  return { status: r.status, headers: r.headers, body: (await r.json()) as Record<string, unknown> };
+}
