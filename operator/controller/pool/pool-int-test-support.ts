@@ -19,7 +19,7 @@ import { Registry } from 'prom-client';
 import { pino } from 'pino';
 import { kubeTestEnv, redisTestEnv } from '../../../e2e/harness/test-env.ts';
 import { repoRoot } from '../../../e2e/harness/paths.ts';
-import { GROUP, SESSION_POOL_PLURAL, VERSION, type SessionPool } from '../../api/index.ts';
+import { GROUP, SESSION_MIGRATION_PLURAL, SESSION_POOL_PLURAL, VERSION, type SessionMigration, type SessionPool } from '../../api/index.ts';
 import { parseOperatorConfig } from '../../cmd/config.ts';
 import { startOperator, type OperatorHandle } from '../../cmd/operator.ts';
 import { isNotFound } from '../../kube/errors.ts';
@@ -104,6 +104,19 @@ export function poolOperatorOnApiserver(prefix: string) {
     }
   }
 
+  /** The pool's SessionMigrations in the test namespace. */
+  async function migrationsOf(poolName: string): Promise<SessionMigration[]> {
+    const list = (await custom.listNamespacedCustomObject({
+      group: GROUP,
+      version: VERSION,
+      plural: SESSION_MIGRATION_PLURAL,
+      namespace,
+    })) as {
+      items: SessionMigration[];
+    };
+    return list.items.filter((m) => m.spec.poolRef.name === poolName);
+  }
+
   function condition(pool: SessionPool, type: string) {
     return pool.status?.conditions?.find((c) => c.type === type);
   }
@@ -184,6 +197,7 @@ export function poolOperatorOnApiserver(prefix: string) {
     getPool,
     patchPool,
     deployment,
+    migrationsOf,
     condition,
     podsOf,
   };

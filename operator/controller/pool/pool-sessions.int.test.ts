@@ -4,14 +4,14 @@
 // with the pool. The operator runs in-process (pool-int-test-support.ts), with only the pool
 // controller, so the test plays the SessionMigration controller's part.
 import { expect } from 'chai';
-import { GROUP, POOL_FINALIZER, SESSION_MIGRATION_PLURAL, SESSION_POOL_PLURAL, VERSION, type SessionMigration } from '../../api/index.ts';
+import { GROUP, POOL_FINALIZER, SESSION_MIGRATION_PLURAL, SESSION_POOL_PLURAL, VERSION } from '../../api/index.ts';
 import { isNotFound } from '../../kube/errors.ts';
 import { merge, poolOperatorOnApiserver, waitFor } from './pool-int-test-support.ts';
 
 describe('SessionPool reconciler and the session store (integration: apiserver + Redis Cluster)', function () {
   this.timeout(120_000);
   const cluster = poolOperatorOnApiserver('pool-ses');
-  const { namespace, storeFor, createPool, getPool, patchPool, deployment, condition, podsOf } = cluster;
+  const { namespace, storeFor, createPool, getPool, patchPool, deployment, migrationsOf, condition, podsOf } = cluster;
 
   it('keeps replicas and reports Degraded when the scale-down evacuation fails', async () => {
     // Counts are read every sweep interval: a short one, so the sessions are seen at once.
@@ -25,15 +25,7 @@ describe('SessionPool reconciler and the session store (integration: apiserver +
     for (const owner of pods) await store.create({ pool: `${namespace}/failing`, owner });
     await waitFor('sessions counted', async () => (await getPool('failing')).status?.activeSessions === 2);
     await patchPool('failing', { spec: { replicas: 1 } });
-    const migration = await waitFor('migration', async () => {
-      const list = (await cluster.custom.listNamespacedCustomObject({
-        group: GROUP,
-        version: VERSION,
-        plural: SESSION_MIGRATION_PLURAL,
-        namespace,
-      })) as { items: SessionMigration[] };
-      return list.items.find((m) => m.spec.poolRef.name === 'failing');
-    });
+    const migration = await waitFor('migration', async () => (await migrationsOf('failing'))[0]);
     await cluster.custom.patchNamespacedCustomObjectStatus(
       {
         group: GROUP,

@@ -6,7 +6,7 @@
 // migration status itself). The pool's sessions in the store: pool-sessions.int.test.ts.
 import { expect } from 'chai';
 import { NetworkingV1Api } from '@kubernetes/client-node';
-import { GROUP, POOL_FINALIZER, SESSION_MIGRATION_PLURAL, SESSION_POOL_PLURAL, VERSION, type SessionMigration } from '../../api/index.ts';
+import { GROUP, POOL_FINALIZER, SESSION_MIGRATION_PLURAL, VERSION } from '../../api/index.ts';
 import { isNotFound } from '../../kube/errors.ts';
 import { POD_DELETION_COST_ANNOTATION, STORE_HASH_ANNOTATION, VICTIM_DELETION_COST } from './names.ts';
 import { kubectl, merge, poolOperatorOnApiserver, waitFor } from './pool-int-test-support.ts';
@@ -14,7 +14,7 @@ import { kubectl, merge, poolOperatorOnApiserver, waitFor } from './pool-int-tes
 describe('SessionPool reconciler (integration: apiserver + Redis Cluster)', function () {
   this.timeout(120_000);
   const cluster = poolOperatorOnApiserver('pool-int');
-  const { namespace, kc, storeFor, createPool, getPool, patchPool, deployment, condition, podsOf } = cluster;
+  const { namespace, kc, storeFor, createPool, getPool, patchPool, deployment, migrationsOf, condition, podsOf } = cluster;
 
   it('creates the Deployment, Service and PDB with owner references, labels and the worker env; adds the finalizer; reports status', async () => {
     const created = await createPool('basic', { replicas: 2, sessions: { ttlSeconds: 600, anonymousTtlSeconds: 60 } });
@@ -159,19 +159,7 @@ describe('SessionPool reconciler (integration: apiserver + Redis Cluster)', func
     ] as const) {
       for (let i = 0; i < n; i++) await store.create({ pool: `${namespace}/auto`, owner });
     }
-    const migration = await waitFor(
-      'scale-down SessionMigration',
-      async () => {
-        const list = (await cluster.custom.listNamespacedCustomObject({
-          group: GROUP,
-          version: VERSION,
-          plural: SESSION_MIGRATION_PLURAL,
-          namespace,
-        })) as { items: SessionMigration[] };
-        return list.items.find((m) => m.spec.poolRef.name === 'auto');
-      },
-      20_000,
-    );
+    const migration = await waitFor('scale-down SessionMigration', async () => (await migrationsOf('auto'))[0], 20_000);
     expect(migration.spec.type).to.equal('Evacuate');
     expect([...(migration.spec.evacuate?.pods ?? [])].sort()).to.deep.equal([middle, emptiest].sort());
     expect(migration.metadata.ownerReferences?.[0]).to.include({ kind: 'SessionPool', name: 'auto', controller: true });
@@ -188,13 +176,7 @@ describe('SessionPool reconciler (integration: apiserver + Redis Cluster)', func
     // Replicas stay while the migration has not succeeded.
     await new Promise((r) => setTimeout(r, 2_000));
     expect((await deployment('auto'))?.spec?.replicas).to.equal(3);
-    const migrations = (await cluster.custom.listNamespacedCustomObject({
-      group: GROUP,
-      version: VERSION,
-      plural: SESSION_MIGRATION_PLURAL,
-      namespace,
-    })) as { items: SessionMigration[] };
-    expect(migrations.items.filter((m) => m.spec.poolRef.name === 'auto')).to.have.length(1);
+    expect(await migrationsOf('auto')).to.have.length(1);
 
     // Play the migration controller: move the sessions, then report success.
     for (const victim of [middle, emptiest]) {
@@ -223,18 +205,7 @@ describe('SessionPool reconciler (integration: apiserver + Redis Cluster)', func
   });
 
   it('reports StoreReachable False and Degraded when the store cannot be reached, without crashing', async () => {
-    await cluster.custom.createNamespacedCustomObject({
-      group: GROUP,
-      version: VERSION,
-      plural: SESSION_POOL_PLURAL,
-      namespace,
-      body: {
-        apiVersion: `${GROUP}/${VERSION}`,
-        kind: 'SessionPool',
-        metadata: { name: 'nostore' },
-        spec: { replicas: 1, worker: { image: 'x' }, store: { endpoints: ['127.0.0.1:1'] }, deletionPolicy: 'Retain' },
-      },
-    });
+    await createPool('nostore', { replicas: 1, store: { endpoints: ['127.0.0.1:1'] }, deletionPolicy: 'Retain' });
     const pool = await waitFor(
       'StoreReachable False',
       async () => {
