@@ -1,7 +1,8 @@
 // Session store benchmark: starts its own Redis Cluster (3 masters, 3 replicas, loopback) in
 // a temp run dir, then at one concurrency measures raw ioredis GET, the store's get / update
-// (and, for reference, get with touchGranularityMs 0, redis-benchmark GET and create), each as
-// a ratio to raw ioredis GET, and Redis memory per stored session for a 1 KiB payload.
+// (and, for reference, get with touchGranularityMs 0, redis-benchmark GET and create), update's floor
+// (its script sent with raw ioredis, without the store's client work), each as a ratio to raw ioredis
+// GET, and Redis memory per stored session for a 1 KiB payload.
 // Fairness: raw GET and the store use the same number of keys (BENCH_KEYS) of the same length and
 // hash tags, the same 1 KiB payload, the same access order and concurrency, in interleaved rounds;
 // the ratio is printed per round and as the median over rounds. Raw GET on 10-character keys is
@@ -14,7 +15,7 @@ import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { performance } from 'node:perf_hooks';
 import { promisify } from 'node:util';
-import { Cluster } from 'ioredis';
+import { Cluster, Redis } from 'ioredis';
 import { RedisStore } from 'connect-redis';
 import { createCluster } from 'redis';
 import type { SessionData } from 'express-session';
@@ -22,6 +23,9 @@ import { pino } from 'pino';
 import { Registry } from 'prom-client';
 import { redisEndpoints, startRedisCluster, stopRedisCluster, type RedisClusterState } from '../e2e/harness/redis-cluster.ts';
 import { createSessionStore } from '../operator/store/index.ts';
+import { scripts } from '../operator/store/lua.ts';
+import { splitValue } from '../operator/store/codec.ts';
+import { keySlot } from '../operator/store/keys.ts';
 
 const CONCURRENCY = Number(process.env.BENCH_CONCURRENCY ?? 50);
 const OPS = Number(process.env.BENCH_OPS ?? 20_000);
@@ -139,6 +143,8 @@ const bucketKeys = singleSlotStore.core.keys;
 Object.assign(bucketKeys, { poolIndex: (pool: string) => `bench:{pool:${pool}}:sessions` });
 const CREATE_OPS = Number(process.env.BENCH_CREATE_OPS ?? 5000);
 const phases: Phase[] = [];
+/** Connections of the masters, for update's floor. */
+const masters = new Map<string, Redis>();
 try {
   await peerClient.connect();
   console.log(
@@ -180,7 +186,46 @@ try {
     versions.set(id, rec.version);
   };
   // Interleaved rounds, so load from elsewhere on the machine weighs on each about equally.
-  const rounds: Record<'raw' | 'short' | 'get' | 'getEvery' | 'update' | 'peerGet' | 'peerSet' | 'create' | 'createSingle', Phase[]> = {
+  // update's floor: the script of update's fast path (WRITE_IF_HEADER) with a header that matches, each session's
+  // stored value written back as it is, sent with raw ioredis on the connection of the key's master (auto-
+  // pipelined, as the store sends it): the Redis work of a fenced, versioned write of the same 1 KiB, without
+  // the store's client work (encoding, checksum, cache, record, metrics).
+  const sessionKeys = ids.map((id) => store.core.keys.session('bench', id));
+  for (const n of raw.nodes('master'))
+    masters.set(
+      `${n.options.host}:${n.options.port}`,
+      new Redis({ host: n.options.host, port: n.options.port, enableAutoPipelining: true }),
+    );
+  const masterOf = sessionKeys.map((k) => masters.get(raw.slots[keySlot(k)]![0]!)!);
+  await Promise.all([...masters.values()].map((m) => m.script('LOAD', scripts.writeIfHeader.source)));
+  const floorWrite = async (): Promise<Phase> => {
+    const stored = (await Promise.all(sessionKeys.map((k) => raw.get(k)))).map((v) => {
+      const parts = splitValue(v);
+      if (!v || !parts) throw new Error('update floor: a session is missing');
+      return { value: v, expected: `${parts.header}\n` };
+    });
+    const floorTurns = new Array<number>(CONCURRENCY).fill(0);
+    return measure('update floor', (worker) => {
+      const i = (worker + CONCURRENCY * (floorTurns[worker]!++ % perLoop)) % ids.length;
+      const { value, expected } = stored[i]!;
+      return masterOf[i]!.evalsha(
+        scripts.writeIfHeader.sha,
+        1,
+        sessionKeys[i]!,
+        value,
+        expected,
+        Date.now(),
+        3600,
+        store.core.settings.touchGranularityMs,
+        -1,
+      );
+    });
+  };
+  const rounds: Record<
+    'raw' | 'short' | 'get' | 'getEvery' | 'update' | 'floor' | 'peerGet' | 'peerSet' | 'create' | 'createSingle',
+    Phase[]
+  > = {
+    floor: [],
     raw: [],
     short: [],
     get: [],
@@ -193,7 +238,7 @@ try {
   };
   let peerWrites = 0;
   console.log(
-    `\n${'round'.padEnd(8)}${'raw GET/s'.padStart(12)}${'get x'.padStart(9)}${'update x'.padStart(10)}${'get(touch every) x'.padStart(20)}${'create x'.padStart(10)}${'1-slot create x'.padStart(17)}${'c-r get+touch x'.padStart(17)}${'c-r set x'.padStart(11)}`,
+    `\n${'round'.padEnd(8)}${'raw GET/s'.padStart(12)}${'get x'.padStart(9)}${'update x'.padStart(10)}${'floor x'.padStart(9)}${'get(touch every) x'.padStart(20)}${'create x'.padStart(10)}${'1-slot create x'.padStart(17)}${'c-r get+touch x'.padStart(17)}${'c-r set x'.padStart(11)}`,
   );
   for (let round = 0; round < ROUNDS; round++) {
     const r = await measure('raw ioredis GET', (_w, i) => raw.get(rawKeys[at(i)]!));
@@ -206,6 +251,7 @@ try {
     const e = await measure('store.get, touch every get', (_w, i) => everyGetStore.get(ids[at(i)]!, { pool: 'bench' }));
     const g = await measure('store.get', (_w, i) => store.get(ids[at(i)]!, { pool: 'bench' }));
     const u = await measure('store.update', (w) => update(w));
+    const f = await floorWrite();
     // Creates: buckets and the single-slot layout, alternating which goes first.
     const creates = [
       () => measure('store.create', () => store.create({ pool: 'bench-create', data: PAYLOAD }), CREATE_OPS),
@@ -217,6 +263,7 @@ try {
     rounds.raw.push(r);
     rounds.get.push(g);
     rounds.update.push(u);
+    rounds.floor.push(f);
     rounds.getEvery.push(e);
     rounds.create.push(c!);
     rounds.createSingle.push(c1!);
@@ -224,7 +271,7 @@ try {
     rounds.peerSet.push(ps);
     const x = (p: Phase) => p.opsPerSec / r.opsPerSec;
     console.log(
-      `${String(round + 1).padEnd(8)}${r.opsPerSec.toFixed(0).padStart(12)}${x(g).toFixed(2).padStart(9)}${x(u).toFixed(2).padStart(10)}${x(e).toFixed(2).padStart(20)}${x(c!).toFixed(2).padStart(10)}${x(c1!).toFixed(2).padStart(17)}${x(pg).toFixed(2).padStart(17)}${x(ps).toFixed(2).padStart(11)}`,
+      `${String(round + 1).padEnd(8)}${r.opsPerSec.toFixed(0).padStart(12)}${x(g).toFixed(2).padStart(9)}${x(u).toFixed(2).padStart(10)}${x(f).toFixed(2).padStart(9)}${x(e).toFixed(2).padStart(20)}${x(c!).toFixed(2).padStart(10)}${x(c1!).toFixed(2).padStart(17)}${x(pg).toFixed(2).padStart(17)}${x(ps).toFixed(2).padStart(11)}`,
     );
   }
   const ratios = (list: Phase[]) => list.map((p, i) => p.opsPerSec / rounds.raw[i]!.opsPerSec);
@@ -234,7 +281,7 @@ try {
   const medianCreate = median(ratios(rounds.create));
   const medianCreateSingle = median(ratios(rounds.createSingle));
   console.log(
-    `${'median'.padEnd(8)}${''.padStart(12)}${medianGet.toFixed(2).padStart(9)}${medianUpdate.toFixed(2).padStart(10)}${medianEvery.toFixed(2).padStart(20)}${medianCreate.toFixed(2).padStart(10)}${medianCreateSingle.toFixed(2).padStart(17)}${median(ratios(rounds.peerGet)).toFixed(2).padStart(17)}${median(ratios(rounds.peerSet)).toFixed(2).padStart(11)}`,
+    `${'median'.padEnd(8)}${''.padStart(12)}${medianGet.toFixed(2).padStart(9)}${medianUpdate.toFixed(2).padStart(10)}${median(ratios(rounds.floor)).toFixed(2).padStart(9)}${medianEvery.toFixed(2).padStart(20)}${medianCreate.toFixed(2).padStart(10)}${medianCreateSingle.toFixed(2).padStart(17)}${median(ratios(rounds.peerGet)).toFixed(2).padStart(17)}${median(ratios(rounds.peerSet)).toFixed(2).padStart(11)}`,
   );
   console.log(
     `create with buckets / single-slot layout, median of per-round ratios: ${median(rounds.create.map((p, i) => p.opsPerSec / rounds.createSingle[i]!.opsPerSec)).toFixed(2)}`,
@@ -259,6 +306,7 @@ try {
     await redisBenchmark(state),
     combine('store.get', rounds.get),
     combine('store.update', rounds.update),
+    combine("update floor (its script, a master's connection)", rounds.floor),
     combine('store.get, touch every get', rounds.getEvery),
     combine('store.create', rounds.create),
     combine('store.create, single-slot index', rounds.createSingle),
@@ -269,15 +317,18 @@ try {
 
   console.log('');
   console.log(
-    `${'phase (all rounds)'.padEnd(32)}${'ops/s'.padStart(12)}${'p50 ms'.padStart(10)}${'p99 ms'.padStart(10)}${'x raw GET'.padStart(12)}`,
+    `${'phase (all rounds)'.padEnd(40)}${'ops/s'.padStart(12)}${'p50 ms'.padStart(10)}${'p99 ms'.padStart(10)}${'x raw GET'.padStart(12)}`,
   );
   for (const phase of phases) {
     console.log(
-      `${phase.name.padEnd(32)}${phase.opsPerSec.toFixed(0).padStart(12)}${(phase.p50?.toFixed(3) ?? '-').padStart(10)}${(phase.p99?.toFixed(3) ?? '-').padStart(10)}${(phase.opsPerSec / rawGet.opsPerSec).toFixed(2).padStart(12)}`,
+      `${phase.name.padEnd(40)}${phase.opsPerSec.toFixed(0).padStart(12)}${(phase.p50?.toFixed(3) ?? '-').padStart(10)}${(phase.p99?.toFixed(3) ?? '-').padStart(10)}${(phase.opsPerSec / rawGet.opsPerSec).toFixed(2).padStart(12)}`,
     );
   }
   console.log(
     `\ntargets (median of per-round ratios): get >= 0.80 x raw (${medianGet.toFixed(2)}: ${medianGet >= 0.8 ? 'met' : 'MISSED'}), update >= 0.60 x raw (${medianUpdate.toFixed(2)}: ${medianUpdate >= 0.6 ? 'met' : 'MISSED'}), create >= 0.40 x raw (${medianCreate.toFixed(2)}: ${medianCreate >= 0.4 ? 'met' : 'MISSED'})`,
+  );
+  console.log(
+    `update against its floor (the same write's script sent with raw ioredis), median of per-round ratios: ${median(rounds.update.map((p, i) => p.opsPerSec / rounds.floor[i]!.opsPerSec)).toFixed(2)}`,
   );
   const againstShort = (list: Phase[]) => median(list.map((p, i) => p.opsPerSec / rounds.short[i]!.opsPerSec));
   console.log(
@@ -311,6 +362,7 @@ try {
   await singleSlotStore.close();
   await peerClient.close();
   raw.disconnect();
+  for (const m of masters.values()) m.disconnect();
   await stopRedisCluster(state);
   rmSync(runDir, { recursive: true, force: true });
 }

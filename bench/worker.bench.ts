@@ -13,7 +13,7 @@
 // rounds, medians; the forwarding cost is the difference of p50s.
 //   npm run bench:worker   [BENCH_REQUESTS=6000 BENCH_CONCURRENCY=32 BENCH_MIXED_ROUNDS=5 BENCH_CONTRACT_ROUNDS=7 BENCH_CONTRACT_REQUESTS=400
 //                           BENCH_FORWARD_ROUNDS=7 BENCH_FORWARD_REQUESTS=400 BENCH_PART=mixed|contract|forward
-//                           BENCH_CPU_PROF=<dir> BENCH_MIXED_CANDIDATES=random,session,local]
+//                           BENCH_CPU_PROF=<dir> BENCH_MIXED_CANDIDATES=random,session,single,local]
 // BENCH_CPU_PROF=<dir> runs every worker with `node --cpu-prof --cpu-prof-dir <dir>` (one .cpuprofile per
 // worker, named after it, written when it exits); `node bench/cpu-prof-top.ts <file>` summarizes one.
 import { spawn, type ChildProcess } from 'node:child_process';
@@ -36,7 +36,7 @@ const FORWARD_REQUESTS = Number(process.env.BENCH_FORWARD_REQUESTS ?? 400);
 /** Which parts run: all of them by default. */
 const PART = process.env.BENCH_PART ?? 'all';
 /** Which of the mixed workload's candidates run (all three by default; a profile of one alone is clearer). */
-const MIXED_CANDIDATES = (process.env.BENCH_MIXED_CANDIDATES ?? 'random,session,local').split(',');
+const MIXED_CANDIDATES = (process.env.BENCH_MIXED_CANDIDATES ?? 'random,session,single,local').split(',');
 /** A directory for the workers' CPU profiles (opt-in: profiling slows them). */
 const CPU_PROF_DIR = process.env.BENCH_CPU_PROF;
 const NODE = path.join(repoRoot, 'node_modules/.bin/node');
@@ -337,10 +337,16 @@ async function mixedBench(nodes: string): Promise<void> {
     await startWorker('central-3', 'Centralized', nodes),
   ];
   const local = await startWorker('local-1', 'WorkerLocal', nodes);
+  // One Centralized worker of a pool of its own: the same number of worker processes as the WorkerLocal side,
+  // so that its ratio is the mode's cost alone (on two cores, three workers also pay three processes' fixed costs).
+  const single = MIXED_CANDIDATES.includes('single')
+    ? await startWorker('central-solo', 'Centralized', nodes, { SPO_POOL: 'bench-solo' })
+    : '';
   const centralNames = ['central-1', 'central-2', 'central-3'];
   const candidates = [
     { key: 'random', label: 'Centralized x3, random routing: ', endpoints: central, routing: 'random', names: centralNames },
     { key: 'session', label: 'Centralized x3, session routing:', endpoints: central, routing: 'session', names: centralNames },
+    { key: 'single', label: 'Centralized x1:                 ', endpoints: [single], routing: 'session', names: ['central-solo'] },
     { key: 'local', label: 'WorkerLocal x1 (memory):        ', endpoints: [local], routing: 'session', names: ['local-1'] },
   ]
     .filter((c) => MIXED_CANDIDATES.includes(c.key))
