@@ -3,7 +3,15 @@
 // docs/store.md specifies each one (arguments, effects, replies) for other implementations.
 import { createHash } from 'node:crypto';
 import type { Cluster, Redis } from 'ioredis';
-import { SCHEMA_VERSION } from './codec.ts';
+import { HEADER_MAX_BYTES, SCHEMA_VERSION } from './codec.ts';
+
+/**
+ * What the prelude's \`load\` reads of a value for a script that changes only the header: at least the longest
+ * header (HEADER_MAX_BYTES), and enough that a value this small is read whole, so that a header whose length
+ * changes (a moving mark, a release) costs no second read of it. A larger value's data stays in Redis unless
+ * the header's length changes (docs/store.md "Scripts").
+ */
+export const LOAD_PREFIX_BYTES = 4 * HEADER_MAX_BYTES;
 
 const PRELUDE = `
 -- A session is one string: its header (the 13 parts of H joined by a newline), a newline, then the data.
@@ -24,26 +32,34 @@ local function parse(s)
   if not p1 then return nil end
   return {p1, p2, p3, p4, p5, p6, p7, p8, p9, p10, p11, p12, p13}, at
 end
--- The parsed header of KEYS[1], its value and the data's position; nil when the key is absent. A key that
--- is not a string or has no well-formed header (13 parts, sv '${SCHEMA_VERSION}', integer v, ttl and ep) raises CORRUPT:
--- the client quarantines the session. Any other error of the GET (a key this node does not serve, met by
--- the migration's multi-key calls, bulk-owners.ts) is raised as it is: nothing is corrupt.
-local function load(key)
-  local s = redis.pcall('GET', key)
+-- The parsed header of KEYS[1], its value (whole, or only its first ${LOAD_PREFIX_BYTES} bytes) and the data's position;
+-- nil when the key is absent. Scripts that change only the header read a prefix that holds any header
+-- (GETRANGE): a session's data (a DSPy program and its conversation, often many KiB) is not copied into
+-- Lua to renew a lease or move an owner. \`whole\`: read the whole value (GET). A key that is not a string or
+-- has no well-formed header (13 parts, sv '${SCHEMA_VERSION}', integer v, ttl and ep) raises CORRUPT: the client
+-- quarantines the session. Any other error of the read (a key this node does not serve, met by the
+-- migration's multi-key calls, bulk-owners.ts) is raised as it is: nothing is corrupt.
+local function load(key, whole)
+  local s
+  if whole then s = redis.pcall('GET', key) else s = redis.pcall('GETRANGE', key, 0, ${LOAD_PREFIX_BYTES - 1}) end
   if not s then return nil end
   if type(s) == 'table' and s.err and not string.find(s.err, '^WRONGTYPE') then error(s) end
   if type(s) ~= 'string' then corrupt() end
+  -- GETRANGE reads an absent key as '': absent, unless an empty value is stored (corrupt, below).
+  if s == '' and not whole and redis.call('EXISTS', key) == 0 then return nil end
   local h, at = parse(s)
   if not h or h[12] ~= '${SCHEMA_VERSION}' or not tonumber(h[2]) or not tonumber(h[5]) or not tonumber(h[8]) then corrupt() end
   return h, s, at
 end
--- Writes a changed header in front of the unchanged data (value s, data at position at), keeping the TTL:
--- in place (SETRANGE, only the header replicated) when its length is unchanged, as for a touch or a renew.
+-- Writes a changed header in front of the unchanged data (value s as load read it, data at position at),
+-- keeping the TTL: in place (SETRANGE, only the header replicated) when its length is unchanged, as for a
+-- touch or a renew; else the whole value again, its data read now when load read only a prefix.
 local function save(key, h, s, at)
   local m = table.concat(h, '\\n')
   if #m == at - 2 then
     redis.call('SETRANGE', key, 0, m)
   else
+    if #s >= ${LOAD_PREFIX_BYTES} then s = redis.call('GET', key) end
     redis.call('SET', key, m .. '\\n' .. string.sub(s, at), 'KEEPTTL')
   end
   return m
@@ -92,7 +108,7 @@ return {1, value}
  *  Reply the value (with la = now when touched) | false when absent. Touch sets la and slides the TTL.
  *  A malformed session raises CORRUPT. */
 export const GET = `
-local h, s, at = load(KEYS[1])
+local h, s, at = load(KEYS[1], true)
 if not h then return false end
 if ARGV[1] == '1' then
   h[4] = now_ms()
