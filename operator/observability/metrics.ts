@@ -8,7 +8,7 @@ let processRegistry: Registry | undefined;
 
 /**
  * How often the event loop's delay is sampled, in ms. prom-client's default (10 ms) wakes an idle process
- * 100 times a second: about half of an idle worker's CPU (20 ms per second, docs/worker.md). A sample every
+ * 100 times a second: about a third of an idle worker's CPU (20 ms per second, docs/worker.md). A sample every
  * 100 ms still catches every stall the lag metrics are read for (they report the delay itself, not the rate).
  */
 export const EVENT_LOOP_SAMPLE_MS = 100;

@@ -6,7 +6,7 @@ import type { Cluster, Redis } from 'ioredis';
 import { HEADER_MAX_BYTES, SCHEMA_VERSION } from './codec.ts';
 
 /**
- * What the prelude's \`load\` reads of a value for a script that changes only the header: at least the longest
+ * What the prelude's `load` reads of a value for a script that changes only the header: at least the longest
  * header (HEADER_MAX_BYTES), and enough that a value this small is read whole, so that a header whose length
  * changes (a moving mark, a release) costs no second read of it. A larger value's data stays in Redis unless
  * the header's length changes (docs/store.md "Scripts").
