@@ -12,10 +12,11 @@ describe('migration engine: owner operations batched per master', () => {
   const prefix = uniquePrefix('bulk');
   let store: RedisSessionStore;
   before(() => {
-    // No periodic slot refresh: a test below gives the client a wrong slot map on purpose, and a refresh
-    // landing between a command's queueing and its pipeline's send failed that pipeline (ioredis: "All keys in
-    // the pipeline should belong to the same slots allocation group"). Redirections still refresh the map.
-    ({ store } = testStore(prefix, { clusterOptions: { slotsRefreshInterval: 0 } }));
+    // Without auto-pipelining: a test below gives the client a wrong slot map on purpose, and the slot refresh
+    // its redirections start could land between a command's queueing and its pipeline's send, which failed
+    // that pipeline (ioredis: "All keys in the pipeline should belong to the same slots allocation group").
+    // Commands then go one by one through the cluster client; the batched calls are the same.
+    ({ store } = testStore(prefix, { clusterOptions: { enableAutoPipelining: false, redisOptions: { enableAutoPipelining: false } } }));
   });
   after(() => store.close());
 
