@@ -1,6 +1,6 @@
-// The scripts that change only a session's header (leases, owners, moving marks) read at most the
-// longest header of a value, not its data; when the header's length changes they write the whole value
-// again with its data unchanged (lua.ts, `load` and `save`).
+// The scripts that change only a session's header (leases, owners, moving marks) read a prefix of the
+// value (LOAD_PREFIX_BYTES), not all of a large session's data; when the header's length changes they
+// write the whole value again with its data unchanged (lua.ts, `load` and `save`).
 import { expect } from 'chai';
 import { H, checksum } from './codec.ts';
 import { SessionCorruptedError, SessionNotFoundError } from './errors.ts';
