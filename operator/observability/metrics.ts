@@ -8,8 +8,8 @@ let processRegistry: Registry | undefined;
 
 /**
  * How often the event loop's delay is sampled, in ms. prom-client's default (10 ms) wakes an idle process
- * 100 times a second: about a third of an idle worker's CPU (20 ms per second, docs/worker.md). A sample every
- * 100 ms still catches every stall the lag metrics are read for (they report the delay itself, not the rate).
+ * 100 times a second: about a third of an idle worker's CPU (20 ms per second, docs/worker.md). A stall longer
+ * than 100 ms is still always seen (it delays a sample); a shorter one only when it overlaps a sample.
  */
 export const EVENT_LOOP_SAMPLE_MS = 100;
 

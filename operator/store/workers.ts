@@ -5,8 +5,64 @@
 import type { StoreCore } from './core.ts';
 import { InvalidArgumentError, WorkerNotFoundError } from './errors.ts';
 import { assertName, assertPoolId } from './keys.ts';
-import { scripts } from './lua.ts';
+import { LuaScript } from './lua.ts';
 import type { WorkerRegistration } from './types.ts';
+
+// The registry's scripts (docs/store.md "Scripts"), beside the code that runs them.
+/** KEYS[1] workers hash. ARGV worker, draining ('1'/'0'). Reply 1 | 0 absent. */
+const SET_WORKER_DRAINING = `
+local raw = redis.call('HGET', KEYS[1], ARGV[1])
+if not raw then return 0 end
+local w = cjson.decode(raw)
+w['draining'] = ARGV[2] == '1'
+redis.call('HSET', KEYS[1], ARGV[1], cjson.encode(w))
+return 1
+`;
+
+/** KEYS[1] workers hash. ARGV worker, now, registration JSON with draining false, the same with draining true,
+ *  setDraining ('1'/'0'). Writes the draining-true form when setDraining is '1' or when the current, unexpired
+ *  registration is draining (a flag set by someone else survives the heartbeat); else the draining-false form.
+ *  Reply 1 when the stored registration is draining, else 0. */
+const REGISTER_WORKER = `
+local draining = ARGV[5] == '1'
+if not draining then
+  local raw = redis.call('HGET', KEYS[1], ARGV[1])
+  if raw then
+    local ok, w = pcall(cjson.decode, raw)
+    if ok and type(w) == 'table' and w['draining'] == true and type(w['expiresAt']) == 'number' and w['expiresAt'] > tonumber(ARGV[2]) then
+      draining = true
+    end
+  end
+end
+if draining then
+  redis.call('HSET', KEYS[1], ARGV[1], ARGV[4])
+  return 1
+end
+redis.call('HSET', KEYS[1], ARGV[1], ARGV[3])
+return 0
+`;
+
+/** KEYS[1] workers hash. ARGV now, worker... Deletes each named worker whose registration is still expired. Reply count. */
+const PRUNE_WORKERS = `
+local n = 0
+local now = tonumber(ARGV[1])
+for i = 2, #ARGV do
+  local raw = redis.call('HGET', KEYS[1], ARGV[i])
+  if raw then
+    local ok, w = pcall(cjson.decode, raw)
+    if not ok or type(w) ~= 'table' or type(w['expiresAt']) ~= 'number' or w['expiresAt'] <= now then
+      n = n + redis.call('HDEL', KEYS[1], ARGV[i])
+    end
+  end
+end
+return n
+`;
+
+const scripts = {
+  setWorkerDraining: new LuaScript('setWorkerDraining', SET_WORKER_DRAINING),
+  registerWorker: new LuaScript('registerWorker', REGISTER_WORKER),
+  pruneWorkers: new LuaScript('pruneWorkers', PRUNE_WORKERS),
+};
 
 interface StoredWorker {
   endpoint: string;
