@@ -3,7 +3,7 @@
 // at the end (also on Ctrl-C). Usage: node scripts/run-tests.ts [unit] [integration] [e2e]
 //   [-- mocha options, e.g. --grep store]
 import { spawn } from 'node:child_process';
-import { mkdirSync, rmSync } from 'node:fs';
+import { appendFileSync, mkdirSync, rmSync } from 'node:fs';
 import path from 'node:path';
 import { repoRoot, runRoot } from '../e2e/harness/paths.ts';
 import { startEnvironment, type Environment } from '../e2e/harness/environment.ts';
@@ -37,6 +37,15 @@ interface TierResult {
   passed: number;
   failed: number;
   pending: number;
+  /** Mocha's closing `N failing` section (each failed test, its assertion and stack), '' when none. */
+  failures: string;
+}
+
+/** Appends a tier's failures to SPO_FAILURE_REPORT when set: scripts/test.sh prints that file last, so
+ *  a CI log that keeps only its end still names the failed tests (the kind tier's output comes after). */
+function reportFailures(tier: Tier, failures: string): void {
+  const file = process.env.SPO_FAILURE_REPORT;
+  if (file && failures) appendFileSync(file, `=== ${tier} tier: ${failures.slice(0, 16_000)}\n`);
 }
 
 /** Runs mocha for one tier, echoing its output and reading its closing counts. */
@@ -65,7 +74,17 @@ function runMocha(tier: Tier, env: NodeJS.ProcessEnv): Promise<TierResult> {
     });
     child.on('exit', (code, signal) => {
       const count = (word: string) => Number(new RegExp(`(\\d+) ${word}`).exec(tail)?.[1] ?? 0);
-      resolve({ code: code ?? (signal ? 1 : 0), passed: count('passing'), failed: count('failing'), pending: count('pending') });
+      const exitCode = code ?? (signal ? 1 : 0);
+      const failingAt = tail.search(/^ *\d+ failing$/m);
+      // No failing section but a failed exit (a crash, a hook outside any test): the output's end.
+      const failures = failingAt !== -1 ? tail.slice(failingAt).trim() : exitCode !== 0 ? tail.slice(-3000).trim() : '';
+      resolve({
+        code: exitCode,
+        passed: count('passing'),
+        failed: count('failing'),
+        pending: count('pending'),
+        failures,
+      });
     });
   });
 }
@@ -112,6 +131,7 @@ try {
     totals.passed += result.passed;
     totals.failed += result.failed;
     totals.pending += result.pending;
+    reportFailures(tier, result.failures);
     // A tier that ran no test is a broken glob or filter, not a pass.
     if (result.code !== 0 || result.passed + result.failed === 0) failed.push(tier);
   }

@@ -40,13 +40,24 @@ if [ $# -eq 0 ]; then
   # The Python SDK and the DSPy worker (creates their cached venv the first time).
   bash scripts/test-python.sh
 fi
+# The failed tests of every tier, printed again at the very end (after the kind tier's long output).
+SPO_FAILURE_REPORT=$(mktemp)
+export SPO_FAILURE_REPORT
+trap 'rm -f "$SPO_FAILURE_REPORT"' EXIT
+print_failures() {
+  [ -s "$SPO_FAILURE_REPORT" ] || return 0
+  echo
+  echo "=== failed tests (repeated from above) ==="
+  cat "$SPO_FAILURE_REPORT"
+}
 tiers=0
 node scripts/run-tests.ts "$@" || tiers=$?
-[ $# -eq 0 ] || exit $tiers
+[ $# -eq 0 ] || { print_failures; exit $tiers; }
 # SPO_KIND=0: no kind tier (e.g. a machine without Docker).
-[ "${SPO_KIND:-1}" != 0 ] || exit $tiers
+[ "${SPO_KIND:-1}" != 0 ] || { print_failures; exit $tiers; }
 # The kind tier runs even when a tier above failed: one run reports every failure.
 kind=0
 kind_tier || kind=$?
 echo "$kind_summary"
+print_failures
 [ $tiers -eq 0 ] && [ $kind -eq 0 ]

@@ -230,6 +230,31 @@ describe('worker session backends', () => {
     expect((await store.get(mine, { pool: 'p', touch: false }))?.owner).to.equal('w1');
   });
 
+  it('taking a session into memory waits out a switch, and is a retry once the worker left WorkerLocal (the store keeps it)', async () => {
+    const store = new MemorySessionStore();
+    const m = modes(store, 'WorkerLocal');
+    const [taken, late] = store.seed('p', 'w1', 2) as [string, string];
+    const read = async (id: string) => store.get(id, { pool: 'p', touch: false });
+    // A take in flight (its store delete held back) holds a switch to Dual: the switch then finds the session
+    // in memory only, and copies it back to the store.
+    let release!: () => void;
+    const held = new Promise<void>((resolve) => (release = resolve));
+    store.beforeCall = (method) => (method === 'delete' ? held : undefined);
+    const taking = m.takeIntoMemory((await read(taken))!);
+    const switching = m.switchTo('Dual');
+    await new Promise((resolve) => setImmediate(resolve));
+    expect(m.mode, 'the switch waits for the take').to.equal('WorkerLocal');
+    release();
+    await taking;
+    expect((await switching).copiedToStore).to.equal(1);
+    store.beforeCall = undefined;
+    expect((await read(taken))?.id, 'back in the store for Dual').to.equal(taken);
+    // In Dual a take (a WorkerLocal load that read the store before the switch) is refused, and deletes nothing.
+    expect(await codeOf(m.takeIntoMemory((await read(late))!))).to.equal('SESSION_MOVING');
+    expect(m.local.has(late)).to.equal(false);
+    expect((await read(late))?.id).to.equal(late);
+  });
+
   it('holds requests during a switch and runs them in the new mode', async () => {
     const store = new MemorySessionStore();
     const m = modes(store, 'WorkerLocal');

@@ -261,8 +261,10 @@ const ROUTES: Route[] = [
         const code = toWorkerError(error).code;
         const reply = code === 'STORE_UNAVAILABLE' ? degraded() : undefined;
         if (reply) return reply;
-        // Dual: a session the store lacks may be in a WorkerLocal peer's memory (a mode switch in progress).
-        if (ctx.memory && ctx.modes.mode === 'Dual' && code === 'SESSION_NOT_FOUND') return ctx.memory.elsewhere(id, request, error);
+        // Dual: a session the store lacks may be in a WorkerLocal peer's memory (a mode switch in progress). A
+        // read that waited out this worker's own switch to WorkerLocal ran against memory: elsewhere() says retry.
+        if (ctx.memory && (code === 'SESSION_NOT_FOUND' || code === 'SESSION_NOT_ON_WORKER'))
+          return ctx.memory.elsewhere(id, request, error);
         throw error;
       }
     },
@@ -341,6 +343,13 @@ const ROUTES: Route[] = [
     run: async (ctx, req) => {
       checkAdmin(ctx, req);
       const { mode } = validateMode(await jsonBody(ctx, req));
+      // A draining worker has written (or is writing) its memory to the store and will not again: a switch
+      // to WorkerLocal now would take sessions into a memory that leaves with the process.
+      const draining = ctx.drainingReason();
+      if (draining)
+        throw new WorkerError('WORKER_DRAINING', `worker ${ctx.worker} is draining (${draining}); it keeps its mode until it exits`, {
+          retryAfterSeconds: 1,
+        });
       const report = await ctx.modes.switchTo(mode);
       let from = report.from;
       for (const step of report.steps) {

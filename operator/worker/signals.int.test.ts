@@ -111,7 +111,8 @@ describe('worker process: SIGTERM at any point of its life', function () {
   it('keeps its listener open after SIGTERM for the linger, answering a retryable 503, then exits 0', async () => {
     // A Service's endpoints drop a deleted pod asynchronously: kube-proxy may still send it new
     // connections. Closed at once, they meet a dead address (the kind tier saw a 20 s connect timeout).
-    const worker = await spawnWorker(dir, undefined, { SPO_SHUTDOWN_LINGER_SECONDS: '20' });
+    const adminToken = 'a'.repeat(40);
+    const worker = await spawnWorker(dir, undefined, { SPO_SHUTDOWN_LINGER_SECONDS: '20', SPO_ADMIN_TOKEN: adminToken });
     spawned.push(worker);
     await waitFor('the worker to listen', () => (worker.log().includes('"msg":"worker listening"') ? true : undefined), 30_000, 50);
     worker.child.kill('SIGTERM');
@@ -124,6 +125,13 @@ describe('worker process: SIGTERM at any point of its life', function () {
     expect(answer.status).to.equal(503);
     expect(answer.headers.get('retry-after')).to.equal('1');
     expect(((await answer.json()) as { error: { code: string } }).error.code).to.equal('WORKER_DRAINING');
+    // A draining worker keeps its mode: a switch to WorkerLocal now would take sessions into a memory that exits.
+    const admin = { authorization: `Bearer ${adminToken}`, 'content-type': 'application/json' };
+    const modeUrl = `http://127.0.0.1:${worker.port}/admin/mode`;
+    const switched = await fetch(modeUrl, { method: 'POST', headers: admin, body: JSON.stringify({ mode: 'WorkerLocal' }) });
+    expect(switched.status).to.equal(503);
+    expect(((await switched.json()) as { error: { code: string } }).error.code).to.equal('WORKER_DRAINING');
+    expect(((await (await fetch(modeUrl, { headers: admin })).json()) as { mode: string }).mode).to.equal('Centralized');
     expect(worker.child.exitCode, 'the worker exited before the linger ended').to.equal(null);
     const { code, signal } = await exitOf(worker);
     expect({ code, signal }, worker.log()).to.deep.equal({ code: 0, signal: null });

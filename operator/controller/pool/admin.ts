@@ -88,7 +88,7 @@ export class AdminStep {
     for (const o of outcomes) {
       if (o.ok && o.switched)
         this.deps.events.record(pool, 'Normal', ADMIN_REASONS.SessionModeSwitched, `worker ${o.worker} switched to ${mode} (${o.detail})`);
-      if (!o.ok)
+      if (!o.ok && !o.draining)
         this.deps.events.record(
           pool,
           'Warning',

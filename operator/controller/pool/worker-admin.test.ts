@@ -64,6 +64,20 @@ describe('pool/worker-admin', () => {
     expect(third.map((o) => o.worker)).to.deep.equal(['w-a', 'w-bb', 'w-ccc']);
   });
 
+  it('a draining worker that refuses is marked draining, not confirmed, and asked again on the next sync', async () => {
+    let draining = true;
+    const modes = new ModeSwitches(async () =>
+      draining
+        ? { status: 503, body: { error: { code: 'WORKER_DRAINING', message: 'worker w-a is draining (shutdown)' } } }
+        : { status: 200, body: { report: { from: 'Centralized', steps: ['Dual'] } } },
+    );
+    const first = await modes.sync('ns1/web', pool('Dual'), 'tok', [reg('w-a')], new Set(['w-a']));
+    expect(first.map((o) => [o.ok, o.draining])).to.deep.equal([[false, true]]);
+    draining = false;
+    const second = await modes.sync('ns1/web', pool('Dual'), 'tok', [reg('w-a')], new Set(['w-a']));
+    expect(second.map((o) => [o.ok, o.switched, o.draining])).to.deep.equal([[true, true, undefined]]);
+  });
+
   it('reports a worker that cannot be reached as failed, without throwing', async () => {
     const modes = new ModeSwitches(async () => {
       throw new Error('connect ECONNREFUSED');

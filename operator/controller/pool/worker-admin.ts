@@ -70,6 +70,14 @@ export interface ModeSwitchOutcome {
   /** True when the worker changed mode (not only confirmed it). */
   switched: boolean;
   detail: string;
+  /** The worker refused because it drains (it leaves the pool in its old mode): not a failure to report. */
+  draining?: true;
+}
+
+/** The worker's answer is 503 WORKER_DRAINING. */
+function drainingAnswer(answer: AdminAnswer): boolean {
+  const body = answer.body as { error?: { code?: unknown } } | null;
+  return answer.status === 503 && body?.error?.code === 'WORKER_DRAINING';
 }
 
 interface Memo {
@@ -116,6 +124,8 @@ export class ModeSwitches {
         try {
           const answer = await this.call(endpoint, token, mode, this.timeoutMs);
           const detail = describeAnswer(answer);
+          // Not confirmed when draining: a worker whose evacuation is cancelled takes work again, and is asked again.
+          if (drainingAnswer(answer)) return { worker, ok: false, switched: false, detail, draining: true };
           if (answer.status !== 200) return { worker, ok: false, switched: false, detail };
           confirmed.add(worker);
           return { worker, ok: true, switched: detail !== 'already in this mode', detail };

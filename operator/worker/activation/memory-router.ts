@@ -130,7 +130,10 @@ export class MemoryRouter {
 
   /** Dual: a session the store lacks may be in a WorkerLocal peer's memory (during a switch): forward there. */
   async elsewhere(id: string, request: SessionRequest, notFound: unknown): Promise<RoutedReply> {
-    // Only Dual meets WorkerLocal peers (the steps go through Dual): elsewhere a 404 asks nobody.
+    // Routed in Dual, but this worker switched to WorkerLocal while the store was read: the session may be
+    // in this worker's memory now, or a peer's; the retry is routed in the new mode.
+    if (this.o.modes.mode === 'WorkerLocal') throw moving(id, 'was looked for while this worker changed session mode');
+    // Only Dual meets WorkerLocal peers (the steps go through Dual): in Centralized a 404 asks nobody.
     if (this.o.modes.mode !== 'Dual') throw notFound;
     // Forwarded here as its owner, but a WorkerLocal peer took it meanwhile: the sender searches again.
     if (request.forwardedBy !== undefined) throw moving(id, 'is not on this worker');

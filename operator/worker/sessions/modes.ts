@@ -83,6 +83,9 @@ export class SessionModes {
   /** Before exit: local sessions are written to the store (owned by this worker) so none is lost. In
    *  WorkerLocal the store then holds them and memory no longer does: another worker may take them. */
   async flushLocal(): Promise<number> {
+    // A switch that started before the drain ends first: its moves between memory and the store are then
+    // complete, and the flush reads memory in the mode the worker will exit in.
+    await this.switching?.catch(() => undefined);
     if (this.current === 'Centralized') return 0;
     const copied = await this.copyAllToStore();
     if (this.current === 'WorkerLocal') this.local.clear();
@@ -90,8 +93,22 @@ export class SessionModes {
   }
 
   /** WorkerLocal: takes a session the store holds into this worker's memory and deletes the store copy.
-   *  The caller holds the session's lease (claimed or taken over), so no other worker loads it meanwhile. */
-  async takeIntoMemory(record: SessionRecord): Promise<void> {
+   *  The caller holds the session's lease (claimed or taken over), so no other worker loads it meanwhile.
+   *  It runs as a request does (a switch waits for it, and it waits for a switch), and only in WorkerLocal:
+   *  a worker that left WorkerLocal while the caller read the store must not delete the store copy, or in
+   *  Dual the session would live in this worker's memory alone, where no read looks (SESSION_MOVING). */
+  takeIntoMemory(record: SessionRecord): Promise<void> {
+    return this.run(async () => {
+      if (this.current !== 'WorkerLocal')
+        throw new WorkerError('SESSION_MOVING', `session ${record.id}: this worker changed session mode; retry shortly`, {
+          retryAfterSeconds: 1,
+        });
+      await this.moveIntoMemory(record);
+    });
+  }
+
+  /** takeIntoMemory's work, for a caller that already holds the gate (a switch to WorkerLocal). */
+  private async moveIntoMemory(record: SessionRecord): Promise<void> {
     this.local.put(localOf(record));
     try {
       await this.o.store.forgetRecords?.(record.id, { pool: this.o.pool });
@@ -229,7 +246,7 @@ export class SessionModes {
       const records = await Promise.all(others.slice(i, i + 64).map((id) => this.read(id)));
       for (const r of records) if (r && r.pool === this.o.pool) this.local.delete(r.id);
     }
-    for (const r of owned) await this.takeIntoMemory(r);
+    for (const r of owned) await this.moveIntoMemory(r);
     return owned.length;
   }
 }
