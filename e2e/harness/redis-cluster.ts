@@ -350,6 +350,36 @@ export async function redisRoles(state: RedisClusterState): Promise<RedisNodeRol
 }
 
 /**
+ * A manual failover (CLUSTER FAILOVER on the replica at `index`): the replica and its master swap
+ * roles, and the old master stays up, answering MOVED for the slots it served. Waits until the swap
+ * is done and the cluster is ok.
+ */
+export async function switchOverToReplica(state: RedisClusterState, index: number): Promise<void> {
+  await waitForFullStrength(state);
+  const swapped = async () => {
+    const roles = await redisRoles(state);
+    return roles.find((r) => r.index === index)?.role === 'master' && roles.filter((r) => r.role === 'master').length === NODE_COUNT / 2;
+  };
+  // A manual failover needs the replica in sync, and is dropped silently when it does not finish within
+  // Redis' own timeout (5 s): asked again until it takes.
+  for (let attempt = 1; !(await swapped()); attempt++) {
+    if (attempt > 3) throw new Error(`replica ${index} was not promoted by CLUSTER FAILOVER (3 attempts)`);
+    await waitForReplicasInSync(state);
+    const client = nodeClient(state, state.nodes[index]!.port);
+    try {
+      await client.connect();
+      await client.call('CLUSTER', 'FAILOVER');
+    } finally {
+      client.disconnect();
+    }
+    await waitFor(`replica ${index} promoted by CLUSTER FAILOVER`, async () => ((await swapped()) ? true : undefined), 7_000, 100).catch(
+      () => undefined,
+    );
+  }
+  await waitForClusterOk(state);
+}
+
+/**
  * A real master failover: stops the master at `index` and waits until its replica has been
  * promoted and the cluster is ok again. Returns the index of the promoted replica.
  */

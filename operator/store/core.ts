@@ -194,9 +194,21 @@ export class StoreCore {
     const node = this.masterOf(slot);
     if (!node) return send(this.redis);
     return send(node).then(undefined, (error: unknown) => {
-      if (isRedirect(error)) return send(this.redis);
-      throw error;
+      if (!isRedirect(error)) throw error;
+      this.slotsMoved(error);
+      return send(this.redis);
     });
+  }
+
+  /**
+   * A MOVED reply reached the store: the slot map is out of date. ioredis follows a lone command's MOVED
+   * and refreshes its map, but an auto-pipelined batch whose commands got different redirections (a
+   * failover, with the old master still up) fails each command with its own MOVED and learns nothing:
+   * every retry would go to the old master again until the periodic refresh. Refresh now (ioredis runs
+   * one refresh at a time), so the retry goes to the new master.
+   */
+  private slotsMoved(error: unknown): void {
+    if (error instanceof Error && error.message.startsWith('MOVED')) this.redis.refreshSlotsCache();
   }
 
   private masterOf(slot: number): Redis | undefined {
@@ -280,6 +292,7 @@ export class StoreCore {
   }
 
   private onRetry(op: string, error: unknown, attempt: number, delayMs: number): void {
+    this.slotsMoved(error);
     this.metrics.retries.inc({ op });
     this.logger.debug(
       { op, attempt, delayMs, err: error instanceof Error ? error.message : String(error) },
