@@ -4,6 +4,7 @@ import { WorkerError } from './errors.ts';
 import { builtinHandlers } from './handlers.ts';
 import { MemorySessionStore } from '../store/testing/memory-store.ts';
 import type { JsonValue } from '../store/types.ts';
+import { codeOf } from './testing/error-code.ts';
 
 const handlers = builtinHandlers();
 const incr =
@@ -13,15 +14,6 @@ const incr =
 
 function modes(store: MemorySessionStore, mode: SessionMode, worker = 'w1'): SessionModes {
   return new SessionModes({ pool: 'p', worker, store, sessionTtlSeconds: 3600, anonTtlSeconds: 300, maxSessionBytes: 4096 }, mode);
-}
-
-async function codeOf(p: Promise<unknown>): Promise<string> {
-  try {
-    await p;
-  } catch (error) {
-    return error instanceof WorkerError ? error.code : `OTHER:${String(error)}`;
-  }
-  return 'NONE';
 }
 
 const value = (r: JsonValue) => (r as { value: number }).value;

@@ -8,15 +8,7 @@ import type { SessionMode } from '../sessions/types.ts';
 import { Forwarder, WorkerDirectory } from './forward.ts';
 import { MemoryRouter } from './memory-router.ts';
 import type { SessionRequest } from './router.ts';
-
-async function codeOf(p: Promise<unknown>): Promise<string> {
-  try {
-    await p;
-  } catch (error) {
-    return error instanceof WorkerError ? error.code : `OTHER:${String(error)}`;
-  }
-  return 'NONE';
-}
+import { codeOf } from '../testing/error-code.ts';
 
 describe('memory router: a session the store lacks', () => {
   const id = 'AAAAAAAAAAAAAAAAAAAAAA';

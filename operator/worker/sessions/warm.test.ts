@@ -4,24 +4,15 @@
 import { expect } from 'chai';
 import { Activation } from '../activation/activation.ts';
 import { RecordedKeys, SessionModes, type ExecuteOptions, type SessionMode } from '../backends.ts';
-import { WorkerError } from '../errors.ts';
 import { builtinHandlers } from '../handlers.ts';
 import { MemorySessionStore } from '../../store/testing/memory-store.ts';
 import type { JsonValue, SessionRecord } from '../../store/types.ts';
+import { codeOf } from '../testing/error-code.ts';
 
 const handlers = builtinHandlers();
 type Meta = { id: string; version: number; anonymous: boolean };
 const run = (name: string, args: JsonValue) => (data: JsonValue, s: Meta) =>
   handlers.run(name, args, data, { sessionId: s.id, version: s.version, anonymous: s.anonymous, pool: 'p', worker: 'w1' });
-
-async function codeOf(p: Promise<unknown>): Promise<string> {
-  try {
-    await p;
-  } catch (error) {
-    return error instanceof WorkerError ? error.code : `OTHER:${String(error)}`;
-  }
-  return 'NONE';
-}
 
 /** A session created by w1 (its owner at epoch 1 in the fake store) and its activation's slot, warm. */
 async function setup(mode: SessionMode = 'Centralized', warmWrites = true) {
