@@ -43,9 +43,9 @@ interface TierResult {
 
 /** Appends a tier's failures to SPO_FAILURE_REPORT when set: scripts/test.sh prints that file last, so
  *  a CI log that keeps only its end still names the failed tests (the kind tier's output comes after). */
-function reportFailures(tier: Tier, failures: string): void {
+function reportFailures(what: string, failures: string): void {
   const file = process.env.SPO_FAILURE_REPORT;
-  if (file && failures) appendFileSync(file, `=== ${tier} tier: ${failures.slice(0, 16_000)}\n`);
+  if (file && failures) appendFileSync(file, `=== ${what}: ${failures.slice(0, 16_000)}\n`);
 }
 
 /** Runs mocha for one tier, echoing its output and reading its closing counts. */
@@ -131,12 +131,15 @@ try {
     totals.passed += result.passed;
     totals.failed += result.failed;
     totals.pending += result.pending;
-    reportFailures(tier, result.failures);
+    reportFailures(`${tier} tier`, result.failures);
     // A tier that ran no test is a broken glob or filter, not a pass.
     if (result.code !== 0 || result.passed + result.failed === 0) failed.push(tier);
   }
 } catch (error) {
-  console.error(error instanceof Error ? error.stack : error);
+  const text = error instanceof Error ? (error.stack ?? error.message) : String(error);
+  console.error(text);
+  // The environment did not start (or stop): no tier after it ran.
+  reportFailures('the test environment', text);
   await shutdown(1);
 }
 if (failed.length > 0) console.error(`\nfailed tiers: ${failed.join(', ')}`);
