@@ -76,7 +76,9 @@ export async function handover(deps: HandoverDeps, body: unknown): Promise<{ res
   await Promise.all(
     request.moves.map(async (move) => {
       const { sessionId, target } = move;
-      const activation = registry.get(sessionId);
+      // An activation being set up (a request adopting the lease the last handover gave this worker) is
+      // waited for: moved at store level meanwhile, its lease would be stale once it is set up.
+      const activation = await registry.settled(sessionId);
       if (!activation) return void results.set(sessionId, await moveIfNamed(deps, sessionId, target));
       if (target === worker) return void results.set(sessionId, { sessionId, outcome: 'failed', message: 'the target is this worker' });
       // A migration wants the session: should this handover fail, it may move it at store level, so its
@@ -149,7 +151,11 @@ async function moveIfNamed(deps: HandoverDeps, sessionId: string, target: string
     const [outcome] = await deps.store.moveOwners(deps.pool, [
       { sessionId, fromOwner: deps.worker, fromEpoch: record.epoch, toOwner: target },
     ]);
-    if (outcome?.status === 'moved') return { sessionId, outcome: 'moved', epoch: outcome.epoch };
+    if (outcome?.status === 'moved') {
+      // An activation set up here meanwhile holds the lease this move just gave away: it is stale.
+      deps.registry.drop(sessionId);
+      return { sessionId, outcome: 'moved', epoch: outcome.epoch };
+    }
     return { sessionId, outcome: 'idle' };
   } catch (error) {
     return { sessionId, outcome: 'failed', message: `could not read the session: ${errorCode(error) ?? 'error'}` };

@@ -65,6 +65,13 @@ export class ActivationRegistry implements LeaseTracker {
     return this.active.get(id);
   }
 
+  /** The activation once one being set up (a claim or an adoption in flight) is ready; undefined when
+   *  there is none, or its set-up failed. */
+  async settled(id: string): Promise<Activation | undefined> {
+    await this.starting.get(id)?.catch(() => undefined);
+    return this.active.get(id);
+  }
+
   ids(): string[] {
     return [...this.active.keys()];
   }
