@@ -146,6 +146,11 @@ const STORE_UNAVAILABLE = new Set([
 const STORE_ANON = new Set(['ANONYMOUS_SESSION_FAILED', 'ANONYMOUS_CREATE_FAILED']);
 const STORE_UNCONFIRMED = new Set(['REPLICA_ACK_TIMEOUT']);
 
+/** 409 SESSION_MOVING for session `id` (`why`: what happened to it), with Retry-After 1: nothing ran. */
+export function sessionMoving(id: string, why: string): WorkerError {
+  return new WorkerError('SESSION_MOVING', `session ${id} ${why}; retry shortly`, { retryAfterSeconds: 1 });
+}
+
 /** Translates a store (or other) error into what the worker answers. */
 export function toWorkerError(error: unknown, sessionId?: string): WorkerError {
   if (error instanceof WorkerError) return error;

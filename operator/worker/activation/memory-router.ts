@@ -7,7 +7,7 @@
 // loaders), takes the session into memory and deletes the store copy.
 import type { Logger } from '../../observability/logger.ts';
 import type { SessionStore } from '../../store/types.ts';
-import { WorkerError, errorCode, toWorkerError } from '../errors.ts';
+import { WorkerError, errorCode, toWorkerError, sessionMoving } from '../errors.ts';
 import type { SessionModes } from '../sessions/modes.ts';
 import { OwnerUnreachable, type Forwarder, type WorkerDirectory } from './forward.ts';
 import { forwardRequest, type RoutedReply, type SessionRequest } from './router.ts';
@@ -35,10 +35,6 @@ export function holderPath(id: string): string {
 const PROBE_TIMEOUT_MS = 2_000;
 /** Where sessions were last found (session id -> worker), the oldest dropped first. */
 const MAX_HINTS = 10_000;
-
-function moving(id: string, why: string): WorkerError {
-  return new WorkerError('SESSION_MOVING', `session ${id} ${why}; retry shortly`, { retryAfterSeconds: 1 });
-}
 
 type Loaded = { kind: 'here' } | { kind: 'forward'; worker: string; endpoint: string } | { kind: 'missing' } | { kind: 'busy' };
 
@@ -82,7 +78,7 @@ export class MemoryRouter {
     const { holder, complete } = await this.search(id, true);
     const reply = holder ? await this.forward(id, holder, request) : undefined;
     if (reply) return reply;
-    if (holder || !complete) throw moving(id, 'was not found, but a worker did not answer');
+    if (holder || !complete) throw sessionMoving(id, 'was not found, but a worker did not answer');
     throw notFound;
   }
 
@@ -96,7 +92,7 @@ export class MemoryRouter {
         // so it is a retry, not a 404: the sender searches again.
         const loaded = await this.load(id, false);
         if (loaded.kind === 'here') return this.here(id, runHere);
-        throw moving(id, loaded.kind === 'missing' ? 'is not on this worker' : 'is held by another worker');
+        throw sessionMoving(id, loaded.kind === 'missing' ? 'is not on this worker' : 'is held by another worker');
       }
       // A hint to a worker that left the listing (or drains) is not followed: its pod IP may be gone too.
       const hint = this.hints.get(id);
@@ -125,18 +121,18 @@ export class MemoryRouter {
         if (reply) return reply;
       }
     }
-    throw moving(id, 'was not found on a worker that could serve it');
+    throw sessionMoving(id, 'was not found on a worker that could serve it');
   }
 
   /** Dual: a session the store lacks may be in a WorkerLocal peer's memory (during a switch): forward there. */
   async elsewhere(id: string, request: SessionRequest, notFound: unknown): Promise<RoutedReply> {
     // Routed in Dual, but this worker switched to WorkerLocal while the store was read: the session may be
     // in this worker's memory now, or a peer's; the retry is routed in the new mode.
-    if (this.o.modes.mode === 'WorkerLocal') throw moving(id, 'was looked for while this worker changed session mode');
+    if (this.o.modes.mode === 'WorkerLocal') throw sessionMoving(id, 'was looked for while this worker changed session mode');
     // Only Dual meets WorkerLocal peers (the steps go through Dual): in Centralized a 404 asks nobody.
     if (this.o.modes.mode !== 'Dual') throw notFound;
     // Forwarded here as its owner, but a WorkerLocal peer took it meanwhile: the sender searches again.
-    if (request.forwardedBy !== undefined) throw moving(id, 'is not on this worker');
+    if (request.forwardedBy !== undefined) throw sessionMoving(id, 'is not on this worker');
     return this.notFound(id, request, notFound);
   }
 
@@ -146,7 +142,7 @@ export class MemoryRouter {
       return await runHere();
     } catch (error) {
       // Left memory between the check and the run (a drain wrote it to the store, or a mode switch): retry.
-      if (errorCode(error) === 'SESSION_NOT_ON_WORKER') throw moving(id, 'left this worker');
+      if (errorCode(error) === 'SESSION_NOT_ON_WORKER') throw sessionMoving(id, 'left this worker');
       throw error;
     }
   }
@@ -188,7 +184,7 @@ export class MemoryRouter {
       throw toWorkerError(error, id);
     }
     if (!record || record.pool !== pool || record.anonymous) return { kind: 'missing' };
-    if (record.movingBy) throw moving(id, 'is being moved');
+    if (record.movingBy) throw sessionMoving(id, 'is being moved');
     const owner = record.owner;
     // A live owner that is not draining runs the session (Dual) or is loading it: it is asked, not overruled.
     // It is taken over only when a fresh listing shows it draining or no longer has it, or its endpoint

@@ -10,7 +10,7 @@
 // lease. So an idle session costs no Redis command, and the owner index names live activations.
 import type { Logger } from '../../observability/logger.ts';
 import type { Lease, SessionRecord, SessionStore } from '../../store/types.ts';
-import { WorkerError, errorCode, toWorkerError } from '../errors.ts';
+import { WorkerError, errorCode, toWorkerError, sessionMoving } from '../errors.ts';
 import type { LeaseTracker } from '../sessions/types.ts';
 import { Activation } from './activation.ts';
 import type { WorkerDirectory } from './forward.ts';
@@ -30,10 +30,6 @@ export interface RegistryOptions {
 export type Route = { kind: 'local'; activation: Activation } | { kind: 'forward'; worker: string; endpoint: string };
 
 const LEASE_GONE = new Set(['LEASE_LOST', 'SESSION_NOT_FOUND', 'FENCED', 'SESSION_MOVING']);
-
-function moving(id: string, why: string): WorkerError {
-  return new WorkerError('SESSION_MOVING', `session ${id} ${why}; retry shortly`, { retryAfterSeconds: 1 });
-}
 
 export class ActivationRegistry implements LeaseTracker {
   private readonly o: RegistryOptions;
@@ -89,7 +85,7 @@ export class ActivationRegistry implements LeaseTracker {
       const route = await this.resolve(id, forwardedBy);
       if (route) return route;
     }
-    throw moving(id, 'changed owner while this request was routed');
+    throw sessionMoving(id, 'changed owner while this request was routed');
   }
 
   private async resolve(id: string, forwardedBy: string | undefined): Promise<Route | undefined> {
@@ -101,7 +97,7 @@ export class ActivationRegistry implements LeaseTracker {
       throw toWorkerError(error, id);
     }
     if (!record || record.pool !== pool) throw new WorkerError('SESSION_NOT_FOUND', `session ${id} not found`);
-    if (record.movingBy) throw moving(id, 'is being moved');
+    if (record.movingBy) throw sessionMoving(id, 'is being moved');
     if (record.owner === worker) return { kind: 'local', activation: await this.start(id, () => this.adopt(record)) };
     if (record.owner && !forwardedBy) {
       const endpoint = await this.o.directory.endpointOf(record.owner);
@@ -114,7 +110,7 @@ export class ActivationRegistry implements LeaseTracker {
       // compare-and-swap on (owner, epoch); the fence refuses any late write of the old owner.
       if (record.owner && (await this.o.directory.isGone(record.owner)))
         return this.start(id, () => this.takeOver(id, record.owner!, record.epoch));
-      if (forwardedBy) throw moving(id, 'is held by another worker');
+      if (forwardedBy) throw sessionMoving(id, 'is held by another worker');
       return undefined; // someone else won the claim: route again (forward to it)
     });
     return activation ? { kind: 'local', activation } : undefined;
@@ -124,7 +120,7 @@ export class ActivationRegistry implements LeaseTracker {
     const [outcome] = await this.o.store
       .moveOwners(this.o.pool, [{ sessionId: id, fromOwner: owner, fromEpoch: epoch, toOwner: this.o.worker }])
       .catch((error: unknown) => Promise.reject(toWorkerError(error, id)));
-    if (outcome?.status !== 'moved') throw moving(id, 'changed owner while it was taken over');
+    if (outcome?.status !== 'moved') throw sessionMoving(id, 'changed owner while it was taken over');
     this.o.logger.info({ sessionId: id, from: owner, epoch: outcome.epoch }, 'took over the session of a worker that is gone');
     return new Activation(
       { sessionId: id, pool: this.o.pool, owner: this.o.worker, epoch: outcome.epoch, expiresAt: Date.now() + this.o.leaseMs },
@@ -162,7 +158,7 @@ export class ActivationRegistry implements LeaseTracker {
     try {
       return new Activation(await this.o.store.renew(lease, this.o.leaseMs), this.trusted);
     } catch (error) {
-      if (LEASE_GONE.has(errorCode(error) ?? '')) throw moving(record.id, 'changed owner while it was adopted');
+      if (LEASE_GONE.has(errorCode(error) ?? '')) throw sessionMoving(record.id, 'changed owner while it was adopted');
       throw toWorkerError(error, record.id);
     }
   }

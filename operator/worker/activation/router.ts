@@ -4,7 +4,7 @@
 import type { IncomingMessage } from 'node:http';
 import type { Logger } from '../../observability/logger.ts';
 import type { SessionRecord, SessionStore } from '../../store/types.ts';
-import { WorkerError, errorCode } from '../errors.ts';
+import { WorkerError, errorCode, sessionMoving } from '../errors.ts';
 import type { Activation } from './activation.ts';
 import {
   FORWARDED_HEADER,
@@ -78,10 +78,6 @@ export function sessionRequest(req: IncomingMessage, path: string, body?: string
   };
 }
 
-function moving(id: string, why: string): WorkerError {
-  return new WorkerError('SESSION_MOVING', `session ${id} ${why}; retry shortly`, { retryAfterSeconds: 1 });
-}
-
 /** Forwarding hints kept per worker (session id -> owner), the oldest dropped first. */
 const MAX_HINTS = 10_000;
 
@@ -142,7 +138,7 @@ export class ActivationRouter {
         forwardedBy = this.o.worker;
       }
     }
-    throw moving(id, 'has an unreachable owner');
+    throw sessionMoving(id, 'has an unreachable owner');
   }
 
   /** The session as this worker's live activation last read or wrote it, while its lease holds (degraded reads). */
@@ -166,7 +162,7 @@ export class ActivationRouter {
           const endpoint = await this.o.directory.endpointOf(ended.target);
           if (endpoint) return this.forward(endpoint, ended.target, request);
         }
-        throw moving(id, 'moved to another worker');
+        throw sessionMoving(id, 'moved to another worker');
       }
       // An Idempotency-Key is looked up by the backend, in the same round trip as its read (store-backend.ts).
       try {
@@ -176,7 +172,7 @@ export class ActivationRouter {
         // The fence was lost (moved at store level, or lapsed): this worker no longer holds the session.
         if (code === 'FENCED' || code === 'SESSION_NOT_FOUND') this.o.registry.drop(id);
         // The worker switched to WorkerLocal while the request waited, and the session is not in its memory.
-        if (code === 'SESSION_NOT_ON_WORKER') throw moving(id, 'changed session mode while this request waited');
+        if (code === 'SESSION_NOT_ON_WORKER') throw sessionMoving(id, 'changed session mode while this request waited');
         throw error;
       }
     });

@@ -5,7 +5,7 @@
 // the store when no worker holds it (written by a drain, or left from Dual): a worker that takes a
 // session into memory deletes its store copy, so no stale copy can come back (docs/activation.md).
 import type { SessionRecord } from '../../store/types.ts';
-import { toWorkerError, WorkerError } from '../errors.ts';
+import { sessionMoving, toWorkerError, WorkerError } from '../errors.ts';
 import { LocalBackend, LocalSessions, localOf } from './local.ts';
 import { DualBackend, StoreBackend } from './store-backend.ts';
 import { SESSION_MODES, type BackendOptions, type SessionBackend, type SessionMode } from './types.ts';
@@ -99,10 +99,7 @@ export class SessionModes {
    *  Dual the session would live in this worker's memory alone, where no read looks (SESSION_MOVING). */
   takeIntoMemory(record: SessionRecord): Promise<void> {
     return this.run(async () => {
-      if (this.current !== 'WorkerLocal')
-        throw new WorkerError('SESSION_MOVING', `session ${record.id}: this worker changed session mode; retry shortly`, {
-          retryAfterSeconds: 1,
-        });
+      if (this.current !== 'WorkerLocal') throw sessionMoving(record.id, 'was not taken: this worker changed session mode');
       await this.moveIntoMemory(record);
     });
   }
