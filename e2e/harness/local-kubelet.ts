@@ -16,8 +16,8 @@ import path from 'node:path';
 import { freePort } from './ports.ts';
 import { isRunning, startProcess, stopProcess, type ProcessRecord } from './processes.ts';
 import { repoRoot } from './paths.ts';
-import { LOCAL_IMAGES, podPorts, probePort, resolveProgram, type LocalImage } from './pod-containers.ts';
-import { PodSupervisor, type ReadinessProbe, type SupervisedContainer } from './pod-supervisor.ts';
+import { LOCAL_IMAGES, podPorts, preStopGet, probePort, resolveProgram, type LocalImage } from './pod-containers.ts';
+import { PodSupervisor, httpGetSucceeds, type ReadinessProbe, type SupervisedContainer } from './pod-supervisor.ts';
 
 /** Pods whose first container runs an image of this repository are run locally. */
 export const PROJECT_IMAGE_PATTERN = /(^|\/)session-pool-operator(:|@|$)/;
@@ -27,6 +27,8 @@ export interface LocalWorker {
   namespace: string;
   port: number;
   endpoint: string;
+  /** The pod's declared container ports -> the loopback ports that stand in for them. */
+  ports: Map<number, number>;
   record: ProcessRecord;
   /** The pod's other containers run here (the handler), with their restarts and the pod's readiness. */
   supervisor?: PodSupervisor;
@@ -150,7 +152,7 @@ export class LocalKubelet {
           ...(kubeconfig ? { KUBECONFIG: kubeconfig } : {}),
         },
       });
-      const worker: LocalWorker = { pod: name, namespace, port, endpoint: `127.0.0.1:${port}`, record };
+      const worker: LocalWorker = { pod: name, namespace, port, endpoint: `127.0.0.1:${port}`, ports, record };
       this.workers.set(id, worker);
       this.log(`started pod ${id} as pid ${record.pid} on 127.0.0.1:${port}`);
       const others = pod.spec?.containers.slice(1) ?? [];
@@ -191,7 +193,8 @@ export class LocalKubelet {
         });
       const record = start();
       this.log(`started container ${c.name} of pod ${namespace}/${name} as pid ${record.pid} (${JSON.stringify(shared)})`);
-      containers.push({ name: c.name, record, restarts: 0, start, startedAt: Date.now() });
+      const preStop = preStopGet(c, ports);
+      containers.push({ name: c.name, record, restarts: 0, start, startedAt: Date.now(), ...(preStop ? { preStop } : {}) });
     }
     const probes: ReadinessProbe[] = [];
     for (const c of pod.spec?.containers ?? []) {
@@ -269,14 +272,23 @@ current-context: local
     }
   }
 
-  /** SIGTERM to every container at once (as a kubelet), the worker drains, then exits; SIGKILL after the grace period. */
+  /**
+   * As a kubelet: every container at once, each after its preStop hook (the handler's waits for the
+   * worker's drain), SIGTERM, then SIGKILL once the grace period, the hook's time included, is over.
+   */
   async stopWorker(id: string, graceMs = 30_000): Promise<void> {
     const worker = this.workers.get(id);
     if (!worker) return;
     this.workers.delete(id);
     this.log(`stopping worker for pod ${id}`);
     worker.supervisor?.stop();
-    await Promise.all([worker.record, ...(worker.supervisor?.containers ?? []).map((c) => c.record)].map((r) => stopProcess(r, graceMs)));
+    const until = Date.now() + graceMs;
+    const stopContainer = async (c: SupervisedContainer) => {
+      if (c.preStop && isRunning(c.record) && !(await httpGetSucceeds(c.preStop.port, c.preStop.path, graceMs)))
+        this.log(`pod ${id}: the preStop hook of container ${c.name} failed`);
+      await stopProcess(c.record, Math.max(0, until - Date.now()));
+    };
+    await Promise.all([stopProcess(worker.record, graceMs), ...(worker.supervisor?.containers ?? []).map(stopContainer)]);
   }
 
   /** Kills a worker without a drain (a crash), for fault tests. */

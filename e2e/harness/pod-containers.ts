@@ -74,10 +74,22 @@ export async function podPorts(pod: V1Pod): Promise<Map<number, number>> {
   return ports;
 }
 
-/** The loopback port a probe of a container reaches (its port by number or by name), or undefined. */
-export function probePort(container: V1Container, probe: V1Probe | undefined, ports: Map<number, number>): number | undefined {
-  const port = probe?.httpGet?.port;
+/** The loopback port an httpGet action of a container reaches: a port by number, or by the name of
+ *  one of that container's own ports (as a kubelet resolves it). */
+function httpGetPort(container: V1Container, port: number | string | undefined, ports: Map<number, number>): number | undefined {
   if (port === undefined) return undefined;
   const containerPort = typeof port === 'number' ? port : (container.ports?.find((p) => p.name === port)?.containerPort ?? Number(port));
   return ports.get(containerPort);
+}
+
+/** The loopback port a probe of a container reaches, or undefined. */
+export function probePort(container: V1Container, probe: V1Probe | undefined, ports: Map<number, number>): number | undefined {
+  return httpGetPort(container, probe?.httpGet?.port, ports);
+}
+
+/** A container's preStop httpGet hook, as the loopback port and path it asks, or undefined. */
+export function preStopGet(container: V1Container, ports: Map<number, number>): { port: number; path: string } | undefined {
+  const action = container.lifecycle?.preStop?.httpGet;
+  const port = httpGetPort(container, action?.port, ports);
+  return action && port !== undefined ? { port, path: action.path ?? '/' } : undefined;
 }

@@ -16,6 +16,8 @@ export interface SupervisedContainer {
   nextStartAt?: number;
   /** When the process was last started: it is not judged before its exec is done. */
   startedAt?: number;
+  /** Its preStop httpGet hook (loopback port and path): asked, and answered, before its SIGTERM. */
+  preStop?: { port: number; path: string };
 }
 
 /** Between spawn and exec a process still runs the spawner's executable: give it this long. */
@@ -39,9 +41,10 @@ export interface PodSupervisorOptions {
   intervalMs?: number;
 }
 
-function probe(p: ReadinessProbe): Promise<boolean> {
+/** GET on loopback, as a kubelet's httpGet probe or hook: true on a 2xx or 3xx answer within timeoutMs. */
+export function httpGetSucceeds(port: number, path: string, timeoutMs: number): Promise<boolean> {
   return new Promise((resolve) => {
-    const req = http.get({ host: '127.0.0.1', port: p.port, path: p.path, timeout: 1_000, agent: false }, (res) => {
+    const req = http.get({ host: '127.0.0.1', port, path, timeout: timeoutMs, agent: false }, (res) => {
       res.resume();
       resolve((res.statusCode ?? 0) >= 200 && (res.statusCode ?? 0) < 400);
     });
@@ -109,7 +112,9 @@ export class PodSupervisor {
     if (!runtime || !isRunning(runtime)) return { ready: false, reason: 'the worker container is not running' };
     const down = this.o.containers.filter((c) => !isRunning(c.record)).map((c) => c.name);
     if (down.length > 0) return { ready: false, reason: `containers not running: ${down.join(', ')}` };
-    const results = await Promise.all(this.o.probes.map(async (p) => ((await probe(p)) ? undefined : p.container)));
+    const results = await Promise.all(
+      this.o.probes.map(async (p) => ((await httpGetSucceeds(p.port, p.path, 1_000)) ? undefined : p.container)),
+    );
     const failing = results.filter((r): r is string => r !== undefined);
     if (failing.length > 0) return { ready: false, reason: `readiness probe failing: ${failing.join(', ')}` };
     return { ready: true, reason: '' };

@@ -239,6 +239,13 @@ answer=$(call POST "/v1/sessions/$hid/execute" '{"handler":"execute_program","ar
   jq -r .result.outputs.answer)
 [ "$answer" = "qa answer for: What is the capital of France?" ] || fail "the DSPy handler answered '$answer'"
 say "the DSPy handler answered through the Service: $answer"
+# The handler's SIGTERM waits for its preStop hook, GET /lifecycle/handler-stop on the worker's port:
+# a real kubelet resolves that port and reaches the pod IP (a failed hook is a FailedPreStopHook event).
+kubectl delete pod "$hp" --wait=true --timeout=120s
+sleep 2
+hook_failures=$(kubectl get events --field-selector "involvedObject.name=$hp,reason=FailedPreStopHook" -o jsonpath='{.items[*].message}')
+[ -z "$hook_failures" ] || fail "$hp: the handler's preStop hook failed: $hook_failures"
+say "$hp deleted; its handler's preStop hook answered"
 kubectl delete sessionpool with-handler --wait=true --timeout=120s
 
 say "clean up"

@@ -109,6 +109,22 @@ export const OPERATIONS: readonly Operation[] = [
   },
   {
     method: 'GET',
+    path: '/lifecycle/handler-stop',
+    operationId: 'handlerStop',
+    summary:
+      'the handler container’s preStop hook: answers once this worker sends its handler nothing more (its stop’s drain is done; without a stop, after 5 s)',
+    tags: ['health'],
+    success: [
+      {
+        status: 200,
+        description: 'the handler may stop',
+        schema: Type.Object({ released: Type.Literal(true) }, { additionalProperties: false }),
+      },
+    ],
+    errors: [],
+  },
+  {
+    method: 'GET',
     path: '/metrics',
     operationId: 'metrics',
     summary: 'Prometheus metrics',

@@ -56,6 +56,8 @@ export interface ServerContext {
   holds?(id: string): boolean;
   /** POST /admin/handover (activation/handover.ts). */
   handover?(body: unknown): Promise<unknown>;
+  /** Settles when the handler container may stop (GET /lifecycle/handler-stop, its preStop hook). */
+  handlerReleased?(): Promise<void>;
   /** True while the worker's last heartbeat could not reach the store. */
   storeUnreachable?(): boolean;
   /** Idempotency-Keys of creates and anonymous executes (request-records.ts); absent: not recorded. */
@@ -188,6 +190,18 @@ const ROUTES: Route[] = [
     run: async (ctx) => {
       const r = ctx.readiness();
       return { status: r.ready ? 200 : 503, body: { ready: r.ready, reason: r.reason, mode: ctx.modes.mode, worker: ctx.worker } };
+    },
+  },
+  {
+    // The handler container's preStop hook: answered once this worker sends its handler nothing more
+    // (handler-release.ts). It changes nothing and tells nothing, so it needs no credential.
+    name: '/lifecycle/handler-stop',
+    method: 'GET',
+    pattern: /^\/lifecycle\/handler-stop$/,
+    session: false,
+    run: async (ctx) => {
+      await ctx.handlerReleased?.();
+      return { status: 200, body: { released: true } };
     },
   },
   {

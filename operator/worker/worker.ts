@@ -17,6 +17,7 @@ import type { WorkerConfig } from './config.ts';
 import { errorCode } from './errors.ts';
 import { HandlerClient } from './contract/client.ts';
 import { ExternalHandlers } from './contract/external.ts';
+import { HandlerRelease } from './handler-release.ts';
 import { builtinHandlers, type HandlerExecutor } from './handlers.ts';
 import { createWorkerMetrics, type WorkerMetrics } from './metrics.ts';
 import { RequestRecords } from './request-records.ts';
@@ -65,6 +66,8 @@ export class Worker {
   private storeReachable = true;
   private lastHeartbeatError: string | undefined;
   private stopping: Promise<void> | undefined;
+  /** When the handler container may stop (its preStop hook waits on it). */
+  private readonly handlerRelease = new HandlerRelease();
 
   constructor(deps: WorkerDeps) {
     this.config = deps.config;
@@ -178,6 +181,7 @@ export class Worker {
       router: this.router,
       memory: this.memory,
       holds: (id) => this.holds(id),
+      handlerReleased: () => this.handlerRelease.released(),
       storeUnreachable: () => !this.storeReachable,
       requests: new RequestRecords({
         store: this.store,
@@ -311,7 +315,9 @@ export class Worker {
   stop(reason = 'shutdown', { lingerMs = 0 }: { lingerMs?: number } = {}): Promise<void> {
     const lingerUntil = Date.now() + lingerMs;
     this.stopping ??= (async () => {
-      await this.drain(reason);
+      const drained = this.drain(reason);
+      this.handlerRelease.stopping(drained);
+      await drained;
       clearInterval(this.heartbeatTimer);
       clearInterval(this.sweepTimer);
       clearInterval(this.activationTimer);

@@ -34,6 +34,8 @@ describe('pool/handler-container', () => {
       SPO_WORKER_NAME: { fieldRef: { fieldPath: 'metadata.name' } },
     });
     expect(envOf(worker)).to.include({ SPO_HANDLER_PORT: '8081', SPO_HANDLER_TIMEOUT_MS: '60000' });
+    // Its SIGTERM waits until the worker's drain no longer sends it anything (the worker's port, by number).
+    expect(handler?.lifecycle).to.deep.equal({ preStop: { httpGet: { path: '/lifecycle/handler-stop', port: 8080 } } });
     expect(handler).to.not.have.any.keys('command', 'args', 'envFrom', 'resources', 'imagePullPolicy');
   });
 

@@ -6,6 +6,8 @@ import type { HandlerSpec, SessionPool } from '../../api/index.ts';
 
 export const HANDLER_CONTAINER = 'handler';
 export const HANDLER_PORT_NAME = 'handler';
+/** The worker route the handler's preStop hook asks (worker/handler-release.ts). */
+export const HANDLER_STOP_PATH = '/lifecycle/handler-stop';
 
 /** What the worker container is told about its handler: none when the pool has no handler. */
 export function handlerRuntimeEnv(pool: SessionPool): V1EnvVar[] {
@@ -37,6 +39,10 @@ export function handlerContainer(pool: SessionPool): V1Container | undefined {
     image: handler.image,
     ports: [{ name: HANDLER_PORT_NAME, containerPort: handler.port, protocol: 'TCP' }],
     env: handlerEnv(pool, handler),
+    // The kubelet sends SIGTERM to every container at once; a handler that exits on it would close
+    // connections the draining worker still sends on. The hook holds the handler's SIGTERM until the
+    // worker answers that it sends nothing more. A named port would name one of this container's own.
+    lifecycle: { preStop: { httpGet: { path: HANDLER_STOP_PATH, port: pool.spec.worker.port } } },
   };
   // No default readiness probe: the handler listens on 127.0.0.1 only (the contract), and the
   // kubelet probes the pod's IP, so an httpGet probe would never succeed on a real node (the
