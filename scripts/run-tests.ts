@@ -6,7 +6,7 @@ import { spawn } from 'node:child_process';
 import { appendFileSync, mkdirSync, rmSync } from 'node:fs';
 import path from 'node:path';
 import { repoRoot, runRoot } from '../e2e/harness/paths.ts';
-import { startEnvironment, type Environment } from '../e2e/harness/environment.ts';
+import { keepRun, startEnvironment, type Environment } from '../e2e/harness/environment.ts';
 
 type Tier = 'unit' | 'integration' | 'e2e';
 const TIERS: Record<Tier, { specs: string[]; ignore: string[]; timeoutMs: number; needsServices: boolean }> = {
@@ -90,6 +90,11 @@ function runMocha(tier: Tier, env: NodeJS.ProcessEnv): Promise<TierResult> {
 }
 
 let environment: Environment | undefined;
+
+function keepRunDir(runDir: string): void {
+  keepRun(runDir);
+  console.log(`run directory with logs kept: ${runDir}`);
+}
 let stopping = false;
 async function shutdown(code: number): Promise<never> {
   if (!stopping) {
@@ -98,7 +103,7 @@ async function shutdown(code: number): Promise<never> {
       await environment.stop();
       // Keep a failed run's logs for a look; a passing run leaves nothing behind.
       if (code === 0 && !process.env.SPO_KEEP_RUN) rmSync(environment.runDir, { recursive: true, force: true });
-      else console.log(`run directory with logs kept: ${environment.runDir}`);
+      else keepRunDir(environment.runDir);
     }
   }
   process.exit(code);
@@ -118,7 +123,7 @@ try {
         await environment.stop();
         // A failed tier's logs stay for a look.
         if (failed.length === 0) rmSync(environment.runDir, { recursive: true, force: true });
-        else console.log(`run directory with logs kept: ${environment.runDir}`);
+        else keepRunDir(environment.runDir);
         environment = undefined;
       }
       const runDir = path.join(runRoot(), `test-${tier}-${new Date().toISOString().replace(/[:.]/g, '-')}-${process.pid}`);

@@ -11,7 +11,10 @@ import path from 'node:path';
 import { stopAllRecorded } from './processes.ts';
 
 const OWNER_FILE = 'owner.json';
+const KEPT_FILE = 'kept.json';
 const TLS_REDIS_DIR = 'redis-tls';
+/** Kept run directories (a failed run's logs) outlive this many later runs' clean-ups, newest first. */
+const KEPT_RUNS = 4;
 
 function ownerAlive(runDir: string): boolean {
   try {
@@ -24,20 +27,43 @@ function ownerAlive(runDir: string): boolean {
 }
 
 /**
+ * Marks a stopped run's directory as kept for a look at its logs (a failed run): no longer owned,
+ * so a later run's clean-up does not take it for a stale run, and removed only once KEPT_RUNS newer
+ * ones are kept (a CI run's logs survive the next few local runs).
+ */
+export function keepRun(runDir: string): void {
+  rmSync(path.join(runDir, OWNER_FILE), { force: true });
+  writeFileSync(path.join(runDir, KEPT_FILE), JSON.stringify({ keptAt: Date.now() }));
+}
+
+function keptAt(dir: string): number | undefined {
+  try {
+    return (JSON.parse(readFileSync(path.join(dir, KEPT_FILE), 'utf8')) as { keptAt: number }).keptAt;
+  } catch {
+    return undefined;
+  }
+}
+
+/**
  * Stops what an earlier run left behind when its owner died without cleaning up (SIGKILL, a
  * lost terminal): only the processes recorded in that run's pid files, then removes its dir.
+ * Of the kept runs' directories, all but the newest KEPT_RUNS are removed.
  */
 export async function reapStaleRuns(log: (line: string) => void = () => undefined): Promise<void> {
   const root = runRoot();
   if (!existsSync(root)) return;
+  const kept: { dir: string; at: number }[] = [];
   for (const name of readdirSync(root)) {
     const dir = path.join(root, name);
+    const at = keptAt(dir);
+    if (at !== undefined) kept.push({ dir, at });
     if (!existsSync(path.join(dir, OWNER_FILE)) || ownerAlive(dir)) continue;
     log(`cleaning up stale run ${name}`);
     await stopAllRecorded(dir, ['kwok', 'kube-scheduler', 'kube-controller-manager', 'kube-apiserver', 'etcd']);
     if (existsSync(path.join(dir, TLS_REDIS_DIR))) await stopAllRecorded(path.join(dir, TLS_REDIS_DIR));
     rmSync(dir, { recursive: true, force: true });
   }
+  for (const { dir } of kept.sort((a, b) => b.at - a.at).slice(KEPT_RUNS)) rmSync(dir, { recursive: true, force: true });
 }
 
 export interface Environment {
