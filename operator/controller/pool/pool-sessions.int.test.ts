@@ -110,6 +110,36 @@ describe('SessionPool reconciler and the session store (integration: apiserver +
     expect((await store.listWorkers(`${namespace}/dead`)).map((w) => w.worker)).to.not.include('dead-workers-gone-1');
   });
 
+  it("leaves a terminating pod's worker alone while it is registered (draining), releases it once it unregisters", async () => {
+    await createPool('drainw', { replicas: 1, sessions: { sweepIntervalSeconds: 2 } });
+    const [podName] = await waitFor('the pod', async () => {
+      const names = (await podsOf('drainw')).map((p) => p.metadata?.name ?? '');
+      return names.length === 1 ? names : undefined;
+    });
+    const pool = await getPool('drainw');
+    const store = storeFor(pool.spec.store.keyPrefix);
+    const poolId = `${namespace}/drainw`;
+    const worker = podName!;
+    // The worker drains (registered as draining, its sessions still owned by it: in WorkerLocal its memory
+    // is being written to the store), and its pod is terminating (a finalizer holds it there).
+    await store.registerWorker({ pool: poolId, worker, endpoint: '127.0.0.1:1', draining: true }, 60_000);
+    const sessions = await Promise.all(Array.from({ length: 3 }, () => store.create({ pool: poolId, owner: worker })));
+    await cluster.core.patchNamespacedPod({ name: worker, namespace, body: { metadata: { finalizers: ['dspex.io/test-hold'] } } }, merge);
+    await cluster.core.deleteNamespacedPod({ name: worker, namespace });
+    try {
+      // Three sweep intervals: the counts were read and the pool reconciled meanwhile.
+      await new Promise((resolve) => setTimeout(resolve, 6_000));
+      expect((await store.listByOwner(poolId, worker)).length, 'sessions of the draining worker').to.equal(3);
+      expect((await store.listWorkers(poolId)).map((w) => w.worker)).to.include(worker);
+      // Its drain is over: it unregisters, and what it still owns is released.
+      await store.unregisterWorker(poolId, worker);
+      await waitFor('sessions released', async () => (await store.listByOwner(poolId, worker)).length === 0, 20_000);
+      for (const s of sessions) expect((await store.get(s.id, { pool: poolId, touch: false }))?.owner).to.equal(null);
+    } finally {
+      await cluster.core.patchNamespacedPod({ name: worker, namespace, body: { metadata: { finalizers: null } } }, merge);
+    }
+  });
+
   it("deletes the pool's sessions on deletion (Delete) and keeps them (Retain)", async () => {
     await createPool('gone', { replicas: 1 });
     await createPool('kept', { replicas: 1, deletionPolicy: 'Retain' });

@@ -34,6 +34,8 @@ import {
   REASONS,
   computeStatus,
   isPodLive,
+  isPodTerminating,
+  podNames,
   isPodReady,
   statusEqual,
   statusPatch,
@@ -194,7 +196,7 @@ export class PoolReconciler {
     const name = pool.metadata.name ?? '';
     const pods = this.deps.pods.list(namespace).filter((p) => p.metadata?.labels?.[POOL_LABEL] === name);
     const livePods = pods.filter(isPodLive);
-    const liveNames = new Set(livePods.map((p) => p.metadata?.name ?? ''));
+    const liveNames = podNames(pods, isPodLive);
 
     const timings: Record<string, number> = {};
     let mark = performance.now();
@@ -209,7 +211,8 @@ export class PoolReconciler {
     // Store: counts, dead workers; the sweep runs on its own schedule.
     const { observation, counts, store } = await this.readStore(key, pool);
     lap('storeRead');
-    if (store && counts && this.deps.pods.hasSynced()) await this.releaseDeadWorkers(pool, store, counts, liveNames);
+    if (store && counts && this.deps.pods.hasSynced())
+      await this.releaseDeadWorkers(pool, store, counts, liveNames, podNames(pods, isPodTerminating));
     if (store) this.deps.sweeps?.schedule(key, this.checkIntervalMs(pool));
     lap('storeMaintenance');
     // Admin: the token Secret exists before the Deployment names it; live workers take spec.sessionMode.
@@ -324,9 +327,15 @@ export class PoolReconciler {
     }
   }
 
-  private async releaseDeadWorkers(pool: SessionPool, store: SessionStore, counts: StoreCounts, live: ReadonlySet<string>): Promise<void> {
+  private async releaseDeadWorkers(
+    pool: SessionPool,
+    store: SessionStore,
+    counts: StoreCounts,
+    live: ReadonlySet<string>,
+    terminating: ReadonlySet<string>,
+  ): Promise<void> {
     const name = pool.metadata.name ?? '';
-    for (const worker of deadWorkers(counts, live)) {
+    for (const worker of deadWorkers(counts, live, terminating)) {
       try {
         const result = await this.deps.stores.call('releaseWorker', releaseWorker(store, storePoolId(pool), worker));
         const held = counts.byOwner.get(worker) ?? 0;

@@ -2,7 +2,7 @@ import { expect } from 'chai';
 import type { V1Pod } from '@kubernetes/client-node';
 import { newSessionPool, type SessionPool } from '../../api/index.ts';
 import { countsChange } from './refresh.ts';
-import type { StoreCounts } from './sessions.ts';
+import { deadWorkers, type StoreCounts } from './sessions.ts';
 import { computeStatus } from './status.ts';
 
 const pods: V1Pod[] = ['w-a', 'w-b'].map((name) => ({
@@ -49,6 +49,14 @@ describe('pool/refresh countsChange', () => {
   it('reconciles for a dead worker (its sessions are released by the reconciler)', () => {
     const pool = poolAfter(counts({ 'w-a': 1 }));
     expect(countsChange(pool, pods, counts({ 'w-a': 1 }, { registered: ['w-a', 'w-b', 'w-gone'] }))).to.equal('dead workers w-gone');
+  });
+
+  it('a terminating pod’s worker is draining while it is registered, dead once it is not', () => {
+    const twoSessions = (registered: string[]) => counts({ 'w-a': 1, 'w-b': 1 }, { registered });
+    expect(deadWorkers(twoSessions(['w-a', 'w-b']), new Set(['w-a']), new Set(['w-b']))).to.deep.equal([]);
+    expect(deadWorkers(twoSessions(['w-a']), new Set(['w-a']), new Set(['w-b']))).to.deep.equal(['w-b']);
+    // Without a pod at all, registered or not, it is dead.
+    expect(deadWorkers(twoSessions(['w-a', 'w-b']), new Set(['w-a']), new Set())).to.deep.equal(['w-b']);
   });
 
   it('reconciles when the store goes away or comes back, not while it stays away', () => {

@@ -5,7 +5,7 @@
 import type { V1Pod } from '@kubernetes/client-node';
 import type { SessionPool } from '../../api/index.ts';
 import { deadWorkers, type StoreCounts } from './sessions.ts';
-import { canonicalJson, isPodLive, sessionsPerWorker } from './status.ts';
+import { canonicalJson, isPodLive, isPodTerminating, podNames, sessionsPerWorker } from './status.ts';
 
 /**
  * Why the counts just read call for a reconcile of the pool, or undefined when they match what
@@ -24,7 +24,7 @@ export function countsChange(pool: SessionPool, pods: readonly V1Pod[], counts: 
   const live = pods.filter(isPodLive);
   if (canonicalJson(sessionsPerWorker(live, counts.byOwner)) !== canonicalJson(status.sessionsPerWorker))
     return 'sessions per worker changed';
-  const dead = deadWorkers(counts, new Set(live.map((p) => p.metadata?.name ?? '')));
+  const dead = deadWorkers(counts, podNames(pods, isPodLive), podNames(pods, isPodTerminating));
   if (dead.length > 0) return `dead workers ${dead.join(', ')}`;
   return undefined;
 }

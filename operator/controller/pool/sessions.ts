@@ -33,11 +33,18 @@ export async function readCounts(store: SessionStore, pool: string): Promise<Sto
   return counts;
 }
 
-/** Owners (registered workers or session owners) that have no live pod. */
-export function deadWorkers(counts: StoreCounts, livePods: ReadonlySet<string>): string[] {
+/**
+ * Owners (registered workers or session owners) that have no live pod. A worker whose pod is
+ * terminating and that is still registered is draining, not dead: it finishes its requests, writes the
+ * sessions in its memory to the store and releases its leases itself, then unregisters, and is dead
+ * from then on (or once its registration lapses, if its node is lost). Releasing it earlier dropped
+ * its registration while sessions were still in its memory only, where its peers no longer looked.
+ */
+export function deadWorkers(counts: StoreCounts, livePods: ReadonlySet<string>, terminatingPods: ReadonlySet<string>): string[] {
+  const registered = new Set(counts.registered);
   const owners = new Set<string>(counts.registered);
   for (const [owner, n] of counts.byOwner) if (owner !== '' && n > 0) owners.add(owner);
-  return [...owners].filter((o) => !livePods.has(o)).sort();
+  return [...owners].filter((o) => !livePods.has(o) && !(terminatingPods.has(o) && registered.has(o))).sort();
 }
 
 export interface ReleaseResult {

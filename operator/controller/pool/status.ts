@@ -94,6 +94,17 @@ export function isPodLive(pod: V1Pod): boolean {
   return !pod.metadata?.deletionTimestamp && phase !== 'Succeeded' && phase !== 'Failed';
 }
 
+/** Deleted, but its containers may still run (they drain within the grace period). */
+export function isPodTerminating(pod: V1Pod): boolean {
+  const phase = pod.status?.phase;
+  return !!pod.metadata?.deletionTimestamp && phase !== 'Succeeded' && phase !== 'Failed';
+}
+
+/** The names of the pods that pass `test`. */
+export function podNames(pods: readonly V1Pod[], test: (pod: V1Pod) => boolean): Set<string> {
+  return new Set(pods.filter(test).map((p) => p.metadata?.name ?? ''));
+}
+
 export function sessionsPerWorker(pods: readonly V1Pod[], byOwner: ReadonlyMap<string, number>): SessionsPerWorker | undefined {
   const workers = pods
     .filter(isPodLive)
