@@ -13,6 +13,7 @@ import {
   deletePool,
   getPool,
   poolEndpoints,
+  poolPods,
   setupMigrationEnv,
   teardownMigrationEnv,
   type MigrationEnv,
@@ -127,9 +128,17 @@ describe('pool identity: two pools of the same name in two namespaces on one Red
       name: deleted.name,
     });
     await waitFor('the first pool is gone (its finalizer ran)', async () => (await getPool(e, deleted)) === undefined, 90_000, 250);
-    // The deletion did delete: the first pool's sessions and registrations are gone.
+    // The deletion did delete: the first pool's sessions are gone, and its registrations once its workers
+    // are (the finalizer removes them, but a worker that still runs registers again with its next heartbeat
+    // and its drain, until it unregisters as it exits).
     expect(await deleted.store.count(deleted.id)).to.equal(0);
     for (const id of firstIds) expect(await deleted.store.get(id, { pool: deleted.id, touch: false }), id).to.equal(null);
+    await waitFor(
+      "the first pool's pods gone (drained, exited)",
+      async () => (await poolPods(e, deleted)).length === 0 || undefined,
+      90_000,
+      250,
+    );
     expect(await deleted.store.listWorkers(deleted.id)).to.deep.equal([]);
     await deleted.store.close();
     first = undefined;

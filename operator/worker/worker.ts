@@ -66,6 +66,8 @@ export class Worker {
   private storeReachable = true;
   private lastHeartbeatError: string | undefined;
   private stopping: Promise<void> | undefined;
+  /** The heartbeat in flight. */
+  private beating: Promise<void> | undefined;
   /** When the handler container may stop (its preStop hook waits on it). */
   private readonly handlerRelease = new HandlerRelease();
 
@@ -229,9 +231,15 @@ export class Worker {
     this.metrics.activations.set(this.activations.size);
   }
 
-  /** Refreshes the registration and reads back whether the operator asked this worker to drain. */
-  async heartbeat(): Promise<void> {
-    if (this.stopping) return;
+  /** Refreshes the registration and reads back whether the operator asked this worker to drain. A stop
+   *  waits for the one in flight, so that its registration does not come back after the stop removed it. */
+  heartbeat(): Promise<void> {
+    if (this.stopping) return Promise.resolve();
+    this.beating ??= this.beat().finally(() => (this.beating = undefined));
+    return this.beating;
+  }
+
+  private async beat(): Promise<void> {
     const startedAt = Date.now();
     try {
       const workers = await this.store.listWorkers(this.config.pool);
@@ -321,6 +329,7 @@ export class Worker {
       clearInterval(this.heartbeatTimer);
       clearInterval(this.sweepTimer);
       clearInterval(this.activationTimer);
+      await this.beating;
       await this.store.unregisterWorker(this.config.pool, this.config.workerName).catch(() => undefined);
       const server = this.server;
       const lingerLeft = lingerUntil - Date.now();
