@@ -8,6 +8,8 @@
 // handler container alone restarted, a liveness failure) is answered after `waitMs`, which also
 // covers a hook that arrives just before the worker's own SIGTERM.
 
+/** The route the handler container's preStop hook asks (server.ts serves it). */
+export const HANDLER_STOP_PATH = '/lifecycle/handler-stop';
 export const HANDLER_STOP_WAIT_MS = 5_000;
 
 export class HandlerRelease {

@@ -5,6 +5,7 @@
 import Type, { type TSchema } from 'typebox';
 import { SESSION_ID_PATTERN, SESSION_MODES } from './backends.ts';
 import { WORKER_ERROR_STATUS, type WorkerErrorCode } from './errors.ts';
+import { HANDLER_STOP_PATH } from './handler-release.ts';
 import { AnonymousExecuteBody, CreateSessionBody, ExecuteBody, MAX_JSON_DEPTH, ModeBody } from './validation.ts';
 
 const Mode = Type.Union(
@@ -109,7 +110,7 @@ export const OPERATIONS: readonly Operation[] = [
   },
   {
     method: 'GET',
-    path: '/lifecycle/handler-stop',
+    path: HANDLER_STOP_PATH,
     operationId: 'handlerStop',
     summary:
       'the handler container’s preStop hook: answers once this worker sends its handler nothing more (its stop’s drain is done; without a stop, after 5 s)',

@@ -13,6 +13,7 @@ import { sessionRequest, type ActivationRouter, type SessionRequest } from './ac
 import { executeReplyBody, viewOf, type ExecuteOptions, type SessionModes, type SessionView } from './backends.ts';
 import { WorkerError, toWorkerError } from './errors.ts';
 import { guardMalformedRequests } from './http-guard.ts';
+import { HANDLER_STOP_PATH } from './handler-release.ts';
 import type { RequestRecords } from './request-records.ts';
 import type { InFlight } from './in-flight.ts';
 import type { HandlerExecutor, JsonObject } from './handlers.ts';
@@ -195,7 +196,7 @@ const ROUTES: Route[] = [
   {
     // The handler container's preStop hook: answered once this worker sends its handler nothing more
     // (handler-release.ts). It changes nothing and tells nothing, so it needs no credential.
-    name: '/lifecycle/handler-stop',
+    name: HANDLER_STOP_PATH,
     method: 'GET',
     pattern: /^\/lifecycle\/handler-stop$/,
     session: false,

@@ -3,11 +3,10 @@
 // handler-container.test.ts; desired.ts puts the container in the pod and the env on the worker.
 import type { V1Container, V1EnvVar } from '@kubernetes/client-node';
 import type { HandlerSpec, SessionPool } from '../../api/index.ts';
+import { HANDLER_STOP_PATH } from '../../worker/handler-release.ts';
 
 export const HANDLER_CONTAINER = 'handler';
 export const HANDLER_PORT_NAME = 'handler';
-/** The worker route the handler's preStop hook asks (worker/handler-release.ts). */
-export const HANDLER_STOP_PATH = '/lifecycle/handler-stop';
 
 /** What the worker container is told about its handler: none when the pool has no handler. */
 export function handlerRuntimeEnv(pool: SessionPool): V1EnvVar[] {

@@ -90,14 +90,17 @@ export function isPodReady(pod: V1Pod): boolean {
 }
 
 export function isPodLive(pod: V1Pod): boolean {
-  const phase = pod.status?.phase;
-  return !pod.metadata?.deletionTimestamp && phase !== 'Succeeded' && phase !== 'Failed';
+  return !pod.metadata?.deletionTimestamp && !podEnded(pod);
 }
 
 /** Deleted, but its containers may still run (they drain within the grace period). */
 export function isPodTerminating(pod: V1Pod): boolean {
+  return !!pod.metadata?.deletionTimestamp && !podEnded(pod);
+}
+
+function podEnded(pod: V1Pod): boolean {
   const phase = pod.status?.phase;
-  return !!pod.metadata?.deletionTimestamp && phase !== 'Succeeded' && phase !== 'Failed';
+  return phase === 'Succeeded' || phase === 'Failed';
 }
 
 /** The names of the pods that pass `test`. */
