@@ -1,7 +1,10 @@
 // Benchmark: evacuate 100,000 sessions from one worker to three others, on a Redis Cluster of
 // its own (three masters, three replicas, loopback, in a temp dir, stopped at the end), against a
 // floor measured in the same run: 100,000 fenced owner swaps (a Lua compare-and-set of owner plus
-// an epoch increment, one key each, pipelined from one process).
+// an epoch increment, one key each, pipelined from one process). Also the floor of the move protocol in the
+// same terms: the three touches docs/migration.md makes of every session (read its owner and epoch, set
+// the moving mark if the owner is still the source, the fenced swap that clears the mark), each a command
+// per key, pipelined: the evacuation's ratio to it is what the executor adds to the protocol's own work.
 // Interleaved rounds (--rounds, default 5), each: the floor, then the evacuation (the executor as
 // it runs in the operator: owner operations batched per master, batches pipelined), then the same
 // evacuation through the store's per-key calls (the peer: what the executor did before, and what a
@@ -53,6 +56,52 @@ if r[1] ~= ARGV[1] or tonumber(r[2]) ~= tonumber(ARGV[2]) then return 0 end
 redis.call('HSET', KEYS[1], 'own', ARGV[3], 'ep', tonumber(r[2]) + 1)
 return 1
 `;
+
+const MARK = `
+local r = redis.call('HMGET', KEYS[1], 'own', 'ep')
+if r[1] ~= ARGV[1] or tonumber(r[2]) ~= tonumber(ARGV[2]) then return 0 end
+redis.call('HSET', KEYS[1], 'mov', ARGV[3])
+return 1
+`;
+
+const SWAP_CLEARING = `
+local r = redis.call('HMGET', KEYS[1], 'own', 'ep')
+if r[1] ~= ARGV[1] or tonumber(r[2]) ~= tonumber(ARGV[2]) then return 0 end
+redis.call('HSET', KEYS[1], 'own', ARGV[3], 'ep', tonumber(r[2]) + 1, 'mov', '')
+return 1
+`;
+
+/** The protocol's three touches of each session (read, mark, swap), each over every session in waves of
+ *  10,000 commands, one command per key; seconds of the three, timed together. */
+async function protocolFloor(endpoints: string[]): Promise<number> {
+  const redis = clusterClient(endpoints);
+  try {
+    const key = (i: number): string => `bench:floor3:{${i}}`;
+    const waves = async (send: (i: number) => Promise<unknown>): Promise<unknown[]> => {
+      const replies: unknown[] = [];
+      for (let i = 0; i < FLOOR_N; i += 10_000) replies.push(...(await Promise.all(Array.from({ length: 10_000 }, (_, x) => send(i + x)))));
+      return replies;
+    };
+    await waves((i) => redis.hset(key(i), 'own', 'w0', 'ep', '1', 'mov', ''));
+    const [mark, swap] = await Promise.all(
+      [MARK, SWAP_CLEARING].map(async (source) => {
+        await Promise.all(redis.nodes('master').map((n) => n.script('LOAD', source)));
+        return (await redis.nodes('master')[0]!.script('LOAD', source)) as string;
+      }),
+    );
+    const started = performance.now();
+    const read = (await waves((i) => redis.hmget(key(i), 'own', 'ep'))) as [string, string][];
+    const marked = await waves((i) => redis.evalsha(mark!, 1, key(i), read[i]![0], read[i]![1], 'm1'));
+    const swapped = await waves((i) => redis.evalsha(swap!, 1, key(i), read[i]![0], read[i]![1], `w${1 + (i % 3)}`));
+    const seconds = (performance.now() - started) / 1000;
+    const applied = (list: unknown[]) => list.filter((r) => r === 1).length;
+    if (applied(marked) !== FLOOR_N || applied(swapped) !== FLOOR_N)
+      throw new Error('protocol floor: a step was not applied to every session');
+    return seconds;
+  } finally {
+    redis.disconnect();
+  }
+}
 
 async function floor(endpoints: string[]): Promise<number> {
   const redis = clusterClient(endpoints);
@@ -228,6 +277,7 @@ try {
     const batchedModes: Mode[] = DEPTHS.length > 1 ? DEPTHS.map((d): Mode => `depth-${d}`) : ['batched'];
     const modes: Mode[] = [...batchedModes, ...(PEER ? (['per-key'] as const) : []), ...(STEPS ? (['steps'] as const) : [])];
     const floors: number[] = [];
+    const protocolFloors: number[] = [];
     const runs = new Map<Mode, Evacuation[]>(modes.map((m) => [m, []]));
     for (let round = 1; round <= ROUNDS; round++) {
       const loadBefore = load();
@@ -235,13 +285,19 @@ try {
       const floorSeconds = await floor(endpoints);
       if (COMMANDSTATS) await printStats(endpoints, `floor, round ${round}`);
       floors.push(floorSeconds);
-      const line = [`round ${round} (load ${loadBefore}): floor ${floorSeconds.toFixed(2)} s`];
+      const protocolSeconds = await protocolFloor(endpoints);
+      protocolFloors.push(protocolSeconds);
+      const line = [
+        `round ${round} (load ${loadBefore}): floor ${floorSeconds.toFixed(2)} s, protocol floor ${protocolSeconds.toFixed(2)} s`,
+      ];
       for (const mode of modes) {
         if (COMMANDSTATS) await resetStats(endpoints);
         const r = await profiled(`${mode}-${round}`, () => evacuate(env, [SOURCE], TARGETS, mode));
         if (COMMANDSTATS) await printStats(endpoints, `${mode}, round ${round}`);
         runs.get(mode)!.push(r);
-        line.push(`${mode} ${r.seconds.toFixed(2)} s (${(r.seconds / floorSeconds).toFixed(2)}x)`);
+        line.push(
+          `${mode} ${r.seconds.toFixed(2)} s (${(r.seconds / floorSeconds).toFixed(2)}x; protocol floor ${(r.seconds / protocolSeconds).toFixed(2)}x)`,
+        );
         // Back to the source, untimed, so the next evacuation starts from the same state.
         await evacuate(env, TARGETS, [SOURCE], 'batched');
       }
@@ -251,6 +307,9 @@ try {
     console.log(`\nmedians over ${ROUNDS} rounds (load now ${load()}):`);
     console.log(
       `  floor: ${FLOOR_N} fenced owner swaps (Lua CAS, pipelined): ${floorMedian.toFixed(2)} s = ${Math.round(FLOOR_N / floorMedian)} /s`,
+    );
+    console.log(
+      `  protocol floor: read, mark and swap of ${FLOOR_N} sessions (a command per key and step, pipelined): ${median(protocolFloors).toFixed(2)} s; its ratio to the floor ${median(protocolFloors.map((p, i) => p / floors[i]!)).toFixed(2)}x (median of per-round ratios)`,
     );
     for (const mode of modes) {
       const list = runs.get(mode)!;
@@ -265,7 +324,7 @@ try {
               ? 'evacuate, per-key store calls (peer)'
               : 'evacuate, 1 s slices';
       console.log(
-        `  ${what}: ${seconds.toFixed(2)} s, ${Math.round(N / seconds)} sessions/s; ratio to the floor ${(seconds / floorMedian).toFixed(2)}x (median of per-round ratios ${ratio.toFixed(2)}x)`,
+        `  ${what}: ${seconds.toFixed(2)} s, ${Math.round(N / seconds)} sessions/s; ratio to the floor ${(seconds / floorMedian).toFixed(2)}x (median of per-round ratios ${ratio.toFixed(2)}x); to the protocol floor ${median(list.map((r, i) => r.seconds / protocolFloors[i]!)).toFixed(2)}x (median of per-round ratios)`,
       );
       const names = [...new Set(list.flatMap((r) => [...r.parts.keys()]))];
       console.log(

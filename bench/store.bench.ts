@@ -1,8 +1,9 @@
 // Session store benchmark: starts its own Redis Cluster (3 masters, 3 replicas, loopback) in
 // a temp run dir, then at one concurrency measures raw ioredis GET, the store's get / update
-// (and, for reference, get with touchGranularityMs 0, redis-benchmark GET and create), update's floor
-// (its script sent with raw ioredis, without the store's client work), each as a ratio to raw ioredis
-// GET, and Redis memory per stored session for a 1 KiB payload.
+// (and, for reference, get with touchGranularityMs 0, redis-benchmark GET and create), update's and
+// create's floors (their Redis commands sent with raw ioredis, without the store's client work; for create
+// also the same work as one script on one master, the floor of any create in one round trip), each
+// as a ratio to raw ioredis GET, and Redis memory per stored session for a 1 KiB payload.
 // Fairness: raw GET and the store use the same number of keys (BENCH_KEYS) of the same length and
 // hash tags, the same 1 KiB payload, the same access order and concurrency, in interleaved rounds;
 // the ratio is printed per round and as the median over rounds. Raw GET on 10-character keys is
@@ -24,8 +25,9 @@ import { Registry } from 'prom-client';
 import { redisEndpoints, startRedisCluster, stopRedisCluster, type RedisClusterState } from '../e2e/harness/redis-cluster.ts';
 import { createSessionStore } from '../operator/store/index.ts';
 import { scripts } from '../operator/store/lua.ts';
-import { splitValue } from '../operator/store/codec.ts';
-import { keySlot } from '../operator/store/keys.ts';
+import { SCHEMA_VERSION, checksum, splitValue } from '../operator/store/codec.ts';
+import { indexBucket, keySlot, newSessionId } from '../operator/store/keys.ts';
+import { PROVISIONAL_INDEX_MS } from '../operator/store/records.ts';
 
 const CONCURRENCY = Number(process.env.BENCH_CONCURRENCY ?? 50);
 const OPS = Number(process.env.BENCH_OPS ?? 20_000);
@@ -143,7 +145,7 @@ const bucketKeys = singleSlotStore.core.keys;
 Object.assign(bucketKeys, { poolIndex: (pool: string) => `bench:{pool:${pool}}:sessions` });
 const CREATE_OPS = Number(process.env.BENCH_CREATE_OPS ?? 5000);
 const phases: Phase[] = [];
-/** Connections of the masters, for update's floor. */
+/** Connections of the masters, for update's and create's floors. */
 const masters = new Map<string, Redis>();
 try {
   await peerClient.connect();
@@ -196,8 +198,11 @@ try {
       `${n.options.host}:${n.options.port}`,
       new Redis({ host: n.options.host, port: n.options.port, enableAutoPipelining: true }),
     );
-  const masterOf = sessionKeys.map((k) => masters.get(raw.slots[keySlot(k)]![0]!)!);
-  await Promise.all([...masters.values()].map((m) => m.script('LOAD', scripts.writeIfHeader.source)));
+  const masterFor = (key: string): Redis => masters.get(raw.slots[keySlot(key)]![0]!)!;
+  const masterOf = sessionKeys.map(masterFor);
+  await Promise.all(
+    [...masters.values()].flatMap((m) => [m.script('LOAD', scripts.writeIfHeader.source), m.script('LOAD', scripts.create.source)]),
+  );
   const floorWrite = async (): Promise<Phase> => {
     const stored = (await Promise.all(sessionKeys.map((k) => raw.get(k)))).map((v) => {
       const parts = splitValue(v);
@@ -221,8 +226,86 @@ try {
       );
     });
   };
+  // create's floor: what a create asks of Redis, sent with raw ioredis on the masters' connections: the index
+  // entry in the session's bucket (ZADD), then the CREATE script (a fresh id, the 1 KiB serialized once, its
+  // checksum once), in that order as the store sends them, without the store's client work (id, encoding,
+  // checksum, record, metrics). The two steps are ordered for crash safety (docs/store.md), so two round trips.
+  const floorPool = 'bench-create-floor';
+  const floorData = JSON.stringify(PAYLOAD);
+  const floorChecksum = checksum(floorData);
+  const ttlSeconds = store.core.ttlFor(floorPool, false, undefined);
+  let floorWid = 0;
+  const floorCreate = (): Promise<Phase> =>
+    measure(
+      'create floor',
+      async () => {
+        const id = newSessionId();
+        const index = store.core.keys.poolIndex(floorPool, indexBucket(id));
+        await masterFor(index).zadd(index, Date.now() + PROVISIONAL_INDEX_MS, id);
+        const key = store.core.keys.session(floorPool, id);
+        const args = [
+          floorPool,
+          floorData,
+          floorChecksum,
+          ttlSeconds,
+          '0',
+          '',
+          `f${floorWid++}`,
+          store.core.settings.defaultLeaseMs,
+          SCHEMA_VERSION,
+        ];
+        await masterFor(key).evalsha(scripts.create.sha, 1, key, ...args);
+      },
+      CREATE_OPS,
+    );
+  // The floor of a create in one round trip: the index entry and CREATE as one script on one master (ids
+  // drawn until the session's key and its bucket share a master; a multi-key script sent on that master's
+  // connection, as the migration's bulk calls are). The store does not do this (ids are not drawn by the
+  // cluster's layout, and a client's own ids could not be); it bounds what such a layout could reach.
+  const oneCallSource = `#!lua flags=allow-cross-slot-keys
+local KEYS = {ARGV[10]}
+redis.call('ZADD', ARGV[11], ARGV[12], ARGV[13])
+${scripts.create.source}`;
+  const oneCallSha = (await Promise.all([...masters.values()].map((m) => m.script('LOAD', oneCallSource))))[0] as string;
+  const floorCreateOneCall = (): Promise<Phase> =>
+    measure(
+      'create floor, one call',
+      async () => {
+        let id: string, key: string, index: string;
+        do {
+          id = newSessionId();
+          key = store.core.keys.session(floorPool, id);
+          index = store.core.keys.poolIndex(floorPool, indexBucket(id));
+        } while (masterFor(key) !== masterFor(index));
+        const args = [
+          floorPool,
+          floorData,
+          floorChecksum,
+          ttlSeconds,
+          '0',
+          '',
+          `f${floorWid++}`,
+          store.core.settings.defaultLeaseMs,
+          SCHEMA_VERSION,
+        ];
+        const reply = await masterFor(key).evalsha(oneCallSha, 0, ...args, key, index, Date.now() + PROVISIONAL_INDEX_MS, id);
+        if (!Array.isArray(reply) || reply[0] !== 1) throw new Error('create floor, one call: not created');
+      },
+      CREATE_OPS,
+    );
   const rounds: Record<
-    'raw' | 'short' | 'get' | 'getEvery' | 'update' | 'floor' | 'peerGet' | 'peerSet' | 'create' | 'createSingle',
+    | 'raw'
+    | 'short'
+    | 'get'
+    | 'getEvery'
+    | 'update'
+    | 'floor'
+    | 'peerGet'
+    | 'peerSet'
+    | 'create'
+    | 'createSingle'
+    | 'createFloor'
+    | 'createOneCall',
     Phase[]
   > = {
     floor: [],
@@ -235,10 +318,12 @@ try {
     peerSet: [],
     create: [],
     createSingle: [],
+    createFloor: [],
+    createOneCall: [],
   };
   let peerWrites = 0;
   console.log(
-    `\n${'round'.padEnd(8)}${'raw GET/s'.padStart(12)}${'get x'.padStart(9)}${'update x'.padStart(10)}${'floor x'.padStart(9)}${'get(touch every) x'.padStart(20)}${'create x'.padStart(10)}${'1-slot create x'.padStart(17)}${'c-r get+touch x'.padStart(17)}${'c-r set x'.padStart(11)}`,
+    `\n${'round'.padEnd(8)}${'raw GET/s'.padStart(12)}${'get x'.padStart(9)}${'update x'.padStart(10)}${'floor x'.padStart(9)}${'get(touch every) x'.padStart(20)}${'create x'.padStart(10)}${'1-slot create x'.padStart(17)}${'create floor x'.padStart(16)}${'1-call floor x'.padStart(16)}${'c-r get+touch x'.padStart(17)}${'c-r set x'.padStart(11)}`,
   );
   for (let round = 0; round < ROUNDS; round++) {
     const r = await measure('raw ioredis GET', (_w, i) => raw.get(rawKeys[at(i)]!));
@@ -258,6 +343,8 @@ try {
       () => measure('store.create, single-slot index', () => singleSlotStore.create({ pool: 'bench-create1', data: PAYLOAD }), CREATE_OPS),
     ];
     const [c, c1] = round % 2 ? [await creates[0]!(), await creates[1]!()] : [...[await creates[1]!(), await creates[0]!()].reverse()];
+    const cf = await floorCreate();
+    const co = await floorCreateOneCall();
     const pg = await measure('connect-redis get+touch', (_w, i) => peerGetTouch(peerIds[at(i)]!));
     const ps = await measure('connect-redis set', (_w, i) => peerSet(peerIds[at(i)]!, peerSession(peerWrites++)));
     rounds.raw.push(r);
@@ -267,11 +354,13 @@ try {
     rounds.getEvery.push(e);
     rounds.create.push(c!);
     rounds.createSingle.push(c1!);
+    rounds.createFloor.push(cf);
+    rounds.createOneCall.push(co);
     rounds.peerGet.push(pg);
     rounds.peerSet.push(ps);
     const x = (p: Phase) => p.opsPerSec / r.opsPerSec;
     console.log(
-      `${String(round + 1).padEnd(8)}${r.opsPerSec.toFixed(0).padStart(12)}${x(g).toFixed(2).padStart(9)}${x(u).toFixed(2).padStart(10)}${x(f).toFixed(2).padStart(9)}${x(e).toFixed(2).padStart(20)}${x(c!).toFixed(2).padStart(10)}${x(c1!).toFixed(2).padStart(17)}${x(pg).toFixed(2).padStart(17)}${x(ps).toFixed(2).padStart(11)}`,
+      `${String(round + 1).padEnd(8)}${r.opsPerSec.toFixed(0).padStart(12)}${x(g).toFixed(2).padStart(9)}${x(u).toFixed(2).padStart(10)}${x(f).toFixed(2).padStart(9)}${x(e).toFixed(2).padStart(20)}${x(c!).toFixed(2).padStart(10)}${x(c1!).toFixed(2).padStart(17)}${x(cf).toFixed(2).padStart(16)}${x(co).toFixed(2).padStart(16)}${x(pg).toFixed(2).padStart(17)}${x(ps).toFixed(2).padStart(11)}`,
     );
   }
   const ratios = (list: Phase[]) => list.map((p, i) => p.opsPerSec / rounds.raw[i]!.opsPerSec);
@@ -281,7 +370,7 @@ try {
   const medianCreate = median(ratios(rounds.create));
   const medianCreateSingle = median(ratios(rounds.createSingle));
   console.log(
-    `${'median'.padEnd(8)}${''.padStart(12)}${medianGet.toFixed(2).padStart(9)}${medianUpdate.toFixed(2).padStart(10)}${median(ratios(rounds.floor)).toFixed(2).padStart(9)}${medianEvery.toFixed(2).padStart(20)}${medianCreate.toFixed(2).padStart(10)}${medianCreateSingle.toFixed(2).padStart(17)}${median(ratios(rounds.peerGet)).toFixed(2).padStart(17)}${median(ratios(rounds.peerSet)).toFixed(2).padStart(11)}`,
+    `${'median'.padEnd(8)}${''.padStart(12)}${medianGet.toFixed(2).padStart(9)}${medianUpdate.toFixed(2).padStart(10)}${median(ratios(rounds.floor)).toFixed(2).padStart(9)}${medianEvery.toFixed(2).padStart(20)}${medianCreate.toFixed(2).padStart(10)}${medianCreateSingle.toFixed(2).padStart(17)}${median(ratios(rounds.createFloor)).toFixed(2).padStart(16)}${median(ratios(rounds.createOneCall)).toFixed(2).padStart(16)}${median(ratios(rounds.peerGet)).toFixed(2).padStart(17)}${median(ratios(rounds.peerSet)).toFixed(2).padStart(11)}`,
   );
   console.log(
     `create with buckets / single-slot layout, median of per-round ratios: ${median(rounds.create.map((p, i) => p.opsPerSec / rounds.createSingle[i]!.opsPerSec)).toFixed(2)}`,
@@ -310,6 +399,8 @@ try {
     combine('store.get, touch every get', rounds.getEvery),
     combine('store.create', rounds.create),
     combine('store.create, single-slot index', rounds.createSingle),
+    combine("create floor (its commands, the masters' connections)", rounds.createFloor),
+    combine('create floor, one call (index and session in one script)', rounds.createOneCall),
     combine('connect-redis get+touch', rounds.peerGet),
     combine('connect-redis set', rounds.peerSet),
     combine('raw ioredis GET, 10-char keys', rounds.short),
@@ -317,11 +408,11 @@ try {
 
   console.log('');
   console.log(
-    `${'phase (all rounds)'.padEnd(40)}${'ops/s'.padStart(12)}${'p50 ms'.padStart(10)}${'p99 ms'.padStart(10)}${'x raw GET'.padStart(12)}`,
+    `${'phase (all rounds)'.padEnd(58)}${'ops/s'.padStart(12)}${'p50 ms'.padStart(10)}${'p99 ms'.padStart(10)}${'x raw GET'.padStart(12)}`,
   );
   for (const phase of phases) {
     console.log(
-      `${phase.name.padEnd(40)}${phase.opsPerSec.toFixed(0).padStart(12)}${(phase.p50?.toFixed(3) ?? '-').padStart(10)}${(phase.p99?.toFixed(3) ?? '-').padStart(10)}${(phase.opsPerSec / rawGet.opsPerSec).toFixed(2).padStart(12)}`,
+      `${phase.name.padEnd(58)}${phase.opsPerSec.toFixed(0).padStart(12)}${(phase.p50?.toFixed(3) ?? '-').padStart(10)}${(phase.p99?.toFixed(3) ?? '-').padStart(10)}${(phase.opsPerSec / rawGet.opsPerSec).toFixed(2).padStart(12)}`,
     );
   }
   console.log(
@@ -329,6 +420,9 @@ try {
   );
   console.log(
     `update against its floor (the same write's script sent with raw ioredis), median of per-round ratios: ${median(rounds.update.map((p, i) => p.opsPerSec / rounds.floor[i]!.opsPerSec)).toFixed(2)}`,
+  );
+  console.log(
+    `create against its floor (the same two steps sent with raw ioredis), median of per-round ratios: ${median(rounds.create.map((p, i) => p.opsPerSec / rounds.createFloor[i]!.opsPerSec)).toFixed(2)}`,
   );
   const againstShort = (list: Phase[]) => median(list.map((p, i) => p.opsPerSec / rounds.short[i]!.opsPerSec));
   console.log(

@@ -3,7 +3,7 @@ import type { Registry } from 'prom-client';
 import { H } from './codec.ts';
 import { SessionCorruptedError, SessionNotFoundError, type RedisSessionStore } from './index.ts';
 import { expectRejected, metricValue, rewriteStored, storedParts, testStore, uniquePrefix } from './test-helpers.int.ts';
-import { indexBucket } from './keys.ts';
+import { INDEX_BUCKETS, indexBucket, newSessionId } from './keys.ts';
 import { addToOwnerIndexes } from './indexes.ts';
 
 describe('store: expiry, sweep and corruption', () => {
@@ -69,6 +69,34 @@ describe('store: expiry, sweep and corruption', () => {
     expect(r.ownerEntriesRemoved).to.equal(1);
     expect(await store.listByOwner(pool, 'pod-d')).to.deep.equal([]);
     expect(await store.listByOwner(pool, 'pod-c')).to.deep.equal([s.id]);
+  });
+
+  it("audits about sweepAuditSize of an owner's index entries per sweep, whatever the number of its bucket keys", async function () {
+    this.timeout(30_000);
+    const pool = 'pool-audit-page';
+    const audited = testStore(`${prefix}-audit`, { sweepAuditSize: 32 }).store;
+    try {
+      // 800 entries naming sessions that do not exist, over every bucket key of the owner's index (~50 each).
+      const ids = Array.from({ length: 800 }, () => newSessionId());
+      expect(new Set(ids.map(indexBucket)).size).to.equal(INDEX_BUCKETS);
+      await Promise.all(
+        addToOwnerIndexes(
+          audited.core,
+          pool,
+          ids.map((id) => ({ owner: 'pod-gone', id })),
+        ),
+      );
+      const first = await audited.sweep(pool);
+      // One page of 32 shared by the 16 keys (SSCAN's COUNT is a hint: a few more may come); a page of 32
+      // per key would have removed about 512.
+      expect(first.ownerEntriesRemoved).to.be.within(1, 96);
+      let removed = first.ownerEntriesRemoved ?? 0;
+      for (let sweep = 0; sweep < 100 && removed < ids.length; sweep++) removed += (await audited.sweep(pool)).ownerEntriesRemoved ?? 0;
+      expect(removed).to.equal(ids.length);
+      expect(await audited.listByOwner(pool, 'pod-gone')).to.deep.equal([]);
+    } finally {
+      await audited.close();
+    }
   });
 
   it('detects corruption (checksum, schema, type), quarantines it and counts it', async () => {

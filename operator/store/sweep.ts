@@ -1,10 +1,11 @@
 // The sweep: Redis expires session values itself; the sweep makes the indexes and owners
 // learn of it. Its cost follows the entries due (pool-index scores and lease expiries up to
-// now), not the number of sessions stored, plus a bounded audit of each owner index.
+// now), not the number of sessions stored, plus a bounded audit of each owner index: about
+// sweepAuditSize entries per owner and sweep, shared by the owner's bucket keys.
 import type { StoreCore } from './core.ts';
 import { H } from './codec.ts';
 import { SessionCorruptedError } from './errors.ts';
-import { assertPoolId } from './keys.ts';
+import { INDEX_BUCKETS, assertPoolId } from './keys.ts';
 import { scripts } from './lua.ts';
 import { BUCKETS, countPoolIndex } from './indexes.ts';
 import { migrateLegacyIndexes } from './index-layout.ts';
@@ -108,15 +109,16 @@ async function sweepBucket(core: StoreCore, pool: string, bucket: number, starte
   }
 
   // 3. Audit a bounded page of each owner index: drop entries whose session is gone or owned by another.
-  if (settings.sweepAuditSize > 0) {
+  // An owner's index is INDEX_BUCKETS keys: each gets its share of the page, so that a sweep reads about
+  // sweepAuditSize headers per owner (not that many per bucket key).
+  const auditPage = Math.ceil(settings.sweepAuditSize / INDEX_BUCKETS);
+  if (auditPage > 0) {
     let cursors = auditCursors.get(core);
     if (!cursors) auditCursors.set(core, (cursors = new Map<string, string>()));
     for (const owner of owners) {
       const indexKey = keys.ownerIndex(pool, owner, bucket);
       const cursorKey = indexKey;
-      const [next, members] = await core.exec('sweep', () =>
-        redis.sscan(indexKey, cursors.get(cursorKey) ?? '0', 'COUNT', settings.sweepAuditSize),
-      );
+      const [next, members] = await core.exec('sweep', () => redis.sscan(indexKey, cursors.get(cursorKey) ?? '0', 'COUNT', auditPage));
       cursors.set(cursorKey, next);
       if (members.length === 0) {
         if (next === '0') {
