@@ -310,6 +310,18 @@ redis.call('PEXPIRE', KEYS[2], tonumber(ARGV[1]))
 return 1
 `;
 
+/** KEYS[1] pool index, KEYS[2] lease index, KEYS[3] owners, of one bucket (one slot). ARGV now (ms), batch.
+ *  Reply {pool-index size, pool-index ids due, lease-index ids due, owners}: what a sweep of the bucket
+ *  needs to know, in one call (a quiet bucket needs nothing more but its owner-index audit). Reads only. */
+export const SWEEP_PEEK = `
+return {
+  redis.call('ZCARD', KEYS[1]),
+  redis.call('ZRANGEBYSCORE', KEYS[1], '-inf', ARGV[1], 'LIMIT', 0, ARGV[2]),
+  redis.call('ZRANGEBYSCORE', KEYS[2], '-inf', ARGV[1], 'LIMIT', 0, ARGV[2]),
+  redis.call('SMEMBERS', KEYS[3])
+}
+`;
+
 export type LuaReply = null | number | string | LuaReply[];
 
 export function isNoScript(error: unknown): boolean {
@@ -365,4 +377,5 @@ export const scripts = {
   setMoving: new LuaScript('setMoving', SET_MOVING),
   releaseIfLapsed: new LuaScript('releaseIfLapsed', RELEASE_IF_LAPSED),
   quarantine: new LuaScript('quarantine', QUARANTINE),
+  sweepPeek: new LuaScript('sweepPeek', SWEEP_PEEK, { prelude: false }),
 };

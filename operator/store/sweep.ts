@@ -6,8 +6,8 @@ import type { StoreCore } from './core.ts';
 import { H } from './codec.ts';
 import { SessionCorruptedError } from './errors.ts';
 import { INDEX_BUCKETS, assertPoolId } from './keys.ts';
-import { scripts } from './lua.ts';
-import { BUCKETS, countPoolIndex } from './indexes.ts';
+import { scripts, type LuaReply } from './lua.ts';
+import { BUCKETS } from './indexes.ts';
 import { migrateLegacyIndexes } from './index-layout.ts';
 import type { SweepResult } from './types.ts';
 
@@ -21,12 +21,12 @@ export async function sweepPool(core: StoreCore, pool: string): Promise<SweepRes
   // Entries an older process wrote in the single-slot layout move into the buckets first.
   await migrateLegacyIndexes(core, pool);
   const totals = { expired: 0, rescored: 0, leasesReleased: 0, ownerEntriesRemoved: 0 };
-  // The buckets are independent (each its own slot): swept together.
-  await Promise.all(BUCKETS.map((bucket) => sweepBucket(core, pool, bucket, started, totals)));
+  // The buckets are independent (each its own slot): swept together. Each returns its pool-index size.
+  const sizes = await Promise.all(BUCKETS.map((bucket) => sweepBucket(core, pool, bucket, started, totals)));
   const { expired, rescored, leasesReleased, ownerEntriesRemoved } = totals;
   if (expired > 0) metrics.expiries.inc({ pool }, expired);
   if (leasesReleased > 0) metrics.leasesReleased.inc({ pool }, leasesReleased);
-  const count = await countPoolIndex(core, pool);
+  const count = sizes.reduce((sum, n) => sum + n, 0);
   metrics.sessions.set({ pool }, count);
   const result: SweepResult = { expired, leasesReleased, durationMs: Date.now() - started, ownerEntriesRemoved, rescored };
   if (expired + leasesReleased + ownerEntriesRemoved > 0) logger.debug({ pool, ...result }, 'sweep done');
@@ -40,17 +40,23 @@ interface SweepTotals {
   ownerEntriesRemoved: number;
 }
 
-async function sweepBucket(core: StoreCore, pool: string, bucket: number, started: number, totals: SweepTotals): Promise<void> {
+/** Sweeps one bucket; returns the size of its pool index once swept. */
+async function sweepBucket(core: StoreCore, pool: string, bucket: number, started: number, totals: SweepTotals): Promise<number> {
   const { keys, redis, settings, logger } = core;
   const batch = settings.sweepBatchSize;
   const poolIndex = keys.poolIndex(pool, bucket);
   const leaseIndex = keys.leaseIndex(pool, bucket);
-  const owners = await core.exec('sweep', () => redis.smembers(keys.owners(pool, bucket)));
+  // One call tells what is due in the bucket (a quiet one needs nothing more but the audit).
+  const peekedAt = Date.now();
+  const peek = await core.script('sweep', scripts.sweepPeek, [poolIndex, leaseIndex, keys.owners(pool, bucket)], [peekedAt, batch]);
+  const [indexSize, poolDue, leasesDue, ownerList] = Array.isArray(peek) ? peek : [];
+  const owners = strings(ownerList);
+  let removedFromPool = 0;
 
   // 1. Pool-index entries due: gone sessions leave every index; live ones get their real expiry.
-  for (;;) {
-    const now = Date.now();
-    const due = await core.exec('sweep', () => redis.zrangebyscore(poolIndex, '-inf', now, 'LIMIT', 0, batch));
+  for (let first = true; ; first = false) {
+    const now = first ? peekedAt : Date.now();
+    const due = first ? strings(poolDue) : await core.exec('sweep', () => redis.zrangebyscore(poolIndex, '-inf', now, 'LIMIT', 0, batch));
     if (due.length === 0) break;
     const ttls = await core.exec('sweep', () => Promise.all(due.map((id) => redis.pttl(keys.session(pool, id)))));
     const gone = due.filter((_, i) => ttls[i] === -2);
@@ -67,13 +73,16 @@ async function sweepBucket(core: StoreCore, pool: string, bucket: number, starte
     );
     for (const id of gone) logger.debug({ pool, sessionId: id }, 'sweep: session expired or deleted, index entries removed');
     totals.expired += gone.length;
+    removedFromPool += gone.length;
     totals.rescored += live.length / 2;
     if (due.length < batch || Date.now() - started > 10_000) break;
   }
 
   // 2. Leases due: release the lapsed ones (a CAS in the session's slot), then fix the owner index.
-  for (;;) {
-    const due = await core.exec('sweep', () => redis.zrangebyscore(leaseIndex, '-inf', Date.now(), 'LIMIT', 0, batch));
+  for (let first = true; ; first = false) {
+    const due = first
+      ? strings(leasesDue)
+      : await core.exec('sweep', () => redis.zrangebyscore(leaseIndex, '-inf', Date.now(), 'LIMIT', 0, batch));
     if (due.length === 0) break;
     // A corrupted session is quarantined by core.script (then absent: its entry is dropped).
     const replies = await Promise.all(
@@ -142,4 +151,10 @@ async function sweepBucket(core: StoreCore, pool: string, bucket: number, starte
       }
     }
   }
+  return Math.max(0, Number(indexSize ?? 0) - removedFromPool);
+}
+
+/** The members of a Lua array reply. */
+function strings(reply: LuaReply | undefined): string[] {
+  return Array.isArray(reply) ? reply.map(String) : [];
 }
