@@ -7,6 +7,7 @@ import type { StoreCore } from './core.ts';
 import { INDEX_BUCKETS, assertName, assertPoolId, indexBucket } from './keys.ts';
 import { ensureIndexLayout } from './index-layout.ts';
 import { InvalidArgumentError } from './errors.ts';
+import { scripts } from './lua.ts';
 
 /** 0 .. INDEX_BUCKETS - 1. */
 export const BUCKETS: readonly number[] = Array.from({ length: INDEX_BUCKETS }, (_, b) => b);
@@ -28,11 +29,6 @@ export async function countPoolIndex(core: StoreCore, pool: string): Promise<num
   await ensureIndexLayout(core, pool);
   const counts = await core.exec('count', () => Promise.all(BUCKETS.map((b) => core.redis.zcard(core.keys.poolIndex(pool, b)))));
   return counts.reduce((sum, n) => sum + n, 0);
-}
-
-/** The owners named in any bucket's owner list. */
-export async function poolOwners(core: StoreCore, pool: string): Promise<string[][]> {
-  return core.exec('owners', () => Promise.all(BUCKETS.map((b) => core.redis.smembers(core.keys.owners(pool, b)))));
 }
 
 /**
@@ -98,27 +94,30 @@ function parseCursor(cursor: string | null): [number, string] {
   return [bucket, match[2]!];
 }
 
-/** Counts per owner from the owner indexes; unowned ('') is the pool count less the owned. */
+/** Counts per owner from the owner indexes; unowned ('') is the pool count less the owned. One script per
+ *  bucket (COUNT_BUCKET: its pool-index size, and each owner's index size). */
 export async function countOwnerIndexes(core: StoreCore, pool: string): Promise<Map<string, number>> {
   assertPoolId(pool);
   await ensureIndexLayout(core, pool);
-  const { keys, redis } = core;
-  const owners = await poolOwners(core, pool);
-  const pairs = owners.flatMap((list, b) => list.map((owner) => [b, owner] as const));
-  const [totals, counts] = await core.exec('countByOwner', () =>
-    Promise.all([
-      Promise.all(BUCKETS.map((b) => redis.zcard(keys.poolIndex(pool, b)))),
-      Promise.all(pairs.map(([b, owner]) => redis.scard(keys.ownerIndex(pool, owner, b)))),
-    ]),
+  const { keys } = core;
+  const replies = await Promise.all(
+    BUCKETS.map((b) =>
+      core.script('countByOwner', scripts.countBucket, [keys.poolIndex(pool, b), keys.owners(pool, b)], [keys.ownerIndex(pool, '', b)]),
+    ),
   );
   const result = new Map<string, number>();
+  let total = 0;
   let owned = 0;
-  pairs.forEach(([, owner], i) => {
-    const n = counts[i] ?? 0;
-    if (n > 0) result.set(owner, (result.get(owner) ?? 0) + n);
-    owned += n;
-  });
-  const total = totals.reduce((sum, n) => sum + n, 0);
+  for (const reply of replies) {
+    const parts = Array.isArray(reply) ? reply : [];
+    total += Number(parts[0] ?? 0);
+    for (let i = 1; i + 1 < parts.length; i += 2) {
+      const owner = String(parts[i]);
+      const n = Number(parts[i + 1]);
+      if (n > 0) result.set(owner, (result.get(owner) ?? 0) + n);
+      owned += n;
+    }
+  }
   result.set('', Math.max(0, total - owned));
   return result;
 }

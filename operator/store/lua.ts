@@ -322,6 +322,18 @@ return {
 }
 `;
 
+/** KEYS[1] pool index, KEYS[2] owners, of one bucket (one slot). ARGV the bucket's owner-index key prefix
+ *  (an owner's index key is the prefix and the owner: same slot, so read though not declared). Reads only.
+ *  Reply {pool-index size, owner, owner-index size, owner, owner-index size, ...}. */
+export const COUNT_BUCKET = `
+local out = {redis.call('ZCARD', KEYS[1])}
+for _, owner in ipairs(redis.call('SMEMBERS', KEYS[2])) do
+  out[#out + 1] = owner
+  out[#out + 1] = redis.call('SCARD', ARGV[1] .. owner)
+end
+return out
+`;
+
 export type LuaReply = null | number | string | LuaReply[];
 
 export function isNoScript(error: unknown): boolean {
@@ -378,4 +390,5 @@ export const scripts = {
   releaseIfLapsed: new LuaScript('releaseIfLapsed', RELEASE_IF_LAPSED),
   quarantine: new LuaScript('quarantine', QUARANTINE),
   sweepPeek: new LuaScript('sweepPeek', SWEEP_PEEK, { prelude: false }),
+  countBucket: new LuaScript('countBucket', COUNT_BUCKET, { prelude: false }),
 };
