@@ -235,6 +235,18 @@ try {
   const floorChecksum = checksum(floorData);
   const ttlSeconds = store.core.ttlFor(floorPool, false, undefined);
   let floorWid = 0;
+  /** CREATE's arguments for a new unowned session of the floor's pool (a fresh write id each). */
+  const createArgs = () => [
+    floorPool,
+    floorData,
+    floorChecksum,
+    ttlSeconds,
+    '0',
+    '',
+    `f${floorWid++}`,
+    store.core.settings.defaultLeaseMs,
+    SCHEMA_VERSION,
+  ];
   const floorCreate = (): Promise<Phase> =>
     measure(
       'create floor',
@@ -243,18 +255,7 @@ try {
         const index = store.core.keys.poolIndex(floorPool, indexBucket(id));
         await masterFor(index).zadd(index, Date.now() + PROVISIONAL_INDEX_MS, id);
         const key = store.core.keys.session(floorPool, id);
-        const args = [
-          floorPool,
-          floorData,
-          floorChecksum,
-          ttlSeconds,
-          '0',
-          '',
-          `f${floorWid++}`,
-          store.core.settings.defaultLeaseMs,
-          SCHEMA_VERSION,
-        ];
-        await masterFor(key).evalsha(scripts.create.sha, 1, key, ...args);
+        await masterFor(key).evalsha(scripts.create.sha, 1, key, ...createArgs());
       },
       CREATE_OPS,
     );
@@ -277,18 +278,7 @@ ${scripts.create.source}`;
           key = store.core.keys.session(floorPool, id);
           index = store.core.keys.poolIndex(floorPool, indexBucket(id));
         } while (masterFor(key) !== masterFor(index));
-        const args = [
-          floorPool,
-          floorData,
-          floorChecksum,
-          ttlSeconds,
-          '0',
-          '',
-          `f${floorWid++}`,
-          store.core.settings.defaultLeaseMs,
-          SCHEMA_VERSION,
-        ];
-        const reply = await masterFor(key).evalsha(oneCallSha, 0, ...args, key, index, Date.now() + PROVISIONAL_INDEX_MS, id);
+        const reply = await masterFor(key).evalsha(oneCallSha, 0, ...createArgs(), key, index, Date.now() + PROVISIONAL_INDEX_MS, id);
         if (!Array.isArray(reply) || reply[0] !== 1) throw new Error('create floor, one call: not created');
       },
       CREATE_OPS,
