@@ -28,6 +28,7 @@ import { DEFAULTS, MigrationExecutor, type MigrationResult } from '../operator/m
 import { storeOwnerOps } from '../operator/migration/owner-ops.ts';
 import { planEvacuate } from '../operator/migration/planner.ts';
 import { clusterClient, createOwned, migrationEnv, silentLogger, type MigrationEnv } from '../operator/migration/testing/int-env.ts';
+import { median } from './stats.ts';
 
 function arg(name: string, fallback: string): string {
   const i = process.argv.indexOf(`--${name}`);
@@ -190,11 +191,6 @@ async function evacuate(env: MigrationEnv, sources: string[], targets: string[],
   return { seconds, parts };
 }
 
-const median = (values: number[]): number => {
-  const sorted = [...values].sort((a, b) => a - b);
-  const mid = Math.floor(sorted.length / 2);
-  return sorted.length % 2 ? sorted[mid]! : (sorted[mid - 1]! + sorted[mid]!) / 2;
-};
 const load = (): string => loadavg()[0]!.toFixed(2);
 
 const inspector = PROFILE_DIR ? new Session() : undefined;

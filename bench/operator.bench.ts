@@ -47,7 +47,6 @@ import {
   buildOperator,
   cpuTicks,
   loadAverage,
-  median,
   metricBy,
   metricSum,
   metricsText,
@@ -58,6 +57,7 @@ import {
   type OperatorEntry,
   type OperatorProcess,
 } from './operator-process.ts';
+import { median, percentile } from './stats.ts';
 
 function arg(name: string, fallback: string): string {
   const i = process.argv.indexOf(`--${name}`);
@@ -86,11 +86,6 @@ const ROUND_IDLE_SECONDS = Number(arg('round-idle-seconds', '10'));
 const NAMESPACE = 'bench';
 const merge = setHeaderOptions('Content-Type', PatchStrategy.MergePatch);
 const log = (line: string) => console.log(`[bench] ${line}`);
-
-function percentile(sorted: number[], p: number): number {
-  if (sorted.length === 0) return NaN;
-  return sorted[Math.min(sorted.length - 1, Math.ceil((p / 100) * sorted.length) - 1)] as number;
-}
 
 const poolName = (i: number) => `bench-${String(i).padStart(3, '0')}`;
 

@@ -28,6 +28,7 @@ import { scripts } from '../operator/store/lua.ts';
 import { SCHEMA_VERSION, checksum, splitValue } from '../operator/store/codec.ts';
 import { indexBucket, keySlot, newSessionId } from '../operator/store/keys.ts';
 import { PROVISIONAL_INDEX_MS } from '../operator/store/records.ts';
+import { median, percentile } from './stats.ts';
 
 const CONCURRENCY = Number(process.env.BENCH_CONCURRENCY ?? 50);
 const OPS = Number(process.env.BENCH_OPS ?? 20_000);
@@ -44,16 +45,6 @@ interface Phase {
   opsPerSec: number;
   p50?: number;
   p99?: number;
-}
-
-function median(values: number[]): number {
-  const sorted = [...values].sort((a, b) => a - b);
-  const mid = Math.floor(sorted.length / 2);
-  return sorted.length % 2 ? sorted[mid]! : (sorted[mid - 1]! + sorted[mid]!) / 2;
-}
-
-function percentile(sorted: number[], p: number): number {
-  return sorted[Math.min(sorted.length - 1, Math.floor((p / 100) * sorted.length))] ?? 0;
 }
 
 /** Runs `op` OPS times over CONCURRENCY loops; op gets (worker, i). */

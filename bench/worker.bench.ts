@@ -25,6 +25,7 @@ import { freePort } from '../e2e/harness/ports.ts';
 import { pythonVenv } from '../e2e/harness/pod-containers.ts';
 import { redisEndpoints, startRedisCluster, stopRedisCluster, type RedisClusterState } from '../e2e/harness/redis-cluster.ts';
 import { WorkerClient } from '../operator/worker/client.ts';
+import { median } from './stats.ts';
 
 const REQUESTS = Number(process.env.BENCH_REQUESTS ?? 6000);
 const CONCURRENCY = Number(process.env.BENCH_CONCURRENCY ?? 32);
@@ -166,8 +167,6 @@ function cpuMs(pid: number | undefined): number {
     return NaN;
   }
 }
-
-const median = (values: number[]) => [...values].sort((a, b) => a - b)[Math.floor(values.length / 2)] as number;
 
 /** Starts a handler process on a free loopback port (its log in the run dir); returns the port. */
 async function startHandler(name: string, command: string[]): Promise<number> {
