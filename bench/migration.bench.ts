@@ -47,6 +47,9 @@ const PROFILE_DIR = arg('profile', '');
 /** --depths 2,3: the executor's evacuation once per pipeline depth in each round (default: its default). */
 const DEPTHS = arg('depths', String(DEFAULTS.pipelineDepth)).split(',').map(Number);
 const FLOOR_N = N;
+/** The floors send their commands in waves of this many (the last one smaller). */
+const WAVE = 10_000;
+const wave = (start: number): number => Math.min(WAVE, FLOOR_N - start);
 const POOL = 'bench';
 const SOURCE = 'w0';
 const TARGETS = ['w1', 'w2', 'w3'];
@@ -73,14 +76,14 @@ return 1
 `;
 
 /** The protocol's three touches of each session (read, mark, swap), each over every session in waves of
- *  10,000 commands, one command per key; seconds of the three, timed together. */
+ *  WAVE commands, one command per key; seconds of the three, timed together. */
 async function protocolFloor(endpoints: string[]): Promise<number> {
   const redis = clusterClient(endpoints);
   try {
     const key = (i: number): string => `bench:floor3:{${i}}`;
     const waves = async (send: (i: number) => Promise<unknown>): Promise<unknown[]> => {
       const replies: unknown[] = [];
-      for (let i = 0; i < FLOOR_N; i += 10_000) replies.push(...(await Promise.all(Array.from({ length: 10_000 }, (_, x) => send(i + x)))));
+      for (let i = 0; i < FLOOR_N; i += WAVE) replies.push(...(await Promise.all(Array.from({ length: wave(i) }, (_, x) => send(i + x)))));
       return replies;
     };
     await waves((i) => redis.hset(key(i), 'own', 'w0', 'ep', '1', 'mov', ''));
@@ -108,17 +111,17 @@ async function floor(endpoints: string[]): Promise<number> {
   const redis = clusterClient(endpoints);
   try {
     const key = (i: number): string => `bench:floor:{${i}}`;
-    for (let i = 0; i < FLOOR_N; i += 10_000) {
-      await Promise.all(Array.from({ length: 10_000 }, (_, x) => redis.hset(key(i + x), 'own', 'w0', 'ep', '1')));
+    for (let i = 0; i < FLOOR_N; i += WAVE) {
+      await Promise.all(Array.from({ length: wave(i) }, (_, x) => redis.hset(key(i + x), 'own', 'w0', 'ep', '1')));
     }
     const sha = (await redis.nodes('master')[0]!.script('LOAD', CAS)) as string;
     await Promise.all(redis.nodes('master').map((n) => n.script('LOAD', CAS)));
     const started = performance.now();
     let ok = 0;
-    for (let i = 0; i < FLOOR_N; i += 10_000) {
+    for (let i = 0; i < FLOOR_N; i += WAVE) {
       // Auto-pipelining (enableAutoPipelining) sends each node's share as one pipeline.
       const replies = await Promise.all(
-        Array.from({ length: 10_000 }, (_, x) => redis.evalsha(sha, 1, key(i + x), 'w0', '1', `w${1 + ((i + x) % 3)}`)),
+        Array.from({ length: wave(i) }, (_, x) => redis.evalsha(sha, 1, key(i + x), 'w0', '1', `w${1 + ((i + x) % 3)}`)),
       );
       for (const value of replies) if (value === 1) ok++;
     }
