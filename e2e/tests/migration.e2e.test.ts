@@ -168,11 +168,13 @@ describe('migration e2e: every kind of SessionMigration under live traffic', fun
     const m = await waitForPhase(env, pool.namespace, name, ['Succeeded', 'Failed', 'RolledBack']);
     expect(m.status?.phase).to.equal('Succeeded');
     expect(m.status?.reason).to.equal('DryRun');
-    expect(m.status?.plan?.totalSessions).to.equal(before.length);
     expect(m.status?.progress?.moved).to.equal(0);
     expect(m.status?.journalKey).to.equal(undefined);
     const after = await pool.store.listByOwner(pool.id, source);
-    expect(after.sort()).to.deep.equal(before.sort());
+    // Nothing left the source. Under live traffic it may have claimed a session meanwhile (a lease that
+    // lapsed on a loaded machine), so the plan counts what it owned at the plan's moment: between the two.
+    expect(after).to.include.members(before);
+    expect(m.status?.plan?.totalSessions).to.be.within(before.length, after.length);
     expect((await pool.store.listWorkers(pool.id)).find((w) => w.worker === source)?.draining).to.equal(false);
     await expectNothingLost(pool, traffic);
   });
