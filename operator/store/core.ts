@@ -46,6 +46,7 @@ export interface ResolvedSettings {
   quarantineKeepMs: number;
   sweepBatchSize: number;
   sweepAuditSize: number;
+  sweepAuditGraceMs: number;
   touchGranularityMs: number;
 }
 
@@ -77,6 +78,7 @@ export function resolveSettings(options: SessionStoreOptions): ResolvedSettings 
     quarantineKeepMs: positiveInt('quarantineKeepMs', options.quarantineKeepMs ?? 7 * 24 * 3600 * 1000),
     sweepBatchSize: positiveInt('sweepBatchSize', options.sweepBatchSize ?? 500) || 500,
     sweepAuditSize: positiveInt('sweepAuditSize', options.sweepAuditSize ?? 200),
+    sweepAuditGraceMs: positiveInt('sweepAuditGraceMs', options.sweepAuditGraceMs ?? 15_000),
     touchGranularityMs: positiveInt('touchGranularityMs', options.touchGranularityMs ?? DEFAULT_TOUCH_GRANULARITY_MS),
   };
   assertTtl(settings.defaultTtlSeconds);

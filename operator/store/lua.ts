@@ -334,6 +334,14 @@ end
 return out
 `;
 
+/** KEYS[1] an owner's index, KEYS[2] owners, of one bucket (one slot). ARGV owner. Drops the owner from
+ *  `owners` only if its index is empty, in one step: writers add to the index before naming the owner, so
+ *  a claim adding meanwhile keeps its owner named (and counted). Reply 1 dropped | 0 kept. */
+export const FORGET_OWNER = `
+if redis.call('SCARD', KEYS[1]) > 0 then return 0 end
+return redis.call('SREM', KEYS[2], ARGV[1])
+`;
+
 export type LuaReply = null | number | string | LuaReply[];
 
 export function isNoScript(error: unknown): boolean {
@@ -391,4 +399,5 @@ export const scripts = {
   quarantine: new LuaScript('quarantine', QUARANTINE),
   sweepPeek: new LuaScript('sweepPeek', SWEEP_PEEK, { prelude: false }),
   countBucket: new LuaScript('countBucket', COUNT_BUCKET, { prelude: false }),
+  forgetOwner: new LuaScript('forgetOwner', FORGET_OWNER, { prelude: false }),
 };

@@ -61,6 +61,9 @@ export interface SessionStoreOptions {
   sweepBatchSize?: number;
   /** Owner-index entries audited per owner per sweep. Default 200. */
   sweepAuditSize?: number;
+  /** How long an owner-index entry must look stale (its session gone or another's, the header unchanged)
+   *  before the audit removes it, ms: longer than any claim or move stays in flight. Default 15000. */
+  sweepAuditGraceMs?: number;
   /** How long a connection that owes replies may stay silent before it is dropped and its commands fail
    *  (and are retried), ms. Default 2000. Enforced per connection (ioredis socketTimeout), not per command. */
   commandTimeoutMs?: number;

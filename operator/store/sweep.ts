@@ -3,16 +3,13 @@
 // now), not the number of sessions stored, plus a bounded audit of each owner index: about
 // sweepAuditSize entries per owner and sweep, shared by the owner's bucket keys.
 import type { StoreCore } from './core.ts';
-import { H } from './codec.ts';
 import { SessionCorruptedError } from './errors.ts';
-import { INDEX_BUCKETS, assertPoolId } from './keys.ts';
+import { assertPoolId } from './keys.ts';
 import { scripts, type LuaReply } from './lua.ts';
 import { BUCKETS } from './indexes.ts';
 import { migrateLegacyIndexes } from './index-layout.ts';
+import { auditOwnerIndexes } from './owner-audit.ts';
 import type { SweepResult } from './types.ts';
-
-/** Owner-index audit position per owner-index key (SSCAN cursor), kept between sweeps. */
-const auditCursors = new WeakMap<StoreCore, Map<string, string>>();
 
 export async function sweepPool(core: StoreCore, pool: string): Promise<SweepResult> {
   assertPoolId(pool);
@@ -117,40 +114,10 @@ async function sweepBucket(core: StoreCore, pool: string, bucket: number, starte
     if (due.length < batch || Date.now() - started > 10_000) break;
   }
 
-  // 3. Audit a bounded page of each owner index: drop entries whose session is gone or owned by another.
-  // An owner's index is INDEX_BUCKETS keys: each gets its share of the page, so that a sweep reads about
-  // sweepAuditSize headers per owner (not that many per bucket key).
-  const auditPage = Math.ceil(settings.sweepAuditSize / INDEX_BUCKETS);
-  if (auditPage > 0) {
-    let cursors = auditCursors.get(core);
-    if (!cursors) auditCursors.set(core, (cursors = new Map<string, string>()));
-    for (const owner of owners) {
-      const indexKey = keys.ownerIndex(pool, owner, bucket);
-      const cursorKey = indexKey;
-      const [next, members] = await core.exec('sweep', () => redis.sscan(indexKey, cursors.get(cursorKey) ?? '0', 'COUNT', auditPage));
-      cursors.set(cursorKey, next);
-      if (members.length === 0) {
-        if (next === '0') {
-          // Empty owner index: forget the owner (a concurrent claim re-adds it before its session step).
-          const size = await core.exec('sweep', () => redis.scard(indexKey));
-          if (size === 0) await core.exec('sweep', () => redis.srem(keys.owners(pool, bucket), owner));
-        }
-        continue;
-      }
-      const ownerOf = (id: string) => core.headerParts(pool, id).then((h) => h?.[H.own]);
-      const actual = await core.exec('sweep', () => Promise.all(members.map(ownerOf)));
-      const stale = members.filter((_, i) => actual[i] !== owner);
-      if (stale.length === 0) continue;
-      // Re-check each in its slot just before removing (an in-flight claim adds before its CAS).
-      const again = await core.exec('sweep', () => Promise.all(stale.map(ownerOf)));
-      const remove = stale.filter((_, i) => again[i] !== owner);
-      if (remove.length > 0) {
-        await core.exec('sweep', () => redis.srem(indexKey, ...remove));
-        totals.ownerEntriesRemoved += remove.length;
-        logger.debug({ pool, owner, sessions: remove.length }, 'sweep: stale owner-index entries removed');
-      }
-    }
-  }
+  // 3. Audit a bounded page of each owner index (owner-audit.ts).
+  // (Awaited first: `totals.x += await ...` would read totals.x before the buckets running alongside add theirs.)
+  const auditRemoved = await auditOwnerIndexes(core, pool, bucket, owners);
+  totals.ownerEntriesRemoved += auditRemoved;
   return Math.max(0, Number(indexSize ?? 0) - removedFromPool);
 }
 
