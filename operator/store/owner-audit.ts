@@ -75,13 +75,24 @@ export async function auditOwnerIndexes(core: StoreCore, pool: string, bucket: n
     if (stillSuspect.size > 0) suspects.set(indexKey, stillSuspect);
     else suspects.delete(indexKey);
     if (remove.length === 0) continue;
-    await core.exec('sweep', () => redis.srem(indexKey, ...remove));
-    // A claim of one of them may have landed between the read and the removal: put those back.
-    const after = await core.exec('sweep', () => Promise.all(remove.map((id) => core.headerParts(pool, id))));
-    const owned = remove.filter((_, i) => fingerprint(after[i]).owner === owner);
-    if (owned.length > 0) await core.exec('sweep', () => redis.sadd(indexKey, ...owned));
-    removed += remove.length - owned.length;
-    logger.debug({ pool, owner, sessions: remove.length - owned.length }, 'sweep: stale owner-index entries removed');
+    const gone = await removeUnlessOwned(core, pool, bucket, owner, remove);
+    removed += gone;
+    logger.debug({ pool, owner, sessions: gone }, 'sweep: stale owner-index entries removed');
   }
   return removed;
+}
+
+/**
+ * Removes `ids` from `owner`'s index in `bucket`, then reads their headers once more and adds back any
+ * that `owner` holds by now (a claim that landed between the caller's read and the removal). Returns how
+ * many stay removed.
+ */
+export async function removeUnlessOwned(core: StoreCore, pool: string, bucket: number, owner: string, ids: string[]): Promise<number> {
+  const { keys, redis } = core;
+  const indexKey = keys.ownerIndex(pool, owner, bucket);
+  await core.exec('sweep', () => redis.srem(indexKey, ...ids));
+  const after = await core.exec('sweep', () => Promise.all(ids.map((id) => core.headerParts(pool, id))));
+  const owned = ids.filter((_, i) => fingerprint(after[i]).owner === owner);
+  if (owned.length > 0) await core.exec('sweep', () => redis.sadd(indexKey, ...owned));
+  return ids.length - owned.length;
 }
