@@ -90,9 +90,10 @@ export async function auditOwnerIndexes(core: StoreCore, pool: string, bucket: n
 export async function removeUnlessOwned(core: StoreCore, pool: string, bucket: number, owner: string, ids: string[]): Promise<number> {
   const { keys, redis } = core;
   const indexKey = keys.ownerIndex(pool, owner, bucket);
-  await core.exec('sweep', () => redis.srem(indexKey, ...ids));
+  const removed = await core.exec('sweep', () => redis.srem(indexKey, ...ids));
   const after = await core.exec('sweep', () => Promise.all(ids.map((id) => core.headerParts(pool, id))));
   const owned = ids.filter((_, i) => fingerprint(after[i]).owner === owner);
   if (owned.length > 0) await core.exec('sweep', () => redis.sadd(indexKey, ...owned));
-  return ids.length - owned.length;
+  // (A suspect may have left the index meanwhile, by a move's own removal: SREM's count, not ids.length.)
+  return Math.max(0, removed - owned.length);
 }
