@@ -8,6 +8,7 @@ import { INDEX_BUCKETS, assertName, assertPoolId, indexBucket } from './keys.ts'
 import { ensureIndexLayout } from './index-layout.ts';
 import { InvalidArgumentError } from './errors.ts';
 import { scripts } from './lua.ts';
+import { H } from './codec.ts';
 
 /** 0 .. INDEX_BUCKETS - 1. */
 export const BUCKETS: readonly number[] = Array.from({ length: INDEX_BUCKETS }, (_, b) => b);
@@ -153,6 +154,30 @@ export function removeFromOwnerIndexes(
     for (const [b, ids] of buckets) steps.push(redis.srem(keys.ownerIndex(pool, owner, b), ...ids));
   }
   return steps;
+}
+
+/**
+ * Removes entries from their owners' indexes where the caller found the session not the owner's, then
+ * reads each session's header once more and adds back the entries whose owner holds it by now: a claim
+ * or move to that owner adds its entry before its compare-and-swap, so it may have landed between the
+ * caller's read and the removal, and an index must never name too little. Resolves to the number of
+ * entries that stay removed (SREM's count: an entry may have left already).
+ */
+export async function removeUnlessOwned(core: StoreCore, pool: string, entries: readonly { owner: string; id: string }[]): Promise<number> {
+  const { keys, redis } = core;
+  let removed = 0;
+  const steps = [...byOwnerAndBucket(entries)].flatMap(([owner, buckets]) =>
+    [...buckets].map(async ([b, ids]) => {
+      const key = keys.ownerIndex(pool, owner, b);
+      const gone = await redis.srem(key, ...ids);
+      const headers = await Promise.all(ids.map((id) => core.headerParts(pool, id)));
+      const owned = ids.filter((_, i) => headers[i]?.[H.own] === owner);
+      if (owned.length > 0) await redis.sadd(key, ...owned);
+      removed += Math.max(0, gone - owned.length);
+    }),
+  );
+  await Promise.all(steps);
+  return removed;
 }
 
 /** ZADD lease expiries (score) to the lease index, one command per bucket. */

@@ -10,6 +10,7 @@ import type { StoreCore } from './core.ts';
 import { H } from './codec.ts';
 import { INDEX_BUCKETS } from './keys.ts';
 import { scripts } from './lua.ts';
+import { removeUnlessOwned } from './indexes.ts';
 
 /** A stale-looking entry: what its session's header said, and when first seen so. */
 interface Suspect {
@@ -75,25 +76,15 @@ export async function auditOwnerIndexes(core: StoreCore, pool: string, bucket: n
     if (stillSuspect.size > 0) suspects.set(indexKey, stillSuspect);
     else suspects.delete(indexKey);
     if (remove.length === 0) continue;
-    const gone = await removeUnlessOwned(core, pool, bucket, owner, remove);
+    const gone = await core.exec('sweep', () =>
+      removeUnlessOwned(
+        core,
+        pool,
+        remove.map((id) => ({ owner, id })),
+      ),
+    );
     removed += gone;
     logger.debug({ pool, owner, sessions: gone }, 'sweep: stale owner-index entries removed');
   }
   return removed;
-}
-
-/**
- * Removes `ids` from `owner`'s index in `bucket`, then reads their headers once more and adds back any
- * that `owner` holds by now (a claim that landed between the caller's read and the removal). Returns how
- * many stay removed.
- */
-export async function removeUnlessOwned(core: StoreCore, pool: string, bucket: number, owner: string, ids: string[]): Promise<number> {
-  const { keys, redis } = core;
-  const indexKey = keys.ownerIndex(pool, owner, bucket);
-  const removed = await core.exec('sweep', () => redis.srem(indexKey, ...ids));
-  const after = await core.exec('sweep', () => Promise.all(ids.map((id) => core.headerParts(pool, id))));
-  const owned = ids.filter((_, i) => fingerprint(after[i]).owner === owner);
-  if (owned.length > 0) await core.exec('sweep', () => redis.sadd(indexKey, ...owned));
-  // (A suspect may have left the index meanwhile, by a move's own removal: SREM's count, not ids.length.)
-  return Math.max(0, removed - owned.length);
 }

@@ -13,7 +13,7 @@ import {
   SessionOwnedError,
 } from './errors.ts';
 import { assertName, assertPoolId, assertSessionId, indexBucket } from './keys.ts';
-import { addToOwnerIndexes, dropLeases, removeFromOwnerIndexes, scoreLeases } from './indexes.ts';
+import { addToOwnerIndexes, dropLeases, removeFromOwnerIndexes, removeUnlessOwned, scoreLeases } from './indexes.ts';
 import { H, SCHEMA_VERSION } from './codec.ts';
 import { isCorruptReply } from './core.ts';
 import { scripts, type LuaReply } from './lua.ts';
@@ -48,7 +48,8 @@ export async function claim(core: StoreCore, pool: string, id: string, owner: st
   const reply = await core.script('claim', scripts.claim, [keys.session(pool, id)], [owner, ms]);
   const r = Array.isArray(reply) ? reply : [];
   if (r[0] !== 1) {
-    await core.exec('claim', () => redis.srem(keys.ownerIndex(pool, owner, bucket), id));
+    // Checked: a move to this owner may have landed since the refusal.
+    await core.exec('claim', () => removeUnlessOwned(core, pool, [{ owner, id }]));
     core.metrics.conflicts.inc({ op: 'claim', kind: r[0] === -1 ? 'missing' : r[0] === -4 ? 'moving' : 'owned' });
     if (r[0] === -1) throw new SessionNotFoundError(id);
     if (r[0] === -4) throw new SessionMovingError(id, String(r[1]));
@@ -131,20 +132,26 @@ export function ownerEntries<T extends { sessionId: string }>(
   return entries;
 }
 
-/** The index steps after moves: leave the source owners' indexes (and the target's of a refused move),
- *  and set or drop the lease-index entries. */
 /** A move that applied, with its new lease's expiry (ms). */
 export interface MovedOwner {
   move: OwnerMove;
   lease: number;
 }
 
+/** The index steps after moves: leave the source owners' indexes (and the target's of a refused move),
+ *  and set or drop the lease-index entries. */
 export function afterMoves(core: StoreCore, pool: string, moved: MovedOwner[], undo: OwnerMove[]): Promise<unknown>[] {
   const left = moved.flatMap(({ move }) => (move.fromOwner !== null ? [{ owner: move.fromOwner, id: move.sessionId }] : []));
   const refused = ownerEntries(undo, (m) => m.toOwner);
   const held = moved.filter((m) => m.move.toOwner).map((m) => ({ id: m.move.sessionId, expiresAt: m.lease }));
   const freed = moved.filter((m) => !m.move.toOwner).map((m) => m.move.sessionId);
-  return [...removeFromOwnerIndexes(core, pool, [...left, ...refused]), ...scoreLeases(core, pool, held), ...dropLeases(core, pool, freed)];
+  // A refused move's target entry is removed checked: another move to that target may have landed since.
+  return [
+    ...removeFromOwnerIndexes(core, pool, left),
+    ...(refused.length > 0 ? [removeUnlessOwned(core, pool, refused)] : []),
+    ...scoreLeases(core, pool, held),
+    ...dropLeases(core, pool, freed),
+  ];
 }
 
 /**

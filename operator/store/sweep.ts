@@ -6,9 +6,9 @@ import type { StoreCore } from './core.ts';
 import { SessionCorruptedError } from './errors.ts';
 import { assertPoolId } from './keys.ts';
 import { scripts, type LuaReply } from './lua.ts';
-import { BUCKETS } from './indexes.ts';
+import { BUCKETS, removeUnlessOwned } from './indexes.ts';
 import { migrateLegacyIndexes } from './index-layout.ts';
-import { auditOwnerIndexes, removeUnlessOwned } from './owner-audit.ts';
+import { auditOwnerIndexes } from './owner-audit.ts';
 import type { SweepResult } from './types.ts';
 
 export async function sweepPool(core: StoreCore, pool: string): Promise<SweepResult> {
@@ -101,7 +101,7 @@ async function sweepBucket(core: StoreCore, pool: string, bucket: number, starte
         totals.leasesReleased++;
         drop.push(id);
         // Checked: the released owner may claim it again before the removal.
-        steps.push(removeUnlessOwned(core, pool, bucket, owner, [id]));
+        steps.push(removeUnlessOwned(core, pool, [{ owner, id }]));
         logger.debug({ pool, sessionId: id, owner, epoch: Number(r[2]) }, 'sweep: lapsed lease released');
       } else if (r[0] === 0 && Number(r[1]) > 0) {
         rescore.push(Number(r[1]), id);
