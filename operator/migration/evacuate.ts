@@ -8,6 +8,7 @@ import type { SessionStore } from '../store/types.ts';
 import { MigrationExecutor, type ExecutorOptions, type MigrationResult } from './executor.ts';
 import type { OnFailure } from './journal.ts';
 import { planEvacuate, type TargetWorker } from './planner.ts';
+import { leftOnSources, listSourceSessions } from './source-sessions.ts';
 
 export interface EvacuateOptions extends Omit<ExecutorOptions, 'store'> {
   /** Journal uid of the first round (later rounds append -r<n>); default a random uuid. */
@@ -53,8 +54,7 @@ export async function evacuateWorkers(
   const rounds: MigrationResult[] = [];
   let moved = 0;
   for (let round = 0; round < maxRounds; round++) {
-    const bySource = new Map<string, string[]>();
-    for (const worker of [...sources].sort()) bySource.set(worker, await store.listByOwner(pool, worker));
+    const bySource = await listSourceSessions(store, pool, [...sources]);
     const left = [...bySource.values()].reduce((s, ids) => s + ids.length, 0);
     if (left === 0) return { phase: 'Succeeded', reason: '', rounds, left: 0, moved };
     const registrations = await store.listWorkers(pool);
@@ -77,8 +77,7 @@ export async function evacuateWorkers(
     moved += result.progress.moved;
     if (result.phase !== 'Succeeded' || options.dryRun) return { phase: result.phase, reason: result.reason, rounds, left, moved };
   }
-  let left = 0;
-  for (const worker of sources) left += (await store.listByOwner(pool, worker)).length;
+  const left = await leftOnSources(store, pool, [...sources]);
   return left === 0
     ? { phase: 'Succeeded', reason: '', rounds, left, moved }
     : { phase: 'Failed', reason: 'SessionsLeft', rounds, left, moved };

@@ -4,6 +4,8 @@ import { expect } from 'chai';
 import { failOverMaster, redisRoles, restartRedisNode, waitForClusterOk, waitForReplicasInSync } from '../../e2e/harness/redis-cluster.ts';
 import { redisTestEnv } from '../../e2e/harness/test-env.ts';
 import type { SessionStore } from '../store/types.ts';
+import type { RedisSessionStore } from '../store/index.ts';
+import { addToOwnerIndexes } from '../store/indexes.ts';
 import { MigrationExecutor, MigrationInterruptedError, type ExecutorOptions } from './executor.ts';
 import { evacuateWorkers } from './evacuate.ts';
 import { planEvacuate, type Plan } from './planner.ts';
@@ -116,6 +118,26 @@ describe('migration engine (integration)', function () {
     for (const owner of owners.values()) counts.set(owner!, (counts.get(owner!) ?? 0) + 1);
     for (const t of TARGETS) expect(counts.get(t)).to.be.within(600, 734);
     expect((await env.store.listWorkers(pool)).find((w) => w.worker === 'w0')!.draining).to.equal(true);
+  });
+
+  it('evacuates two sources whose owner indexes both name a session (a move stopped before its index step)', async () => {
+    const ofW0 = await createOwned(env.store, pool, 'w0', 30);
+    const ofW1 = await createOwned(env.store, pool, 'w1', 30);
+    // What a move from w1 to w0 leaves when it stops between its compare-and-swap and its index removal
+    // (an operator killed mid-batch): w1's index still names 10 of w0's sessions until the sweep's audit.
+    const core = (env.store as RedisSessionStore).core;
+    await Promise.all(
+      addToOwnerIndexes(
+        core,
+        pool,
+        ofW0.slice(0, 10).map((id) => ({ owner: 'w1', id })),
+      ),
+    );
+    const result = await evacuateWorkers(env.store, pool, ['w0', 'w1'], { ...options(), uid: uniqueName('ev-shared') });
+    expect(result.phase, result.reason).to.equal('Succeeded');
+    expect(result.moved).to.equal(60);
+    const records = await Promise.all([...ofW0, ...ofW1].map((id) => env.store.get(id, { pool, touch: false })));
+    expect(records.filter((r) => r?.owner !== 'w2' && r?.owner !== 'w3')).to.deep.equal([]);
   });
 
   it('a crash after batch k resumes from the journal and completes', async () => {

@@ -11,7 +11,8 @@ import { evictOnce, evictPods } from './eviction.ts';
 import { CONDITION_PODS_EVICTED, REASONS, currentPhase } from './phases.ts';
 import { ResolveError } from './resolve.ts';
 import { CONDITION_FORCED, FORCE_DRAIN_ANNOTATION, isForced, type RunnerDeps } from './runner-deps.ts';
-import { ensureDraining, evacuationSources, leftOnSources, markDraining } from './sources.ts';
+import { ensureDraining, evacuationSources, markDraining } from './sources.ts';
+import { leftOnSources } from '../../migration/source-sessions.ts';
 import { REMOVING_PODS, forceReleaseDone, podRemoval } from './steps.ts';
 
 /** Requeue at once: the next step follows from the status just written. */

@@ -5,6 +5,7 @@ import type { SessionMigration } from '../../api/index.ts';
 import { planEvacuate, planMigrate, planRebalance, summarize, PlanError, type Plan, type PlannedMove } from '../../migration/planner.ts';
 import type { SessionStore } from '../../store/types.ts';
 import { rebalanceWorkers, resolveSources, resolveTargets, ResolveError } from './resolve.ts';
+import { listSourceSessions } from '../../migration/source-sessions.ts';
 
 export interface PlanContext {
   migration: SessionMigration;
@@ -36,8 +37,7 @@ export async function buildPlan(ctx: PlanContext): Promise<BuiltPlan> {
   if (spec.type === 'Evacuate') {
     const sources = ctx.sources ? [...ctx.sources] : resolveSources(spec, ctx.pods);
     if (sources.length === 0) return { plan: emptyPlan('Evacuate'), sources };
-    const bySource = new Map<string, string[]>();
-    for (const source of sources) bySource.set(source, await ctx.store.listByOwner(ctx.pool, source));
+    const bySource = await listSourceSessions(ctx.store, ctx.pool, sources);
     const total = [...bySource.values()].reduce((s, ids) => s + ids.length, 0);
     if (total === 0) return { plan: emptyPlan('Evacuate'), sources };
     const targets = resolveTargets({
@@ -100,8 +100,8 @@ export async function buildPlan(ctx: PlanContext): Promise<BuiltPlan> {
   // Workers weighing 0 are emptied onto the others, within the same cap.
   let budget = Math.max(0, rebalance.maxMovesPerRound - balanced.summary.totalSessions);
   const bySource = new Map<string, string[]>();
-  for (const worker of emptied) {
-    const ids = (await ctx.store.listByOwner(ctx.pool, worker)).slice(0, budget);
+  for (const [worker, all] of await listSourceSessions(ctx.store, ctx.pool, emptied)) {
+    const ids = all.slice(0, budget);
     budget -= ids.length;
     if (ids.length > 0) bySource.set(worker, ids);
   }

@@ -20,7 +20,8 @@ import { REASONS, apiPlan, currentPhase, journalHeaderKey, roundUid } from './ph
 import { buildPlan } from './plan.ts';
 import { ResolveError } from './resolve.ts';
 import { isForced, type RunnerDeps } from './runner-deps.ts';
-import { evacuationSources, markDraining, leftOnSources } from './sources.ts';
+import { evacuationSources, markDraining } from './sources.ts';
+import { leftOnSources } from '../../migration/source-sessions.ts';
 import { afterRound, currentRound, earlierRounds, nextStepOf } from './steps.ts';
 
 export { CONDITION_FORCED, FORCE_DRAIN_ANNOTATION, isForced, type RunnerDeps } from './runner-deps.ts';

@@ -1,6 +1,6 @@
 // An Evacuate's source workers: which they are (from the spec or the status, so every step and
 // every round after an operator restart sees the same ones), their draining flag in the worker
-// registry, and how many sessions they still own.
+// registry, and how many sessions they still own (leftOnSources, shared with the engine's evacuate).
 import type { V1Pod } from '@kubernetes/client-node';
 import type { SessionMigration } from '../../api/index.ts';
 import type { Logger } from '../../observability/logger.ts';
@@ -58,16 +58,4 @@ export async function ensureDraining(
     }
     await sleep(pauseMs);
   }
-}
-
-/** Sessions still owned by a source (the owner index may name sessions that left it: only real owners count). */
-export async function leftOnSources(store: SessionStore, pool: string, sources: readonly string[]): Promise<number> {
-  let left = 0;
-  for (const source of sources) {
-    const ids = await store.listByOwner(pool, source);
-    if (ids.length === 0) continue;
-    const records = await Promise.all(ids.map((id) => store.get(id, { pool, touch: false }).catch(() => null)));
-    left += records.filter((r) => r?.owner === source).length;
-  }
-  return left;
 }
