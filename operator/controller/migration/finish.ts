@@ -36,8 +36,13 @@ export class Finisher {
     this.now = now;
   }
 
-  /** Every round done: an Evacuate's sources must be empty; their pods go next (unless kept); else Succeeded. */
-  async finish(ctx: StepContext): Promise<StepResult> {
+  /**
+   * Every round done: an Evacuate's sources must be empty; their pods go next (unless kept); else Succeeded.
+   * `again` plans another round, while rounds remain: a source told to drain after a round may still claim
+   * sessions until its next heartbeat reads the mark (up to heartbeatSeconds, 5 s), e.g. sessions that
+   * another source being evicted released; another round moves those instead of failing the evacuation.
+   */
+  async finish(ctx: StepContext, again?: () => Promise<StepResult>): Promise<StepResult> {
     const m = ctx.m;
     if (m.spec.type === 'Evacuate') {
       const ps = ctx.pool;
@@ -45,6 +50,10 @@ export class Finisher {
       await ensureDraining(ps.store, ps.pool, sources, this.log);
       const left = await leftOnSources(ps.store, ps.pool, sources);
       if (left > 0) {
+        if (again) {
+          this.log.info({ left, sources }, 'sessions claimed on the sources after the round: another round');
+          return again();
+        }
         await this.fail(ctx, undefined, { reason: REASONS.SessionsLeft, message: `${left} sessions still on ${sources.join(', ')}` });
         return {};
       }

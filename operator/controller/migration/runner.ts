@@ -22,7 +22,7 @@ import { ResolveError } from './resolve.ts';
 import { isForced, type RunnerDeps } from './runner-deps.ts';
 import { evacuationSources, markDraining } from './sources.ts';
 import { leftOnSources } from '../../migration/source-sessions.ts';
-import { afterRound, currentRound, earlierRounds, nextStepOf } from './steps.ts';
+import { MAX_ROUNDS, afterRound, currentRound, earlierRounds, nextStepOf } from './steps.ts';
 
 export { CONDITION_FORCED, FORCE_DRAIN_ANNOTATION, isForced, type RunnerDeps } from './runner-deps.ts';
 export { MAX_ROUNDS } from './steps.ts';
@@ -160,7 +160,7 @@ export class MigrationRunner {
       );
       return {};
     }
-    if (round > 0 && total === 0) return this.finisher.finish(ctx);
+    if (round > 0 && total === 0) return this.finish(ctx, round);
     const juid = roundUid(ctx.uid, round);
     const totals = await this.priorTotals(ctx, round);
     await ctx.to('Running', {
@@ -170,7 +170,7 @@ export class MigrationRunner {
       ...(round === 0 ? { plan: apiPlan(built.plan.summary) } : {}),
       progress: { moved: totals.moved, remaining: total, failed: totals.failed },
     });
-    if (total === 0) return this.finisher.finish(ctx);
+    if (total === 0) return this.finish(ctx, round);
     await this.executor(ctx).start({
       uid: juid,
       pool: ps.pool,
@@ -201,6 +201,11 @@ export class MigrationRunner {
     return AGAIN;
   }
 
+  /** The finish after `round`, which may plan one more round while rounds remain (Finisher.finish). */
+  private finish(ctx: StepContext, round: number): Promise<StepResult> {
+    return this.finisher.finish(ctx, round + 1 < MAX_ROUNDS ? () => this.plan(ctx, round + 1) : undefined);
+  }
+
   /** The round's journal ended: another round, the finish, or the end of the migration. */
   private async afterRound(ctx: StepContext, round: number, header: JournalHeader): Promise<StepResult> {
     const m = ctx.m;
@@ -217,7 +222,7 @@ export class MigrationRunner {
     const next = afterRound({ type: m.spec.type, round, header, ...(left !== undefined ? { left } : {}), remainingMs: ctx.remaining() });
     switch (next.kind) {
       case 'finish':
-        return this.finisher.finish(ctx);
+        return this.finish(ctx, round);
       case 'nextRound':
         if (header.phase !== 'Succeeded')
           ctx.event('Warning', 'Replanning', `round ${round} ended ${header.phase} (${header.reason}); re-planning onto the workers left`);
